@@ -1,0 +1,117 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("is required")]
+    Empty,
+    #[error("must be at most 64 characters")]
+    TooLong,
+    #[error("may only contain letters, digits, '.', '_' and '-'")]
+    InvalidChar,
+}
+
+/// The name an administrator logs in with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(input: &str) -> Result<Self, UsernameError> {
+        let name = input.trim();
+        if name.is_empty() {
+            return Err(UsernameError::Empty);
+        }
+        if name.chars().count() > 64 {
+            return Err(UsernameError::TooLong);
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(UsernameError::InvalidChar);
+        }
+        Ok(Username(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = UsernameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Username> for String {
+    fn from(u: Username) -> String {
+        u.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("must be at least {min} characters", min = Password::MIN_CHARS)]
+    TooShort,
+    #[error("must be at most 1024 characters")]
+    TooLong,
+}
+
+/// A new password as typed. `Debug` never shows it, so it cannot leak into logs.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 8;
+
+    /// Rules for a password being set. Logging in takes the raw text instead,
+    /// so a rule change never locks anyone out.
+    pub fn parse_new(input: &str) -> Result<Self, PasswordError> {
+        let n = input.chars().count();
+        if n < Self::MIN_CHARS {
+            Err(PasswordError::TooShort)
+        } else if n > 1024 {
+            Err(PasswordError::TooLong)
+        } else {
+            Ok(Password(input.to_owned()))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked() {
+        assert_eq!(Username::parse(" admin ").unwrap().as_str(), "admin");
+        assert_eq!(Username::parse(""), Err(UsernameError::Empty));
+        assert_eq!(Username::parse("a b"), Err(UsernameError::InvalidChar));
+        assert_eq!(Username::parse(&"a".repeat(65)), Err(UsernameError::TooLong));
+    }
+
+    #[test]
+    fn passwords_have_a_minimum_and_never_print() {
+        assert_eq!(Password::parse_new("short").unwrap_err(), PasswordError::TooShort);
+        let p = Password::parse_new("correct horse").unwrap();
+        assert_eq!(format!("{p:?}"), "Password(***)");
+        assert_eq!(p.expose(), "correct horse");
+    }
+}

@@ -1,0 +1,268 @@
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use berth_core::{AppName, AppStatus, ProjectName};
+use berth_docker::{ContainerSpec, PullProgress, RestartPolicy};
+use berth_store::apps::{self, App, DesiredState, NewApp};
+use futures_util::StreamExt;
+
+use crate::naming::{APP, INSTANCE, MANAGED, PROJECT};
+use crate::{DeployError, Engine, container_name, network_name};
+
+/// How long a container gets to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT_SECS: i32 = 10;
+/// Pull progress is written to the store at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+impl Engine {
+    /// Records the app and starts launching it in the background; the returned
+    /// app is `pending` and its status moves on as the launch proceeds.
+    pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
+        let app = apps::create(self.store(), project, &new).await?;
+        tracing::info!(project.name = %project, app.name = %app.name, app.image = %app.image, "app created");
+        self.spawn_launch(app.id);
+        Ok(app)
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<App>, DeployError> {
+        Ok(apps::list_all(self.store()).await?)
+    }
+
+    pub async fn list_apps_in_project(&self, project: &ProjectName) -> Result<Vec<App>, DeployError> {
+        Ok(apps::list_in_project(self.store(), project).await?)
+    }
+
+    pub async fn find_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+        Ok(apps::find(self.store(), project, name).await?)
+    }
+
+    pub async fn start_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let lock = self.app_lock(app.id);
+        let _guard = lock.lock().await;
+        apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
+        match self.current_container(&app).await? {
+            Some(id) => {
+                apps::set_status(self.store(), app.id, AppStatus::Starting, None).await?;
+                self.docker().start_container(&id).await?;
+                self.record_running(app.id, &id).await?;
+            }
+            None => self.launch_locked(app.id).await?,
+        }
+        tracing::info!(project.name = %project, app.name = %name, "app started");
+        Ok(apps::find_by_id(self.store(), app.id).await?)
+    }
+
+    pub async fn stop_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let lock = self.app_lock(app.id);
+        let _guard = lock.lock().await;
+        // Recorded first, so the `die` event that follows reads as a stop, not a crash.
+        apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
+        if let Some(id) = self.current_container(&app).await? {
+            self.docker().stop_container(&id, STOP_TIMEOUT_SECS).await?;
+        }
+        apps::set_status(self.store(), app.id, AppStatus::Stopped, None).await?;
+        tracing::info!(project.name = %project, app.name = %name, "app stopped");
+        Ok(apps::find_by_id(self.store(), app.id).await?)
+    }
+
+    pub async fn restart_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let lock = self.app_lock(app.id);
+        let _guard = lock.lock().await;
+        apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
+        match self.current_container(&app).await? {
+            Some(id) => {
+                apps::set_status(self.store(), app.id, AppStatus::Restarting, None).await?;
+                self.docker().restart_container(&id, STOP_TIMEOUT_SECS).await?;
+                self.record_running(app.id, &id).await?;
+            }
+            None => self.launch_locked(app.id).await?,
+        }
+        tracing::info!(project.name = %project, app.name = %name, "app restarted");
+        Ok(apps::find_by_id(self.store(), app.id).await?)
+    }
+
+    /// Removes the app's containers and the app; the project's network goes too
+    /// once no app is left in it.
+    pub async fn delete_app(&self, project: &ProjectName, name: &AppName) -> Result<(), DeployError> {
+        let app = self.find_app(project, name).await?;
+        let lock = self.app_lock(app.id);
+        let _guard = lock.lock().await;
+        apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
+        let labels = [(INSTANCE, self.instance_id()), (PROJECT, project.as_str()), (APP, name.as_str())];
+        for container in self.docker().list_containers(&labels).await? {
+            self.docker().remove_container(&container.id).await?;
+        }
+        apps::delete(self.store(), app.id).await?;
+        if apps::list_in_project(self.store(), project).await?.is_empty() {
+            self.docker().remove_network(&network_name(project)).await?;
+        }
+        tracing::info!(project.name = %project, app.name = %name, "app deleted");
+        Ok(())
+    }
+
+    /// The last `lines` lines the app's container wrote (empty when it has none).
+    pub async fn app_logs(&self, app: &App, lines: usize) -> Result<Vec<String>, DeployError> {
+        match &app.container_id {
+            Some(id) => match self.docker().logs_tail(id, lines).await {
+                Ok(logs) => Ok(logs),
+                Err(berth_docker::DockerError::NotFound(_)) => Ok(Vec::new()),
+                Err(err) => Err(err.into()),
+            },
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub(crate) fn spawn_launch(&self, app_id: i64) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let lock = engine.app_lock(app_id);
+            let _guard = lock.lock().await;
+            if let Err(err) = engine.launch_locked(app_id).await {
+                tracing::warn!(app.id = app_id, error = %err, "launch failed");
+            }
+        });
+    }
+
+    /// Brings the app's container up from scratch. Failures are recorded on
+    /// the app (status `failed` with Docker's message) as well as returned.
+    async fn launch_locked(&self, app_id: i64) -> Result<(), DeployError> {
+        let result = self.launch_steps(app_id).await;
+        if let Err(err) = &result {
+            let detail = match err {
+                DeployError::Docker(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            apps::set_status(self.store(), app_id, AppStatus::Failed, Some(&detail)).await?;
+        }
+        result
+    }
+
+    async fn launch_steps(&self, app_id: i64) -> Result<(), DeployError> {
+        let app = apps::find_by_id(self.store(), app_id).await?;
+        let docker = self.docker();
+        let network = network_name(&app.project);
+        let project_labels = BTreeMap::from([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (INSTANCE.to_owned(), self.instance_id().to_owned()),
+            (PROJECT.to_owned(), app.project.to_string()),
+        ]);
+        docker.ensure_network(&network, &project_labels).await?;
+
+        let image = app.image.to_pullable();
+        if !docker.image_exists(&image).await? {
+            apps::set_status(self.store(), app.id, AppStatus::Pulling, Some("starting the pull")).await?;
+            self.pull_with_progress(app.id, &image).await?;
+        }
+
+        apps::set_status(self.store(), app.id, AppStatus::Starting, None).await?;
+        let name = container_name(&app.project, &app.name);
+        // A container left over from an interrupted launch would block the name.
+        if let Some(stale) = docker.inspect_container(&name).await? {
+            docker.remove_container(&stale.id).await?;
+        }
+        let mut labels = project_labels;
+        labels.insert(APP.to_owned(), app.name.to_string());
+        let spec = ContainerSpec {
+            name,
+            image,
+            cmd: app.command.as_ref().map(|c| c.args().to_vec()),
+            env: Vec::new(),
+            labels,
+            network,
+            network_aliases: vec![app.name.to_string()],
+            container_port: app.container_port.get(),
+            restart: RestartPolicy::UnlessStopped,
+        };
+        let id = docker.create_container(&spec).await?;
+        apps::set_container(self.store(), app.id, Some(&id), None).await?;
+        docker.start_container(&id).await?;
+        self.record_running(app.id, &id).await?;
+        tracing::info!(project.name = %app.project, app.name = %app.name, container.id = %id, "app launched");
+        Ok(())
+    }
+
+    async fn pull_with_progress(&self, app_id: i64, image: &str) -> Result<(), DeployError> {
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut last_write = Instant::now() - PROGRESS_EVERY;
+        let mut stream = Box::pin(self.docker().pull_image(image));
+        while let Some(progress) = stream.next().await {
+            let progress = progress?;
+            if let (Some(id), Some(total)) = (&progress.id, progress.total) {
+                layers.insert(id.clone(), (progress.current.unwrap_or(0), total));
+            }
+            if last_write.elapsed() >= PROGRESS_EVERY {
+                last_write = Instant::now();
+                let detail = describe_pull(&progress, &layers);
+                apps::set_status(self.store(), app_id, AppStatus::Pulling, Some(&detail)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the published port of a started container and marks the app running.
+    pub(crate) async fn record_running(&self, app_id: i64, container_id: &str) -> Result<(), DeployError> {
+        let info = self.docker().inspect_container(container_id).await?;
+        let host_port = info.as_ref().and_then(|i| i.host_port);
+        apps::set_container(self.store(), app_id, Some(container_id), host_port).await?;
+        let running = info.is_some_and(|i| i.state == berth_docker::ContainerState::Running);
+        if running {
+            apps::set_status(self.store(), app_id, AppStatus::Running, None).await?;
+        }
+        Ok(())
+    }
+
+    /// The app's container id, if it still exists.
+    async fn current_container(&self, app: &App) -> Result<Option<String>, DeployError> {
+        let name = container_name(&app.project, &app.name);
+        let by_id = match &app.container_id {
+            Some(id) => self.docker().inspect_container(id).await?,
+            None => None,
+        };
+        let found = match by_id {
+            Some(info) => Some(info),
+            None => self.docker().inspect_container(&name).await?,
+        };
+        Ok(found.map(|info| info.id))
+    }
+}
+
+fn describe_pull(progress: &PullProgress, layers: &HashMap<String, (u64, u64)>) -> String {
+    let (current, total) = layers.values().fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+    if total > 0 {
+        format!(
+            "{}: {} of {} in {} layers",
+            progress.status,
+            human_bytes(current),
+            human_bytes(total),
+            layers.len()
+        )
+    } else {
+        progress.status.clone()
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_like_docker_prints_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_300_000), "12.3 MB");
+        assert_eq!(human_bytes(2_000_000_000), "2.0 GB");
+    }
+}

@@ -1,0 +1,106 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod apps;
+mod error;
+mod naming;
+mod projects;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_docker::{DockerClient, EngineInfo};
+use berth_store::Store;
+
+pub use error::DeployError;
+pub use apps::human_bytes;
+pub use naming::{container_name, network_name};
+
+/// The service layer: one per process, cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    docker: DockerClient,
+    instance_id: String,
+    /// One action at a time per app, so a restart cannot interleave with a delete.
+    app_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last engine status and when it was read: pages ask often, Docker need not answer each time.
+    engine_status: tokio::sync::Mutex<Option<(Instant, EngineStatus)>>,
+}
+
+/// How long an engine status read from Docker is shown before it is read again.
+const ENGINE_STATUS_TTL: Duration = Duration::from_secs(3);
+
+/// The Docker engine as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub enum EngineStatus {
+    Available(EngineInfo),
+    Unavailable {
+        /// What berth tried, e.g. `unix:///var/run/docker.sock`.
+        target: String,
+        error: String,
+        hint: Option<String>,
+    },
+}
+
+impl Engine {
+    pub async fn new(store: Store, docker: DockerClient) -> Result<Engine, DeployError> {
+        let instance_id = berth_store::settings::instance_id(&store).await?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                docker,
+                instance_id,
+                app_locks: Mutex::new(HashMap::new()),
+                engine_status: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn docker(&self) -> &DockerClient {
+        &self.inner.docker
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The engine's status, read from Docker at most every few seconds.
+    pub async fn engine_status(&self) -> EngineStatus {
+        let mut cached = self.inner.engine_status.lock().await;
+        if let Some((at, status)) = cached.as_ref()
+            && at.elapsed() < ENGINE_STATUS_TTL
+        {
+            return status.clone();
+        }
+        let status = self.read_engine_status().await;
+        *cached = Some((Instant::now(), status.clone()));
+        status
+    }
+
+    async fn read_engine_status(&self) -> EngineStatus {
+        match self.docker().engine_info().await {
+            Ok(info) => EngineStatus::Available(info),
+            Err(err) => EngineStatus::Unavailable {
+                target: self.docker().target().to_owned(),
+                error: err.to_string(),
+                hint: err.hint(),
+            },
+        }
+    }
+
+    fn app_lock(&self, app_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.app_locks.lock().expect("app lock map poisoned");
+        locks.entry(app_id).or_default().clone()
+    }
+}

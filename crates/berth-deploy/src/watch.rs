@@ -1,0 +1,153 @@
+//! Keeps app status in step with Docker: a reconcile pass whenever the event
+//! stream (re)connects, then one update per container event.
+
+use std::future::Future;
+use std::time::Duration;
+
+use berth_core::{AppName, AppStatus, ProjectName};
+use berth_docker::{ContainerEvent, ContainerInfo, ContainerState};
+use berth_store::apps::{self, App, DesiredState};
+use futures_util::StreamExt;
+
+use crate::naming::{APP, INSTANCE, MANAGED, PROJECT};
+use crate::{DeployError, Engine};
+
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+impl Engine {
+    /// Runs until `shutdown` completes. Survives Docker going away and coming back.
+    pub async fn watch_docker(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                result = self.watch_once() => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "docker event stream ended; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
+            }
+        }
+    }
+
+    async fn watch_once(&self) -> Result<(), DeployError> {
+        self.docker().ping().await?;
+        let instance = self.instance_id().to_owned();
+        let labels = [(MANAGED, "true"), (INSTANCE, instance.as_str())];
+        // Subscribe before reconciling so no event falls between the two.
+        let mut events = Box::pin(self.docker().container_events(&labels));
+        self.reconcile().await?;
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if let Err(err) = self.apply_event(&event).await {
+                tracing::warn!(container.id = %event.container_id, error = %err, "could not apply a docker event");
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every app's status in line with its container, relaunches apps
+    /// whose launch berth did not finish, and removes this installation's
+    /// containers that no app owns.
+    pub async fn reconcile(&self) -> Result<(), DeployError> {
+        let instance = self.instance_id().to_owned();
+        let containers = self.docker().list_containers(&[(MANAGED, "true"), (INSTANCE, instance.as_str())]).await?;
+        let apps = apps::list_all(self.store()).await?;
+        for container in &containers {
+            let owned = apps.iter().any(|app| owns(app, container));
+            if !owned {
+                tracing::info!(container.name = %container.name, "removing a container no app owns");
+                self.docker().remove_container(&container.id).await?;
+            }
+        }
+        for app in apps {
+            let container = containers.iter().find(|c| owns(&app, c));
+            match container {
+                Some(c) => self.apply_state(&app, c).await?,
+                None if app.desired_state == DesiredState::Running && app.status != AppStatus::Failed => {
+                    tracing::info!(project.name = %app.project, app.name = %app.name, "relaunching an app without a container");
+                    self.spawn_launch(app.id);
+                }
+                None => {
+                    if app.container_id.is_some() {
+                        apps::set_container(self.store(), app.id, None, None).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_state(&self, app: &App, container: &ContainerInfo) -> Result<(), DeployError> {
+        if app.container_id.as_deref() != Some(container.id.as_str()) || app.host_port != container.host_port {
+            apps::set_container(self.store(), app.id, Some(&container.id), container.host_port).await?;
+        }
+        let (status, detail) = match container.state {
+            ContainerState::Running => (AppStatus::Running, None),
+            ContainerState::Restarting => (AppStatus::Restarting, exit_detail(container.exit_code)),
+            ContainerState::Created if app.status.is_transitional() => return Ok(()),
+            _ if app.desired_state == DesiredState::Stopped => (AppStatus::Stopped, None),
+            _ => (AppStatus::Crashed, exit_detail(container.exit_code)),
+        };
+        if app.status != status || app.status_detail != detail {
+            apps::set_status(self.store(), app.id, status, detail.as_deref()).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_event(&self, event: &ContainerEvent) -> Result<(), DeployError> {
+        let (Some(project), Some(name)) = (event.labels.get(PROJECT), event.labels.get(APP)) else {
+            return Ok(());
+        };
+        let (Ok(project), Ok(name)) = (ProjectName::parse(project), AppName::parse(name)) else {
+            return Ok(());
+        };
+        let app = match apps::find(self.store(), &project, &name).await {
+            Ok(app) => app,
+            Err(berth_store::StoreError::NotFound { .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let action = event.action.split(':').next().unwrap_or_default();
+        tracing::debug!(project.name = %project, app.name = %name, docker.action = %event.action, "container event");
+        match action {
+            "start" | "die" | "stop" | "restart" | "pause" | "unpause" | "oom" => {
+                match self.docker().inspect_container(&event.container_id).await? {
+                    Some(info) => {
+                        let mut app = app;
+                        if action == "oom" {
+                            app.status_detail = Some("killed: out of memory".to_owned());
+                        }
+                        // A restart berth asked for passes through `die`; its own code records the result.
+                        if app.status == AppStatus::Restarting && action == "die" {
+                            return Ok(());
+                        }
+                        self.apply_state(&app, &info).await
+                    }
+                    None => Ok(()),
+                }
+            }
+            "destroy" if app.container_id.as_deref() == Some(event.container_id.as_str()) => {
+                apps::set_container(self.store(), app.id, None, None).await?;
+                if app.desired_state == DesiredState::Running && !app.status.is_transitional() {
+                    apps::set_status(self.store(), app.id, AppStatus::Stopped, Some("its container was removed outside berth"))
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn owns(app: &App, container: &ContainerInfo) -> bool {
+    container.labels.get(PROJECT).map(String::as_str) == Some(app.project.as_str())
+        && container.labels.get(APP).map(String::as_str) == Some(app.name.as_str())
+}
+
+fn exit_detail(code: Option<i64>) -> Option<String> {
+    code.map(|c| format!("exited with code {c}"))
+}

@@ -1,0 +1,584 @@
+//! Containers: create from a [`ContainerSpec`], start, stop, restart, remove,
+//! inspect, list by label, read the tail of the logs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding, PortMap, RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::client::label_filters;
+use crate::{DockerClient, DockerError};
+
+/// Published ports are bound on this address only: the edge proxy is the
+/// only public door.
+const PUBLISH_HOST_IP: &str = "127.0.0.1";
+
+/// Docker's "never" timestamp.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// What to run. [`DockerClient::create_container`] turns it into a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Container name; empty lets Docker pick one.
+    pub name: String,
+    /// Image reference, which must already be present (see [`DockerClient::pull_image`]).
+    pub image: String,
+    /// Overrides the image's `CMD` when `Some` (an argument array, never a shell string).
+    pub cmd: Option<Vec<String>>,
+    /// Environment variables. Values may be secrets: never logged.
+    pub env: Vec<(String, String)>,
+    /// Labels (`berth.managed`, `berth.app`, …).
+    pub labels: BTreeMap<String, String>,
+    /// Network to attach to; empty means Docker's default bridge.
+    pub network: String,
+    /// DNS names for the container on `network`.
+    pub network_aliases: Vec<String>,
+    /// TCP port the app listens on, published on `127.0.0.1` at a port Docker
+    /// picks. `0` publishes nothing (databases, workers).
+    pub container_port: u16,
+    /// What Docker does when the container exits.
+    pub restart: RestartPolicy,
+}
+
+/// Docker's restart policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RestartPolicy {
+    /// Never restart (Docker's default).
+    #[default]
+    No,
+    /// Restart unless stopped on purpose, including after a daemon restart.
+    UnlessStopped,
+    /// Restart after a non-zero exit, without limit.
+    OnFailure,
+    /// Always restart.
+    Always,
+}
+
+impl RestartPolicy {
+    /// Docker's name for the policy (`no`, `unless-stopped`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+
+    fn to_bollard(self) -> BollardRestartPolicy {
+        let name = match self {
+            RestartPolicy::No => RestartPolicyNameEnum::NO,
+            RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+            RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+            RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+        };
+        BollardRestartPolicy {
+            name: Some(name),
+            maximum_retry_count: None,
+        }
+    }
+}
+
+/// A container as berth sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Full container ID.
+    pub id: String,
+    /// Name, without Docker's leading slash.
+    pub name: String,
+    /// The image reference the container was created from (as given, not the ID).
+    pub image: String,
+    /// The container's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Current state.
+    pub state: ContainerState,
+    /// Exit code of the last run, for exited, dead and restarting containers.
+    pub exit_code: Option<i64>,
+    /// Host port (on 127.0.0.1) published for the lowest-numbered exposed TCP
+    /// port that has one.
+    pub host_port: Option<u16>,
+    /// RFC 3339 time of the last start; `None` if never started.
+    pub started_at: Option<String>,
+    /// RFC 3339 time of the last exit; `None` if it never exited.
+    pub finished_at: Option<String>,
+    /// How often Docker restarted it by its restart policy.
+    pub restart_count: Option<i64>,
+}
+
+/// Docker's container states.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Being restarted by its restart policy.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Exited.
+    Exited,
+    /// Dead (failed to stop or remove).
+    Dead,
+    /// A state this version of berth does not know.
+    Unknown(String),
+}
+
+impl ContainerState {
+    /// Docker's lower-case name for the state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown(s) => s,
+        }
+    }
+
+    /// Parses Docker's name for a state; anything else is `Unknown`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            other => ContainerState::Unknown(other.to_owned()),
+        }
+    }
+
+    /// True for `Running` (a paused or restarting container is not serving).
+    pub fn is_running(&self) -> bool {
+        matches!(self, ContainerState::Running)
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl DockerClient {
+    /// Creates (does not start) a container; returns its ID.
+    ///
+    /// Publishes `container_port/tcp` on 127.0.0.1 only, at a host port Docker
+    /// picks; attaches to `network` with the aliases; sets the restart policy.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let docker = self.docker().await?;
+        let mut options = CreateContainerOptionsBuilder::new();
+        if !spec.name.is_empty() {
+            options = options.name(&spec.name);
+        }
+        let response = docker
+            .create_container(Some(options.build()), create_body(spec))
+            .await
+            .map_err(|e| self.err(e))?;
+        for warning in response.warnings.iter().filter(|w| !w.is_empty()) {
+            tracing::warn!(container.name = %spec.name, "Docker: {warning}");
+        }
+        tracing::info!(
+            container.name = %spec.name,
+            container.id = %response.id,
+            container.image = %spec.image,
+            "created container"
+        );
+        Ok(response.id)
+    }
+
+    /// Starts a created or stopped container; Ok if it is already running.
+    pub async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stops a container: SIGTERM (or the image's stop signal), then SIGKILL
+    /// after `timeout_secs`. Ok if it is already stopped.
+    pub async fn stop_container(&self, id: &str, timeout_secs: i32) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        let options = StopContainerOptionsBuilder::new().t(timeout_secs).build();
+        docker
+            .clone()
+            .with_timeout(waiting_for(timeout_secs))
+            .stop_container(id, Some(options))
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Restarts a container, giving it `timeout_secs` to stop.
+    pub async fn restart_container(&self, id: &str, timeout_secs: i32) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        let options = RestartContainerOptionsBuilder::new()
+            .t(timeout_secs)
+            .build();
+        docker
+            .clone()
+            .with_timeout(waiting_for(timeout_secs))
+            .restart_container(id, Some(options))
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Removes a container, killing it if it runs, with its anonymous
+    /// volumes. Ok if it is already gone (or being removed).
+    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(|e| self.err(e))
+        {
+            Ok(()) => {
+                tracing::info!(container.id = id, "removed container");
+                Ok(())
+            }
+            Err(DockerError::NotFound(_)) => Ok(()),
+            Err(DockerError::Conflict(m)) if m.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The container with this ID or name, or `None` when there is none.
+    pub async fn inspect_container(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<ContainerInfo>, DockerError> {
+        if id_or_name.is_empty() {
+            return Ok(None);
+        }
+        let docker = self.docker().await?;
+        match docker.inspect_container(id_or_name, None).await {
+            Ok(response) => Ok(Some(container_info(response))),
+            Err(e) => match self.err(e) {
+                DockerError::NotFound(_) => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// All containers (running or not) carrying all the given labels (an
+    /// empty value matches any value of that key), newest first.
+    pub async fn list_containers(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
+        let docker = self.docker().await?;
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filters(labels))
+            .build();
+        let summaries = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.err(e))?;
+        // The list lacks exit codes and times: inspect each (a container may
+        // vanish in between; it is then left out).
+        let infos: Vec<Option<ContainerInfo>> = stream::iter(summaries)
+            .filter_map(|s| async move { s.id })
+            .map(|id| async move { self.inspect_container(&id).await })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(infos.into_iter().flatten().collect())
+    }
+
+    /// The last `lines` lines of stdout and stderr, oldest first, without
+    /// timestamps.
+    pub async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, DockerError> {
+        if lines == 0 {
+            return Ok(Vec::new());
+        }
+        let docker = self.docker().await?;
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(false)
+            .tail(&lines.to_string())
+            .build();
+        let mut frames = docker.logs(id, Some(options));
+        let mut splitter = LineSplitter::default();
+        while let Some(frame) = frames.next().await {
+            splitter.push(frame.map_err(|e| self.err(e))?);
+        }
+        let mut out = splitter.finish();
+        if out.len() > lines {
+            out.drain(..out.len() - lines);
+        }
+        Ok(out)
+    }
+}
+
+/// How long to wait for a stop or restart that may take `timeout_secs`.
+fn waiting_for(timeout_secs: i32) -> Duration {
+    let secs = u64::try_from(timeout_secs.max(0)).unwrap_or(0);
+    Duration::from_secs(secs + 30)
+}
+
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut host_config = HostConfig {
+        restart_policy: Some(spec.restart.to_bollard()),
+        ..Default::default()
+    };
+    let mut exposed_ports = None;
+    if spec.container_port != 0 {
+        let key = format!("{}/tcp", spec.container_port);
+        let binding = PortBinding {
+            host_ip: Some(PUBLISH_HOST_IP.to_owned()),
+            host_port: Some(String::new()),
+        };
+        host_config.port_bindings = Some(PortMap::from([(key.clone(), Some(vec![binding]))]));
+        exposed_ports = Some(vec![key]);
+    }
+    let mut networking_config = None;
+    if !spec.network.is_empty() {
+        host_config.network_mode = Some(spec.network.clone());
+        let endpoint = EndpointSettings {
+            aliases: (!spec.network_aliases.is_empty()).then(|| spec.network_aliases.clone()),
+            ..Default::default()
+        };
+        networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
+        });
+    }
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.cmd.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        exposed_ports,
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
+    let config = c.config.unwrap_or_default();
+    let state = c.state.unwrap_or_default();
+    let status = state
+        .status
+        .map(|s| ContainerState::parse(s.as_ref()))
+        .unwrap_or_else(|| ContainerState::Unknown(String::new()));
+    let exit_code = match status {
+        ContainerState::Exited | ContainerState::Dead | ContainerState::Restarting => {
+            state.exit_code
+        }
+        _ => None,
+    };
+    let host_port = c
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|ports| published_port(&ports));
+    let time = |t: Option<String>| t.filter(|t| !t.is_empty() && t != ZERO_TIME);
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default(),
+        image: config.image.or(c.image).unwrap_or_default(),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        state: status,
+        exit_code,
+        host_port,
+        started_at: time(state.started_at),
+        finished_at: time(state.finished_at),
+        restart_count: c.restart_count,
+    }
+}
+
+/// The host port bound for the lowest exposed TCP port, preferring a binding
+/// on 127.0.0.1 over one on all addresses.
+fn published_port(ports: &PortMap) -> Option<u16> {
+    let mut tcp: Vec<(u16, &Vec<PortBinding>)> = ports
+        .iter()
+        .filter_map(|(key, bindings)| {
+            let port = key.strip_suffix("/tcp")?.parse().ok()?;
+            Some((port, bindings.as_ref()?))
+        })
+        .collect();
+    tcp.sort_by_key(|(port, _)| *port);
+    tcp.into_iter().find_map(|(_, bindings)| {
+        let port_on = |ips: &[&str]| {
+            bindings.iter().find_map(|b| {
+                let ip = b.host_ip.as_deref().unwrap_or("");
+                if ips.contains(&ip) {
+                    b.host_port.as_deref()?.parse::<u16>().ok()
+                } else {
+                    None
+                }
+            })
+        };
+        port_on(&[PUBLISH_HOST_IP]).or_else(|| port_on(&["0.0.0.0", "", "::"]))
+    })
+}
+
+/// Reassembles log lines from Docker's frames, which may split or join lines,
+/// keeping stdout and stderr apart so their partial lines do not mix.
+#[derive(Default)]
+struct LineSplitter {
+    partial: [Vec<u8>; 2],
+    lines: Vec<String>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, frame: LogOutput) {
+        let (slot, bytes) = match frame {
+            LogOutput::StdErr { message } => (1, message),
+            LogOutput::StdOut { message }
+            | LogOutput::Console { message }
+            | LogOutput::StdIn { message } => (0, message),
+        };
+        let buf = &mut self.partial[slot];
+        buf.extend_from_slice(&bytes);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            self.lines.push(clean_line(&line));
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        for buf in &mut self.partial {
+            if !buf.is_empty() {
+                self.lines.push(clean_line(buf));
+                buf.clear();
+            }
+        }
+        self.lines
+    }
+}
+
+fn clean_line(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn create_body_publishes_only_on_loopback() {
+        let spec = ContainerSpec {
+            name: "web-1".into(),
+            image: "berth-test/web:latest".into(),
+            env: vec![("A".into(), "b=c".into())],
+            network: "berth-p".into(),
+            network_aliases: vec!["web".into()],
+            container_port: 8080,
+            restart: RestartPolicy::UnlessStopped,
+            ..Default::default()
+        };
+        let body = serde_json::to_value(create_body(&spec)).unwrap();
+        assert_eq!(
+            body["HostConfig"]["PortBindings"]["8080/tcp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": ""}])
+        );
+        assert_eq!(body["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+        assert_eq!(body["Env"], serde_json::json!(["A=b=c"]));
+        assert_eq!(
+            body["HostConfig"]["RestartPolicy"]["Name"],
+            "unless-stopped"
+        );
+        assert_eq!(body["HostConfig"]["NetworkMode"], "berth-p");
+        assert_eq!(
+            body["NetworkingConfig"]["EndpointsConfig"]["berth-p"]["Aliases"],
+            serde_json::json!(["web"])
+        );
+        assert!(body.get("Cmd").is_none());
+    }
+
+    #[test]
+    fn port_zero_publishes_nothing() {
+        let body = serde_json::to_value(create_body(&ContainerSpec::default())).unwrap();
+        assert!(body["HostConfig"].get("PortBindings").is_none());
+        assert!(body.get("ExposedPorts").is_none());
+        assert!(body.get("NetworkingConfig").is_none());
+    }
+
+    #[test]
+    fn published_port_prefers_the_lowest_loopback_tcp_port() {
+        let b = |ip: &str, port: &str| PortBinding {
+            host_ip: Some(ip.into()),
+            host_port: Some(port.into()),
+        };
+        let ports = PortMap::from([
+            ("9000/tcp".into(), Some(vec![b("127.0.0.1", "40001")])),
+            ("53/udp".into(), Some(vec![b("127.0.0.1", "40002")])),
+            (
+                "8080/tcp".into(),
+                Some(vec![b("0.0.0.0", "40003"), b("127.0.0.1", "40004")]),
+            ),
+            ("80/tcp".into(), None),
+        ]);
+        assert_eq!(published_port(&ports), Some(40004));
+        assert_eq!(published_port(&PortMap::new()), None);
+    }
+
+    #[test]
+    fn log_lines_are_reassembled_per_stream() {
+        let out = |s: &'static str| LogOutput::StdOut {
+            message: Bytes::from(s),
+        };
+        let err = |s: &'static str| LogOutput::StdErr {
+            message: Bytes::from(s),
+        };
+        let mut splitter = LineSplitter::default();
+        for frame in [
+            out("a\nb"),
+            err("x\r\n"),
+            out("c\n"),
+            out("d\ne\n"),
+            err("tail"),
+        ] {
+            splitter.push(frame);
+        }
+        assert_eq!(splitter.finish(), vec!["a", "x", "bc", "d", "e", "tail"]);
+    }
+
+    #[test]
+    fn container_states_round_trip() {
+        for s in [
+            "created",
+            "running",
+            "paused",
+            "restarting",
+            "removing",
+            "exited",
+            "dead",
+        ] {
+            assert_eq!(ContainerState::parse(s).as_str(), s);
+        }
+        assert_eq!(
+            ContainerState::parse("stopping"),
+            ContainerState::Unknown("stopping".into())
+        );
+    }
+}

@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Where the engine is, lazy connection and API version negotiation.
+mod client;
+/// Create, start, stop, inspect, list containers; read their logs.
+mod containers;
+/// The one error enum and the mapping from bollard's errors.
+mod error;
+/// Container events, filtered by label.
+mod events;
+/// Pull, build, inspect and remove images.
+mod images;
+/// Per-project bridge networks.
+mod networks;
+/// Engine version, counts and disk usage.
+mod system;
+
+pub use client::{DEFAULT_DOCKER_HOST, DockerClient};
+pub use containers::{ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
+pub use error::DockerError;
+pub use events::ContainerEvent;
+pub use images::{BuildProgress, BuildSpec, PullProgress};
+pub use networks::NetworkInfo;
+pub use system::{DiskUsage, EngineInfo};

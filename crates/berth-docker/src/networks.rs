@@ -1,0 +1,117 @@
+//! Bridge networks: one per project, so containers reach each other by alias
+//! and nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{Network, NetworkCreateRequest};
+use bollard::query_parameters::ListNetworksOptionsBuilder;
+
+use crate::client::label_filters;
+use crate::{DockerClient, DockerError};
+
+/// A Docker network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// Full network ID.
+    pub id: String,
+    /// Network name.
+    pub name: String,
+    /// The network's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<Network> for NetworkInfo {
+    fn from(n: Network) -> Self {
+        NetworkInfo {
+            id: n.id.unwrap_or_default(),
+            name: n.name.unwrap_or_default(),
+            labels: n.labels.unwrap_or_default().into_iter().collect(),
+        }
+    }
+}
+
+impl DockerClient {
+    /// Creates the bridge network `name` with `labels` unless a network of
+    /// that name exists already (whatever its labels).
+    pub async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), DockerError> {
+        // Older engines do not refuse a second network with the same name, so
+        // look first, and never look-then-create twice at once.
+        let _guard = self.network_lock().lock().await;
+        if !self.networks_named(name).await?.is_empty() {
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let docker = self.docker().await?;
+        match docker
+            .create_network(request)
+            .await
+            .map_err(|e| self.err(e))
+        {
+            Ok(_) => {
+                tracing::info!(network.name = name, "created network");
+                Ok(())
+            }
+            Err(DockerError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes every network called `name`; Ok when there is none. Fails while
+    /// containers are still attached.
+    pub async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        for network in self.networks_named(name).await? {
+            match docker
+                .remove_network(&network.id)
+                .await
+                .map_err(|e| self.err(e))
+            {
+                Ok(()) => tracing::info!(network.name = name, "removed network"),
+                Err(DockerError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Networks carrying all the given labels (an empty value matches any
+    /// value of that key); every network when `labels` is empty.
+    pub async fn list_networks(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<NetworkInfo>, DockerError> {
+        self.query_networks(label_filters(labels)).await
+    }
+
+    /// Networks whose name is exactly `name` (Docker's filter matches substrings).
+    async fn networks_named(&self, name: &str) -> Result<Vec<NetworkInfo>, DockerError> {
+        let filters = HashMap::from([("name".to_owned(), vec![name.to_owned()])]);
+        let mut networks = self.query_networks(filters).await?;
+        networks.retain(|n| n.name == name);
+        Ok(networks)
+    }
+
+    async fn query_networks(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<NetworkInfo>, DockerError> {
+        let docker = self.docker().await?;
+        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let networks = docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut networks: Vec<NetworkInfo> = networks.into_iter().map(NetworkInfo::from).collect();
+        networks.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Ok(networks)
+    }
+}

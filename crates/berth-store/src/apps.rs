@@ -1,0 +1,184 @@
+use berth_core::{AppName, AppStatus, Command, ImageRef, Port, ProjectName};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{now, Store, StoreError};
+
+/// What the user asked for when creating an app from an image.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub name: AppName,
+    pub image: ImageRef,
+    pub container_port: Port,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+impl DesiredState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DesiredState::Running => "running",
+            DesiredState::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: i64,
+    pub project: ProjectName,
+    pub name: AppName,
+    pub image: ImageRef,
+    pub container_port: Port,
+    pub command: Option<Command>,
+    pub desired_state: DesiredState,
+    pub status: AppStatus,
+    /// Progress, an error from Docker, or an exit code: shown beside the status.
+    pub status_detail: Option<String>,
+    pub container_id: Option<String>,
+    /// The port published on 127.0.0.1 for the current container.
+    pub host_port: Option<u16>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SELECT: &str = "SELECT a.id, p.name AS project, a.name, a.image, a.container_port, a.command,
+    a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.created_at, a.updated_at
+    FROM apps a JOIN projects p ON p.id = a.project_id";
+
+fn from_row(r: &SqliteRow) -> Result<App, StoreError> {
+    let text = |col: &str| -> String { r.get(col) };
+    let command: Option<String> = r.get("command");
+    let command = command
+        .map(|json| {
+            let args: Vec<String> = serde_json_args(&json)?;
+            Command::try_from(args).map_err(|e| StoreError::corrupt("command", e))
+        })
+        .transpose()?;
+    let port: i64 = r.get("container_port");
+    let host_port: Option<i64> = r.get("host_port");
+    Ok(App {
+        id: r.get("id"),
+        project: ProjectName::parse(&text("project")).map_err(|e| StoreError::corrupt("project name", e))?,
+        name: AppName::parse(&text("name")).map_err(|e| StoreError::corrupt("app name", e))?,
+        image: ImageRef::parse(&text("image")).map_err(|e| StoreError::corrupt("image", e))?,
+        container_port: u32::try_from(port)
+            .ok()
+            .and_then(|p| Port::try_from(p).ok())
+            .ok_or_else(|| StoreError::corrupt("port", port))?,
+        command,
+        desired_state: if text("desired_state") == "stopped" { DesiredState::Stopped } else { DesiredState::Running },
+        status: AppStatus::parse(&text("status")).ok_or_else(|| StoreError::corrupt("status", text("status")))?,
+        status_detail: r.get("status_detail"),
+        container_id: r.get("container_id"),
+        host_port: host_port.and_then(|p| u16::try_from(p).ok()),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+/// Commands are stored as a JSON array of arguments.
+fn serde_json_args(json: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt("command", e))
+}
+
+fn command_json(command: &Option<Command>) -> Option<String> {
+    command.as_ref().map(|c| serde_json::to_string(c.args()).expect("a list of strings always serializes"))
+}
+
+pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Result<App, StoreError> {
+    let ts = now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO apps (project_id, name, image, container_port, command, status, created_at, updated_at)
+         SELECT p.id, ?, ?, ?, ?, ?, ?, ? FROM projects p WHERE p.name = ? RETURNING id",
+    )
+    .bind(app.name.as_str())
+    .bind(app.image.as_str())
+    .bind(i64::from(app.container_port.get()))
+    .bind(command_json(&app.command))
+    .bind(AppStatus::Pending.as_str())
+    .bind(ts)
+    .bind(ts)
+    .bind(project.as_str())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(StoreError::on_unique("an app with that name in this project"))?
+    .ok_or(StoreError::NotFound { what: "project" })?;
+    find_by_id(store, id).await
+}
+
+pub async fn find_by_id(store: &Store, id: i64) -> Result<App, StoreError> {
+    let row = sqlx::query(&format!("{SELECT} WHERE a.id = ?"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "app" })?;
+    from_row(&row)
+}
+
+pub async fn find(store: &Store, project: &ProjectName, name: &AppName) -> Result<App, StoreError> {
+    let row = sqlx::query(&format!("{SELECT} WHERE p.name = ? AND a.name = ?"))
+        .bind(project.as_str())
+        .bind(name.as_str())
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "app" })?;
+    from_row(&row)
+}
+
+pub async fn list_all(store: &Store) -> Result<Vec<App>, StoreError> {
+    let rows = sqlx::query(&format!("{SELECT} ORDER BY p.name, a.name")).fetch_all(store.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn list_in_project(store: &Store, project: &ProjectName) -> Result<Vec<App>, StoreError> {
+    let rows = sqlx::query(&format!("{SELECT} WHERE p.name = ? ORDER BY a.name"))
+        .bind(project.as_str())
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn set_status(store: &Store, id: i64, status: AppStatus, detail: Option<&str>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE apps SET status = ?, status_detail = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_desired_state(store: &Store, id: i64, desired: DesiredState) -> Result<(), StoreError> {
+    sqlx::query("UPDATE apps SET desired_state = ?, updated_at = ? WHERE id = ?")
+        .bind(desired.as_str())
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Records the container now serving the app (or none).
+pub async fn set_container(store: &Store, id: i64, container_id: Option<&str>, host_port: Option<u16>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE apps SET container_id = ?, host_port = ?, updated_at = ? WHERE id = ?")
+        .bind(container_id)
+        .bind(host_port.map(i64::from))
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(store: &Store, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(store.pool()).await?;
+    Ok(())
+}
+

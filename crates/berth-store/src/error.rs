@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} already exists")]
+    AlreadyExists { what: &'static str },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("the project still has apps: delete them first")]
+    ProjectNotEmpty,
+    #[error("the database holds an invalid {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Turns a unique-constraint violation into `AlreadyExists`, anything else stays a database error.
+    pub(crate) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists { what },
+            _ => StoreError::Database(err),
+        }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+        StoreError::Corrupt { what, detail: detail.to_string() }
+    }
+}

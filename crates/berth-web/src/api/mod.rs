@@ -1,0 +1,63 @@
+//! `/api/v1`: the JSON API for scripts. Each handler calls the same engine
+//! function as its dashboard form. Described by `/api/v1/openapi.json`.
+
+pub mod apps;
+pub mod engine;
+pub mod projects;
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::WebError;
+use crate::error::{ApiError, ErrorBody};
+use crate::forms::FieldErrors;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "berth API", description = "Deploy and manage apps on a berth server. Authenticate with `Authorization: Bearer <token>` (create one with `berth token create --name NAME`)."),
+    paths(
+        engine::get_engine,
+        projects::list_projects, projects::create_project, projects::get_project, projects::delete_project,
+        apps::list_all_apps, apps::list_apps, apps::create_app, apps::get_app, apps::delete_app,
+        apps::start_app, apps::stop_app, apps::restart_app, apps::get_app_logs,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}
+
+/// A JSON body whose rejection (bad JSON, wrong type, too large) is a JSON error too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let mut errors = FieldErrors::default();
+                errors.add("body", rejection.body_text());
+                Err(ApiError(WebError::Invalid(errors)))
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Who is asking: browser sessions, API bearer tokens, CSRF and login throttling.
+
+pub mod csrf;
+pub mod rate_limit;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_store::{api_tokens, sessions, users};
+
+use crate::error::ApiError;
+use crate::{AppState, WebError};
+
+pub const SESSION_COOKIE: &str = "berth_session";
+
+/// The logged-in admin of a browser request (put there by `require_session`).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub username: String,
+    pub csrf_token: String,
+    /// The session cookie value, so logout can end exactly this session.
+    pub session_token: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<CurrentUser>().cloned().ok_or(WebError::Unauthorized)
+    }
+}
+
+/// Layer for dashboard routes: no valid session → to the login page (or to
+/// setup while no admin exists).
+pub async fn require_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
+        match sessions::find_user(state.engine.store(), &token).await {
+            Ok(Some(user)) => {
+                req.extensions_mut().insert(CurrentUser {
+                    username: user.username,
+                    csrf_token: user.csrf_token,
+                    session_token: token,
+                });
+                return next.run(req).await;
+            }
+            Ok(None) => {}
+            Err(err) => return WebError::from(err).into_response(),
+        }
+    }
+    match users::count(state.engine.store()).await {
+        Ok(0) => Redirect::to("/setup").into_response(),
+        Ok(_) => Redirect::to("/login").into_response(),
+        Err(err) => WebError::from(err).into_response(),
+    }
+}
+
+/// Layer for `/api/v1`: a valid `Authorization: Bearer` token or 401.
+pub async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = token {
+        match api_tokens::authenticate(state.engine.store(), token).await {
+            Ok(Some(_)) => return next.run(req).await,
+            Ok(None) => {}
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    }
+    let mut response = ApiError(WebError::Unauthorized).into_response();
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// A cookie's value from the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The request reached berth over HTTPS (directly later, or through a proxy that says so).
+pub fn is_https(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// A `Set-Cookie` header value: always HttpOnly and SameSite=Lax, Secure over HTTPS.
+pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_secs: i64) -> (axum::http::HeaderName, HeaderValue) {
+    let secure = if is_https(headers) { "; Secure" } else { "" };
+    let value = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
+    (SET_COOKIE, HeaderValue::from_str(&value).expect("cookie values are hex"))
+}

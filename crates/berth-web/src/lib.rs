@@ -1,0 +1,54 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod error;
+mod forms;
+mod pages;
+mod routes;
+mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use berth_deploy::Engine;
+use tokio::net::TcpListener;
+
+pub use auth::rate_limit::LoginLimiter;
+pub use error::WebError;
+pub use routes::{Access, RouteInfo, route_table};
+
+/// Largest request body berth accepts (forms and JSON).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) engine: Engine,
+    /// The one-time token that claims a fresh install; `None` once an admin exists.
+    pub(crate) setup_token: Arc<Mutex<Option<String>>>,
+    pub(crate) limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, setup_token: Option<String>) -> AppState {
+        AppState {
+            engine,
+            setup_token: Arc::new(Mutex::new(setup_token)),
+            limiter: Arc::new(LoginLimiter::default()),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    routes::build(state)
+}
+
+/// Serves the dashboard on an already bound listener until `shutdown` completes,
+/// then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

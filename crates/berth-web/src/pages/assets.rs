@@ -1,0 +1,17 @@
+//! Static assets, embedded so berth stays a single file.
+
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use crate::WebError;
+
+const STYLE_CSS: &str = include_str!("../../../../web/static/style.css");
+
+pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError> {
+    let (body, content_type) = match file.as_str() {
+        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
+        _ => return Err(WebError::NotFound("file")),
+    };
+    Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=3600")], body).into_response())
+}

@@ -1,0 +1,37 @@
+use axum::extract::State;
+use axum::response::Html;
+use berth_core::AppStatus;
+
+use crate::auth::CurrentUser;
+use crate::forms::FieldErrors;
+use crate::views::{AppRow, Chrome, DashboardPage, EngineView, ProjectRow, render};
+use crate::{AppState, WebError};
+
+pub async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Html<String>, WebError> {
+    let page = page(&state, &user, String::new(), FieldErrors::default()).await?;
+    Ok(render(&page))
+}
+
+/// The dashboard, also re-shown with the new-project form's input and errors.
+pub async fn page(state: &AppState, user: &CurrentUser, project_input: String, errors: FieldErrors) -> Result<DashboardPage, WebError> {
+    let engine = state.engine.engine_status().await;
+    let projects = state.engine.list_projects().await?;
+    let apps = state.engine.list_apps().await?;
+    let attention = apps
+        .iter()
+        .filter(|a| matches!(a.status, AppStatus::Crashed | AppStatus::Failed))
+        .map(AppRow::from)
+        .collect();
+    Ok(DashboardPage {
+        chrome: Chrome::from(user),
+        engine: EngineView::from(engine),
+        projects: projects
+            .into_iter()
+            .map(|p| ProjectRow { name: p.project.name.to_string(), app_count: p.app_count })
+            .collect(),
+        project_input,
+        errors,
+        app_count: apps.len(),
+        attention,
+    })
+}

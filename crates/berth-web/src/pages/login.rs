@@ -1,0 +1,73 @@
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_store::{passwords, sessions, users};
+
+use super::ClientIp;
+use crate::auth::csrf::{CsrfForm, PRE_SESSION_COOKIE, pre_session_token};
+use crate::auth::{CurrentUser, SESSION_COOKIE, set_cookie};
+use crate::views::{LoginPage, render};
+use crate::{AppState, WebError};
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    if users::count(state.engine.store()).await? == 0 {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    let (csrf, fresh) = pre_session_token(&headers);
+    let mut response = render(&LoginPage { csrf: csrf.clone(), username: String::new(), error: String::new() }).into_response();
+    if fresh {
+        let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<Response, WebError> {
+    let store = state.engine.store();
+    let again = |status: StatusCode, error: String| {
+        let (csrf, _) = pre_session_token(&headers);
+        (status, render(&LoginPage { csrf, username: form.username.clone(), error })).into_response()
+    };
+    if state.limiter.is_blocked(ip) {
+        tracing::warn!(client.ip = %ip, "login refused: too many failures");
+        return Ok(again(StatusCode::TOO_MANY_REQUESTS, WebError::TooManyAttempts.to_string()));
+    }
+    let found = users::find_for_login(store, form.username.trim()).await?;
+    // Verify against a dummy hash when the user is unknown, so timing does not tell.
+    let hash = found.as_ref().map_or(passwords::DUMMY_HASH, |(_, h)| h.as_str());
+    let valid = passwords::verify(&form.password, hash).await && found.is_some();
+    let Some((user, _)) = found.filter(|_| valid) else {
+        state.limiter.record_failure(ip);
+        tracing::info!(client.ip = %ip, "failed login");
+        return Ok(again(StatusCode::UNAUTHORIZED, "Wrong username or password.".to_owned()));
+    };
+    state.limiter.record_success(ip);
+    let session = sessions::create(store, user.id).await?;
+    tracing::info!(user.name = %user.username, "logged in");
+    let cookie = set_cookie(&headers, SESSION_COOKIE, &session.token, sessions::LIFETIME_SECS);
+    Ok(([cookie], Redirect::to("/")).into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    sessions::delete(state.engine.store(), &user.session_token).await?;
+    let cookie = set_cookie(&headers, SESSION_COOKIE, "", 0);
+    Ok(([cookie], Redirect::to("/login")).into_response())
+}

@@ -1,0 +1,72 @@
+//! Claiming a fresh install: the setup token printed at start plus the first admin account.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::{Password, Username};
+use berth_store::{passwords, sessions, users};
+use subtle::ConstantTimeEq;
+
+use crate::auth::csrf::{CsrfForm, PRE_SESSION_COOKIE, pre_session_token};
+use crate::auth::{SESSION_COOKIE, set_cookie};
+use crate::forms::FieldErrors;
+use crate::views::{SetupPage, render};
+use crate::{AppState, WebError};
+
+#[derive(serde::Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    if users::count(state.engine.store()).await? > 0 {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let (csrf, fresh) = pre_session_token(&headers);
+    let page = SetupPage { csrf: csrf.clone(), token: String::new(), username: String::new(), errors: FieldErrors::default() };
+    let mut response = render(&page).into_response();
+    if fresh {
+        let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+pub async fn submit(State(state): State<AppState>, headers: HeaderMap, CsrfForm(form): CsrfForm<SetupForm>) -> Result<Response, WebError> {
+    let store = state.engine.store();
+    if users::count(store).await? > 0 {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let mut errors = FieldErrors::default();
+    let expected = state.setup_token.lock().expect("setup token poisoned").clone();
+    let token_ok = expected.is_some_and(|t| bool::from(t.as_bytes().ct_eq(form.token.trim().as_bytes())));
+    if !token_ok {
+        errors.add("token", "does not match the token printed when berth started");
+    }
+    let username = errors.check("username", Username::parse(&form.username));
+    let password = errors.check("password", Password::parse_new(&form.password));
+    if form.password != form.password_confirm {
+        errors.add("password_confirm", "does not match the password");
+    }
+    let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
+        let (csrf, _) = pre_session_token(&headers);
+        let page = SetupPage { csrf, token: form.token, username: form.username, errors };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
+    };
+    let hash = passwords::hash(&password).await?;
+    let Some(user) = users::create_first(store, &username, &hash).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    *state.setup_token.lock().expect("setup token poisoned") = None;
+    tracing::info!(user.name = %user.username, "admin account created through setup");
+    let session = sessions::create(store, user.id).await?;
+    let cookie = set_cookie(&headers, SESSION_COOKIE, &session.token, sessions::LIFETIME_SECS);
+    Ok(([cookie], Redirect::to("/")).into_response())
+}

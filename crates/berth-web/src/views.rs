@@ -1,0 +1,187 @@
+//! Template structs (one per page) and the small view models they show.
+//! HTML comes only from askama templates in `web/templates`.
+
+use askama::Template;
+use axum::response::Html;
+use berth_deploy::EngineStatus;
+use berth_store::apps::App;
+
+use crate::forms::{AppInput, FieldErrors};
+
+/// Renders a page; a template error becomes a logged 500 rather than a panic.
+pub fn render(page: &impl Template) -> Html<String> {
+    match page.render() {
+        Ok(html) => Html(html),
+        Err(err) => {
+            tracing::error!(error = %err, "template failed to render");
+            Html("<!doctype html><title>berth</title><p>internal error".to_owned())
+        }
+    }
+}
+
+/// What every logged-in page knows: who is looking and the CSRF token for its forms.
+pub struct Chrome {
+    pub username: String,
+    pub csrf: String,
+}
+
+impl From<&crate::auth::CurrentUser> for Chrome {
+    fn from(user: &crate::auth::CurrentUser) -> Chrome {
+        Chrome { username: user.username.clone(), csrf: user.csrf_token.clone() }
+    }
+}
+
+/// One app as lists and the app page show it.
+pub struct AppRow {
+    pub project: String,
+    pub name: String,
+    pub image: String,
+    pub pinned: bool,
+    pub status: &'static str,
+    pub detail: String,
+    pub address: Option<String>,
+    pub transitional: bool,
+}
+
+impl From<&App> for AppRow {
+    fn from(app: &App) -> AppRow {
+        AppRow {
+            project: app.project.to_string(),
+            name: app.name.to_string(),
+            image: app.image.to_string(),
+            pinned: app.image.is_pinned(),
+            status: app.status.as_str(),
+            detail: app.status_detail.clone().unwrap_or_default(),
+            address: app.host_port.filter(|_| app.status == berth_core::AppStatus::Running).map(|p| format!("http://127.0.0.1:{p}")),
+            transitional: app.status.is_transitional(),
+        }
+    }
+}
+
+pub struct EngineView {
+    pub ok: bool,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub running: u64,
+    pub stopped: u64,
+    pub images: u64,
+    pub disk: Vec<(&'static str, String)>,
+    pub target: String,
+    pub error: String,
+    pub hint: String,
+}
+
+impl From<EngineStatus> for EngineView {
+    fn from(status: EngineStatus) -> EngineView {
+        match status {
+            EngineStatus::Available(info) => EngineView {
+                ok: true,
+                version: info.version,
+                api_version: info.api_version,
+                os: info.os,
+                running: info.containers_running,
+                stopped: info.containers_stopped + info.containers_paused,
+                images: info.images,
+                disk: info
+                    .disk
+                    .map(|d| {
+                        vec![
+                            ("images", berth_deploy::human_bytes(d.images_bytes)),
+                            ("containers", berth_deploy::human_bytes(d.containers_bytes)),
+                            ("volumes", berth_deploy::human_bytes(d.volumes_bytes)),
+                            ("build cache", berth_deploy::human_bytes(d.build_cache_bytes)),
+                        ]
+                    })
+                    .unwrap_or_default(),
+                target: String::new(),
+                error: String::new(),
+                hint: String::new(),
+            },
+            EngineStatus::Unavailable { target, error, hint } => EngineView {
+                ok: false,
+                version: String::new(),
+                api_version: String::new(),
+                os: String::new(),
+                running: 0,
+                stopped: 0,
+                images: 0,
+                disk: Vec::new(),
+                target,
+                error,
+                hint: hint.unwrap_or_default(),
+            },
+        }
+    }
+}
+
+pub struct ProjectRow {
+    pub name: String,
+    pub app_count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub csrf: String,
+    pub token: String,
+    pub username: String,
+    pub errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub username: String,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub chrome: Chrome,
+    pub engine: EngineView,
+    pub projects: Vec<ProjectRow>,
+    pub project_input: String,
+    pub errors: FieldErrors,
+    pub app_count: usize,
+    pub attention: Vec<AppRow>,
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+pub struct AppsPage {
+    pub chrome: Chrome,
+    pub apps: Vec<AppRow>,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+pub struct ProjectPage {
+    pub chrome: Chrome,
+    pub project: String,
+    pub apps: Vec<AppRow>,
+    pub input: AppInput,
+    pub errors: FieldErrors,
+    pub flash: String,
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+pub struct AppPage {
+    pub chrome: Chrome,
+    pub app: AppRow,
+    pub port: u16,
+    pub command: String,
+    pub logs: Vec<String>,
+    pub logs_error: String,
+    pub flash: String,
+}

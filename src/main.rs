@@ -1,0 +1,11 @@
+//! The `berth` binary: command line and wiring. Everything else lives in `crates/`.
+
+mod cli;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    cli::run(cli)
+}

@@ -13,7 +13,9 @@ use crate::cli::ServeArgs;
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"))
+        // bollard logs request bodies (container env, so secrets) at debug: never let it.
+        .add_directive("bollard=info".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -39,11 +41,12 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "berth {} is running", env!("CARGO_PKG_VERSION"))?;
-        writeln!(out, "dashboard: http://{addr}")?;
         if let Some(token) = &setup_token {
-            writeln!(out, "setup token: {token}")?;
             writeln!(out, "Open the dashboard and enter this token to create the admin account.")?;
+            writeln!(out, "setup token: {token}")?;
         }
+        // Last, so scripts can read up to this line and know they have everything.
+        writeln!(out, "dashboard: http://{addr}")?;
         out.flush()?;
     }
 

@@ -206,6 +206,7 @@ impl DockerClient {
 
     /// Starts a created or stopped container; Ok if it is already running.
     pub async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        container_ref(id)?;
         let docker = self.docker().await?;
         docker
             .start_container(id, None)
@@ -216,6 +217,7 @@ impl DockerClient {
     /// Stops a container: SIGTERM (or the image's stop signal), then SIGKILL
     /// after `timeout_secs`. Ok if it is already stopped.
     pub async fn stop_container(&self, id: &str, timeout_secs: i32) -> Result<(), DockerError> {
+        container_ref(id)?;
         let docker = self.docker().await?;
         let options = StopContainerOptionsBuilder::new().t(timeout_secs).build();
         docker
@@ -228,6 +230,7 @@ impl DockerClient {
 
     /// Restarts a container, giving it `timeout_secs` to stop.
     pub async fn restart_container(&self, id: &str, timeout_secs: i32) -> Result<(), DockerError> {
+        container_ref(id)?;
         let docker = self.docker().await?;
         let options = RestartContainerOptionsBuilder::new()
             .t(timeout_secs)
@@ -243,6 +246,9 @@ impl DockerClient {
     /// Removes a container, killing it if it runs, with its anonymous
     /// volumes. Ok if it is already gone (or being removed).
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        if container_ref(id).is_err() {
+            return Ok(());
+        }
         let docker = self.docker().await?;
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
@@ -268,7 +274,7 @@ impl DockerClient {
         &self,
         id_or_name: &str,
     ) -> Result<Option<ContainerInfo>, DockerError> {
-        if id_or_name.is_empty() {
+        if container_ref(id_or_name).is_err() {
             return Ok(None);
         }
         let docker = self.docker().await?;
@@ -310,6 +316,7 @@ impl DockerClient {
     /// The last `lines` lines of stdout and stderr, oldest first, without
     /// timestamps.
     pub async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, DockerError> {
+        container_ref(id)?;
         if lines == 0 {
             return Ok(Vec::new());
         }
@@ -330,6 +337,20 @@ impl DockerClient {
             out.drain(..out.len() - lines);
         }
         Ok(out)
+    }
+}
+
+/// Container IDs and names are `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; anything else
+/// cannot exist, and must not reach a URL path.
+fn container_ref(id: &str) -> Result<(), DockerError> {
+    let valid = id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(DockerError::NotFound(format!("No such container: {id}")))
     }
 }
 
@@ -561,6 +582,15 @@ mod tests {
             splitter.push(frame);
         }
         assert_eq!(splitter.finish(), vec!["a", "x", "bc", "d", "e", "tail"]);
+    }
+
+    #[test]
+    fn container_refs_that_cannot_exist_never_reach_the_engine() {
+        assert!(container_ref("berth-web_1.2").is_ok());
+        assert!(container_ref("0123abcd").is_ok());
+        for bad in ["", "-x", "a/../b", "a?b", "a b", "/name"] {
+            assert!(container_ref(bad).unwrap_err().is_not_found(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -83,13 +83,13 @@ impl DockerClient {
             if let Some(tag) = tag {
                 options = options.tag(tag);
             }
-            tracing::info!(image = %image, "pulling image");
+            tracing::info!(image.ref = %image, "pulling image");
             let mut messages = docker.create_image(Some(options.build()), None, None);
             while let Some(message) = messages.next().await {
                 let item = message.map(pull_progress).map_err(|e| client.err(e));
                 let failed = item.is_err();
                 if let Err(e) = &item {
-                    tracing::warn!(image = %image, error = %e, "pull failed");
+                    tracing::warn!(image.ref = %image, error = %e, "pull failed");
                 }
                 if tx.send(item).await.is_err() || failed {
                     return;
@@ -132,7 +132,7 @@ impl DockerClient {
                 .labels(&labels)
                 .buildargs(&build_args)
                 .build();
-            tracing::info!(image = %spec.tag, "building image");
+            tracing::info!(image.ref = %spec.tag, "building image");
             let mut messages =
                 docker.build_image(options, None, Some(body_full(Bytes::from(context_tar))));
             while let Some(message) = messages.next().await {

@@ -1,0 +1,308 @@
+//! The test harness: starts the real `berth` binary on a random port against
+//! a fresh data dir and the real Docker daemon, with typed helpers for the
+//! HTML forms and the API, and a guard that removes every Docker object the
+//! test's projects left behind.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running berth.
+pub struct TestApp {
+    pub url: String,
+    pub setup_token: Option<String>,
+    pub data_dir: PathBuf,
+    /// HTTP client with a cookie jar that never follows redirects, so tests see them.
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+    projects: Vec<String>,
+}
+
+pub struct Options {
+    pub docker_host: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options { docker_host: None, data_dir: None }).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let (tmp, data_dir) = match options.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let tmp = tempfile::tempdir().expect("temp dir");
+                let dir = tmp.path().join("data");
+                (Some(tmp), dir)
+            }
+        };
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(host) = &options.docker_host {
+            cmd.args(["--docker-host", host]);
+        }
+        let mut child = cmd.spawn().expect("berth starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut url = None;
+        let mut setup_token = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // berth prints the setup token (on a fresh install) before the dashboard line, which comes last.
+        while url.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("berth prints its dashboard address within 30 s");
+            if let Some(u) = line.strip_prefix("dashboard: ") {
+                url = Some(u.to_owned());
+            } else if let Some(t) = line.strip_prefix("setup token: ") {
+                setup_token = Some(t.to_owned());
+            }
+        }
+        // Drain the rest of stdout in the background so berth never blocks on it.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        TestApp {
+            url: url.expect("dashboard url"),
+            setup_token,
+            data_dir,
+            http,
+            child: Some(child),
+            _tmp: tmp,
+            projects: Vec::new(),
+        }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.at(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// Posts a form, taking the CSRF token from the page at `form_page` first.
+    pub async fn post_form(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let html = self.get_html(form_page).await;
+        let csrf = csrf_token(&html);
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.http.post(self.at(action)).form(&all).send().await.expect("POST")
+    }
+
+    /// Setup with the printed token; leaves the client logged in.
+    pub async fn setup_admin(&self) {
+        let token = self.setup_token.clone().expect("fresh install prints a setup token");
+        let response = self
+            .post_form(
+                "/setup",
+                "/setup",
+                &[("token", &token), ("username", "admin"), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "setup redirects to the dashboard");
+        assert_eq!(location(&response), "/");
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_form("/login", "/login", &[("username", username), ("password", password)]).await
+    }
+
+    /// A project name unique to this test; its Docker objects are removed on drop.
+    pub fn unique_project(&mut self, hint: &str) -> String {
+        let name = format!("t{}-{}", hint, &hex_id()[..8]);
+        self.projects.push(name.clone());
+        name
+    }
+
+    pub async fn create_project(&mut self, hint: &str) -> String {
+        let name = self.unique_project(hint);
+        let response = self.post_form("/", "/projects", &[("name", &name)]).await;
+        assert_eq!(response.status(), 303, "project {name} created");
+        name
+    }
+
+    pub async fn create_app(&self, project: &str, name: &str, image: &str, port: &str, command: &str) -> reqwest::Response {
+        let page = format!("/projects/{project}");
+        let action = format!("/projects/{project}/apps");
+        self.post_form(&page, &action, &[("name", name), ("image", image), ("port", port), ("command", command)]).await
+    }
+
+    /// The app's JSON as the API shows it, via an API token made with the CLI.
+    pub async fn api_get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http.get(self.at(path)).bearer_auth(token).send().await.expect("API GET")
+    }
+
+    /// Polls the app page until its status badge reads `status`.
+    pub async fn wait_for_status(&self, project: &str, app: &str, status: &str) -> String {
+        let path = format!("/projects/{project}/apps/{app}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let html = self.get_html(&path).await;
+            let shown = app_status(&html);
+            if shown == status {
+                return html;
+            }
+            assert!(Instant::now() < deadline, "app {project}/{app} never became {status}; last page:\n{html}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs a berth CLI command against this app's data dir.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        run_cli(&self.data_dir, args, stdin)
+    }
+
+    /// Stops berth with SIGTERM and waits for it; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut child) => {
+                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                loop {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        return status.success();
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            None => true,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+        for project in &self.projects {
+            remove_project_objects(project);
+        }
+    }
+}
+
+pub fn run_cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BERTH)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth cli");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Containers and the network berth made for `project`, found by label.
+pub fn docker_objects_of(project: &str) -> (Vec<String>, Vec<String>) {
+    let list = |args: &[&str]| -> Vec<String> {
+        let out = Command::new("docker").args(args).output().expect("docker cli");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+    };
+    let filter = format!("label=berth.project={project}");
+    (
+        list(&["ps", "-aq", "--filter", &filter]),
+        list(&["network", "ls", "-q", "--filter", &filter]),
+    )
+}
+
+fn remove_project_objects(project: &str) {
+    let (containers, networks) = docker_objects_of(project);
+    for id in containers {
+        let _ = Command::new("docker").args(["rm", "-fv", &id]).output();
+    }
+    for id in networks {
+        let _ = Command::new("docker").args(["network", "rm", &id]).output();
+    }
+}
+
+pub fn csrf_token(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// The status badge on an app page.
+pub fn app_status(html: &str) -> String {
+    let marker = "id=\"app-status\" class=\"status status-";
+    html.find(marker)
+        .map(|i| {
+            let rest = &html[i + marker.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// The app's local address on its page, if running.
+pub fn app_address(html: &str) -> Option<String> {
+    let marker = "id=\"app-address\" href=\"";
+    html.find(marker).map(|i| {
+        let rest = &html[i + marker.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    })
+}
+
+pub fn hex_id() -> String {
+    let mut buf = [0u8; 8];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut buf).unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fetches a URL on 127.0.0.1 with a plain client (no cookies), retrying briefly while the app boots.
+pub async fn fetch_text(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match reqwest::get(url).await {
+            Ok(r) if r.status().is_success() => return r.text().await.unwrap(),
+            other => {
+                assert!(Instant::now() < deadline, "{url} never answered: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

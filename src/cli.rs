@@ -10,7 +10,11 @@ use berth_store::{Store, api_tokens, passwords, users};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about = "A self-hosted PaaS in one binary: deploy apps on your own Docker server from a browser.")]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted PaaS in one binary: deploy apps on your own Docker server from a browser."
+)]
 pub struct Cli {
     /// Where berth keeps its database and keys.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = "./data", global = true)]
@@ -82,13 +86,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(crate::serve::serve(&cli.data_dir, args)),
         Command::Admin { command } => runtime.block_on(admin(&cli.data_dir, command)),
-        Command::Token { command: TokenCommand::Create { name } } => runtime.block_on(create_token(&cli.data_dir, &name)),
+        Command::Token {
+            command: TokenCommand::Create { name },
+        } => runtime.block_on(create_token(&cli.data_dir, &name)),
     }
 }
 
 async fn admin(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     crate::serve::init_tracing();
-    let store = Store::open(data_dir).await.context("cannot open the database")?;
+    let store = Store::open(data_dir)
+        .await
+        .context("cannot open the database")?;
     match command {
         AdminCommand::Create { username, .. } => {
             let username = Username::parse(&username).context("invalid --username")?;
@@ -114,18 +122,25 @@ async fn create_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 100 {
         bail!("--name must be 1 to 100 characters");
     }
-    let store = Store::open(data_dir).await.context("cannot open the database")?;
+    let store = Store::open(data_dir)
+        .await
+        .context("cannot open the database")?;
     let (_, token) = api_tokens::create(&store, name).await?;
     store.close().await;
     println!("{token}");
-    eprintln!("This is the only time the token is shown. Use it as `Authorization: Bearer <token>` against /api/v1.");
+    eprintln!(
+        "This is the only time the token is shown. Use it as `Authorization: Bearer <token>` against /api/v1."
+    );
     Ok(())
 }
 
 /// The first line of standard input, without its line ending.
 fn read_password() -> anyhow::Result<Password> {
     let mut input = String::new();
-    std::io::stdin().take(4096).read_to_string(&mut input).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
     let line = input.lines().next().unwrap_or_default();
     Password::parse_new(line).map_err(|e| anyhow::anyhow!("the password {e}"))
 }

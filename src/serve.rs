@@ -16,7 +16,10 @@ pub fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"))
         // bollard logs request bodies (container env, so secrets) at debug: never let it.
         .add_directive("bollard=info".parse().expect("a valid directive"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
@@ -25,12 +28,18 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(data_dir)
         .await
         .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
-    let docker = DockerClient::connect(args.docker_host.as_deref()).context("invalid --docker-host / DOCKER_HOST")?;
+    let docker = DockerClient::connect(args.docker_host.as_deref())
+        .context("invalid --docker-host / DOCKER_HOST")?;
     let engine = Engine::new(store.clone(), docker).await?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
-        format!("cannot listen on {}: pick another address with --listen or BERTH_LISTEN", args.listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: pick another address with --listen or BERTH_LISTEN",
+                args.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
 
     let setup_token = if users::count(&store).await? == 0 {
@@ -42,7 +51,10 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "berth {} is running", env!("CARGO_PKG_VERSION"))?;
         if let Some(token) = &setup_token {
-            writeln!(out, "Open the dashboard and enter this token to create the admin account.")?;
+            writeln!(
+                out,
+                "Open the dashboard and enter this token to create the admin account."
+            )?;
             writeln!(out, "setup token: {token}")?;
         }
         // Last, so scripts can read up to this line and know they have everything.
@@ -85,7 +97,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let state = berth_web::AppState::new(engine, setup_token);
     tracing::info!(listen = %addr, "dashboard listening");
-    berth_web::serve(listener, state, stopped(stop_rx)).await.context("the dashboard server failed")?;
+    berth_web::serve(listener, state, stopped(stop_rx))
+        .await
+        .context("the dashboard server failed")?;
     let _ = watcher.await;
     let _ = janitor.await;
     store.close().await;
@@ -121,7 +135,10 @@ fn set_process_title() {
     const TITLE: &[u8] = b"berth\0";
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
     // from the pointer; TITLE is static, NUL-terminated and 6 bytes long.
-    #[expect(unsafe_code, reason = "prctl is the only way to set the thread/process name")]
+    #[expect(
+        unsafe_code,
+        reason = "prctl is the only way to set the thread/process name"
+    )]
     unsafe {
         libc::prctl(libc::PR_SET_NAME, TITLE.as_ptr() as libc::c_ulong, 0, 0, 0);
     }

@@ -16,13 +16,21 @@ async fn a_fresh_install_sends_everyone_to_setup_and_needs_the_printed_token() {
         .post_form(
             "/setup",
             "/setup",
-            &[("token", "not-the-token"), ("username", "admin"), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+            &[
+                ("token", "not-the-token"),
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     assert!(html.contains("does not match the token printed"), "{html}");
-    assert!(html.contains("value=\"admin\""), "the username stays filled in");
+    assert!(
+        html.contains("value=\"admin\""),
+        "the username stays filled in"
+    );
     assert!(!html.contains(PASSWORD), "passwords are never echoed back");
     assert_eq!(location(&app.get("/").await), "/setup", "still unclaimed");
 
@@ -32,7 +40,12 @@ async fn a_fresh_install_sends_everyone_to_setup_and_needs_the_printed_token() {
         .post_form(
             "/setup",
             "/setup",
-            &[("token", &token), ("username", "bad name"), ("password", "short"), ("password_confirm", "other")],
+            &[
+                ("token", &token),
+                ("username", "bad name"),
+                ("password", "short"),
+                ("password_confirm", "other"),
+            ],
         )
         .await;
     assert_eq!(response.status(), 422);
@@ -54,15 +67,30 @@ async fn a_fresh_install_sends_everyone_to_setup_and_needs_the_printed_token() {
 async fn state_changing_forms_without_the_csrf_token_are_refused() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
-    let response = app.http.post(app.at("/projects")).form(&[("name", "nocsrf")]).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.at("/projects"))
+        .form(&[("name", "nocsrf")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    let response = app.http.post(app.at("/projects")).form(&[("name", "nocsrf"), ("csrf", "0000")]).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.at("/projects"))
+        .form(&[("name", "nocsrf"), ("csrf", "0000")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
     let html = app.get_html("/").await;
     assert!(!html.contains("nocsrf"), "nothing was created");
 
     // The login form needs its token too.
-    let fresh = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let fresh = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let response = fresh
         .post(app.at("/login"))
         .form(&[("username", "admin"), ("password", PASSWORD)])
@@ -79,7 +107,13 @@ async fn login_logout_and_cookie_flags() {
 
     // Log out: the session ends and pages send us to login.
     let html = app.get_html("/").await;
-    let response = app.http.post(app.at("/logout")).form(&[("csrf", csrf_token(&html))]).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.at("/logout"))
+        .form(&[("csrf", csrf_token(&html))])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
     assert_eq!(location(&app.get("/").await), "/login");
 
@@ -87,7 +121,10 @@ async fn login_logout_and_cookie_flags() {
     assert_eq!(response.status(), 401);
     let html = response.text().await.unwrap();
     assert!(html.contains("Wrong username or password"));
-    assert!(html.contains("value=\"admin\""), "the username stays filled in");
+    assert!(
+        html.contains("value=\"admin\""),
+        "the username stays filled in"
+    );
 
     let response = app.login("admin", PASSWORD).await;
     assert_eq!(response.status(), 303);
@@ -98,8 +135,14 @@ async fn login_logout_and_cookie_flags() {
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("berth_session="))
         .expect("a session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain HTTP cannot carry a Secure cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP cannot carry a Secure cookie"
+    );
     assert_eq!(app.get("/").await.status(), 200);
 }
 
@@ -107,14 +150,29 @@ async fn login_logout_and_cookie_flags() {
 async fn repeated_failed_logins_are_throttled() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
-    let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let html = client.get(app.at("/login")).send().await.unwrap().text().await.unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = client
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = csrf_token(&html);
     let mut statuses = Vec::new();
     for _ in 0..11 {
         let response = client
             .post(app.at("/login"))
-            .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", "guess-guess")])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "admin"),
+                ("password", "guess-guess"),
+            ])
             .send()
             .await
             .unwrap();
@@ -125,7 +183,11 @@ async fn repeated_failed_logins_are_throttled() {
     // Even the right password is refused while throttled.
     let response = client
         .post(app.at("/login"))
-        .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -135,29 +197,64 @@ async fn repeated_failed_logins_are_throttled() {
 #[tokio::test]
 async fn the_admin_cli_creates_admins_and_resets_passwords() {
     let mut app = TestApp::spawn().await;
-    let out = app.cli(&["admin", "create", "--username", "ops", "--password-stdin"], Some("first password\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.cli(
+        &["admin", "create", "--username", "ops", "--password-stdin"],
+        Some("first password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(app.login("ops", "first password").await.status(), 303);
 
-    let out = app.cli(&["admin", "create", "--username", "ops2", "--password-stdin"], Some("short\n"));
+    let out = app.cli(
+        &["admin", "create", "--username", "ops2", "--password-stdin"],
+        Some("short\n"),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 
-    let out = app.cli(&["admin", "reset-password", "--username", "ops", "--password-stdin"], Some("second password\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.cli(
+        &[
+            "admin",
+            "reset-password",
+            "--username",
+            "ops",
+            "--password-stdin",
+        ],
+        Some("second password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The reset ended the session we had.
     assert_eq!(location(&app.get("/").await), "/login");
     assert_eq!(app.login("ops", "first password").await.status(), 401);
     assert_eq!(app.login("ops", "second password").await.status(), 303);
 
-    let out = app.cli(&["admin", "reset-password", "--username", "nobody", "--password-stdin"], Some("whatever123\n"));
+    let out = app.cli(
+        &[
+            "admin",
+            "reset-password",
+            "--username",
+            "nobody",
+            "--password-stdin",
+        ],
+        Some("whatever123\n"),
+    );
     assert!(!out.status.success());
     assert!(app.stop(), "berth exits cleanly on SIGTERM");
 }
 
 #[tokio::test]
 async fn version_and_healthz_answer() {
-    let out = std::process::Command::new(common::BERTH).arg("--version").output().unwrap();
+    let out = std::process::Command::new(common::BERTH)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("berth "));
     let app = TestApp::spawn().await;
     let response = app.get("/healthz").await;

@@ -3,7 +3,10 @@
 //! HTML forms and the API, and a guard that removes every Docker object the
 //! test's projects left behind.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,7 +36,11 @@ pub struct Options {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(Options { docker_host: None, data_dir: None }).await
+        Self::spawn_with(Options {
+            docker_host: None,
+            data_dir: None,
+        })
+        .await
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
@@ -50,7 +57,10 @@ impl TestApp {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(host) = &options.docker_host {
@@ -72,7 +82,9 @@ impl TestApp {
         // berth prints the setup token (on a fresh install) before the dashboard line, which comes last.
         while url.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).expect("berth prints its dashboard address within 30 s");
+            let line = rx
+                .recv_timeout(left)
+                .expect("berth prints its dashboard address within 30 s");
             if let Some(u) = line.strip_prefix("dashboard: ") {
                 url = Some(u.to_owned());
             } else if let Some(t) = line.strip_prefix("setup token: ") {
@@ -113,22 +125,40 @@ impl TestApp {
     }
 
     /// Posts a form, taking the CSRF token from the page at `form_page` first.
-    pub async fn post_form(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post_form(
+        &self,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let html = self.get_html(form_page).await;
         let csrf = csrf_token(&html);
         let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
-        self.http.post(self.at(action)).form(&all).send().await.expect("POST")
+        self.http
+            .post(self.at(action))
+            .form(&all)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// Setup with the printed token; leaves the client logged in.
     pub async fn setup_admin(&self) {
-        let token = self.setup_token.clone().expect("fresh install prints a setup token");
+        let token = self
+            .setup_token
+            .clone()
+            .expect("fresh install prints a setup token");
         let response = self
             .post_form(
                 "/setup",
                 "/setup",
-                &[("token", &token), ("username", "admin"), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+                &[
+                    ("token", &token),
+                    ("username", "admin"),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
             )
             .await;
         assert_eq!(response.status(), 303, "setup redirects to the dashboard");
@@ -136,7 +166,12 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post_form("/login", "/login", &[("username", username), ("password", password)]).await
+        self.post_form(
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
     }
 
     /// A project name unique to this test; its Docker objects are removed on drop.
@@ -153,15 +188,37 @@ impl TestApp {
         name
     }
 
-    pub async fn create_app(&self, project: &str, name: &str, image: &str, port: &str, command: &str) -> reqwest::Response {
+    pub async fn create_app(
+        &self,
+        project: &str,
+        name: &str,
+        image: &str,
+        port: &str,
+        command: &str,
+    ) -> reqwest::Response {
         let page = format!("/projects/{project}");
         let action = format!("/projects/{project}/apps");
-        self.post_form(&page, &action, &[("name", name), ("image", image), ("port", port), ("command", command)]).await
+        self.post_form(
+            &page,
+            &action,
+            &[
+                ("name", name),
+                ("image", image),
+                ("port", port),
+                ("command", command),
+            ],
+        )
+        .await
     }
 
     /// The app's JSON as the API shows it, via an API token made with the CLI.
     pub async fn api_get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.get(self.at(path)).bearer_auth(token).send().await.expect("API GET")
+        self.http
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("API GET")
     }
 
     /// Polls the app page until its status badge reads `status`.
@@ -174,7 +231,10 @@ impl TestApp {
             if shown == status {
                 return html;
             }
-            assert!(Instant::now() < deadline, "app {project}/{app} never became {status}; last page:\n{html}");
+            assert!(
+                Instant::now() < deadline,
+                "app {project}/{app} never became {status}; last page:\n{html}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -188,7 +248,9 @@ impl TestApp {
     pub fn stop(&mut self) -> bool {
         match self.child.take() {
             Some(mut child) => {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 loop {
                     if let Some(status) = child.try_wait().unwrap() {
@@ -228,7 +290,12 @@ pub fn run_cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::proc
         .spawn()
         .expect("berth cli");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -237,8 +304,15 @@ pub fn run_cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::proc
 /// Containers and the network berth made for `project`, found by label.
 pub fn docker_objects_of(project: &str) -> (Vec<String>, Vec<String>) {
     let list = |args: &[&str]| -> Vec<String> {
-        let out = Command::new("docker").args(args).output().expect("docker cli");
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker cli");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
     };
     let filter = format!("label=berth.project={project}");
     (
@@ -264,7 +338,11 @@ pub fn csrf_token(html: &str) -> String {
 }
 
 pub fn location(response: &reqwest::Response) -> String {
-    response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 /// The status badge on an app page.

@@ -26,7 +26,10 @@ impl Username {
         if name.chars().count() > 64 {
             return Err(UsernameError::TooLong);
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
             return Err(UsernameError::InvalidChar);
         }
         Ok(Username(name.to_owned()))
@@ -104,12 +107,18 @@ mod tests {
         assert_eq!(Username::parse(" admin ").unwrap().as_str(), "admin");
         assert_eq!(Username::parse(""), Err(UsernameError::Empty));
         assert_eq!(Username::parse("a b"), Err(UsernameError::InvalidChar));
-        assert_eq!(Username::parse(&"a".repeat(65)), Err(UsernameError::TooLong));
+        assert_eq!(
+            Username::parse(&"a".repeat(65)),
+            Err(UsernameError::TooLong)
+        );
     }
 
     #[test]
     fn passwords_have_a_minimum_and_never_print() {
-        assert_eq!(Password::parse_new("short").unwrap_err(), PasswordError::TooShort);
+        assert_eq!(
+            Password::parse_new("short").unwrap_err(),
+            PasswordError::TooShort
+        );
         let p = Password::parse_new("correct horse").unwrap();
         assert_eq!(format!("{p:?}"), "Password(***)");
         assert_eq!(p.expose(), "correct horse");

@@ -87,7 +87,9 @@ impl Command {
             .iter()
             .map(|arg| {
                 let plain = !arg.is_empty()
-                    && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+                    && arg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
                 if plain {
                     arg.clone()
                 } else {
@@ -137,7 +139,10 @@ mod tests {
     #[test]
     fn splits_words_and_honours_quotes() {
         assert_eq!(args("httpd -f  -p 8080"), ["httpd", "-f", "-p", "8080"]);
-        assert_eq!(args(r#"sh -c "echo \"hi\" && sleep 1""#), ["sh", "-c", r#"echo "hi" && sleep 1"#]);
+        assert_eq!(
+            args(r#"sh -c "echo \"hi\" && sleep 1""#),
+            ["sh", "-c", r#"echo "hi" && sleep 1"#]
+        );
         assert_eq!(args("echo 'a b' c\\ d ''"), ["echo", "a b", "c d", ""]);
         assert_eq!(args("echo $HOME;rm"), ["echo", "$HOME;rm"]);
     }
@@ -145,10 +150,22 @@ mod tests {
     #[test]
     fn refuses_broken_lines() {
         assert_eq!(Command::parse("   "), Err(CommandError::Empty));
-        assert_eq!(Command::parse("echo 'x"), Err(CommandError::UnclosedQuote('\'')));
-        assert_eq!(Command::parse("echo \"x"), Err(CommandError::UnclosedQuote('"')));
-        assert_eq!(Command::parse("echo \\"), Err(CommandError::TrailingBackslash));
-        assert_eq!(Command::parse(&"a".repeat(5000)), Err(CommandError::TooLong));
+        assert_eq!(
+            Command::parse("echo 'x"),
+            Err(CommandError::UnclosedQuote('\''))
+        );
+        assert_eq!(
+            Command::parse("echo \"x"),
+            Err(CommandError::UnclosedQuote('"'))
+        );
+        assert_eq!(
+            Command::parse("echo \\"),
+            Err(CommandError::TrailingBackslash)
+        );
+        assert_eq!(
+            Command::parse(&"a".repeat(5000)),
+            Err(CommandError::TooLong)
+        );
     }
 
     proptest! {

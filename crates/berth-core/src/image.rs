@@ -14,7 +14,9 @@ pub enum ImageRefError {
     InvalidRegistry(String),
     #[error("has an invalid path part {0:?}: use lowercase letters, digits and . _ - separators")]
     InvalidPath(String),
-    #[error("has an invalid tag {0:?}: up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'")]
+    #[error(
+        "has an invalid tag {0:?}: up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
+    )]
     InvalidTag(String),
     #[error("has an invalid digest {0:?}: expected sha256: followed by 64 hex digits")]
     InvalidDigest(String),
@@ -115,9 +117,12 @@ impl ImageRef {
 }
 
 fn parse_digest(digest: &str) -> Result<String, ImageRefError> {
-    let ok = digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    let ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    });
     if ok {
         Ok(digest.to_owned())
     } else {
@@ -127,7 +132,9 @@ fn parse_digest(digest: &str) -> Result<String, ImageRefError> {
 
 fn parse_tag(tag: &str) -> Result<String, ImageRefError> {
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if first_ok && rest_ok && tag.len() <= 128 {
         Ok(tag.to_owned())
@@ -154,7 +161,11 @@ fn parse_registry(registry: &str) -> Result<String, ImageRefError> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    if labels_ok { Ok(registry.to_owned()) } else { Err(invalid()) }
+    if labels_ok {
+        Ok(registry.to_owned())
+    } else {
+        Err(invalid())
+    }
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
@@ -233,21 +244,48 @@ mod tests {
         assert_eq!(r.digest(), Some(digest.as_str()));
         assert!(r.is_pinned());
 
-        assert_eq!(ImageRef::parse("berth-test/web").unwrap().path(), "berth-test/web");
+        assert_eq!(
+            ImageRef::parse("berth-test/web").unwrap().path(),
+            "berth-test/web"
+        );
     }
 
     #[test]
     fn refuses_what_docker_would_refuse() {
         assert_eq!(ImageRef::parse(""), Err(ImageRefError::Empty));
         assert_eq!(ImageRef::parse("ng inx"), Err(ImageRefError::Whitespace));
-        assert!(matches!(ImageRef::parse("Nginx"), Err(ImageRefError::InvalidPath(_))));
-        assert!(matches!(ImageRef::parse("nginx:"), Err(ImageRefError::InvalidTag(_))));
-        assert!(matches!(ImageRef::parse("nginx:-x"), Err(ImageRefError::InvalidTag(_))));
-        assert!(matches!(ImageRef::parse("a//b"), Err(ImageRefError::InvalidPath(_))));
-        assert!(matches!(ImageRef::parse("nginx@sha256:abc"), Err(ImageRefError::InvalidDigest(_))));
-        assert!(matches!(ImageRef::parse("host:x/app"), Err(ImageRefError::InvalidRegistry(_))));
-        assert!(matches!(ImageRef::parse("app;rm -rf"), Err(ImageRefError::Whitespace)));
-        assert!(matches!(ImageRef::parse("app;rm"), Err(ImageRefError::InvalidTag(_) | ImageRefError::InvalidPath(_))));
+        assert!(matches!(
+            ImageRef::parse("Nginx"),
+            Err(ImageRefError::InvalidPath(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("nginx:"),
+            Err(ImageRefError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("nginx:-x"),
+            Err(ImageRefError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("a//b"),
+            Err(ImageRefError::InvalidPath(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("nginx@sha256:abc"),
+            Err(ImageRefError::InvalidDigest(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("host:x/app"),
+            Err(ImageRefError::InvalidRegistry(_))
+        ));
+        assert!(matches!(
+            ImageRef::parse("app;rm -rf"),
+            Err(ImageRefError::Whitespace)
+        ));
+        assert!(matches!(
+            ImageRef::parse("app;rm"),
+            Err(ImageRefError::InvalidTag(_) | ImageRefError::InvalidPath(_))
+        ));
     }
 
     proptest! {

@@ -28,15 +28,26 @@ impl Engine {
         Ok(apps::list_all(self.store()).await?)
     }
 
-    pub async fn list_apps_in_project(&self, project: &ProjectName) -> Result<Vec<App>, DeployError> {
+    pub async fn list_apps_in_project(
+        &self,
+        project: &ProjectName,
+    ) -> Result<Vec<App>, DeployError> {
         Ok(apps::list_in_project(self.store(), project).await?)
     }
 
-    pub async fn find_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+    pub async fn find_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<App, DeployError> {
         Ok(apps::find(self.store(), project, name).await?)
     }
 
-    pub async fn start_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+    pub async fn start_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<App, DeployError> {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
@@ -53,7 +64,11 @@ impl Engine {
         Ok(apps::find_by_id(self.store(), app.id).await?)
     }
 
-    pub async fn stop_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+    pub async fn stop_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<App, DeployError> {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
@@ -67,7 +82,11 @@ impl Engine {
         Ok(apps::find_by_id(self.store(), app.id).await?)
     }
 
-    pub async fn restart_app(&self, project: &ProjectName, name: &AppName) -> Result<App, DeployError> {
+    pub async fn restart_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<App, DeployError> {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
@@ -75,7 +94,9 @@ impl Engine {
         match self.current_container(&app).await? {
             Some(id) => {
                 apps::set_status(self.store(), app.id, AppStatus::Restarting, None).await?;
-                self.docker().restart_container(&id, STOP_TIMEOUT_SECS).await?;
+                self.docker()
+                    .restart_container(&id, STOP_TIMEOUT_SECS)
+                    .await?;
                 self.record_running(app.id, &id).await?;
             }
             None => self.launch_locked(app.id).await?,
@@ -86,17 +107,28 @@ impl Engine {
 
     /// Removes the app's containers and the app; the project's network goes too
     /// once no app is left in it.
-    pub async fn delete_app(&self, project: &ProjectName, name: &AppName) -> Result<(), DeployError> {
+    pub async fn delete_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<(), DeployError> {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
         apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
-        let labels = [(INSTANCE, self.instance_id()), (PROJECT, project.as_str()), (APP, name.as_str())];
+        let labels = [
+            (INSTANCE, self.instance_id()),
+            (PROJECT, project.as_str()),
+            (APP, name.as_str()),
+        ];
         for container in self.docker().list_containers(&labels).await? {
             self.docker().remove_container(&container.id).await?;
         }
         apps::delete(self.store(), app.id).await?;
-        if apps::list_in_project(self.store(), project).await?.is_empty() {
+        if apps::list_in_project(self.store(), project)
+            .await?
+            .is_empty()
+        {
             self.docker().remove_network(&network_name(project)).await?;
         }
         tracing::info!(project.name = %project, app.name = %name, "app deleted");
@@ -153,7 +185,13 @@ impl Engine {
 
         let image = app.image.to_pullable();
         if !docker.image_exists(&image).await? {
-            apps::set_status(self.store(), app.id, AppStatus::Pulling, Some("starting the pull")).await?;
+            apps::set_status(
+                self.store(),
+                app.id,
+                AppStatus::Pulling,
+                Some("starting the pull"),
+            )
+            .await?;
             self.pull_with_progress(app.id, &image).await?;
         }
 
@@ -203,7 +241,11 @@ impl Engine {
     }
 
     /// Reads the published port of a started container and marks the app running.
-    pub(crate) async fn record_running(&self, app_id: i64, container_id: &str) -> Result<(), DeployError> {
+    pub(crate) async fn record_running(
+        &self,
+        app_id: i64,
+        container_id: &str,
+    ) -> Result<(), DeployError> {
         let info = self.docker().inspect_container(container_id).await?;
         let host_port = info.as_ref().and_then(|i| i.host_port);
         apps::set_container(self.store(), app_id, Some(container_id), host_port).await?;
@@ -230,7 +272,9 @@ impl Engine {
 }
 
 fn describe_pull(progress: &PullProgress, layers: &HashMap<String, (u64, u64)>) -> String {
-    let (current, total) = layers.values().fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+    let (current, total) = layers
+        .values()
+        .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
     if total > 0 {
         format!(
             "{}: {} of {} in {} layers",
@@ -252,7 +296,11 @@ pub fn human_bytes(n: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use berth_docker::{DockerClient, EngineInfo};
 use berth_store::Store;
 
-pub use error::DeployError;
 pub use apps::human_bytes;
+pub use error::DeployError;
 pub use naming::{container_name, network_name};
 
 /// The service layer: one per process, cheap to clone.

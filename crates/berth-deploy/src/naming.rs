@@ -21,9 +21,18 @@ mod tests {
 
     #[test]
     fn docker_names_keep_projects_and_apps_apart() {
-        let a = container_name(&ProjectName::parse("a-b").unwrap(), &AppName::parse("c").unwrap());
-        let b = container_name(&ProjectName::parse("a").unwrap(), &AppName::parse("b-c").unwrap());
+        let a = container_name(
+            &ProjectName::parse("a-b").unwrap(),
+            &AppName::parse("c").unwrap(),
+        );
+        let b = container_name(
+            &ProjectName::parse("a").unwrap(),
+            &AppName::parse("b-c").unwrap(),
+        );
         assert_ne!(a, b);
-        assert_eq!(network_name(&ProjectName::parse("demo").unwrap()), "berth_demo");
+        assert_eq!(
+            network_name(&ProjectName::parse("demo").unwrap()),
+            "berth_demo"
+        );
     }
 }

@@ -55,7 +55,10 @@ impl Engine {
     /// containers that no app owns.
     pub async fn reconcile(&self) -> Result<(), DeployError> {
         let instance = self.instance_id().to_owned();
-        let containers = self.docker().list_containers(&[(MANAGED, "true"), (INSTANCE, instance.as_str())]).await?;
+        let containers = self
+            .docker()
+            .list_containers(&[(MANAGED, "true"), (INSTANCE, instance.as_str())])
+            .await?;
         let apps = apps::list_all(self.store()).await?;
         for container in &containers {
             let owned = apps.iter().any(|app| owns(app, container));
@@ -68,7 +71,9 @@ impl Engine {
             let container = containers.iter().find(|c| owns(&app, c));
             match container {
                 Some(c) => self.apply_state(&app, c).await?,
-                None if app.desired_state == DesiredState::Running && app.status != AppStatus::Failed => {
+                None if app.desired_state == DesiredState::Running
+                    && app.status != AppStatus::Failed =>
+                {
                     tracing::info!(project.name = %app.project, app.name = %app.name, "relaunching an app without a container");
                     self.spawn_launch(app.id);
                 }
@@ -83,12 +88,29 @@ impl Engine {
     }
 
     async fn apply_state(&self, app: &App, container: &ContainerInfo) -> Result<(), DeployError> {
-        if app.container_id.as_deref() != Some(container.id.as_str()) || app.host_port != container.host_port {
-            apps::set_container(self.store(), app.id, Some(&container.id), container.host_port).await?;
+        if app.container_id.as_deref() != Some(container.id.as_str())
+            || app.host_port != container.host_port
+        {
+            apps::set_container(
+                self.store(),
+                app.id,
+                Some(&container.id),
+                container.host_port,
+            )
+            .await?;
         }
         let (status, detail) = match container.state {
             ContainerState::Running => (AppStatus::Running, None),
-            ContainerState::Restarting => (AppStatus::Restarting, exit_detail(container.exit_code)),
+            // Docker's own restart policy brings a crashed container back; until then it crashed.
+            ContainerState::Restarting if app.status != AppStatus::Restarting => (
+                AppStatus::Crashed,
+                Some(format!(
+                    "{}; Docker is restarting it (restart {})",
+                    exit_detail(container.exit_code).unwrap_or_else(|| "exited".to_owned()),
+                    container.restart_count.unwrap_or(0) + 1
+                )),
+            ),
+            ContainerState::Restarting => return Ok(()),
             ContainerState::Created if app.status.is_transitional() => return Ok(()),
             _ if app.desired_state == DesiredState::Stopped => (AppStatus::Stopped, None),
             _ => (AppStatus::Crashed, exit_detail(container.exit_code)),
@@ -114,13 +136,9 @@ impl Engine {
         let action = event.action.split(':').next().unwrap_or_default();
         tracing::debug!(project.name = %project, app.name = %name, docker.action = %event.action, "container event");
         match action {
-            "start" | "die" | "stop" | "restart" | "pause" | "unpause" | "oom" => {
+            "start" | "die" | "stop" | "restart" | "pause" | "unpause" => {
                 match self.docker().inspect_container(&event.container_id).await? {
                     Some(info) => {
-                        let mut app = app;
-                        if action == "oom" {
-                            app.status_detail = Some("killed: out of memory".to_owned());
-                        }
                         // A restart berth asked for passes through `die`; its own code records the result.
                         if app.status == AppStatus::Restarting && action == "die" {
                             return Ok(());
@@ -133,8 +151,13 @@ impl Engine {
             "destroy" if app.container_id.as_deref() == Some(event.container_id.as_str()) => {
                 apps::set_container(self.store(), app.id, None, None).await?;
                 if app.desired_state == DesiredState::Running && !app.status.is_transitional() {
-                    apps::set_status(self.store(), app.id, AppStatus::Stopped, Some("its container was removed outside berth"))
-                        .await?;
+                    apps::set_status(
+                        self.store(),
+                        app.id,
+                        AppStatus::Stopped,
+                        Some("its container was removed outside berth"),
+                    )
+                    .await?;
                 }
                 Ok(())
             }

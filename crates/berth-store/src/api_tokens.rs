@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{now, random_token, sha256_hex, Store, StoreError};
+use crate::{Store, StoreError, now, random_token, sha256_hex};
 
 /// Every token starts with this, so one found in a log or a repo is recognisable.
 pub const PREFIX: &str = "berth_";
@@ -28,7 +28,15 @@ pub async fn create(store: &Store, name: &str) -> Result<(ApiToken, String), Sto
     .fetch_one(store.pool())
     .await
     .map_err(StoreError::on_unique("a token with that name"))?;
-    Ok((ApiToken { id, name: name.to_owned(), created_at, last_used_at: None }, token))
+    Ok((
+        ApiToken {
+            id,
+            name: name.to_owned(),
+            created_at,
+            last_used_at: None,
+        },
+        token,
+    ))
 }
 
 /// Finds the token and records its use.

@@ -2,7 +2,7 @@ use berth_core::{AppName, AppStatus, Command, ImageRef, Port, ProjectName};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{now, Store, StoreError};
+use crate::{Store, StoreError, now};
 
 /// What the user asked for when creating an app from an image.
 #[derive(Debug, Clone)]
@@ -64,7 +64,8 @@ fn from_row(r: &SqliteRow) -> Result<App, StoreError> {
     let host_port: Option<i64> = r.get("host_port");
     Ok(App {
         id: r.get("id"),
-        project: ProjectName::parse(&text("project")).map_err(|e| StoreError::corrupt("project name", e))?,
+        project: ProjectName::parse(&text("project"))
+            .map_err(|e| StoreError::corrupt("project name", e))?,
         name: AppName::parse(&text("name")).map_err(|e| StoreError::corrupt("app name", e))?,
         image: ImageRef::parse(&text("image")).map_err(|e| StoreError::corrupt("image", e))?,
         container_port: u32::try_from(port)
@@ -72,8 +73,13 @@ fn from_row(r: &SqliteRow) -> Result<App, StoreError> {
             .and_then(|p| Port::try_from(p).ok())
             .ok_or_else(|| StoreError::corrupt("port", port))?,
         command,
-        desired_state: if text("desired_state") == "stopped" { DesiredState::Stopped } else { DesiredState::Running },
-        status: AppStatus::parse(&text("status")).ok_or_else(|| StoreError::corrupt("status", text("status")))?,
+        desired_state: if text("desired_state") == "stopped" {
+            DesiredState::Stopped
+        } else {
+            DesiredState::Running
+        },
+        status: AppStatus::parse(&text("status"))
+            .ok_or_else(|| StoreError::corrupt("status", text("status")))?,
         status_detail: r.get("status_detail"),
         container_id: r.get("container_id"),
         host_port: host_port.and_then(|p| u16::try_from(p).ok()),
@@ -88,7 +94,9 @@ fn serde_json_args(json: &str) -> Result<Vec<String>, StoreError> {
 }
 
 fn command_json(command: &Option<Command>) -> Option<String> {
-    command.as_ref().map(|c| serde_json::to_string(c.args()).expect("a list of strings always serializes"))
+    command
+        .as_ref()
+        .map(|c| serde_json::to_string(c.args()).expect("a list of strings always serializes"))
 }
 
 pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Result<App, StoreError> {
@@ -132,7 +140,9 @@ pub async fn find(store: &Store, project: &ProjectName, name: &AppName) -> Resul
 }
 
 pub async fn list_all(store: &Store) -> Result<Vec<App>, StoreError> {
-    let rows = sqlx::query(&format!("{SELECT} ORDER BY p.name, a.name")).fetch_all(store.pool()).await?;
+    let rows = sqlx::query(&format!("{SELECT} ORDER BY p.name, a.name"))
+        .fetch_all(store.pool())
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -144,7 +154,12 @@ pub async fn list_in_project(store: &Store, project: &ProjectName) -> Result<Vec
     rows.iter().map(from_row).collect()
 }
 
-pub async fn set_status(store: &Store, id: i64, status: AppStatus, detail: Option<&str>) -> Result<(), StoreError> {
+pub async fn set_status(
+    store: &Store,
+    id: i64,
+    status: AppStatus,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET status = ?, status_detail = ?, updated_at = ? WHERE id = ?")
         .bind(status.as_str())
         .bind(detail)
@@ -155,7 +170,11 @@ pub async fn set_status(store: &Store, id: i64, status: AppStatus, detail: Optio
     Ok(())
 }
 
-pub async fn set_desired_state(store: &Store, id: i64, desired: DesiredState) -> Result<(), StoreError> {
+pub async fn set_desired_state(
+    store: &Store,
+    id: i64,
+    desired: DesiredState,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET desired_state = ?, updated_at = ? WHERE id = ?")
         .bind(desired.as_str())
         .bind(now())
@@ -166,7 +185,12 @@ pub async fn set_desired_state(store: &Store, id: i64, desired: DesiredState) ->
 }
 
 /// Records the container now serving the app (or none).
-pub async fn set_container(store: &Store, id: i64, container_id: Option<&str>, host_port: Option<u16>) -> Result<(), StoreError> {
+pub async fn set_container(
+    store: &Store,
+    id: i64,
+    container_id: Option<&str>,
+    host_port: Option<u16>,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET container_id = ?, host_port = ?, updated_at = ? WHERE id = ?")
         .bind(container_id)
         .bind(host_port.map(i64::from))
@@ -178,7 +202,9 @@ pub async fn set_container(store: &Store, id: i64, container_id: Option<&str>, h
 }
 
 pub async fn delete(store: &Store, id: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(store.pool()).await?;
+    sqlx::query("DELETE FROM apps WHERE id = ?")
+        .bind(id)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
-

@@ -28,12 +28,17 @@ impl StoreError {
     /// Turns a unique-constraint violation into `AlreadyExists`, anything else stays a database error.
     pub(crate) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |err| match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists { what },
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::AlreadyExists { what }
+            }
             _ => StoreError::Database(err),
         }
     }
 
     pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
-        StoreError::Corrupt { what, detail: detail.to_string() }
+        StoreError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
     }
 }

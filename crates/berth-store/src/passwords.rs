@@ -1,7 +1,7 @@
 //! argon2id hashing, run on the blocking pool because it is slow on purpose.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::StoreError;
 
@@ -24,7 +24,11 @@ pub async fn verify(password: &str, hash: &str) -> bool {
     let hash = hash.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -33,5 +37,4 @@ pub async fn verify(password: &str, hash: &str) -> bool {
 
 /// A hash of nothing in particular, verified against when a username does not
 /// exist so that a login takes as long whether the user exists or not.
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3r5zTQmlwJgGxD5UDLEZ/bBhr+lAdQhUNHvz4QdWgVQ";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3r5zTQmlwJgGxD5UDLEZ/bBhr+lAdQhUNHvz4QdWgVQ";

@@ -1,7 +1,7 @@
 use berth_core::ProjectName;
 use sqlx::Row;
 
-use crate::{now, Store, StoreError};
+use crate::{Store, StoreError, now};
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -26,12 +26,14 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project, StoreError> {
 }
 
 pub async fn create(store: &Store, name: &ProjectName) -> Result<Project, StoreError> {
-    let row = sqlx::query("INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id, name, created_at")
-        .bind(name.as_str())
-        .bind(now())
-        .fetch_one(store.pool())
-        .await
-        .map_err(StoreError::on_unique("a project with that name"))?;
+    let row = sqlx::query(
+        "INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id, name, created_at",
+    )
+    .bind(name.as_str())
+    .bind(now())
+    .fetch_one(store.pool())
+    .await
+    .map_err(StoreError::on_unique("a project with that name"))?;
     from_row(&row)
 }
 
@@ -53,7 +55,12 @@ pub async fn list_with_app_counts(store: &Store) -> Result<Vec<ProjectSummary>, 
     .fetch_all(store.pool())
     .await?;
     rows.iter()
-        .map(|r| Ok(ProjectSummary { project: from_row(r)?, app_count: r.get("app_count") }))
+        .map(|r| {
+            Ok(ProjectSummary {
+                project: from_row(r)?,
+                app_count: r.get("app_count"),
+            })
+        })
         .collect()
 }
 
@@ -72,7 +79,10 @@ pub async fn delete_empty(store: &Store, name: &ProjectName) -> Result<(), Store
     if apps > 0 {
         return Err(StoreError::ProjectNotEmpty);
     }
-    sqlx::query("DELETE FROM projects WHERE id = ?").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM projects WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{now, random_token, sha256_hex, Store, StoreError};
+use crate::{Store, StoreError, now, random_token, sha256_hex};
 
 pub const LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
@@ -62,6 +62,9 @@ pub async fn delete(store: &Store, token: &str) -> Result<(), StoreError> {
 }
 
 pub async fn delete_expired(store: &Store) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(now()).execute(store.pool()).await?;
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        .bind(now())
+        .execute(store.pool())
+        .await?;
     Ok(done.rows_affected())
 }

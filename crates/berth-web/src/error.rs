@@ -24,7 +24,10 @@ pub enum WebError {
     #[error("too many failed logins: wait a few minutes and try again")]
     TooManyAttempts,
     #[error("{message}")]
-    DockerUnavailable { message: String, hint: Option<String> },
+    DockerUnavailable {
+        message: String,
+        hint: Option<String>,
+    },
     /// Docker refused the action; its own message is the useful part.
     #[error("Docker: {0}")]
     Docker(String),
@@ -50,7 +53,10 @@ impl WebError {
     /// What the user is told: never an internal cause.
     pub fn public_message(&self) -> String {
         match self {
-            WebError::DockerUnavailable { message, hint: Some(hint) } => format!("{message}. {hint}"),
+            WebError::DockerUnavailable {
+                message,
+                hint: Some(hint),
+            } => format!("{message}. {hint}"),
             other => other.to_string(),
         }
     }
@@ -73,7 +79,9 @@ impl From<StoreError> for WebError {
     fn from(err: StoreError) -> WebError {
         match err {
             StoreError::NotFound { what } => WebError::NotFound(what),
-            StoreError::AlreadyExists { .. } | StoreError::ProjectNotEmpty => WebError::Conflict(err.to_string()),
+            StoreError::AlreadyExists { .. } | StoreError::ProjectNotEmpty => {
+                WebError::Conflict(err.to_string())
+            }
             other => WebError::Internal(Box::new(other)),
         }
     }
@@ -82,9 +90,14 @@ impl From<StoreError> for WebError {
 impl From<DockerError> for WebError {
     fn from(err: DockerError) -> WebError {
         match err {
-            e if e.is_unreachable() => WebError::DockerUnavailable { hint: e.hint(), message: e.to_string() },
+            e if e.is_unreachable() => WebError::DockerUnavailable {
+                hint: e.hint(),
+                message: e.to_string(),
+            },
             DockerError::NotFound(what) => WebError::Docker(format!("not found: {what}")),
-            DockerError::Conflict(msg) | DockerError::Daemon { message: msg, .. } => WebError::Docker(msg),
+            DockerError::Conflict(msg) | DockerError::Daemon { message: msg, .. } => {
+                WebError::Docker(msg)
+            }
             other => WebError::Internal(Box::new(other)),
         }
     }
@@ -104,7 +117,10 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         self.log();
         let status = self.status_code();
-        let page = views::ErrorPage { status: status.as_u16(), message: self.public_message() };
+        let page = views::ErrorPage {
+            status: status.as_u16(),
+            message: self.public_message(),
+        };
         (status, views::render(&page)).into_response()
     }
 }
@@ -136,6 +152,13 @@ impl IntoResponse for ApiError {
             WebError::Invalid(errors) => errors.to_map(),
             _ => Default::default(),
         };
-        (status, Json(ErrorBody { error: self.0.public_message(), fields })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: self.0.public_message(),
+                fields,
+            }),
+        )
+            .into_response()
     }
 }

@@ -23,11 +23,18 @@ impl FieldErrors {
     }
 
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.0.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     /// Parses one field, recording its error under `field`.
-    pub fn check<T, E: std::fmt::Display>(&mut self, field: &'static str, result: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &'static str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         result.map_err(|e| self.add(field, e)).ok()
     }
 }
@@ -59,11 +66,18 @@ impl AppInput {
         let command = if self.command.trim().is_empty() {
             Some(None)
         } else {
-            errors.check("command", Command::parse(&self.command)).map(Some)
+            errors
+                .check("command", Command::parse(&self.command))
+                .map(Some)
         };
         match (name, image, port, command) {
             (Some(name), Some(image), Some(container_port), Some(command)) if errors.is_empty() => {
-                Ok(NewApp { name, image, container_port, command })
+                Ok(NewApp {
+                    name,
+                    image,
+                    container_port,
+                    command,
+                })
             }
             _ => Err(errors),
         }
@@ -80,7 +94,9 @@ pub struct ProjectInput {
 impl ProjectInput {
     pub fn parse(&self) -> Result<ProjectName, FieldErrors> {
         let mut errors = FieldErrors::default();
-        errors.check("name", ProjectName::parse(&self.name)).ok_or(errors)
+        errors
+            .check("name", ProjectName::parse(&self.name))
+            .ok_or(errors)
     }
 }
 
@@ -103,7 +119,12 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_at_once() {
-        let input = AppInput { name: "Bad_Name".into(), image: "".into(), port: "0".into(), command: "echo 'x".into() };
+        let input = AppInput {
+            name: "Bad_Name".into(),
+            image: "".into(),
+            port: "0".into(),
+            command: "echo 'x".into(),
+        };
         let errors = input.parse().unwrap_err();
         for field in ["name", "image", "port", "command"] {
             assert!(errors.get(field).is_some(), "{field} should have an error");
@@ -112,7 +133,12 @@ mod tests {
 
     #[test]
     fn a_good_form_parses() {
-        let input = AppInput { name: "web".into(), image: "berth-test/web".into(), port: "8080".into(), command: "".into() };
+        let input = AppInput {
+            name: "web".into(),
+            image: "berth-test/web".into(),
+            port: "8080".into(),
+            command: "".into(),
+        };
         let app = input.parse().unwrap();
         assert_eq!(app.name.as_str(), "web");
         assert!(app.command.is_none());

@@ -38,25 +38,50 @@ struct Table {
 }
 
 impl Table {
-    fn add(&mut self, access: Access, method: Method, path: &'static str, route: MethodRouter<AppState>) {
+    fn add(
+        &mut self,
+        access: Access,
+        method: Method,
+        path: &'static str,
+        route: MethodRouter<AppState>,
+    ) {
         let router = match access {
             Access::Public => &mut self.public,
             Access::Session => &mut self.session,
             Access::Bearer => &mut self.bearer,
         };
         *router = std::mem::take(router).route(path, route);
-        self.list.push(RouteInfo { method, path, access });
+        self.list.push(RouteInfo {
+            method,
+            path,
+            access,
+        });
     }
 
-    fn get<H: Handler<T, AppState>, T: 'static>(&mut self, access: Access, path: &'static str, h: H) {
+    fn get<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) {
         self.add(access, Method::GET, path, get(h));
     }
 
-    fn post<H: Handler<T, AppState>, T: 'static>(&mut self, access: Access, path: &'static str, h: H) {
+    fn post<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) {
         self.add(access, Method::POST, path, post(h));
     }
 
-    fn delete<H: Handler<T, AppState>, T: 'static>(&mut self, access: Access, path: &'static str, h: H) {
+    fn delete<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) {
         self.add(access, Method::DELETE, path, delete(h));
     }
 }
@@ -81,29 +106,89 @@ fn declare() -> Table {
     t.get(Session, "/apps", pages::apps::list);
     t.post(Session, "/projects", pages::projects::create);
     t.get(Session, "/projects/{project}", pages::projects::show);
-    t.post(Session, "/projects/{project}/delete", pages::projects::delete);
+    t.post(
+        Session,
+        "/projects/{project}/delete",
+        pages::projects::delete,
+    );
     t.post(Session, "/projects/{project}/apps", pages::apps::create);
     t.get(Session, "/projects/{project}/apps/{app}", pages::apps::show);
-    t.post(Session, "/projects/{project}/apps/{app}/start", pages::apps::start);
-    t.post(Session, "/projects/{project}/apps/{app}/stop", pages::apps::stop);
-    t.post(Session, "/projects/{project}/apps/{app}/restart", pages::apps::restart);
-    t.post(Session, "/projects/{project}/apps/{app}/delete", pages::apps::delete);
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/start",
+        pages::apps::start,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/stop",
+        pages::apps::stop,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/restart",
+        pages::apps::restart,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/delete",
+        pages::apps::delete,
+    );
 
     t.get(Bearer, "/api/v1/openapi.json", api::openapi_json);
     t.get(Bearer, "/api/v1/engine", api::engine::get_engine);
     t.get(Bearer, "/api/v1/projects", api::projects::list_projects);
     t.post(Bearer, "/api/v1/projects", api::projects::create_project);
-    t.get(Bearer, "/api/v1/projects/{project}", api::projects::get_project);
-    t.delete(Bearer, "/api/v1/projects/{project}", api::projects::delete_project);
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}",
+        api::projects::get_project,
+    );
+    t.delete(
+        Bearer,
+        "/api/v1/projects/{project}",
+        api::projects::delete_project,
+    );
     t.get(Bearer, "/api/v1/apps", api::apps::list_all_apps);
-    t.get(Bearer, "/api/v1/projects/{project}/apps", api::apps::list_apps);
-    t.post(Bearer, "/api/v1/projects/{project}/apps", api::apps::create_app);
-    t.get(Bearer, "/api/v1/projects/{project}/apps/{app}", api::apps::get_app);
-    t.delete(Bearer, "/api/v1/projects/{project}/apps/{app}", api::apps::delete_app);
-    t.post(Bearer, "/api/v1/projects/{project}/apps/{app}/start", api::apps::start_app);
-    t.post(Bearer, "/api/v1/projects/{project}/apps/{app}/stop", api::apps::stop_app);
-    t.post(Bearer, "/api/v1/projects/{project}/apps/{app}/restart", api::apps::restart_app);
-    t.get(Bearer, "/api/v1/projects/{project}/apps/{app}/logs", api::apps::get_app_logs);
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps",
+        api::apps::list_apps,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps",
+        api::apps::create_app,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}",
+        api::apps::get_app,
+    );
+    t.delete(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}",
+        api::apps::delete_app,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/start",
+        api::apps::start_app,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/stop",
+        api::apps::stop_app,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/restart",
+        api::apps::restart_app,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/logs",
+        api::apps::get_app_logs,
+    );
     t
 }
 
@@ -114,10 +199,17 @@ pub fn route_table() -> Vec<RouteInfo> {
 
 pub fn build(state: AppState) -> Router {
     let t = declare();
-    let session = t.session.route_layer(from_fn_with_state(state.clone(), require_session));
-    let bearer = t.bearer.route_layer(from_fn_with_state(state.clone(), require_bearer));
+    let session = t
+        .session
+        .route_layer(from_fn_with_state(state.clone(), require_session));
+    let bearer = t
+        .bearer
+        .route_layer(from_fn_with_state(state.clone(), require_bearer));
     let header = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
     };
     Router::new()
         .merge(t.public)
@@ -128,7 +220,10 @@ pub fn build(state: AppState) -> Router {
         .layer(header("x-frame-options", "DENY"))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("referrer-policy", "same-origin"))
-        .layer(header("content-security-policy", "default-src 'self'; frame-ancestors 'none'"))
+        .layer(header(
+            "content-security-policy",
+            "default-src 'self'; frame-ancestors 'none'",
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

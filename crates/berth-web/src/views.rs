@@ -27,7 +27,10 @@ pub struct Chrome {
 
 impl From<&crate::auth::CurrentUser> for Chrome {
     fn from(user: &crate::auth::CurrentUser) -> Chrome {
-        Chrome { username: user.username.clone(), csrf: user.csrf_token.clone() }
+        Chrome {
+            username: user.username.clone(),
+            csrf: user.csrf_token.clone(),
+        }
     }
 }
 
@@ -52,7 +55,10 @@ impl From<&App> for AppRow {
             pinned: app.image.is_pinned(),
             status: app.status.as_str(),
             detail: app.status_detail.clone().unwrap_or_default(),
-            address: app.host_port.filter(|_| app.status == berth_core::AppStatus::Running).map(|p| format!("http://127.0.0.1:{p}")),
+            address: app
+                .host_port
+                .filter(|_| app.status == berth_core::AppStatus::Running)
+                .map(|p| format!("http://127.0.0.1:{p}")),
             transitional: app.status.is_transitional(),
         }
     }
@@ -90,7 +96,10 @@ impl From<EngineStatus> for EngineView {
                             ("images", berth_deploy::human_bytes(d.images_bytes)),
                             ("containers", berth_deploy::human_bytes(d.containers_bytes)),
                             ("volumes", berth_deploy::human_bytes(d.volumes_bytes)),
-                            ("build cache", berth_deploy::human_bytes(d.build_cache_bytes)),
+                            (
+                                "build cache",
+                                berth_deploy::human_bytes(d.build_cache_bytes),
+                            ),
                         ]
                     })
                     .unwrap_or_default(),
@@ -98,7 +107,11 @@ impl From<EngineStatus> for EngineView {
                 error: String::new(),
                 hint: String::new(),
             },
-            EngineStatus::Unavailable { target, error, hint } => EngineView {
+            EngineStatus::Unavailable {
+                target,
+                error,
+                hint,
+            } => EngineView {
                 ok: false,
                 version: String::new(),
                 api_version: String::new(),

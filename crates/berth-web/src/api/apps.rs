@@ -66,26 +66,52 @@ pub struct LogsQuery {
 }
 
 fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName), ApiError> {
-    Ok((project_name(project)?, AppName::parse(app).map_err(|_| ApiError(WebError::NotFound("app")))?))
+    Ok((
+        project_name(project)?,
+        AppName::parse(app).map_err(|_| ApiError(WebError::NotFound("app")))?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = Vec<AppOut>)))]
 pub async fn list_all_apps(State(state): State<AppState>) -> Result<Json<Vec<AppOut>>, ApiError> {
-    Ok(Json(state.engine.list_apps().await?.iter().map(AppOut::from).collect()))
+    Ok(Json(
+        state
+            .engine
+            .list_apps()
+            .await?
+            .iter()
+            .map(AppOut::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)),
     responses((status = 200, body = Vec<AppOut>), (status = 404, body = ErrorBody)))]
-pub async fn list_apps(State(state): State<AppState>, Path(project): Path<String>) -> Result<Json<Vec<AppOut>>, ApiError> {
+pub async fn list_apps(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<Vec<AppOut>>, ApiError> {
     let project = project_name(&project)?;
     state.engine.find_project(&project).await?;
-    Ok(Json(state.engine.list_apps_in_project(&project).await?.iter().map(AppOut::from).collect()))
+    Ok(Json(
+        state
+            .engine
+            .list_apps_in_project(&project)
+            .await?
+            .iter()
+            .map(AppOut::from)
+            .collect(),
+    ))
 }
 
 /// Creates the app and starts launching it; poll the app until `status` is `running` (or `failed`).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)), request_body = AppInput,
     responses((status = 202, body = AppOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_app(State(state): State<AppState>, Path(project): Path<String>, ApiJson(input): ApiJson<AppInput>) -> Result<(StatusCode, Json<AppOut>), ApiError> {
+pub async fn create_app(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(input): ApiJson<AppInput>,
+) -> Result<(StatusCode, Json<AppOut>), ApiError> {
     let project = project_name(&project)?;
     let new = input.parse().map_err(WebError::Invalid)?;
     let app = state.engine.create_app(&project, new).await?;
@@ -94,15 +120,23 @@ pub async fn create_app(State(state): State<AppState>, Path(project): Path<Strin
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/apps/{app}", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 200, body = AppOut), (status = 404, body = ErrorBody)))]
-pub async fn get_app(State(state): State<AppState>, Path((project, app)): Path<(String, String)>) -> Result<Json<AppOut>, ApiError> {
+pub async fn get_app(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    Ok(Json(AppOut::from(&state.engine.find_app(&project, &name).await?)))
+    Ok(Json(AppOut::from(
+        &state.engine.find_app(&project, &name).await?,
+    )))
 }
 
 /// Removes the app's containers (and the project network once it is empty).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/apps/{app}", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_app(State(state): State<AppState>, Path((project, app)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn delete_app(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let (project, name) = names(&project, &app)?;
     state.engine.delete_app(&project, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -110,31 +144,55 @@ pub async fn delete_app(State(state): State<AppState>, Path((project, app)): Pat
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/start", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 200, body = AppOut), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn start_app(State(state): State<AppState>, Path((project, app)): Path<(String, String)>) -> Result<Json<AppOut>, ApiError> {
+pub async fn start_app(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    Ok(Json(AppOut::from(&state.engine.start_app(&project, &name).await?)))
+    Ok(Json(AppOut::from(
+        &state.engine.start_app(&project, &name).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/stop", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 200, body = AppOut), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn stop_app(State(state): State<AppState>, Path((project, app)): Path<(String, String)>) -> Result<Json<AppOut>, ApiError> {
+pub async fn stop_app(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    Ok(Json(AppOut::from(&state.engine.stop_app(&project, &name).await?)))
+    Ok(Json(AppOut::from(
+        &state.engine.stop_app(&project, &name).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/restart", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 200, body = AppOut), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn restart_app(State(state): State<AppState>, Path((project, app)): Path<(String, String)>) -> Result<Json<AppOut>, ApiError> {
+pub async fn restart_app(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    Ok(Json(AppOut::from(&state.engine.restart_app(&project, &name).await?)))
+    Ok(Json(AppOut::from(
+        &state.engine.restart_app(&project, &name).await?,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/apps/{app}/logs", tag = "apps",
     params(("project" = String, Path), ("app" = String, Path), LogsQuery),
     responses((status = 200, body = LogsOut), (status = 404, body = ErrorBody)))]
-pub async fn get_app_logs(State(state): State<AppState>, Path((project, app)): Path<(String, String)>, Query(query): Query<LogsQuery>) -> Result<Json<LogsOut>, ApiError> {
+pub async fn get_app_logs(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     let app = state.engine.find_app(&project, &name).await?;
-    let lines = query.lines.unwrap_or(crate::pages::apps::LOG_LINES).clamp(1, 10_000);
-    Ok(Json(LogsOut { lines: state.engine.app_logs(&app, lines).await? }))
+    let lines = query
+        .lines
+        .unwrap_or(crate::pages::apps::LOG_LINES)
+        .clamp(1, 10_000);
+    Ok(Json(LogsOut {
+        lines: state.engine.app_logs(&app, lines).await?,
+    }))
 }

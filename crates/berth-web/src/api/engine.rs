@@ -54,7 +54,11 @@ pub async fn get_engine(State(state): State<AppState>) -> Result<Json<EngineOut>
             error: None,
             hint: None,
         },
-        EngineStatus::Unavailable { target, error, hint } => EngineOut {
+        EngineStatus::Unavailable {
+            target,
+            error,
+            hint,
+        } => EngineOut {
             available: false,
             target,
             version: None,

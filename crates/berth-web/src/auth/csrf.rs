@@ -33,11 +33,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
         let expected = expected_token(&req);
         let body = Bytes::from_request(req, state).await.map_err(|_| {
             let mut errors = crate::forms::FieldErrors::default();
-            errors.add("form", format!("the form is too large (at most {MAX_BODY_BYTES} bytes)"));
+            errors.add(
+                "form",
+                format!("the form is too large (at most {MAX_BODY_BYTES} bytes)"),
+            );
             WebError::Invalid(errors)
         })?;
         let sent: TokenOnly = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::Csrf)?;
-        let matches = expected.is_some_and(|e| !e.is_empty() && bool::from(e.as_bytes().ct_eq(sent.csrf.as_bytes())));
+        let matches = expected
+            .is_some_and(|e| !e.is_empty() && bool::from(e.as_bytes().ct_eq(sent.csrf.as_bytes())));
         if !matches {
             return Err(WebError::Csrf);
         }
@@ -60,7 +64,9 @@ fn expected_token(req: &Request) -> Option<String> {
 /// The pre-session token for a login or setup page, and whether it must be set as a cookie.
 pub fn pre_session_token(headers: &HeaderMap) -> (String, bool) {
     match cookie(headers, PRE_SESSION_COOKIE) {
-        Some(token) if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) => (token, false),
+        Some(token) if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (token, false)
+        }
         _ => (random_hex(32), true),
     }
 }

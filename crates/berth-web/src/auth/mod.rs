@@ -28,13 +28,21 @@ pub struct CurrentUser {
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<CurrentUser>().cloned().ok_or(WebError::Unauthorized)
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or(WebError::Unauthorized)
     }
 }
 
 /// Layer for dashboard routes: no valid session → to the login page (or to
 /// setup while no admin exists).
-pub async fn require_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
         match sessions::find_user(state.engine.store(), &token).await {
             Ok(Some(user)) => {
@@ -72,7 +80,9 @@ pub async fn require_bearer(State(state): State<AppState>, req: Request, next: N
         }
     }
     let mut response = ApiError(WebError::Unauthorized).into_response();
-    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 
@@ -91,12 +101,23 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The request reached berth over HTTPS (directly later, or through a proxy that says so).
 pub fn is_https(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
 /// A `Set-Cookie` header value: always HttpOnly and SameSite=Lax, Secure over HTTPS.
-pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_secs: i64) -> (axum::http::HeaderName, HeaderValue) {
+pub fn set_cookie(
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+) -> (axum::http::HeaderName, HeaderValue) {
     let secure = if is_https(headers) { "; Secure" } else { "" };
-    let value = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
-    (SET_COOKIE, HeaderValue::from_str(&value).expect("cookie values are hex"))
+    let value =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
+    (
+        SET_COOKIE,
+        HeaderValue::from_str(&value).expect("cookie values are hex"),
+    )
 }

@@ -15,9 +15,15 @@ use crate::{AppState, WebError};
 /// How many log lines the app page shows.
 pub const LOG_LINES: usize = 200;
 
-pub async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Html<String>, WebError> {
+pub async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Html<String>, WebError> {
     let apps = state.engine.list_apps().await?;
-    Ok(render(&AppsPage { chrome: Chrome::from(&user), apps: apps.iter().map(AppRow::from).collect() }))
+    Ok(render(&AppsPage {
+        chrome: Chrome::from(&user),
+        apps: apps.iter().map(AppRow::from).collect(),
+    }))
 }
 
 pub async fn create(
@@ -28,34 +34,74 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
     let result = match input.parse() {
-        Ok(new) => state.engine.create_app(&project, new).await.map_err(WebError::from),
+        Ok(new) => state
+            .engine
+            .create_app(&project, new)
+            .await
+            .map_err(WebError::from),
         Err(errors) => Err(WebError::Invalid(errors)),
     };
     match result {
         Ok(app) => Ok(Redirect::to(&app_url(&project, &app.name)).into_response()),
         Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
-            let page = super::projects::page(&state, &user, &project, input, field_errors(err, "name"), String::new()).await?;
+            let page = super::projects::page(
+                &state,
+                &user,
+                &project,
+                input,
+                field_errors(err, "name"),
+                String::new(),
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
         }
         Err(err) => Err(err),
     }
 }
 
-pub async fn show(State(state): State<AppState>, user: CurrentUser, Path((project, app)): Path<(String, String)>) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &app)?;
     Ok(render(&page(&state, &user, &project, &name, String::new()).await?).into_response())
 }
 
-pub async fn start(state: State<AppState>, user: CurrentUser, path: Path<(String, String)>, _: CsrfForm<serde::de::IgnoredAny>) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| Box::pin(async move { engine.start_app(&p, &a).await.map(drop) })).await
+pub async fn start(
+    state: State<AppState>,
+    user: CurrentUser,
+    path: Path<(String, String)>,
+    _: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    act(state, user, path, |engine, p, a| {
+        Box::pin(async move { engine.start_app(&p, &a).await.map(drop) })
+    })
+    .await
 }
 
-pub async fn stop(state: State<AppState>, user: CurrentUser, path: Path<(String, String)>, _: CsrfForm<serde::de::IgnoredAny>) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| Box::pin(async move { engine.stop_app(&p, &a).await.map(drop) })).await
+pub async fn stop(
+    state: State<AppState>,
+    user: CurrentUser,
+    path: Path<(String, String)>,
+    _: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    act(state, user, path, |engine, p, a| {
+        Box::pin(async move { engine.stop_app(&p, &a).await.map(drop) })
+    })
+    .await
 }
 
-pub async fn restart(state: State<AppState>, user: CurrentUser, path: Path<(String, String)>, _: CsrfForm<serde::de::IgnoredAny>) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| Box::pin(async move { engine.restart_app(&p, &a).await.map(drop) })).await
+pub async fn restart(
+    state: State<AppState>,
+    user: CurrentUser,
+    path: Path<(String, String)>,
+    _: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    act(state, user, path, |engine, p, a| {
+        Box::pin(async move { engine.restart_app(&p, &a).await.map(drop) })
+    })
+    .await
 }
 
 pub async fn delete(
@@ -71,7 +117,8 @@ pub async fn delete(
     }
 }
 
-type ActionFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DeployError>> + Send>>;
+type ActionFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DeployError>> + Send>>;
 
 /// Runs one app action; success goes back to the app page, a failure shows
 /// the app page with Docker's message.
@@ -88,7 +135,13 @@ async fn act(
     }
 }
 
-async fn failed_action(state: &AppState, user: &CurrentUser, project: &ProjectName, name: &AppName, err: DeployError) -> Result<Response, WebError> {
+async fn failed_action(
+    state: &AppState,
+    user: &CurrentUser,
+    project: &ProjectName,
+    name: &AppName,
+    err: DeployError,
+) -> Result<Response, WebError> {
     let err = WebError::from(err);
     if matches!(err, WebError::NotFound(_) | WebError::Internal(_)) {
         return Err(err);
@@ -97,16 +150,32 @@ async fn failed_action(state: &AppState, user: &CurrentUser, project: &ProjectNa
     Ok((err.status_code(), render(&page)).into_response())
 }
 
-async fn page(state: &AppState, user: &CurrentUser, project: &ProjectName, name: &AppName, flash: String) -> Result<AppPage, WebError> {
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    project: &ProjectName,
+    name: &AppName,
+    flash: String,
+) -> Result<AppPage, WebError> {
     let app = state.engine.find_app(project, name).await?;
     let (logs, logs_error) = match state.engine.app_logs(&app, LOG_LINES).await {
         Ok(logs) => (logs, String::new()),
-        Err(err) => (Vec::new(), format!("Logs are unavailable: {}", WebError::from(err).public_message())),
+        Err(err) => (
+            Vec::new(),
+            format!(
+                "Logs are unavailable: {}",
+                WebError::from(err).public_message()
+            ),
+        ),
     };
     Ok(AppPage {
         chrome: Chrome::from(user),
         port: app.container_port.get(),
-        command: app.command.as_ref().map(|c| c.to_line()).unwrap_or_default(),
+        command: app
+            .command
+            .as_ref()
+            .map(|c| c.to_line())
+            .unwrap_or_default(),
         app: AppRow::from(&app),
         logs,
         logs_error,
@@ -115,7 +184,10 @@ async fn page(state: &AppState, user: &CurrentUser, project: &ProjectName, name:
 }
 
 fn parse_names(project: &str, app: &str) -> Result<(ProjectName, AppName), WebError> {
-    Ok((parse_path(ProjectName::parse, project, "project")?, parse_path(AppName::parse, app, "app")?))
+    Ok((
+        parse_path(ProjectName::parse, project, "project")?,
+        parse_path(AppName::parse, app, "app")?,
+    ))
 }
 
 fn app_url(project: &ProjectName, app: &AppName) -> String {

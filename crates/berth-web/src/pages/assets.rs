@@ -13,5 +13,12 @@ pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError>
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(WebError::NotFound("file")),
     };
-    Ok(([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=3600")], body).into_response())
+    Ok((
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response())
 }

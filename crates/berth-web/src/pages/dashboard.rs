@@ -7,13 +7,21 @@ use crate::forms::FieldErrors;
 use crate::views::{AppRow, Chrome, DashboardPage, EngineView, ProjectRow, render};
 use crate::{AppState, WebError};
 
-pub async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Html<String>, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Html<String>, WebError> {
     let page = page(&state, &user, String::new(), FieldErrors::default()).await?;
     Ok(render(&page))
 }
 
 /// The dashboard, also re-shown with the new-project form's input and errors.
-pub async fn page(state: &AppState, user: &CurrentUser, project_input: String, errors: FieldErrors) -> Result<DashboardPage, WebError> {
+pub async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    project_input: String,
+    errors: FieldErrors,
+) -> Result<DashboardPage, WebError> {
     let engine = state.engine.engine_status().await;
     let projects = state.engine.list_projects().await?;
     let apps = state.engine.list_apps().await?;
@@ -27,7 +35,10 @@ pub async fn page(state: &AppState, user: &CurrentUser, project_input: String, e
         engine: EngineView::from(engine),
         projects: projects
             .into_iter()
-            .map(|p| ProjectRow { name: p.project.name.to_string(), app_count: p.app_count })
+            .map(|p| ProjectRow {
+                name: p.project.name.to_string(),
+                app_count: p.app_count,
+            })
             .collect(),
         project_input,
         errors,

@@ -5,12 +5,17 @@ use serde_json::json;
 use crate::AppState;
 
 /// Liveness for load balancers and scripts: answers while the database does.
-pub async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+pub async fn healthz(
+    State(state): State<AppState>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     match berth_store::users::count(state.engine.store()).await {
         Ok(_) => (axum::http::StatusCode::OK, Json(json!({ "status": "ok" }))),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })))
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "database unavailable" })),
+            )
         }
     }
 }

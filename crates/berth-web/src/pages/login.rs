@@ -22,7 +22,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         return Ok(Redirect::to("/setup").into_response());
     }
     let (csrf, fresh) = pre_session_token(&headers);
-    let mut response = render(&LoginPage { csrf: csrf.clone(), username: String::new(), error: String::new() }).into_response();
+    let mut response = render(&LoginPage {
+        csrf: csrf.clone(),
+        username: String::new(),
+        error: String::new(),
+    })
+    .into_response();
     if fresh {
         let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
         response.headers_mut().insert(name, value);
@@ -39,25 +44,46 @@ pub async fn submit(
     let store = state.engine.store();
     let again = |status: StatusCode, error: String| {
         let (csrf, _) = pre_session_token(&headers);
-        (status, render(&LoginPage { csrf, username: form.username.clone(), error })).into_response()
+        (
+            status,
+            render(&LoginPage {
+                csrf,
+                username: form.username.clone(),
+                error,
+            }),
+        )
+            .into_response()
     };
     if state.limiter.is_blocked(ip) {
         tracing::warn!(client.ip = %ip, "login refused: too many failures");
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, WebError::TooManyAttempts.to_string()));
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooManyAttempts.to_string(),
+        ));
     }
     let found = users::find_for_login(store, form.username.trim()).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
-    let hash = found.as_ref().map_or(passwords::DUMMY_HASH, |(_, h)| h.as_str());
+    let hash = found
+        .as_ref()
+        .map_or(passwords::DUMMY_HASH, |(_, h)| h.as_str());
     let valid = passwords::verify(&form.password, hash).await && found.is_some();
     let Some((user, _)) = found.filter(|_| valid) else {
         state.limiter.record_failure(ip);
         tracing::info!(client.ip = %ip, "failed login");
-        return Ok(again(StatusCode::UNAUTHORIZED, "Wrong username or password.".to_owned()));
+        return Ok(again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password.".to_owned(),
+        ));
     };
     state.limiter.record_success(ip);
     let session = sessions::create(store, user.id).await?;
     tracing::info!(user.name = %user.username, "logged in");
-    let cookie = set_cookie(&headers, SESSION_COOKIE, &session.token, sessions::LIFETIME_SECS);
+    let cookie = set_cookie(
+        &headers,
+        SESSION_COOKIE,
+        &session.token,
+        sessions::LIFETIME_SECS,
+    );
     Ok(([cookie], Redirect::to("/")).into_response())
 }
 

@@ -35,6 +35,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 /// Names in a URL that do not parse cannot name anything that exists.
-pub fn parse_path<T, E>(parse: impl FnOnce(&str) -> Result<T, E>, value: &str, what: &'static str) -> Result<T, WebError> {
+pub fn parse_path<T, E>(
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    value: &str,
+    what: &'static str,
+) -> Result<T, WebError> {
     parse(value).map_err(|_| WebError::NotFound(what))
 }

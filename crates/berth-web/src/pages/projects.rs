@@ -10,9 +10,17 @@ use crate::forms::{AppInput, FieldErrors, ProjectInput};
 use crate::views::{AppRow, Chrome, ProjectPage, render};
 use crate::{AppState, WebError};
 
-pub async fn create(State(state): State<AppState>, user: CurrentUser, CsrfForm(input): CsrfForm<ProjectInput>) -> Result<Response, WebError> {
+pub async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(input): CsrfForm<ProjectInput>,
+) -> Result<Response, WebError> {
     let result = match input.parse() {
-        Ok(name) => state.engine.create_project(&name).await.map_err(WebError::from),
+        Ok(name) => state
+            .engine
+            .create_project(&name)
+            .await
+            .map_err(WebError::from),
         Err(errors) => Err(WebError::Invalid(errors)),
     };
     match result {
@@ -26,13 +34,30 @@ pub async fn create(State(state): State<AppState>, user: CurrentUser, CsrfForm(i
     }
 }
 
-pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(project): Path<String>) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(project): Path<String>,
+) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
-    let page = page(&state, &user, &project, AppInput::default(), FieldErrors::default(), String::new()).await?;
+    let page = page(
+        &state,
+        &user,
+        &project,
+        AppInput::default(),
+        FieldErrors::default(),
+        String::new(),
+    )
+    .await?;
     Ok(render(&page).into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, user: CurrentUser, Path(project): Path<String>, CsrfForm(_): CsrfForm<serde::de::IgnoredAny>) -> Result<Response, WebError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(project): Path<String>,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
     match state.engine.delete_project(&project).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
@@ -41,7 +66,15 @@ pub async fn delete(State(state): State<AppState>, user: CurrentUser, Path(proje
             if matches!(err, WebError::NotFound(_)) {
                 return Err(err);
             }
-            let page = page(&state, &user, &project, AppInput::default(), FieldErrors::default(), err.public_message()).await?;
+            let page = page(
+                &state,
+                &user,
+                &project,
+                AppInput::default(),
+                FieldErrors::default(),
+                err.public_message(),
+            )
+            .await?;
             Ok((err.status_code(), render(&page)).into_response())
         }
     }

@@ -30,7 +30,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         return Ok(Redirect::to("/login").into_response());
     }
     let (csrf, fresh) = pre_session_token(&headers);
-    let page = SetupPage { csrf: csrf.clone(), token: String::new(), username: String::new(), errors: FieldErrors::default() };
+    let page = SetupPage {
+        csrf: csrf.clone(),
+        token: String::new(),
+        username: String::new(),
+        errors: FieldErrors::default(),
+    };
     let mut response = render(&page).into_response();
     if fresh {
         let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
@@ -39,16 +44,28 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(response)
 }
 
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, CsrfForm(form): CsrfForm<SetupForm>) -> Result<Response, WebError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<SetupForm>,
+) -> Result<Response, WebError> {
     let store = state.engine.store();
     if users::count(store).await? > 0 {
         return Ok(Redirect::to("/login").into_response());
     }
     let mut errors = FieldErrors::default();
-    let expected = state.setup_token.lock().expect("setup token poisoned").clone();
-    let token_ok = expected.is_some_and(|t| bool::from(t.as_bytes().ct_eq(form.token.trim().as_bytes())));
+    let expected = state
+        .setup_token
+        .lock()
+        .expect("setup token poisoned")
+        .clone();
+    let token_ok =
+        expected.is_some_and(|t| bool::from(t.as_bytes().ct_eq(form.token.trim().as_bytes())));
     if !token_ok {
-        errors.add("token", "does not match the token printed when berth started");
+        errors.add(
+            "token",
+            "does not match the token printed when berth started",
+        );
     }
     let username = errors.check("username", Username::parse(&form.username));
     let password = errors.check("password", Password::parse_new(&form.password));
@@ -57,7 +74,12 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, CsrfForm(
     }
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
         let (csrf, _) = pre_session_token(&headers);
-        let page = SetupPage { csrf, token: form.token, username: form.username, errors };
+        let page = SetupPage {
+            csrf,
+            token: form.token,
+            username: form.username,
+            errors,
+        };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
     let hash = passwords::hash(&password).await?;
@@ -67,6 +89,11 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, CsrfForm(
     *state.setup_token.lock().expect("setup token poisoned") = None;
     tracing::info!(user.name = %user.username, "admin account created through setup");
     let session = sessions::create(store, user.id).await?;
-    let cookie = set_cookie(&headers, SESSION_COOKIE, &session.token, sessions::LIFETIME_SECS);
+    let cookie = set_cookie(
+        &headers,
+        SESSION_COOKIE,
+        &session.token,
+        sessions::LIFETIME_SECS,
+    );
     Ok(([cookie], Redirect::to("/")).into_response())
 }

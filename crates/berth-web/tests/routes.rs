@@ -1,0 +1,192 @@
+//! Walks berth's whole route table against the real router (a real SQLite
+//! file; Docker is never reached because auth answers first) and proves that
+//! only login, setup, `/healthz` and static assets answer without
+//! credentials, that every state-changing dashboard route wants its CSRF
+//! token, and that every API route is in the OpenAPI document.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use berth_core::{Password, Username};
+use berth_deploy::Engine;
+use berth_docker::DockerClient;
+use berth_store::{Store, passwords, sessions, users};
+use berth_web::{Access, AppState, route_table, router};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const PUBLIC: [&str; 4] = ["/healthz", "/static/{file}", "/setup", "/login"];
+
+fn concrete(path: &str) -> String {
+    path.replace("{project}", "demo")
+        .replace("{app}", "web")
+        .replace("{file}", "style.css")
+}
+
+async fn state() -> (tempfile::TempDir, AppState, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    // Nothing listens there: a route that reached Docker would fail loudly, not pass.
+    let docker = DockerClient::connect(Some("unix:///nonexistent/berth-routes.sock")).unwrap();
+    let engine = Engine::new(store.clone(), docker).await.unwrap();
+    (
+        dir,
+        AppState::new(engine, Some("setup-token".into())),
+        store,
+    )
+}
+
+#[tokio::test]
+async fn only_login_setup_healthz_and_static_assets_are_public() {
+    let (_dir, state, store) = state().await;
+    let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
+        .await
+        .unwrap();
+    users::create(&store, &Username::parse("admin").unwrap(), &hash)
+        .await
+        .unwrap();
+    let app = router(state);
+    let table = route_table();
+    assert!(table.len() > 20, "the table lists every route");
+
+    for route in &table {
+        let public = PUBLIC.contains(&route.path);
+        assert_eq!(
+            route.access == Access::Public,
+            public,
+            "{} {} has the wrong access class",
+            route.method,
+            route.path
+        );
+        if public {
+            continue;
+        }
+        let request = Request::builder()
+            .method(route.method.clone())
+            .uri(concrete(route.path))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        match route.access {
+            Access::Session => {
+                assert_eq!(
+                    response.status(),
+                    StatusCode::SEE_OTHER,
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+                assert_eq!(
+                    response.headers()["location"],
+                    "/login",
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+            }
+            Access::Bearer => {
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+                // A wrong token is refused the same way.
+                let request = Request::builder()
+                    .method(route.method.clone())
+                    .uri(concrete(route.path))
+                    .header("authorization", "Bearer berth_not-a-token")
+                    .body(Body::empty())
+                    .unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+            }
+            Access::Public => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_post_needs_the_sessions_csrf_token() {
+    let (_dir, state, store) = state().await;
+    let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
+        .await
+        .unwrap();
+    let user = users::create(&store, &Username::parse("admin").unwrap(), &hash)
+        .await
+        .unwrap();
+    let session = sessions::create(&store, user.id).await.unwrap();
+    let app = router(state);
+    for route in route_table()
+        .iter()
+        .filter(|r| r.method == Method::POST && r.access == Access::Session)
+    {
+        for body in ["", "csrf=wrong", "name=x"] {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(concrete(route.path))
+                .header("cookie", format!("berth_session={}", session.token))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "POST {} with body {body:?}",
+                route.path
+            );
+        }
+    }
+    // The public forms want their pre-session token as well.
+    for path in ["/login", "/setup"] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("username=admin&password=a+long+password"))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "POST {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_api_route_is_described_in_the_openapi_document() {
+    let (_dir, state, store) = state().await;
+    let (_, token) = berth_store::api_tokens::create(&store, "routes-test")
+        .await
+        .unwrap();
+    let app = router(state);
+    let request = Request::builder()
+        .uri("/api/v1/openapi.json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    for route in route_table()
+        .iter()
+        .filter(|r| r.access == Access::Bearer && r.path != "/api/v1/openapi.json")
+    {
+        let method = route.method.as_str().to_lowercase();
+        assert!(
+            doc["paths"][route.path][&method].is_object(),
+            "{} {} is missing from openapi.json",
+            route.method,
+            route.path
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

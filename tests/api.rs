@@ -1,0 +1,155 @@
+//! The JSON API with a token from `berth token create`, against the real daemon.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, docker_objects_of, fetch_text};
+use serde_json::{Value, json};
+
+struct Api<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .app
+            .http
+            .request(method, self.app.at(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> u16 {
+        self.send(reqwest::Method::DELETE, path, None).await.0
+    }
+}
+
+#[tokio::test]
+async fn scripts_drive_projects_and_apps_through_the_api() {
+    let mut app = TestApp::spawn().await;
+    let out = app.cli(&["token", "create", "--name", "ci"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("berth_"), "{token}");
+
+    // No token, no entry.
+    let response = app
+        .http
+        .get(app.at("/api/v1/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+
+    let project = app.unique_project("api");
+    let api = Api { app: &app, token };
+    let (status, engine) = api.get("/api/v1/engine").await;
+    assert_eq!(status, 200);
+    assert_eq!(engine["available"], true, "{engine}");
+    assert!(engine["version"].is_string());
+
+    let (status, body) = api
+        .post("/api/v1/projects", json!({ "name": "Not Valid" }))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["fields"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("lowercase"),
+        "{body}"
+    );
+    let (status, body) = api.post("/api/v1/projects", json!("not an object")).await;
+    assert_eq!(status, 422, "{body}");
+
+    let (status, body) = api
+        .post("/api/v1/projects", json!({ "name": project }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = api
+        .post("/api/v1/projects", json!({ "name": project }))
+        .await;
+    assert_eq!(status, 409);
+
+    let apps = format!("/api/v1/projects/{project}/apps");
+    let (status, body) = api
+        .post(
+            &apps,
+            json!({ "name": "api", "image": "berth-test/web", "port": 8080 }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["image_pinned"], false, "no tag means latest: flagged");
+
+    let path = format!("{apps}/api");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let (_, body) = api.get(&path).await;
+        if body["status"] == "running" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "never running: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let address = running["local_address"]
+        .as_str()
+        .expect("address")
+        .to_owned();
+    assert!(fetch_text(&address).await.contains("berth-test-web"));
+
+    let (status, body) = api.post(&format!("{path}/restart"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "running");
+    let (status, body) = api.get(&format!("{path}/logs?lines=5")).await;
+    assert_eq!(status, 200);
+    assert!(body["lines"].as_array().unwrap().len() <= 5);
+
+    let (status, body) = api.get("/api/v1/apps").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["project"] == project.as_str())
+    );
+
+    assert_eq!(
+        api.delete(&format!("/api/v1/projects/{project}")).await,
+        409,
+        "not empty yet"
+    );
+    assert_eq!(api.delete(&path).await, 204);
+    assert_eq!(api.get(&path).await.0, 404);
+    assert_eq!(
+        api.delete(&format!("/api/v1/projects/{project}")).await,
+        204
+    );
+    assert_eq!(docker_objects_of(&project), (vec![], vec![]));
+
+    let (status, doc) = api.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/v1/projects/{project}/apps"]["post"].is_object());
+}

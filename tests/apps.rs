@@ -1,0 +1,218 @@
+//! Deploying an image from the dashboard against the real Docker daemon:
+//! create, reach it on its published port, restart, stop, crash detection,
+//! failed pulls, delete, and nothing left behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, app_address, docker_objects_of, fetch_text, location};
+
+#[tokio::test]
+async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("web").await;
+
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("/projects/{project}/apps/web"));
+
+    let html = app.wait_for_status(&project, "web", "running").await;
+    let address = app_address(&html).expect("a running app shows its local address");
+    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+    assert!(fetch_text(&address).await.contains("berth-test-web"));
+
+    // The container carries berth's labels, runs unless-stopped, and publishes on 127.0.0.1 only.
+    let (containers, networks) = docker_objects_of(&project);
+    assert_eq!((containers.len(), networks.len()), (1, 1));
+    let inspect = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"berth.managed\"}} {{index .Config.Labels \"berth.app\"}} {{.HostConfig.RestartPolicy.Name}} {{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{.HostIp}}{{end}}{{end}}",
+            &containers[0],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "true web unless-stopped 127.0.0.1"
+    );
+
+    // The page shows the container's logs: busybox httpd logged our request.
+    let html = app.get_html(&format!("/projects/{project}/apps/web")).await;
+    assert!(html.contains("id=\"logs\""));
+
+    // Restart: still running, still serving.
+    let response = app
+        .post_form(
+            &format!("/projects/{project}/apps/web"),
+            &format!("/projects/{project}/apps/web/restart"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let html = app.wait_for_status(&project, "web", "running").await;
+    let address = app_address(&html).expect("address after restart");
+    assert!(fetch_text(&address).await.contains("berth-test-web"));
+
+    // Stop: shown as stopped (not crashed), no address.
+    let response = app
+        .post_form(
+            &format!("/projects/{project}/apps/web"),
+            &format!("/projects/{project}/apps/web/stop"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let html = app.wait_for_status(&project, "web", "stopped").await;
+    assert!(app_address(&html).is_none());
+
+    // Start again.
+    app.post_form(
+        &format!("/projects/{project}/apps/web"),
+        &format!("/projects/{project}/apps/web/start"),
+        &[],
+    )
+    .await;
+    app.wait_for_status(&project, "web", "running").await;
+
+    // Delete: the container and, the project now being empty, its network are gone.
+    let response = app
+        .post_form(
+            &format!("/projects/{project}/apps/web"),
+            &format!("/projects/{project}/apps/web/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        app.get(&format!("/projects/{project}/apps/web"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        docker_objects_of(&project),
+        (vec![], vec![]),
+        "no labelled container or network is left"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_reported_per_field_and_keeps_what_was_typed() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("form").await;
+
+    let response = app
+        .create_app(
+            &project,
+            "Bad_Name",
+            "nginx:1.27",
+            "99999",
+            "echo 'unclosed",
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("may only contain lowercase letters"),
+        "{html}"
+    );
+    assert!(html.contains("must be a number from 1 to 65535"));
+    assert!(html.contains("unclosed"));
+    assert!(
+        html.contains("value=\"Bad_Name\""),
+        "the typed name is kept"
+    );
+    assert!(
+        html.contains("value=\"nginx:1.27\""),
+        "the typed image is kept"
+    );
+    assert!(html.contains("value=\"99999\""));
+    let html = app.get_html(&format!("/projects/{project}")).await;
+    assert!(
+        html.contains("No apps in this project yet"),
+        "nothing was created"
+    );
+
+    let response = app.create_app(&project, "ok", "UPPER/case", "80", "").await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("invalid path part"));
+
+    // A duplicate project name is a field error too.
+    let response = app.post_form("/", "/projects", &[("name", &project)]).await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("already exists"), "{html}");
+    assert!(html.contains(&format!("value=\"{project}\"")));
+
+    // An oversized body is refused without effect.
+    let big = "x".repeat(200 * 1024);
+    let response = app.create_app(&project, "big", &big, "80", "").await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn an_app_that_exits_on_its_own_shows_as_crashed_within_seconds() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("crash").await;
+    let response = app
+        .create_app(&project, "boom", "berth-test/crash", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    let started = Instant::now();
+    let html = app.wait_for_status(&project, "boom", "crashed").await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(html.contains("exited with code 3"), "{html}");
+    assert!(
+        html.contains("berth-test-crash: starting"),
+        "its last log lines are on the page"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_pull_shows_the_daemons_error() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("pull").await;
+    // Port 1 on loopback: the daemon tries and fails at once, without leaving this machine.
+    let response = app
+        .create_app(&project, "nope", "127.0.0.1:1/berth-test/nope:1", "80", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    let html = app.wait_for_status(&project, "nope", "failed").await;
+    assert!(
+        html.contains("127.0.0.1:1"),
+        "the daemon's message names the registry: {html}"
+    );
+}
+
+#[tokio::test]
+async fn without_docker_the_dashboard_explains_and_the_rest_keeps_working() {
+    let mut app = TestApp::spawn_with(common::Options {
+        docker_host: Some("unix:///nonexistent/berth-test.sock".into()),
+        data_dir: None,
+    })
+    .await;
+    app.setup_admin().await;
+    let html = app.get_html("/").await;
+    assert!(html.contains("berth cannot reach Docker"), "{html}");
+    assert!(
+        html.contains("unix:///nonexistent/berth-test.sock"),
+        "it says what it tried"
+    );
+    assert!(html.contains("--docker-host"), "and how to fix it");
+    let project = app.create_project("nodocker").await;
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    let html = app.wait_for_status(&project, "web", "failed").await;
+    assert!(html.contains("cannot reach the Docker engine"), "{html}");
+}

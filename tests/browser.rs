@@ -1,0 +1,594 @@
+//! berth in a real browser: Chromium driven through chromedriver (WebDriver)
+//! with fantoccini, at the size of a 360 px phone, against the real berth
+//! binary and the real Docker daemon. No mocks.
+//!
+//! The browser is Chromium from `BERTH_TEST_CHROMIUM` and the driver
+//! chromedriver from `BERTH_TEST_CHROMEDRIVER` (both exported by tests/run),
+//! falling back to `chromium` and `chromedriver` on PATH. Set
+//! `BERTH_TEST_SCREENSHOTS=<dir>` to keep a screenshot of every step.
+//!
+//! On a failure the test saves a screenshot and the page source to the temp
+//! dir, prints their paths, and prints the page's visible text.
+
+mod common;
+
+use std::fmt::Display;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, TestApp};
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// The width of a small phone: every page must be usable at this width.
+const PHONE_WIDTH: u64 = 360;
+const PHONE_HEIGHT: u64 = 800;
+/// How long a page element may take to show up after a click or a navigation.
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a new app may take to reach `running`.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+#[tokio::test]
+async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
+    let started = Instant::now();
+    let mut app = TestApp::spawn().await;
+    let token = app
+        .setup_token
+        .clone()
+        .expect("a fresh install prints a setup token");
+    let project = app.unique_project("browser");
+    let browser = Browser::launch().await;
+
+    // The first visit goes to the setup page.
+    browser.goto(&app.at("/")).await;
+    browser.wait_for_path("/setup").await;
+    browser.snapshot("01-setup").await;
+    browser.assert_fits_phone().await;
+    browser.fill("#f-token", &token).await;
+    browser.fill("#f-username", "admin").await;
+    browser.fill("#f-password", PASSWORD).await;
+    browser.fill("#f-password_confirm", PASSWORD).await;
+    browser
+        .click("form[action='/setup'] button[type=submit]")
+        .await;
+
+    // Setup logs the admin in and shows the dashboard, with the engine reachable.
+    browser.wait_for_path("/").await;
+    browser.wait_for_text("#engine h2", "Docker engine").await;
+    browser.wait_for_text("#engine", "Version").await;
+    browser.snapshot("02-dashboard").await;
+    browser.assert_fits_phone().await;
+
+    // Log out from the nav, then log in again.
+    browser.click("nav form[action='/logout'] button").await;
+    browser.wait_for_path("/login").await;
+    browser.snapshot("03-login").await;
+    browser.assert_fits_phone().await;
+    browser.fill("#f-username", "admin").await;
+    browser.fill("#f-password", PASSWORD).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser.wait_for_path("/").await;
+    browser.wait_for_text("#engine h2", "Docker engine").await;
+
+    // Create a project from the dashboard.
+    browser.fill("#projects #f-name", &project).await;
+    browser
+        .click("form[action='/projects'] button[type=submit]")
+        .await;
+    browser.wait_for_path(&format!("/projects/{project}")).await;
+    browser.wait_for_text("main h1", &project).await;
+    browser.snapshot("04-project").await;
+    browser.assert_fits_phone().await;
+
+    // A typo in the app name: the error shows next to the name field and
+    // nothing typed is lost.
+    browser.fill("#new-app #f-name", "Bad_Name").await;
+    browser.fill("#new-app #f-image", "berth-test/web").await;
+    browser.fill("#new-app #f-port", "8080").await;
+    browser.click("#new-app button[type=submit]").await;
+    browser
+        .wait_for_text("#new-app .field.has-error #e-name", "lowercase")
+        .await;
+    browser.snapshot("05-app-form-error").await;
+    browser.assert_fits_phone().await;
+    let described_by = browser.attr("#new-app #f-name", "aria-describedby").await;
+    browser
+        .ensure(
+            described_by.as_deref() == Some("e-name"),
+            "the name field points at its error",
+        )
+        .await;
+    let image = browser.value("#new-app #f-image").await;
+    browser
+        .ensure(
+            image == "berth-test/web",
+            format!("the image field kept what was typed, got {image:?}"),
+        )
+        .await;
+    let port = browser.value("#new-app #f-port").await;
+    browser
+        .ensure(
+            port == "8080",
+            format!("the port field kept what was typed, got {port:?}"),
+        )
+        .await;
+
+    // Fix the name and deploy.
+    browser.fill("#new-app #f-name", "web").await;
+    browser.click("#new-app button[type=submit]").await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/apps/web"))
+        .await;
+    browser.wait_for_status("running").await;
+    browser.snapshot("06-app-running").await;
+    let facts = browser.text("main .facts").await;
+    browser
+        .ensure(
+            facts.contains("berth-test/web"),
+            format!("the app page shows its image, got {facts:?}"),
+        )
+        .await;
+    browser.assert_fits_phone().await;
+    let address = browser
+        .attr("#app-address", "href")
+        .await
+        .unwrap_or_default();
+    browser
+        .ensure(
+            address.starts_with("http://"),
+            format!("the app shows its local address, got {address:?}"),
+        )
+        .await;
+
+    // The address serves the app.
+    browser.goto(&address).await;
+    browser.wait_for_text("body", "berth-test-web").await;
+    browser.snapshot("07-the-app").await;
+
+    browser.close().await;
+    println!("browser test took {:.1?}", started.elapsed());
+}
+
+/// A headless Chromium at phone size, with its chromedriver and a fresh profile.
+/// Fields drop in order: the client, then chromedriver (with Chromium), then the profile.
+struct Browser {
+    client: Client,
+    driver: Chromedriver,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        let profile = tempfile::Builder::new()
+            .prefix("berth-chromium-")
+            .tempdir()
+            .expect("temp dir for the browser profile");
+        let driver = Chromedriver::start(&profile.path().join("chromedriver.log")).await;
+        let mut options = json!({
+            // Chrome keeps windows at least 500 px wide, so the phone is emulated:
+            // a 360 px viewport that honours `<meta name="viewport">` like a phone does.
+            "mobileEmulation": {
+                "deviceMetrics": { "width": PHONE_WIDTH, "height": PHONE_HEIGHT, "pixelRatio": 1.0, "mobile": true, "touch": true },
+            },
+            "args": [
+                "--no-sandbox",
+                "--headless=new",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-crash-reporter",
+                format!("--window-size={PHONE_WIDTH},{PHONE_HEIGHT}"),
+                format!("--user-data-dir={}", profile.path().join("user-data").display()),
+            ],
+        });
+        if let Some(binary) = chromium() {
+            options["binary"] = Value::String(binary.display().to_string());
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::rustls()
+            .expect("rustls connector")
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "chromedriver could not start Chromium: {e}\n{}",
+                    driver.log_tail()
+                )
+            });
+        let browser = Browser {
+            client,
+            driver,
+            profile,
+        };
+        let (_, inner_width) = browser.widths().await;
+        browser
+            .ensure(
+                inner_width == PHONE_WIDTH,
+                format!("the viewport is {PHONE_WIDTH} px wide, got {inner_width}"),
+            )
+            .await;
+        browser
+    }
+
+    async fn goto(&self, url: &str) {
+        if let Err(e) = self.client.goto(url).await {
+            self.fail(format!("could not open {url}: {e}")).await;
+        }
+    }
+
+    /// Types `text` into the field at `selector`, replacing what was there.
+    async fn fill(&self, selector: &str, text: &str) {
+        self.poll(
+            &format!("fill {selector} with {text:?}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                let field = c.find(Locator::Css(selector)).await.map_err(seen)?;
+                field.clear().await.map_err(seen)?;
+                field.send_keys(text).await.map_err(seen)?;
+                let value = field.prop("value").await.map_err(seen)?.unwrap_or_default();
+                if value == text {
+                    Ok(())
+                } else {
+                    Err(format!("the field holds {value:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    async fn click(&self, selector: &str) {
+        self.poll(
+            &format!("click {selector}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                c.find(Locator::Css(selector))
+                    .await
+                    .map_err(seen)?
+                    .click()
+                    .await
+                    .map_err(seen)
+            },
+        )
+        .await
+    }
+
+    /// The visible text of the element at `selector`, once it is there.
+    async fn text(&self, selector: &str) -> String {
+        self.poll(
+            &format!("read {selector}"),
+            STEP_TIMEOUT,
+            async |c: &Client| text_of(c, selector).await,
+        )
+        .await
+    }
+
+    async fn value(&self, selector: &str) -> String {
+        self.poll(
+            &format!("read the value of {selector}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                Ok(c.find(Locator::Css(selector))
+                    .await
+                    .map_err(seen)?
+                    .prop("value")
+                    .await
+                    .map_err(seen)?
+                    .unwrap_or_default())
+            },
+        )
+        .await
+    }
+
+    async fn attr(&self, selector: &str, name: &str) -> Option<String> {
+        self.poll(
+            &format!("read {name} of {selector}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                c.find(Locator::Css(selector))
+                    .await
+                    .map_err(seen)?
+                    .attr(name)
+                    .await
+                    .map_err(seen)
+            },
+        )
+        .await
+    }
+
+    /// Waits until the element at `selector` contains `text`; returns its whole text.
+    async fn wait_for_text(&self, selector: &str, text: &str) -> String {
+        self.poll(
+            &format!("see {text:?} in {selector}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                let shown = text_of(c, selector).await?;
+                if shown.contains(text) {
+                    Ok(shown)
+                } else {
+                    Err(format!("it shows {shown:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the browser is on `path` (any query string allowed).
+    async fn wait_for_path(&self, path: &str) {
+        self.poll(
+            &format!("be on {path}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                let url = c.current_url().await.map_err(seen)?;
+                if url.path() == path {
+                    Ok(())
+                } else {
+                    Err(format!("on {url}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// On an app page, waits until the status badge reads `expected`; the page
+    /// refreshes itself while the status is transitional.
+    async fn wait_for_status(&self, expected: &str) {
+        const SETTLED: [&str; 4] = ["running", "stopped", "crashed", "failed"];
+        let status = self
+            .poll(
+                &format!("see the app {expected}"),
+                DEPLOY_TIMEOUT,
+                async |c: &Client| {
+                    let status = text_of(c, "#app-status").await?;
+                    if status == expected || SETTLED.contains(&status.as_str()) {
+                        Ok(status)
+                    } else {
+                        Err(format!("it is {status}"))
+                    }
+                },
+            )
+            .await;
+        if status != expected {
+            let detail = self.client.find(Locator::Css("#app-detail")).await;
+            let detail = match detail {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            self.fail(format!("the app became {status}, not {expected}: {detail}"))
+                .await;
+        }
+    }
+
+    /// The page must not scroll sideways at phone width.
+    async fn assert_fits_phone(&self) {
+        let (scroll_width, inner_width) = self.widths().await;
+        self.ensure(
+            scroll_width <= inner_width,
+            format!("the page scrolls sideways: it is {scroll_width} px wide in a {inner_width} px window"),
+        )
+        .await;
+    }
+
+    async fn widths(&self) -> (u64, u64) {
+        let script = "return [document.documentElement.scrollWidth, window.innerWidth];";
+        let widths = match self.client.execute(script, Vec::new()).await {
+            Ok(value) => value,
+            Err(e) => self.fail(format!("could not measure the page: {e}")).await,
+        };
+        match (widths[0].as_u64(), widths[1].as_u64()) {
+            (Some(scroll), Some(inner)) => (scroll, inner),
+            _ => self.fail(format!("unexpected page widths {widths}")).await,
+        }
+    }
+
+    /// Saves a screenshot of this step to `$BERTH_TEST_SCREENSHOTS`, when set.
+    async fn snapshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("BERTH_TEST_SCREENSHOTS") else {
+            return;
+        };
+        let png = match self.client.screenshot().await {
+            Ok(png) => png,
+            Err(e) => {
+                self.fail(format!("could not take screenshot {name}: {e}"))
+                    .await
+            }
+        };
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png)
+            .expect("screenshot written");
+    }
+
+    async fn ensure(&self, ok: bool, what: impl Display) {
+        if !ok {
+            self.fail(format!("expected {what}")).await;
+        }
+    }
+
+    /// Retries `attempt` until it succeeds or `timeout` passes; failing attempts
+    /// (element not there yet, stale after a reload, wrong text) say what they saw.
+    async fn poll<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        attempt: impl AsyncFn(&Client) -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match attempt(&self.client).await {
+                Ok(value) => return value,
+                Err(last) if Instant::now() >= deadline => {
+                    self.fail(format!("could not {what} within {timeout:?}; last: {last}"))
+                        .await;
+                }
+                Err(_) => tokio::time::sleep(POLL_EVERY).await,
+            }
+        }
+    }
+
+    /// Panics with the page's URL and visible text, and paths to a screenshot
+    /// and the page source saved to the temp dir.
+    async fn fail(&self, message: String) -> ! {
+        let stem = std::env::temp_dir().join(format!("berth-browser-{}", common::hex_id()));
+        let url = match self.client.current_url().await {
+            Ok(url) => url.to_string(),
+            Err(e) => format!("(unknown: {e})"),
+        };
+        let screenshot = match self.client.screenshot().await {
+            Ok(png) => save(&stem.with_extension("png"), &png),
+            Err(e) => format!("(no screenshot: {e})"),
+        };
+        let source = match self.client.source().await {
+            Ok(html) => save(&stem.with_extension("html"), html.as_bytes()),
+            Err(e) => format!("(no page source: {e})"),
+        };
+        let text = text_of(&self.client, "body")
+            .await
+            .unwrap_or_else(|e| format!("(no page text: {e})"));
+        panic!(
+            "{message}\n  page: {url}\n  screenshot: {screenshot}\n  source: {source}\n  page text:\n{text}\n"
+        );
+    }
+
+    /// Ends the browser session (Chromium quits), then stops chromedriver.
+    async fn close(self) {
+        let Browser {
+            client,
+            driver,
+            profile,
+        } = self;
+        client.close().await.expect("the browser session closes");
+        drop(driver);
+        drop(profile);
+    }
+}
+
+/// chromedriver on a free local port, killed (with the Chromium it started) on drop.
+struct Chromedriver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Chromedriver {
+    async fn start(log: &Path) -> Chromedriver {
+        let program = env_or("BERTH_TEST_CHROMEDRIVER", "chromedriver");
+        let port = free_port();
+        let child = Command::new(&program)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group, so that drop can end Chromium with it.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e} (install chromium-driver or set BERTH_TEST_CHROMEDRIVER)"));
+        let mut driver = Chromedriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log: log.to_owned(),
+        };
+        driver.wait_until_ready().await;
+        driver
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let status = format!("{}/status", self.url);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = http.get(&status).send().await
+                && let Ok(body) = response.json::<Value>().await
+                && body["value"]["ready"] == Value::Bool(true)
+            {
+                return;
+            }
+            if let Some(exit) = self.child.try_wait().expect("chromedriver status") {
+                panic!(
+                    "chromedriver exited with {exit} before it was ready\n{}",
+                    self.log_tail()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver was not ready within 20 s\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        format!(
+            "chromedriver log (last lines):\n{}",
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any Chromium left over after a failure.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Chromium binary to drive, if one is named or on PATH; otherwise
+/// chromedriver looks for one itself.
+fn chromium() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os("BERTH_TEST_CHROMIUM").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(named));
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("chromium"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn env_or(var: &str, fallback: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free local port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn text_of(client: &Client, selector: &str) -> Result<String, String> {
+    let element = client.find(Locator::Css(selector)).await.map_err(seen)?;
+    Ok(element.text().await.map_err(seen)?.trim().to_owned())
+}
+
+/// A WebDriver error as one polling attempt saw it.
+fn seen(error: CmdError) -> String {
+    error.to_string()
+}
+
+fn save(path: &Path, bytes: &[u8]) -> String {
+    match std::fs::write(path, bytes) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(could not write {}: {e})", path.display()),
+    }
+}

@@ -216,3 +216,61 @@ async fn without_docker_the_dashboard_explains_and_the_rest_keeps_working() {
     let html = app.wait_for_status(&project, "web", "failed").await;
     assert!(html.contains("cannot reach the Docker engine"), "{html}");
 }
+
+#[tokio::test]
+async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("reconcile").await;
+    app.create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    app.wait_for_status(&project, "web", "running").await;
+
+    // berth dies; while it is down the container is killed behind its back.
+    let app = app
+        .restart_on_same_data_after(|| {
+            let (containers, _) = docker_objects_of(&project);
+            let out = std::process::Command::new("docker")
+                .args(["kill", &containers[0]])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        })
+        .await;
+    assert!(
+        app.setup_token.is_none(),
+        "an installed berth prints no setup token"
+    );
+    assert_eq!(app.login("admin", common::PASSWORD).await.status(), 303);
+    // unless-stopped brings it back, or it shows as crashed; either way berth says what Docker says.
+    let path = format!("/projects/{project}/apps/web");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let html = app.get_html(&path).await;
+        let status = common::app_status(&html);
+        let docker_state = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Status}}",
+                &docker_objects_of(&project).0[0],
+            ])
+            .output()
+            .unwrap();
+        let docker_state = String::from_utf8_lossy(&docker_state.stdout)
+            .trim()
+            .to_owned();
+        let agrees = matches!(
+            (status.as_str(), docker_state.as_str()),
+            ("running", "running") | ("crashed", "exited")
+        );
+        if agrees {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "berth shows {status}, Docker says {docker_state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -257,6 +257,8 @@ async fn version_and_healthz_answer() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("berth "));
     let app = TestApp::spawn().await;
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", app.pid())).unwrap();
+    assert_eq!(comm.trim(), "berth", "ps and btop show berth");
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.get("/static/style.css").await.status(), 200);

@@ -151,6 +151,15 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.goto(&address).await;
     browser.wait_for_text("body", "berth-test-web").await;
     browser.snapshot("07-the-app").await;
+    browser.goto(&app.at(&format!("/projects/{project}"))).await;
+    browser.snapshot("08-project-with-app").await;
+    println!("PROJECT widths {:?}", browser.widths().await);
+    browser.goto(&app.at("/apps")).await;
+    browser.snapshot("09-apps").await;
+    println!("APPS widths {:?}", browser.widths().await);
+    browser.goto(&app.at("/")).await;
+    browser.snapshot("10-dash").await;
+    println!("DASH widths {:?}", browser.widths().await);
 
     browser.close().await;
     println!("browser test took {:.1?}", started.elapsed());
@@ -205,19 +214,11 @@ impl Browser {
                     driver.log_tail()
                 )
             });
-        let browser = Browser {
+        Browser {
             client,
             driver,
             profile,
-        };
-        let (_, inner_width) = browser.widths().await;
-        browser
-            .ensure(
-                inner_width == PHONE_WIDTH,
-                format!("the viewport is {PHONE_WIDTH} px wide, got {inner_width}"),
-            )
-            .await;
-        browser
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -368,12 +369,17 @@ impl Browser {
         }
     }
 
-    /// The page must not scroll sideways at phone width.
+    /// The page lays out at phone width and does not scroll sideways.
     async fn assert_fits_phone(&self) {
         let (scroll_width, inner_width) = self.widths().await;
         self.ensure(
+            inner_width == PHONE_WIDTH,
+            format!("the page to lay out {PHONE_WIDTH} px wide, not {inner_width} px (is <meta name=\"viewport\"> missing?)"),
+        )
+        .await;
+        self.ensure(
             scroll_width <= inner_width,
-            format!("the page scrolls sideways: it is {scroll_width} px wide in a {inner_width} px window"),
+            format!("the page not to scroll sideways, but it is {scroll_width} px wide in a {inner_width} px window"),
         )
         .await;
     }

@@ -244,6 +244,38 @@ impl TestApp {
         run_cli(&self.data_dir, args, stdin)
     }
 
+    /// The berth process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("berth is running").id()
+    }
+
+    /// Kills berth without warning (SIGKILL), as a crash or an OOM kill would;
+    /// the data dir and Docker objects stay for the next start.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Kills berth (SIGKILL), runs `meanwhile`, and starts a new berth on the same data dir.
+    pub async fn restart_on_same_data_after(mut self, meanwhile: impl FnOnce()) -> TestApp {
+        self.kill9();
+        meanwhile();
+        let tmp = self._tmp.take();
+        let projects = std::mem::take(&mut self.projects);
+        let data_dir = self.data_dir.clone();
+        drop(self);
+        let mut next = TestApp::spawn_with(Options {
+            docker_host: None,
+            data_dir: Some(data_dir),
+        })
+        .await;
+        next._tmp = tmp;
+        next.projects = projects;
+        next
+    }
+
     /// Stops berth with SIGTERM and waits for it; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
         match self.child.take() {

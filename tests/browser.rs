@@ -151,15 +151,6 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.goto(&address).await;
     browser.wait_for_text("body", "berth-test-web").await;
     browser.snapshot("07-the-app").await;
-    browser.goto(&app.at(&format!("/projects/{project}"))).await;
-    browser.snapshot("08-project-with-app").await;
-    println!("PROJECT widths {:?}", browser.widths().await);
-    browser.goto(&app.at("/apps")).await;
-    browser.snapshot("09-apps").await;
-    println!("APPS widths {:?}", browser.widths().await);
-    browser.goto(&app.at("/")).await;
-    browser.snapshot("10-dash").await;
-    println!("DASH widths {:?}", browser.widths().await);
 
     browser.close().await;
     println!("browser test took {:.1?}", started.elapsed());

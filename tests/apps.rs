@@ -274,3 +274,27 @@ async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn an_image_missing_locally_is_pulled_then_run() {
+    let registry = common::LocalRegistry::start().await;
+    let tag = format!("berth-test/pulled:{}", &common::hex_id()[..8]);
+    let image = registry.push_and_forget("berth-test/web:latest", &tag);
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("pull").await;
+    let response = app.create_app(&project, "pulled", &image, "8080", "").await;
+    assert_eq!(response.status(), 303);
+    let html = app.wait_for_status(&project, "pulled", "running").await;
+    assert!(
+        fetch_text(&app_address(&html).unwrap())
+            .await
+            .contains("berth-test-web")
+    );
+    let delete = format!("/projects/{project}/apps/pulled");
+    app.post_form(&delete, &format!("{delete}/delete"), &[])
+        .await;
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &image])
+        .output();
+}

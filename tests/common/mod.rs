@@ -416,3 +416,81 @@ pub async fn fetch_text(url: &str) -> String {
         }
     }
 }
+
+/// Debian's `docker-registry` on a free 127.0.0.1 port with storage in a temp
+/// dir: real pulls without the internet. Killed on drop.
+pub struct LocalRegistry {
+    pub addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRegistry {
+    pub async fn start() -> LocalRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (tests/run installs it)");
+        let registry = LocalRegistry {
+            addr,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = format!("http://{}/v2/", registry.addr);
+        while !reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the local registry never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        registry
+    }
+
+    /// Pushes a local image under `name:tag` and removes the local copy, so the next use must pull it.
+    pub fn push_and_forget(&self, local: &str, name: &str) -> String {
+        let remote = format!("{}/{name}", self.addr);
+        let docker = |args: &[&str]| {
+            let out = Command::new("docker").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        docker(&["tag", local, &remote]);
+        docker(&["push", &remote]);
+        docker(&["rmi", &remote]);
+        remote
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -105,6 +105,7 @@ async fn run(plan: &Plan) -> anyhow::Result<()> {
         "seeded {APPS} apps ({unpinned} unpinned) in {PROJECTS} projects in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let query = time_list_all(&data_dir, plan).await?;
     create_admin(&data_dir)?;
 
     let started = Instant::now();
@@ -159,6 +160,8 @@ async fn run(plan: &Plan) -> anyhow::Result<()> {
     );
 
     let dashboard = time_page(&http, &berth.url, "/", plan, check_dashboard).await?;
+    berth.ensure_running()?;
+    let after_dashboard = ProcStatus::read(berth.pid())?;
     let app_list = time_page(&http, &berth.url, "/apps", plan, |body| {
         check_app_list(body, unpinned)
     })
@@ -172,7 +175,16 @@ async fn run(plan: &Plan) -> anyhow::Result<()> {
         "berth did not exit cleanly on SIGTERM: {status}"
     );
 
-    print_report(plan, &idle, &after, &cold, &dashboard, &app_list);
+    print_report(
+        plan,
+        &query,
+        &idle,
+        &after_dashboard,
+        &after,
+        &cold,
+        &dashboard,
+        &app_list,
+    );
     Ok(())
 }
 
@@ -215,6 +227,33 @@ async fn seed(data_dir: &Path) -> anyhow::Result<usize> {
     );
     store.close().await;
     Ok(unpinned)
+}
+
+/// Times the query both pages run, `apps::list_all` (1,000 rows, decoded),
+/// in this process, to tell the store's share of a page from the rest.
+async fn time_list_all(data_dir: &Path, plan: &Plan) -> anyhow::Result<Timing> {
+    let store = Store::open(data_dir).await.context("open the store")?;
+    for _ in 0..plan.warmup {
+        apps::list_all(&store).await?;
+    }
+    let mut samples = Vec::with_capacity(plan.samples);
+    for _ in 0..plan.samples {
+        let started = Instant::now();
+        let all = apps::list_all(&store).await?;
+        samples.push(started.elapsed());
+        ensure!(
+            all.len() == APPS,
+            "apps::list_all returned {} apps, expected {APPS}",
+            all.len()
+        );
+    }
+    store.close().await;
+    samples.sort();
+    Ok(Timing {
+        path: "apps::list_all",
+        samples,
+        bytes: 0,
+    })
 }
 
 fn create_admin(data_dir: &Path) -> anyhow::Result<()> {
@@ -531,9 +570,15 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; every figure is printed"
+)]
 fn print_report(
     plan: &Plan,
+    query: &Timing,
     idle: &ProcStatus,
+    after_dashboard: &ProcStatus,
     after: &ProcStatus,
     cold: &[Duration],
     dashboard: &Timing,
@@ -560,6 +605,11 @@ fn print_report(
             t.bytes as f64 / 1024.0
         );
     }
+    println!(
+        "of which the store: apps::list_all (1,000 rows, decoded) in-process, current-thread runtime: median {:.2} ms, p99 {:.2} ms",
+        ms(percentile(&query.samples, 0.5)),
+        ms(percentile(&query.samples, 0.99))
+    );
     if !cold.is_empty() {
         let mut cold = cold.to_vec();
         cold.sort();
@@ -572,11 +622,13 @@ fn print_report(
     }
     println!();
     println!(
-        "memory: idle VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1}), {} threads; after the load VmRSS {:.1} MiB (RssAnon {:.1}), peak VmHWM {:.1} MiB, {} threads",
+        "memory: idle VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1}), {} threads; after GET / VmRSS {:.1} MiB (peak {:.1}); after GET /apps VmRSS {:.1} MiB (RssAnon {:.1}), peak VmHWM {:.1} MiB, {} threads",
         mib(idle.kb("VmRSS")),
         mib(idle.kb("RssAnon")),
         mib(idle.kb("RssFile")),
         idle.kb("Threads"),
+        mib(after_dashboard.kb("VmRSS")),
+        mib(after_dashboard.kb("VmHWM")),
         mib(after.kb("VmRSS")),
         mib(after.kb("RssAnon")),
         mib(after.kb("VmHWM")),

@@ -61,6 +61,19 @@ fn expected_token(req: &Request) -> Option<String> {
     }
 }
 
+/// A pre-login page (setup, login) rendered with its form token, setting the
+/// `berth_csrf` cookie when the browser does not have one yet.
+pub fn pre_session_page<P: askama::Template>(headers: &HeaderMap, page: impl FnOnce(String) -> P) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (csrf, fresh) = pre_session_token(headers);
+    let mut response = crate::views::render(&page(csrf.clone())).into_response();
+    if fresh {
+        let (name, value) = super::set_cookie(headers, PRE_SESSION_COOKIE, &csrf, 3600);
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
 /// The pre-session token for a login or setup page, and whether it must be set as a cookie.
 pub fn pre_session_token(headers: &HeaderMap) -> (String, bool) {
     match cookie(headers, PRE_SESSION_COOKIE) {

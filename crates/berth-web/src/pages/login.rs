@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use berth_store::{passwords, sessions, users};
 
 use super::ClientIp;
-use crate::auth::csrf::{CsrfForm, PRE_SESSION_COOKIE, pre_session_token};
+use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
 use crate::auth::{CurrentUser, SESSION_COOKIE, set_cookie};
 use crate::views::{LoginPage, render};
 use crate::{AppState, WebError};
@@ -21,18 +21,11 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     if users::count(state.engine.store()).await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
-    let (csrf, fresh) = pre_session_token(&headers);
-    let mut response = render(&LoginPage {
-        csrf: csrf.clone(),
+    Ok(pre_session_page(&headers, |csrf| LoginPage {
+        csrf,
         username: String::new(),
         error: String::new(),
-    })
-    .into_response();
-    if fresh {
-        let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    }))
 }
 
 pub async fn submit(

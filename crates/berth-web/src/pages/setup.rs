@@ -7,7 +7,7 @@ use berth_core::{Password, Username};
 use berth_store::{passwords, sessions, users};
 use subtle::ConstantTimeEq;
 
-use crate::auth::csrf::{CsrfForm, PRE_SESSION_COOKIE, pre_session_token};
+use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
 use crate::auth::{SESSION_COOKIE, set_cookie};
 use crate::forms::FieldErrors;
 use crate::views::{SetupPage, render};
@@ -29,19 +29,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     if users::count(state.engine.store()).await? > 0 {
         return Ok(Redirect::to("/login").into_response());
     }
-    let (csrf, fresh) = pre_session_token(&headers);
-    let page = SetupPage {
-        csrf: csrf.clone(),
+    Ok(pre_session_page(&headers, |csrf| SetupPage {
+        csrf,
         token: String::new(),
         username: String::new(),
         errors: FieldErrors::default(),
-    };
-    let mut response = render(&page).into_response();
-    if fresh {
-        let (name, value) = set_cookie(&headers, PRE_SESSION_COOKIE, &csrf, 3600);
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    }))
 }
 
 pub async fn submit(

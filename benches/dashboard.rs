@@ -56,6 +56,7 @@ const IMAGES: [(&str, u32); 10] = [
 ];
 
 struct Plan {
+    full: bool,
     warmup: usize,
     samples: usize,
     cold_samples: usize,
@@ -65,12 +66,14 @@ fn main() -> ExitCode {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = if full {
         Plan {
+            full,
             warmup: 20,
             samples: 500,
             cold_samples: 5,
         }
     } else {
         Plan {
+            full,
             warmup: 2,
             samples: 10,
             cold_samples: 1,
@@ -138,6 +141,7 @@ async fn run(plan: &Plan) -> anyhow::Result<()> {
         .build()
         .context("http client")?;
     login(&http, &berth.url).await?;
+    let after_login = ProcStatus::read(berth.pid())?;
 
     // The engine status is cached for 3 s, so a dashboard seen after a pause
     // waits for Docker (version, info, system df); time that path apart.
@@ -179,6 +183,7 @@ async fn run(plan: &Plan) -> anyhow::Result<()> {
         plan,
         &query,
         &idle,
+        &after_login,
         &after_dashboard,
         &after,
         &cold,
@@ -578,6 +583,7 @@ fn print_report(
     plan: &Plan,
     query: &Timing,
     idle: &ProcStatus,
+    after_login: &ProcStatus,
     after_dashboard: &ProcStatus,
     after: &ProcStatus,
     cold: &[Duration],
@@ -589,6 +595,9 @@ fn print_report(
         "berth dashboard benchmark: {APPS} apps in {PROJECTS} projects; {} sequential keep-alive GETs per page after {} warm-up",
         plan.samples, plan.warmup
     );
+    if !plan.full {
+        println!("(smoke pass without --bench: too few samples for the figures to mean anything)");
+    }
     println!();
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>11}",
@@ -622,11 +631,13 @@ fn print_report(
     }
     println!();
     println!(
-        "memory: idle VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1}), {} threads; after GET / VmRSS {:.1} MiB (peak {:.1}); after GET /apps VmRSS {:.1} MiB (RssAnon {:.1}), peak VmHWM {:.1} MiB, {} threads",
+        "memory: idle VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1}), {} threads; after login (argon2) VmRSS {:.1} MiB (peak {:.1}); after GET / VmRSS {:.1} MiB (peak {:.1}); after GET /apps VmRSS {:.1} MiB (RssAnon {:.1}), peak VmHWM {:.1} MiB, {} threads",
         mib(idle.kb("VmRSS")),
         mib(idle.kb("RssAnon")),
         mib(idle.kb("RssFile")),
         idle.kb("Threads"),
+        mib(after_login.kb("VmRSS")),
+        mib(after_login.kb("VmHWM")),
         mib(after_dashboard.kb("VmRSS")),
         mib(after_dashboard.kb("VmHWM")),
         mib(after.kb("VmRSS")),

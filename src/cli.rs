@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the key that encrypts environment values at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -47,6 +52,36 @@ pub struct ServeArgs {
     /// Docker engine to drive, e.g. unix:///var/run/docker.sock or tcp://host:2375.
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// The edge's plain HTTP listener: apps' domains, ACME HTTP-01 answers, redirects to HTTPS.
+    #[arg(long, env = "BERTH_HTTP_LISTEN", default_value = "0.0.0.0:80")]
+    pub http_listen: SocketAddr,
+    /// The edge's HTTPS listener.
+    #[arg(long, env = "BERTH_HTTPS_LISTEN", default_value = "0.0.0.0:443")]
+    pub https_listen: SocketAddr,
+    /// Every app answers to <app>.<project>.<base domain>; with `localhost`, browsers on this machine reach them without DNS.
+    #[arg(long, env = "BERTH_BASE_DOMAIN", default_value = "localhost", value_parser = parse_base_domain)]
+    pub base_domain: berth_core::DomainName,
+    /// ACME directory used until one is chosen on the certificates page: production, staging (Let's Encrypt) or an https:// URL.
+    #[arg(long, env = "BERTH_ACME_DIRECTORY", default_value = "production", value_parser = parse_acme_directory)]
+    pub acme_directory: String,
+    /// Extra root certificates (PEM) to trust for the ACME directory, for a private CA such as step-ca or Pebble.
+    #[arg(long, env = "BERTH_ACME_CA_BUNDLE")]
+    pub acme_ca_bundle: Option<PathBuf>,
+    /// Renew ACME certificates this many days before they expire (earlier when the CA suggests a renewal window).
+    #[arg(long, env = "BERTH_ACME_RENEW_BEFORE_DAYS", default_value_t = 30)]
+    pub acme_renew_before_days: u64,
+    /// How often (seconds) the certificate task looks for new domains and due renewals.
+    #[arg(long, env = "BERTH_ACME_CHECK_INTERVAL_SECS", default_value_t = 15)]
+    pub acme_check_interval_secs: u64,
+}
+
+fn parse_base_domain(input: &str) -> Result<berth_core::DomainName, String> {
+    let domain =
+        berth_core::DomainName::parse(input).map_err(|e| format!("the base domain {e}"))?;
+    if domain.is_wildcard() {
+        return Err("the base domain cannot be a wildcard: give the domain itself, such as apps.example.com".to_owned());
+    }
+    Ok(domain)
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +101,13 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Replace the key (data dir/secret.key) and re-encrypt every stored value
+    /// with the new one. A running berth picks up the new key by itself.
+    RotateKey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +131,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { name },
         } => runtime.block_on(create_token(&cli.data_dir, &name)),
+        Command::Secrets {
+            command: SecretsCommand::RotateKey,
+        } => runtime.block_on(rotate_key(&cli.data_dir)),
     }
 }
 
@@ -134,6 +179,22 @@ async fn create_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
+    crate::serve::init_tracing();
+    let store = Store::open(data_dir)
+        .await
+        .context("cannot open the database")?;
+    let rotation = berth_store::crypto::rotate_key(&store)
+        .await
+        .context("cannot rotate the secret key; the old key is still in use")?;
+    store.close().await;
+    println!(
+        "secret key rotated: {} -> {}; re-encrypted {} values and {} history entries",
+        rotation.old_id, rotation.new_id, rotation.values, rotation.snapshots
+    );
+    Ok(())
+}
+
 /// The first line of standard input, without its line ending.
 fn read_password() -> anyhow::Result<Password> {
     let mut input = String::new();
@@ -143,4 +204,9 @@ fn read_password() -> anyhow::Result<Password> {
         .context("cannot read the password from standard input")?;
     let line = input.lines().next().unwrap_or_default();
     Password::parse_new(line).map_err(|e| anyhow::anyhow!("the password {e}"))
+}
+
+fn parse_acme_directory(value: &str) -> Result<String, String> {
+    berth_edge::acme::directory_url(value)
+        .ok_or_else(|| "expected production, staging or an https:// URL".to_owned())
 }

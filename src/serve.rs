@@ -42,6 +42,45 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
 
+    // The edge: bound before anything is printed, so a taken port fails the start with its fix.
+    let resolver = std::sync::Arc::new(berth_edge::tls::CertResolver::new());
+    let http01 = std::sync::Arc::new(berth_edge::tls::Http01Challenges::new());
+    let edge = berth_edge::Edge::new(
+        resolver.clone(),
+        http01.clone(),
+        berth_edge::Limits::default(),
+    );
+    let certs = berth_edge::acme::CertManager::new(
+        store.clone(),
+        acme_config(data_dir, &args),
+        resolver,
+        http01,
+    );
+    let loaded = certs
+        .load()
+        .await
+        .context("cannot load the stored certificates")?;
+    tracing::info!(certificates = loaded, "certificates loaded");
+    let edge_listeners = berth_edge::Listeners::bind(
+        args.http_listen,
+        args.https_listen,
+        "--http-listen or BERTH_HTTP_LISTEN",
+        "--https-listen or BERTH_HTTPS_LISTEN",
+    )
+    .await?;
+    let (edge_http, edge_https) = (edge_listeners.http_addr(), edge_listeners.https_addr());
+    edge.set_ports(edge_http.port(), edge_https.port());
+    // The dashboard's domain routes to its own listener; 0.0.0.0 is reached through loopback.
+    let dashboard_upstream = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+    } else {
+        addr
+    };
+    engine
+        .attach_edge(edge.clone(), args.base_domain.clone(), dashboard_upstream)
+        .await
+        .context("cannot build the edge's routes")?;
+
     let setup_token = if users::count(&store).await? == 0 {
         Some(new_setup_token())
     } else {
@@ -57,6 +96,8 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             )?;
             writeln!(out, "setup token: {token}")?;
         }
+        writeln!(out, "edge http: http://{edge_http}")?;
+        writeln!(out, "edge https: https://{edge_https}")?;
         // Last, so scripts can read up to this line and know they have everything.
         writeln!(out, "dashboard: http://{addr}")?;
         out.flush()?;
@@ -67,6 +108,31 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    let edge_server = tokio::spawn(berth_edge::serve(
+        edge.clone(),
+        edge_listeners,
+        stopped(stop_rx.clone()),
+    ));
+    // Obtains certificates for domains with ACME and renews them ahead of expiry.
+    let cert_task = tokio::spawn({
+        let certs = certs.clone();
+        let store = store.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            let domains = move || {
+                let store = store.clone();
+                async move {
+                    berth_store::certificates::acme_hosts(&store)
+                        .await
+                        .unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "cannot list the domains that want certificates");
+                            Vec::new()
+                        })
+                }
+            };
+            certs.run(domains, stop).await
+        }
+    });
     let watcher = tokio::spawn({
         let engine = engine.clone();
         let stop = stopped(stop_rx.clone());
@@ -95,16 +161,27 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let state = berth_web::AppState::new(engine, setup_token);
+    let state = berth_web::AppState::new(engine, setup_token).with_certificates(certs);
     tracing::info!(listen = %addr, "dashboard listening");
     berth_web::serve(listener, state, stopped(stop_rx))
         .await
         .context("the dashboard server failed")?;
     let _ = watcher.await;
+    let _ = edge_server.await;
+    let _ = cert_task.await;
     let _ = janitor.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn acme_config(data_dir: &Path, args: &ServeArgs) -> berth_edge::acme::AcmeConfig {
+    let mut config = berth_edge::acme::AcmeConfig::new(data_dir);
+    config.default_directory = args.acme_directory.clone();
+    config.ca_bundle = args.acme_ca_bundle.clone();
+    config.renew_before = std::time::Duration::from_secs(args.acme_renew_before_days * 24 * 3600);
+    config.check_interval = std::time::Duration::from_secs(args.acme_check_interval_secs.max(1));
+    config
 }
 
 /// The one-time token that claims a fresh install.

@@ -197,7 +197,7 @@ async fn a_failed_pull_shows_the_daemons_error() {
 async fn without_docker_the_dashboard_explains_and_the_rest_keeps_working() {
     let mut app = TestApp::spawn_with(common::Options {
         docker_host: Some("unix:///nonexistent/berth-test.sock".into()),
-        data_dir: None,
+        ..common::Options::default()
     })
     .await;
     app.setup_admin().await;

@@ -152,6 +152,100 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.wait_for_text("body", "berth-test-web").await;
     browser.snapshot("07-the-app").await;
 
+    // The domains tab links the app's default host through berth's edge;
+    // Chromium resolves *.localhost to loopback by itself.
+    browser
+        .goto(&app.at(&format!("/projects/{project}/apps/web/domains")))
+        .await;
+    browser.wait_for_text("#default-host", "default host").await;
+    browser.snapshot("08-domains").await;
+    browser.assert_fits_phone().await;
+    let site = format!("http://web.{project}.localhost:{}/", app.edge_http_port());
+    let linked = browser
+        .attr("#default-host a", "href")
+        .await
+        .unwrap_or_default();
+    browser
+        .ensure(
+            linked == site,
+            format!("the default host links {site}, got {linked:?}"),
+        )
+        .await;
+    browser.goto(&site).await;
+    browser.wait_for_text("body", "berth-test-web").await;
+    browser.snapshot("09-the-app-through-the-edge").await;
+
+    // Environment: paste a .env, see the diff (secret masked), save and redeploy.
+    browser
+        .goto(&app.at(&format!("/projects/{project}/apps/web")))
+        .await;
+    browser.click("nav.tabs a[href$='/env']").await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/apps/web/env"))
+        .await;
+    browser.click("#env-to-bulk").await;
+    browser.wait_for_text("label[for=env-text]", ".env").await;
+    let pasted = "# pasted from my laptop\nexport GREETING=\"hello world\"\nAPI_TOKEN=browser-secret-1\nURL=http://${HOST}/x\nHOST=example.internal\n";
+    let leaving_warns = async || {
+        let script = "var e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented;";
+        browser.client.execute(script, Vec::new()).await.ok() == Some(Value::Bool(true))
+    };
+    browser
+        .ensure(
+            !leaving_warns().await,
+            "no warning before anything is typed",
+        )
+        .await;
+    browser.fill("#env-text", pasted).await;
+    browser
+        .ensure(
+            leaving_warns().await,
+            "leaving with unsaved changes warns (web/static/env.js)",
+        )
+        .await;
+    browser.snapshot("10-env-pasted").await;
+    browser.assert_fits_phone().await;
+    browser.click("#env-review").await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/apps/web/env/review"))
+        .await;
+    let diff = browser.wait_for_text("#env-diff", "GREETING").await;
+    browser
+        .ensure(
+            diff.contains("API_TOKEN")
+                && diff.contains("HOST")
+                && !diff.contains("browser-secret-1"),
+            format!("the diff lists every key with the secret masked, got {diff:?}"),
+        )
+        .await;
+    browser.snapshot("11-env-review").await;
+    browser.assert_fits_phone().await;
+    browser.click("#env-save-redeploy").await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/apps/web"))
+        .await;
+    browser.wait_for_status("running").await;
+    let (containers, _) = common::docker_objects_of(&project);
+    let inspect = Command::new("docker")
+        .args(["inspect", "-f", "{{json .Config.Env}}", &containers[0]])
+        .output()
+        .expect("docker inspect");
+    let env = String::from_utf8_lossy(&inspect.stdout).into_owned();
+    browser
+        .ensure(
+            env.contains("\"GREETING=hello world\"")
+                && env.contains("\"URL=http://example.internal/x\"")
+                && env.contains("\"API_TOKEN=browser-secret-1\""),
+            format!("the redeployed container has the saved environment, got {env}"),
+        )
+        .await;
+    browser
+        .goto(&app.at(&format!("/projects/{project}/apps/web/env")))
+        .await;
+    browser.wait_for_text("main h1", "Environment").await;
+    browser.snapshot("12-env-saved").await;
+    browser.assert_fits_phone().await;
+
     browser.close().await;
     println!("browser test took {:.1?}", started.elapsed());
 }

@@ -22,6 +22,9 @@ pub struct TestApp {
     pub url: String,
     pub setup_token: Option<String>,
     pub data_dir: PathBuf,
+    /// The edge's listeners as berth printed them: `http://127.0.0.1:PORT`, `https://127.0.0.1:PORT`.
+    pub edge_http: String,
+    pub edge_https: String,
     /// HTTP client with a cookie jar that never follows redirects, so tests see them.
     pub http: reqwest::Client,
     child: Option<Child>,
@@ -29,18 +32,21 @@ pub struct TestApp {
     projects: Vec<String>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub docker_host: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// Fixed edge addresses (e.g. `127.0.0.1:5002` for an ACME server that
+    /// must know the port before berth starts); a free port by default.
+    pub http_listen: Option<String>,
+    pub https_listen: Option<String>,
+    /// More `berth serve` arguments, e.g. `--acme-ca-bundle FILE`.
+    pub extra_args: Vec<String>,
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(Options {
-            docker_host: None,
-            data_dir: None,
-        })
-        .await
+        Self::spawn_with(Options::default()).await
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
@@ -57,6 +63,18 @@ impl TestApp {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            // Tests run in parallel: each berth's edge gets free ports unless told otherwise.
+            .args([
+                "--http-listen",
+                options.http_listen.as_deref().unwrap_or("127.0.0.1:0"),
+            ])
+            .args([
+                "--https-listen",
+                options.https_listen.as_deref().unwrap_or("127.0.0.1:0"),
+            ])
+            // Domains default to ACME: tests must never reach Let's Encrypt. Nothing
+            // listens on port 9, so attempts fail at once; ACME tests set Pebble's directory.
+            .args(["--acme-directory", "https://127.0.0.1:9/directory"])
             .env(
                 "RUST_LOG",
                 std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -66,6 +84,7 @@ impl TestApp {
         if let Some(host) = &options.docker_host {
             cmd.args(["--docker-host", host]);
         }
+        cmd.args(&options.extra_args);
         let mut child = cmd.spawn().expect("berth starts");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -78,6 +97,8 @@ impl TestApp {
         });
         let mut url = None;
         let mut setup_token = None;
+        let mut edge_http = None;
+        let mut edge_https = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         // berth prints the setup token (on a fresh install) before the dashboard line, which comes last.
         while url.is_none() {
@@ -89,6 +110,10 @@ impl TestApp {
                 url = Some(u.to_owned());
             } else if let Some(t) = line.strip_prefix("setup token: ") {
                 setup_token = Some(t.to_owned());
+            } else if let Some(a) = line.strip_prefix("edge http: ") {
+                edge_http = Some(a.to_owned());
+            } else if let Some(a) = line.strip_prefix("edge https: ") {
+                edge_https = Some(a.to_owned());
             }
         }
         // Drain the rest of stdout in the background so berth never blocks on it.
@@ -103,11 +128,40 @@ impl TestApp {
             url: url.expect("dashboard url"),
             setup_token,
             data_dir,
+            edge_http: edge_http
+                .expect("berth prints its edge http address before the dashboard line"),
+            edge_https: edge_https
+                .expect("berth prints its edge https address before the dashboard line"),
             http,
             child: Some(child),
             _tmp: tmp,
             projects: Vec::new(),
         }
+    }
+
+    /// The edge's plain HTTP port.
+    pub fn edge_http_port(&self) -> u16 {
+        port_of(&self.edge_http)
+    }
+
+    pub fn edge_https_port(&self) -> u16 {
+        port_of(&self.edge_https)
+    }
+
+    /// GET through the edge's HTTP listener as if `host` resolved to 127.0.0.1
+    /// (a plain client: no cookies, no redirects followed).
+    pub async fn get_via_edge(&self, host: &str, path: &str) -> reqwest::Response {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.edge_http_port()));
+        reqwest::Client::builder()
+            .resolve(host, addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .get(format!("http://{host}:{}{path}", addr.port()))
+            .send()
+            .await
+            .expect("the edge answers")
     }
 
     pub fn at(&self, path: &str) -> String {
@@ -267,8 +321,8 @@ impl TestApp {
         let data_dir = self.data_dir.clone();
         drop(self);
         let mut next = TestApp::spawn_with(Options {
-            docker_host: None,
             data_dir: Some(data_dir),
+            ..Options::default()
         })
         .await;
         next._tmp = tmp;
@@ -493,4 +547,11 @@ impl Drop for LocalRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("an address with a port")
 }

@@ -3,12 +3,17 @@
 
 mod account;
 mod command;
+mod domain;
+pub mod dotenv;
+pub mod env;
 mod image;
 mod name;
 mod port;
 
 pub use account::{Password, PasswordError, Username, UsernameError};
 pub use command::{Command, CommandError};
+pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
+pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};
 pub use image::{ImageRef, ImageRefError};
 pub use name::{AppName, NameError, ProjectName};
 pub use port::{Port, PortError};

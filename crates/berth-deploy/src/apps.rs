@@ -28,6 +28,15 @@ impl Engine {
         Ok(apps::list_all(self.store()).await?)
     }
 
+    pub async fn count_apps(&self) -> Result<i64, DeployError> {
+        Ok(apps::count_all(self.store()).await?)
+    }
+
+    /// Crashed and failed apps: what the dashboard asks the user to look at.
+    pub async fn apps_needing_attention(&self) -> Result<Vec<App>, DeployError> {
+        Ok(apps::list_with_status(self.store(), &[AppStatus::Crashed, AppStatus::Failed]).await?)
+    }
+
     pub async fn list_apps_in_project(
         &self,
         project: &ProjectName,
@@ -78,6 +87,7 @@ impl Engine {
             self.docker().stop_container(&id, STOP_TIMEOUT_SECS).await?;
         }
         apps::set_status(self.store(), app.id, AppStatus::Stopped, None).await?;
+        self.routes_changed().await;
         tracing::info!(project.name = %project, app.name = %name, "app stopped");
         Ok(apps::find_by_id(self.store(), app.id).await?)
     }
@@ -125,6 +135,7 @@ impl Engine {
             self.docker().remove_container(&container.id).await?;
         }
         apps::delete(self.store(), app.id).await?;
+        self.routes_changed().await;
         if apps::list_in_project(self.store(), project)
             .await?
             .is_empty()
@@ -160,7 +171,7 @@ impl Engine {
 
     /// Brings the app's container up from scratch. Failures are recorded on
     /// the app (status `failed` with Docker's message) as well as returned.
-    async fn launch_locked(&self, app_id: i64) -> Result<(), DeployError> {
+    pub(crate) async fn launch_locked(&self, app_id: i64) -> Result<(), DeployError> {
         let result = self.launch_steps(app_id).await;
         if let Err(err) = &result {
             let detail = match err {
@@ -196,6 +207,8 @@ impl Engine {
         }
 
         apps::set_status(self.store(), app.id, AppStatus::Starting, None).await?;
+        // Resolved before anything is removed, so a broken reference leaves the old container alone.
+        let (env_version, env) = self.runtime_env(&app).await?;
         let name = container_name(&app.project, &app.name);
         // A container left over from an interrupted launch would block the name.
         if let Some(stale) = docker.inspect_container(&name).await? {
@@ -207,7 +220,7 @@ impl Engine {
             name,
             image,
             cmd: app.command.as_ref().map(|c| c.args().to_vec()),
-            env: Vec::new(),
+            env,
             labels,
             network,
             network_aliases: vec![app.name.to_string()],
@@ -216,6 +229,7 @@ impl Engine {
         };
         let id = docker.create_container(&spec).await?;
         apps::set_container(self.store(), app.id, Some(&id), None).await?;
+        self.mark_env_deployed(&app, env_version).await?;
         docker.start_container(&id).await?;
         self.record_running(app.id, &id).await?;
         tracing::info!(project.name = %app.project, app.name = %app.name, container.id = %id, "app launched");
@@ -253,11 +267,12 @@ impl Engine {
         if running {
             apps::set_status(self.store(), app_id, AppStatus::Running, None).await?;
         }
+        self.routes_changed().await;
         Ok(())
     }
 
     /// The app's container id, if it still exists.
-    async fn current_container(&self, app: &App) -> Result<Option<String>, DeployError> {
+    pub(crate) async fn current_container(&self, app: &App) -> Result<Option<String>, DeployError> {
         let name = container_name(&app.project, &app.name);
         let by_id = match &app.container_id {
             Some(id) => self.docker().inspect_container(id).await?,

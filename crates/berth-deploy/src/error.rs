@@ -7,4 +7,13 @@ pub enum DeployError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// References that do not resolve (unknown, circular, malformed).
+    #[error("{0}")]
+    Env(crate::EnvErrors),
+    /// Input that parsed but does not fit this server (e.g. a static site directory that does not exist).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }

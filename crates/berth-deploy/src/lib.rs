@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 mod apps;
+mod env;
 mod error;
 mod naming;
 mod projects;
+mod routing;
 mod watch;
 
 use std::collections::HashMap;
@@ -15,8 +17,10 @@ use berth_docker::{DockerClient, EngineInfo};
 use berth_store::Store;
 
 pub use apps::human_bytes;
+pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use naming::{container_name, network_name};
+pub use routing::build_routes;
 
 /// The service layer: one per process, cheap to clone.
 #[derive(Clone)]
@@ -31,7 +35,16 @@ struct Inner {
     /// One action at a time per app, so a restart cannot interleave with a delete.
     app_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// The last engine status and when it was read: pages ask often, Docker need not answer each time.
-    engine_status: tokio::sync::Mutex<Option<(Instant, EngineStatus)>>,
+    engine_status: Mutex<StatusCache>,
+    /// The edge whose routes follow the apps; unset when berth runs without one (tests of the web layer).
+    edge: std::sync::OnceLock<routing::EdgeLink>,
+}
+
+/// The last engine status and when it was read; `refreshing` while a background read runs.
+#[derive(Default)]
+struct StatusCache {
+    value: Option<(Instant, EngineStatus)>,
+    refreshing: bool,
 }
 
 /// How long an engine status read from Docker is shown before it is read again.
@@ -58,7 +71,8 @@ impl Engine {
                 docker,
                 instance_id,
                 app_locks: Mutex::new(HashMap::new()),
-                engine_status: tokio::sync::Mutex::new(None),
+                engine_status: Mutex::new(StatusCache::default()),
+                edge: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -77,14 +91,42 @@ impl Engine {
 
     /// The engine's status, read from Docker at most every few seconds.
     pub async fn engine_status(&self) -> EngineStatus {
-        let mut cached = self.inner.engine_status.lock().await;
-        if let Some((at, status)) = cached.as_ref()
-            && at.elapsed() < ENGINE_STATUS_TTL
         {
-            return status.clone();
+            let mut cache = self
+                .inner
+                .engine_status
+                .lock()
+                .expect("status cache poisoned");
+            if let Some((at, status)) = &cache.value {
+                let status = status.clone();
+                // Stale: show what we have and refresh in the background, so a
+                // page never waits on Docker once berth has heard from it.
+                if at.elapsed() >= ENGINE_STATUS_TTL && !cache.refreshing {
+                    cache.refreshing = true;
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        let fresh = engine.read_engine_status().await;
+                        let mut cache = engine
+                            .inner
+                            .engine_status
+                            .lock()
+                            .expect("status cache poisoned");
+                        *cache = StatusCache {
+                            value: Some((Instant::now(), fresh)),
+                            refreshing: false,
+                        };
+                    });
+                }
+                return status;
+            }
         }
         let status = self.read_engine_status().await;
-        *cached = Some((Instant::now(), status.clone()));
+        let mut cache = self
+            .inner
+            .engine_status
+            .lock()
+            .expect("status cache poisoned");
+        cache.value = Some((Instant::now(), status.clone()));
         status
     }
 

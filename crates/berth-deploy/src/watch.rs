@@ -84,6 +84,8 @@ impl Engine {
                 }
             }
         }
+        // Once for the whole pass, not per app.
+        self.routes_changed().await;
         Ok(())
     }
 
@@ -143,7 +145,10 @@ impl Engine {
                         if app.status == AppStatus::Restarting && action == "die" {
                             return Ok(());
                         }
-                        self.apply_state(&app, &info).await
+                        self.apply_state(&app, &info).await?;
+                        // Container events are rare; a rebuild per event is cheap.
+                        self.routes_changed().await;
+                        Ok(())
                     }
                     None => Ok(()),
                 }
@@ -159,6 +164,7 @@ impl Engine {
                     )
                     .await?;
                 }
+                self.routes_changed().await;
                 Ok(())
             }
             _ => Ok(()),

@@ -27,7 +27,8 @@ const PUBLISH_HOST_IP: &str = "127.0.0.1";
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// What to run. [`DockerClient::create_container`] turns it into a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its `Debug` shows environment keys only: values may be secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ContainerSpec {
     /// Container name; empty lets Docker pick one.
     pub name: String,
@@ -48,6 +49,23 @@ pub struct ContainerSpec {
     pub container_port: u16,
     /// What Docker does when the container exits.
     pub restart: RestartPolicy,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_keys: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("cmd", &self.cmd)
+            .field("env_keys", &env_keys)
+            .field("labels", &self.labels)
+            .field("network", &self.network)
+            .field("network_aliases", &self.network_aliases)
+            .field("container_port", &self.container_port)
+            .field("restart", &self.restart)
+            .finish()
+    }
 }
 
 /// Docker's restart policy.

@@ -8,3 +8,7 @@ pub mod routes;
 pub mod server;
 pub mod statics;
 pub mod tls;
+
+pub use proxy::Limits;
+pub use routes::{Route, RouteTable, Target};
+pub use server::{Edge, EdgeError, Listeners, serve};

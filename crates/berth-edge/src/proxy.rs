@@ -1,1 +1,283 @@
-//! See the crate README.
+//! Forwarding a request to an app's upstream: X-Forwarded-*, hop-by-hop
+//! headers, WebSocket (and any HTTP/1.1 upgrade) tunnels, streaming bodies
+//! (passed on frame by frame, so SSE arrives as it is written), limits and
+//! timeouts, and berth's own 404/502/504 pages.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use askama::Template;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::routes::Route;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of every response the edge sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Limits and timeouts of the edge. The defaults suit a small server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Request line plus headers; more gets 431.
+    pub max_header_bytes: usize,
+    /// Request body; a larger declared length gets 413, a longer stream is cut.
+    pub max_body_bytes: u64,
+    /// Connecting to an upstream on 127.0.0.1.
+    pub connect_timeout: Duration,
+    /// From sending the request until the upstream's response headers arrive;
+    /// the body may then stream for as long as it likes (SSE, downloads).
+    pub response_timeout: Duration,
+    /// A client must send its request headers within this time (slowloris).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 100 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+
+/// One pooled HTTP/1.1 client for every upstream: keep-alive to the apps
+/// saves a connect per request.
+pub(crate) fn client(limits: &Limits) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(limits.connect_timeout));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(1024)
+        .build(connector)
+}
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub(crate) fn empty() -> Body {
+    full(Bytes::new())
+}
+
+#[derive(Template)]
+#[template(path = "edge/page.html")]
+struct Page<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// One of berth's own pages (HTML, never cached).
+pub(crate) fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
+    let html = Page {
+        status: status.as_u16(),
+        title,
+        message,
+    }
+    .render()
+    .unwrap_or_else(|_| title.to_owned());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(full(html))
+        .expect("a static response is valid")
+}
+
+/// The answer for a host or path no route covers: it names no app.
+pub(crate) fn not_found() -> Response<Body> {
+    page(
+        StatusCode::NOT_FOUND,
+        "Nothing here",
+        "No site on this server answers to this address.",
+    )
+}
+
+pub(crate) fn bad_gateway(app: &str) -> Response<Body> {
+    page(
+        StatusCode::BAD_GATEWAY,
+        &format!("{app} is not answering"),
+        &format!(
+            "The app {app} is not running or did not answer. If it was just deployed or restarted, try again in a moment."
+        ),
+    )
+}
+
+fn gateway_timeout(app: &str) -> Response<Body> {
+    page(
+        StatusCode::GATEWAY_TIMEOUT,
+        &format!("{app} took too long"),
+        &format!("The app {app} did not answer in time."),
+    )
+}
+
+/// What the listener knows about the request beyond the request itself.
+pub(crate) struct RequestInfo {
+    pub peer: SocketAddr,
+    pub https: bool,
+    /// The host as the client sent it (with a port, if any).
+    pub host_header: Option<HeaderValue>,
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Sends the request to `upstream` and the answer back.
+pub(crate) async fn forward(
+    client: &UpstreamClient,
+    limits: &Limits,
+    mut req: Request<Incoming>,
+    route: &Route,
+    app: &str,
+    upstream: SocketAddr,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_body_bytes) {
+        return page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request too large",
+            "The request body is larger than this server accepts.",
+        );
+    }
+    let upgrade = wants_upgrade(req.headers()).then(|| {
+        (
+            req.headers().get(header::UPGRADE).cloned(),
+            hyper::upgrade::on(&mut req),
+        )
+    });
+    let (mut parts, body) = req.into_parts();
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = format!("http://{upstream}{}", route.upstream_path(path_and_query));
+    parts.uri = match uri.parse() {
+        Ok(uri) => uri,
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The address is not valid.",
+            );
+        }
+    };
+    remove_hop_by_hop(&mut parts.headers);
+    if let Some((Some(protocol), _)) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol.clone());
+    }
+    // HTTP/2 clients send the host as :authority; the app speaks HTTP/1.1 and wants Host.
+    if let Some(host) = &info.host_header {
+        parts.headers.insert(header::HOST, host.clone());
+        parts
+            .headers
+            .insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
+    let peer_ip = info.peer.ip().to_string();
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {peer_ip}"),
+        _ => peer_ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        parts
+            .headers
+            .insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+    parts.headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if info.https { "https" } else { "http" }),
+    );
+    parts.version = Version::HTTP_11;
+    let body = Limited::new(body, limits.max_body_bytes as usize).boxed_unsync();
+    let request = Request::from_parts(parts, body);
+
+    let mut response = match tokio::time::timeout(limits.response_timeout, client.request(request))
+        .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
+            tracing::debug!(app.name = %app, upstream = %upstream, error = %err, "upstream failed");
+            return bad_gateway(app);
+        }
+        Err(_) => {
+            tracing::debug!(app.name = %app, upstream = %upstream, "upstream timed out");
+            return gateway_timeout(app);
+        }
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some((_, client_side)) = upgrade {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            let app = app.to_owned();
+            tokio::spawn(async move {
+                let (Ok(client_io), Ok(upstream_io)) = (client_side.await, upstream_side.await)
+                else {
+                    tracing::debug!(app.name = %app, "an upgrade was not completed");
+                    return;
+                };
+                let mut client_io = TokioIo::new(client_io);
+                let mut upstream_io = TokioIo::new(upstream_io);
+                let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+            });
+        }
+        return response.map(|b| b.map_err(BoxError::from).boxed_unsync());
+    }
+    remove_hop_by_hop(response.headers_mut());
+    response.map(|b| b.map_err(BoxError::from).boxed_unsync())
+}

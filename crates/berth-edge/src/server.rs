@@ -1,1 +1,362 @@
-//! See the crate README.
+//! The HTTP and HTTPS listeners and the one request path they share:
+//! ACME HTTP-01 answers (plain HTTP only, before routing) → route lookup →
+//! redirect to HTTPS, static files or the proxy.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::proxy::{self, Body, Limits, RequestInfo, UpstreamClient, full};
+use crate::routes::{Route, RouteTable, Target, normalize_host};
+use crate::statics;
+use crate::tls::{ACME_TLS_ALPN, CertResolver, Http01Challenges, server_config};
+
+/// How long open connections get to finish when berth stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A TLS handshake must complete within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
+/// The edge: its route table, the upstream connection pool and the TLS state.
+/// One per process, shared behind an `Arc`.
+pub struct Edge {
+    routes: ArcSwap<RouteTable>,
+    client: UpstreamClient,
+    limits: Limits,
+    certs: Arc<CertResolver>,
+    challenges: Arc<Http01Challenges>,
+    statics: statics::Cache,
+    /// The HTTPS port redirects point at (443 unless the listener is elsewhere).
+    https_port: AtomicU16,
+    /// The HTTP port, for links the dashboard shows (80 unless elsewhere).
+    http_port: AtomicU16,
+}
+
+impl Edge {
+    pub fn new(
+        certs: Arc<CertResolver>,
+        challenges: Arc<Http01Challenges>,
+        limits: Limits,
+    ) -> Arc<Edge> {
+        Arc::new(Edge {
+            routes: ArcSwap::from_pointee(RouteTable::default()),
+            client: proxy::client(&limits),
+            limits,
+            certs,
+            challenges,
+            statics: statics::Cache::default(),
+            https_port: AtomicU16::new(443),
+            http_port: AtomicU16::new(80),
+        })
+    }
+
+    /// Replaces the whole route table at once. Requests already routed keep
+    /// the table they started with, so they finish against their upstream.
+    pub fn set_routes(&self, routes: impl IntoIterator<Item = Route>) {
+        self.routes.store(Arc::new(RouteTable::new(routes)));
+    }
+
+    /// The current table.
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.routes.load_full()
+    }
+
+    pub fn certs(&self) -> &Arc<CertResolver> {
+        &self.certs
+    }
+
+    pub fn challenges(&self) -> &Arc<Http01Challenges> {
+        &self.challenges
+    }
+
+    /// Sets the ports redirects and links name (the listeners' ports).
+    pub fn set_ports(&self, http: u16, https: u16) {
+        self.http_port.store(http, Ordering::Relaxed);
+        self.https_port.store(https, Ordering::Relaxed);
+    }
+
+    /// `http://host/` with the edge's port when it is not 80: where a site
+    /// on this edge can be opened.
+    pub fn site_url(&self, host: &str, path: &str) -> String {
+        match self.http_port.load(Ordering::Relaxed) {
+            80 => format!("http://{host}{path}"),
+            port => format!("http://{host}:{port}{path}"),
+        }
+    }
+
+    /// Answers one request from a listener.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        https: bool,
+    ) -> Response<Body> {
+        let host_header = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let host = host_header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .map(normalize_host)
+            .unwrap_or_default();
+        let path = req.uri().path();
+
+        if !https && let Some(token) = path.strip_prefix(ACME_CHALLENGE_PATH) {
+            return match self.challenges.answer(token) {
+                Some(key_authorization) => Response::builder()
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(full(key_authorization))
+                    .expect("a text response is valid"),
+                None => proxy::not_found(),
+            };
+        }
+
+        let table = self.routes.load_full();
+        let Some(route) = table.lookup(&host, path) else {
+            return proxy::not_found();
+        };
+
+        if !https && route.redirect_https && self.certs.has_certificate(&host) {
+            return self.redirect_to_https(&host, &req);
+        }
+
+        let mut response = match &route.target {
+            Target::App {
+                name,
+                upstream: None,
+            } => proxy::bad_gateway(name),
+            Target::App {
+                name,
+                upstream: Some(addr),
+            } => {
+                let info = RequestInfo {
+                    peer,
+                    https,
+                    host_header,
+                };
+                proxy::forward(&self.client, &self.limits, req, route, name, *addr, &info).await
+            }
+            Target::Static { dir, spa_fallback } => {
+                let (parts, _) = req.into_parts();
+                let rel = if route.strip_prefix {
+                    route.upstream_path(parts.uri.path()).into_owned()
+                } else {
+                    parts.uri.path().to_owned()
+                };
+                statics::serve(&self.statics, &parts, dir, *spa_fallback, &rel).await
+            }
+        };
+        if https && route.hsts {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        response
+    }
+
+    fn redirect_to_https(&self, host: &str, req: &Request<Incoming>) -> Response<Body> {
+        let port = match self.https_port.load(Ordering::Relaxed) {
+            443 => String::new(),
+            p => format!(":{p}"),
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        Response::builder()
+            .status(StatusCode::PERMANENT_REDIRECT)
+            .header(header::LOCATION, format!("https://{host}{port}{path}"))
+            .body(proxy::empty())
+            .expect("a redirect is valid")
+    }
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot listen for {what} on {addr}: {reason}; {fix}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        reason: String,
+        fix: String,
+    },
+}
+
+/// The two bound listeners, before serving: binding first lets `berth serve`
+/// fail with a clear message and print the real addresses (port 0 in tests).
+pub struct Listeners {
+    http: TcpListener,
+    https: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both ports. `http_flag` and `https_flag` name the settings the
+    /// error message should suggest (e.g. `--http-listen / BERTH_HTTP_LISTEN`).
+    pub async fn bind(
+        http: SocketAddr,
+        https: SocketAddr,
+        http_flag: &str,
+        https_flag: &str,
+    ) -> Result<Listeners, EdgeError> {
+        Ok(Listeners {
+            http: bind_one("HTTP", http, http_flag).await?,
+            https: bind_one("HTTPS", https, https_flag).await?,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+}
+
+async fn bind_one(
+    what: &'static str,
+    addr: SocketAddr,
+    flag: &str,
+) -> Result<TcpListener, EdgeError> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        let fix = match err.kind() {
+            std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+                "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability (sudo setcap cap_net_bind_service=+ep $(command -v berth)), or choose another address with {flag}"
+            ),
+            std::io::ErrorKind::AddrInUse => format!(
+                "another program already listens there (another web server such as nginx, apache or caddy?): stop it, or choose another address with {flag}"
+            ),
+            _ => format!("choose another address with {flag}"),
+        };
+        EdgeError::Bind {
+            what,
+            addr,
+            reason: err.to_string(),
+            fix,
+        }
+    })
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Serves both listeners until `shutdown` completes, then gives open
+/// connections a grace period to finish.
+pub async fn serve(edge: Arc<Edge>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    edge.set_ports(listeners.http_addr().port(), listeners.https_addr().port());
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(edge.certs.clone()));
+    let builder = Arc::new(builder(&edge.limits));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listeners.http.accept() => {
+                let Some((stream, peer)) = accepted_or_pause(accepted).await else { continue };
+                let io = TokioIo::new(stream);
+                let conn = builder
+                    .serve_connection_with_upgrades(io, service(edge.clone(), peer, false))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            accepted = listeners.https.accept() => {
+                let Some((stream, peer)) = accepted_or_pause(accepted).await else { continue };
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let edge = edge.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(err)) => {
+                            tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    // A TLS-ALPN-01 validation: the handshake was the whole answer.
+                    if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+                        return;
+                    }
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service(edge, peer, true))
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
+    }
+    drop(listeners);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("edge connections still open after the grace period; closing them");
+    }
+}
+
+/// An accepted connection, or `None` after a short pause when accepting
+/// failed (out of file descriptors): retrying at once would spin.
+async fn accepted_or_pause(
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+) -> Option<(TcpStream, SocketAddr)> {
+    match accepted {
+        Ok((stream, peer)) => {
+            let _ = stream.set_nodelay(true);
+            Some((stream, peer))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "edge could not accept a connection");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+fn service(
+    edge: Arc<Edge>,
+    peer: SocketAddr,
+    https: bool,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |req| {
+        let edge = edge.clone();
+        async move { Ok::<_, Infallible>(edge.handle(req, peer, https).await) }
+    })
+}

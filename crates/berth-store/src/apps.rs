@@ -146,6 +146,27 @@ pub async fn list_all(store: &Store) -> Result<Vec<App>, StoreError> {
     rows.iter().map(from_row).collect()
 }
 
+pub async fn count_all(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM apps")
+        .fetch_one(store.pool())
+        .await?)
+}
+
+/// Apps whose status is one of `statuses` (e.g. the crashed and failed ones the dashboard flags).
+pub async fn list_with_status(
+    store: &Store,
+    statuses: &[AppStatus],
+) -> Result<Vec<App>, StoreError> {
+    let placeholders = vec!["?"; statuses.len()].join(", ");
+    let sql = format!("{SELECT} WHERE a.status IN ({placeholders}) ORDER BY p.name, a.name");
+    let mut query = sqlx::query(&sql);
+    for status in statuses {
+        query = query.bind(status.as_str());
+    }
+    let rows = query.fetch_all(store.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn list_in_project(store: &Store, project: &ProjectName) -> Result<Vec<App>, StoreError> {
     let rows = sqlx::query(&format!("{SELECT} WHERE p.name = ? ORDER BY a.name"))
         .bind(project.as_str())

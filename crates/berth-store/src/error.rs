@@ -16,6 +16,20 @@ pub enum StoreError {
     ProjectNotEmpty,
     #[error("the database holds an invalid {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    #[error("cannot use the secret key {path}: {source}")]
+    SecretKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the secret key {path} cannot be used: {detail}")]
+    BadSecretKey { path: PathBuf, detail: String },
+    #[error("a stored value ({what}) cannot be decrypted with the current secret key")]
+    Decrypt { what: String },
+    #[error("the secret key was rotated by another process and the new key file cannot be found")]
+    KeyRotated,
+    #[error("the variables were changed meanwhile (now version {current})")]
+    VersionConflict { current: i64 },
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error(transparent)]

@@ -3,6 +3,10 @@
 
 pub mod api_tokens;
 pub mod apps;
+pub mod certificates;
+pub mod crypto;
+pub mod domains;
+pub mod env;
 mod error;
 pub mod passwords;
 pub mod projects;
@@ -24,6 +28,8 @@ pub use error::StoreError;
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    /// The key for values encrypted at rest (`secret.key` in the data dir).
+    keyring: crypto::Keyring,
 }
 
 impl Store {
@@ -46,7 +52,12 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations").run(&pool).await?;
-        Ok(Store { pool, path })
+        let keyring = crypto::open_keyring(data_dir, &pool).await?;
+        Ok(Store {
+            pool,
+            path,
+            keyring,
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -55,6 +66,10 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(crate) fn keyring(&self) -> &crypto::Keyring {
+        &self.keyring
     }
 
     pub async fn close(&self) {

@@ -79,9 +79,9 @@ impl From<StoreError> for WebError {
     fn from(err: StoreError) -> WebError {
         match err {
             StoreError::NotFound { what } => WebError::NotFound(what),
-            StoreError::AlreadyExists { .. } | StoreError::ProjectNotEmpty => {
-                WebError::Conflict(err.to_string())
-            }
+            StoreError::AlreadyExists { .. }
+            | StoreError::ProjectNotEmpty
+            | StoreError::VersionConflict { .. } => WebError::Conflict(err.to_string()),
             other => WebError::Internal(Box::new(other)),
         }
     }
@@ -103,11 +103,38 @@ impl From<DockerError> for WebError {
     }
 }
 
+impl From<berth_edge::tls::TlsError> for WebError {
+    fn from(err: berth_edge::tls::TlsError) -> WebError {
+        use berth_edge::tls::TlsError;
+        match err {
+            TlsError::Invalid { field, message } => {
+                let mut errors = FieldErrors::default();
+                errors.add(field, message);
+                WebError::Invalid(errors)
+            }
+            TlsError::NotFound(what) => WebError::NotFound(what),
+            // The CA's own words are what the user needs.
+            e @ (TlsError::Ca { .. } | TlsError::Acme(_)) => WebError::Conflict(e.to_string()),
+            other => WebError::Internal(Box::new(other)),
+        }
+    }
+}
+
 impl From<DeployError> for WebError {
     fn from(err: DeployError) -> WebError {
         match err {
             DeployError::Store(e) => e.into(),
             DeployError::Docker(e) => e.into(),
+            DeployError::Env(e) => {
+                let mut errors = FieldErrors::default();
+                errors.add("vars", e);
+                WebError::Invalid(errors)
+            }
+            DeployError::Invalid { field, message } => {
+                let mut errors = FieldErrors::default();
+                errors.add(field, message);
+                WebError::Invalid(errors)
+            }
         }
     }
 }

@@ -113,6 +113,89 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     })
 }
 
+/// An uploaded certificate as typed: the domain it is for, the chain (leaf
+/// first) and the private key, both PEM. The key never goes back into HTML.
+#[derive(Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct CertificateUpload {
+    /// The domain the certificate is for; its names must cover it.
+    #[serde(default)]
+    pub domain: String,
+    /// PEM certificate chain, leaf first, then intermediates.
+    #[serde(default)]
+    pub certificate: String,
+    /// PEM private key of the leaf (PKCS#8, RSA or EC).
+    #[serde(default)]
+    pub key: String,
+}
+
+impl std::fmt::Debug for CertificateUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateUpload")
+            .field("domain", &self.domain)
+            .field("key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ACME settings form (and API body).
+#[derive(Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct AcmeSettingsForm {
+    /// Contact e-mail for the CA (expiry notices); may be empty.
+    #[serde(default)]
+    pub email: String,
+    /// `production` (Let's Encrypt, the default), `staging`, `custom`, or a directory URL.
+    #[serde(default)]
+    pub directory: String,
+    /// The directory URL when `directory` is `custom`.
+    #[serde(default)]
+    pub custom_url: String,
+    /// External account binding key id, for CAs that require one.
+    #[serde(default)]
+    pub eab_key_id: String,
+    /// External account binding HMAC key (base64url). Write-only: empty keeps the stored one.
+    #[serde(default)]
+    pub eab_hmac: String,
+    /// Any value removes the stored EAB HMAC key.
+    #[serde(default)]
+    pub clear_eab: Option<String>,
+    /// `http-01` (port 80, the default) or `tls-alpn-01` (port 443).
+    #[serde(default)]
+    pub challenge: String,
+}
+
+impl std::fmt::Debug for AcmeSettingsForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeSettingsForm")
+            .field("email", &self.email)
+            .field("directory", &self.directory)
+            .field("eab_key_id", &self.eab_key_id)
+            .field("eab_hmac", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmeSettingsForm {
+    pub fn to_input(&self) -> berth_edge::acme::AcmeSettingsInput {
+        let directory = if self.directory.trim() == "custom" {
+            self.custom_url.clone()
+        } else {
+            self.directory.clone()
+        };
+        berth_edge::acme::AcmeSettingsInput {
+            email: self.email.clone(),
+            directory,
+            eab_key_id: self.eab_key_id.clone(),
+            eab_hmac: self.eab_hmac.clone(),
+            clear_eab: self.clear_eab.as_deref().is_some_and(|v| !v.is_empty()),
+            challenge: if self.challenge.trim().is_empty() {
+                "http-01".to_owned()
+            } else {
+                self.challenge.clone()
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

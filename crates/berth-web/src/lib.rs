@@ -30,6 +30,8 @@ pub struct AppState {
     /// The one-time token that claims a fresh install; `None` once an admin exists.
     pub(crate) setup_token: Arc<Mutex<Option<String>>>,
     pub(crate) limiter: Arc<LoginLimiter>,
+    /// The edge's certificates (TLS); `None` where berth runs without the edge.
+    pub(crate) certs: Option<Arc<berth_edge::acme::CertManager>>,
 }
 
 impl AppState {
@@ -38,7 +40,20 @@ impl AppState {
             engine,
             setup_token: Arc::new(Mutex::new(setup_token)),
             limiter: Arc::new(LoginLimiter::default()),
+            certs: None,
         }
+    }
+
+    /// Gives the certificates page and API the edge's certificate service.
+    pub fn with_certificates(mut self, certs: Arc<berth_edge::acme::CertManager>) -> AppState {
+        self.certs = Some(certs);
+        self
+    }
+
+    pub(crate) fn certs(&self) -> Result<&Arc<berth_edge::acme::CertManager>, WebError> {
+        self.certs
+            .as_ref()
+            .ok_or(WebError::NotFound("certificates"))
     }
 }
 

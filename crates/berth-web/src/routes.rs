@@ -104,6 +104,29 @@ fn declare() -> Table {
     t.post(Session, "/logout", pages::login::logout);
     t.get(Session, "/", pages::dashboard::show);
     t.get(Session, "/apps", pages::apps::list);
+    t.get(Session, "/settings", pages::settings::show);
+    t.post(
+        Session,
+        "/settings/dashboard-domain",
+        pages::settings::set_dashboard_domain,
+    );
+    t.get(Session, "/certificates", pages::certificates::list);
+    t.post(Session, "/certificates/upload", pages::certificates::upload);
+    t.post(
+        Session,
+        "/certificates/settings",
+        pages::certificates::save_settings,
+    );
+    t.post(
+        Session,
+        "/certificates/{id}/renew",
+        pages::certificates::renew,
+    );
+    t.post(
+        Session,
+        "/certificates/{id}/delete",
+        pages::certificates::delete,
+    );
     t.post(Session, "/projects", pages::projects::create);
     t.get(Session, "/projects/{project}", pages::projects::show);
     t.post(
@@ -133,6 +156,37 @@ fn declare() -> Table {
         "/projects/{project}/apps/{app}/delete",
         pages::apps::delete,
     );
+    t.get(
+        Session,
+        "/projects/{project}/apps/{app}/domains",
+        pages::domains::show,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/domains",
+        pages::domains::add,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/domains/delete",
+        pages::domains::remove,
+    );
+    // Environment variables: the same pages for an app, a project's shared
+    // variables and the global ones (the handlers read the target from the path).
+    for [show, edit, review, save, history, revert, export] in ENV_PAGES {
+        t.get(Session, show, pages::env::show);
+        t.post(Session, edit, pages::env::edit);
+        t.post(Session, review, pages::env::review);
+        t.post(Session, save, pages::env::save);
+        t.get(Session, history, pages::env::history);
+        t.post(Session, revert, pages::env::revert);
+        t.get(Session, export, pages::env::export);
+    }
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/env/redeploy",
+        pages::env::redeploy,
+    );
 
     t.get(Bearer, "/api/v1/openapi.json", api::openapi_json);
     t.get(Bearer, "/api/v1/engine", api::engine::get_engine);
@@ -149,6 +203,37 @@ fn declare() -> Table {
         api::projects::delete_project,
     );
     t.get(Bearer, "/api/v1/apps", api::apps::list_all_apps);
+    t.get(
+        Bearer,
+        "/api/v1/certificates",
+        api::certificates::list_certificates,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/certificates",
+        api::certificates::upload_certificate,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/certificates/{id}",
+        api::certificates::get_certificate,
+    );
+    t.delete(
+        Bearer,
+        "/api/v1/certificates/{id}",
+        api::certificates::delete_certificate,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/certificates/{id}/renew",
+        api::certificates::renew_certificate,
+    );
+    t.get(Bearer, "/api/v1/acme", api::certificates::get_acme_settings);
+    t.post(
+        Bearer,
+        "/api/v1/acme",
+        api::certificates::save_acme_settings,
+    );
     t.get(
         Bearer,
         "/api/v1/projects/{project}/apps",
@@ -189,8 +274,80 @@ fn declare() -> Table {
         "/api/v1/projects/{project}/apps/{app}/logs",
         api::apps::get_app_logs,
     );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/domains",
+        api::domains::list_domains,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/domains",
+        api::domains::add_domain,
+    );
+    t.delete(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/domains/{domain}",
+        api::domains::delete_domain,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/settings/dashboard-domain",
+        api::domains::get_dashboard_domain,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/settings/dashboard-domain",
+        api::domains::set_dashboard_domain,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/env",
+        api::env::get_app_env,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/env",
+        api::env::set_app_env,
+    );
+    t.delete(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/env/{key}",
+        api::env::delete_app_env_var,
+    );
     t
 }
+
+/// The environment editor's routes per target: show, edit, review, save,
+/// history, revert, export.
+const ENV_PAGES: [[&str; 7]; 3] = [
+    [
+        "/projects/{project}/apps/{app}/env",
+        "/projects/{project}/apps/{app}/env/edit",
+        "/projects/{project}/apps/{app}/env/review",
+        "/projects/{project}/apps/{app}/env/save",
+        "/projects/{project}/apps/{app}/env/history",
+        "/projects/{project}/apps/{app}/env/revert",
+        "/projects/{project}/apps/{app}/env/export",
+    ],
+    [
+        "/projects/{project}/env",
+        "/projects/{project}/env/edit",
+        "/projects/{project}/env/review",
+        "/projects/{project}/env/save",
+        "/projects/{project}/env/history",
+        "/projects/{project}/env/revert",
+        "/projects/{project}/env/export",
+    ],
+    [
+        "/env",
+        "/env/edit",
+        "/env/review",
+        "/env/save",
+        "/env/history",
+        "/env/revert",
+        "/env/export",
+    ],
+];
 
 /// Every route berth serves, for tests and docs.
 pub fn route_table() -> Vec<RouteInfo> {

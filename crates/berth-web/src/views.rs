@@ -198,3 +198,65 @@ pub struct AppPage {
     pub logs_error: String,
     pub flash: String,
 }
+
+/// One certificate as the certificates page shows it.
+pub struct CertRow {
+    pub id: i64,
+    pub domain: String,
+    pub names: String,
+    pub source: &'static str,
+    pub issuer: String,
+    /// `valid`, `expiring`, `expired` or `pending`.
+    pub state: &'static str,
+    pub expires: String,
+    pub last_attempt: String,
+    pub next_attempt: String,
+    pub last_error: String,
+    pub rate_limited: bool,
+    pub renewable: bool,
+    pub in_use: bool,
+    /// An attempt is due now (running or about to).
+    pub working: bool,
+}
+
+/// `2026-11-27 09:00 UTC (in 3 days)`, or `—` for none.
+pub fn when(at: Option<i64>, now: i64) -> String {
+    let Some(at) = at else {
+        return "—".to_owned();
+    };
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let date = time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string());
+    let delta = at - now;
+    let span = |s: i64| match s {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 2 * 86400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86400),
+    };
+    if delta >= 0 {
+        format!("{date} (in {})", span(delta))
+    } else {
+        format!("{date} ({} ago)", span(-delta))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "certificates.html")]
+pub struct CertificatesPage {
+    pub chrome: Chrome,
+    pub refresh: bool,
+    pub certificates: Vec<CertRow>,
+    pub upload: crate::forms::CertificateUpload,
+    pub upload_errors: FieldErrors,
+    pub acme: berth_edge::acme::AcmeSettingsView,
+    /// `production`, `staging` or `custom`.
+    pub directory_choice: &'static str,
+    /// The custom directory URL field's value.
+    pub custom_url: String,
+    pub hmac_hint: &'static str,
+    pub acme_errors: FieldErrors,
+    pub flash: String,
+}

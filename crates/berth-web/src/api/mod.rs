@@ -2,7 +2,10 @@
 //! function as its dashboard form. Described by `/api/v1/openapi.json`.
 
 pub mod apps;
+pub mod certificates;
+pub mod domains;
 pub mod engine;
+pub mod env;
 pub mod projects;
 
 use axum::Json;
@@ -25,6 +28,12 @@ use crate::forms::FieldErrors;
         projects::list_projects, projects::create_project, projects::get_project, projects::delete_project,
         apps::list_all_apps, apps::list_apps, apps::create_app, apps::get_app, apps::delete_app,
         apps::start_app, apps::stop_app, apps::restart_app, apps::get_app_logs,
+        domains::list_domains, domains::add_domain, domains::delete_domain,
+        domains::get_dashboard_domain, domains::set_dashboard_domain,
+        certificates::list_certificates, certificates::get_certificate, certificates::upload_certificate,
+        certificates::renew_certificate, certificates::delete_certificate,
+        certificates::get_acme_settings, certificates::save_acme_settings,
+        env::get_app_env, env::set_app_env, env::delete_app_env_var,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

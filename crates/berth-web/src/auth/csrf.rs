@@ -63,7 +63,10 @@ fn expected_token(req: &Request) -> Option<String> {
 
 /// A pre-login page (setup, login) rendered with its form token, setting the
 /// `berth_csrf` cookie when the browser does not have one yet.
-pub fn pre_session_page<P: askama::Template>(headers: &HeaderMap, page: impl FnOnce(String) -> P) -> axum::response::Response {
+pub fn pre_session_page<P: askama::Template>(
+    headers: &HeaderMap,
+    page: impl FnOnce(String) -> P,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (csrf, fresh) = pre_session_token(headers);
     let mut response = crate::views::render(&page(csrf.clone())).into_response();

@@ -36,6 +36,21 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     }
 }
 
+/// Who made an API request (put there by `require_bearer`), for history entries.
+#[derive(Debug, Clone)]
+pub struct ApiCaller(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ApiCaller>()
+            .cloned()
+            .ok_or(ApiError(WebError::Unauthorized))
+    }
+}
+
 /// Layer for dashboard routes: no valid session → to the login page (or to
 /// setup while no admin exists).
 pub async fn require_session(
@@ -65,7 +80,11 @@ pub async fn require_session(
 }
 
 /// Layer for `/api/v1`: a valid `Authorization: Bearer` token or 401.
-pub async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_bearer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let token = req
         .headers()
         .get(AUTHORIZATION)
@@ -74,7 +93,11 @@ pub async fn require_bearer(State(state): State<AppState>, req: Request, next: N
         .map(str::trim);
     if let Some(token) = token {
         match api_tokens::authenticate(state.engine.store(), token).await {
-            Ok(Some(_)) => return next.run(req).await,
+            Ok(Some(token)) => {
+                req.extensions_mut()
+                    .insert(ApiCaller(format!("api token {}", token.name)));
+                return next.run(req).await;
+            }
             Ok(None) => {}
             Err(err) => return ApiError::from(err).into_response(),
         }

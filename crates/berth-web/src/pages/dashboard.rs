@@ -1,6 +1,5 @@
 use axum::extract::State;
 use axum::response::Html;
-use berth_core::AppStatus;
 
 use crate::auth::CurrentUser;
 use crate::forms::FieldErrors;
@@ -24,10 +23,12 @@ pub async fn page(
 ) -> Result<DashboardPage, WebError> {
     let engine = state.engine.engine_status().await;
     let projects = state.engine.list_projects().await?;
-    let apps = state.engine.list_apps().await?;
-    let attention = apps
+    let app_count = state.engine.count_apps().await?;
+    let attention = state
+        .engine
+        .apps_needing_attention()
+        .await?
         .iter()
-        .filter(|a| matches!(a.status, AppStatus::Crashed | AppStatus::Failed))
         .map(AppRow::from)
         .collect();
     Ok(DashboardPage {
@@ -42,7 +43,7 @@ pub async fn page(
             .collect(),
         project_input,
         errors,
-        app_count: apps.len(),
+        app_count: usize::try_from(app_count).unwrap_or_default(),
         attention,
     })
 }

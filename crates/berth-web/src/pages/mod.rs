@@ -2,10 +2,14 @@
 
 pub mod apps;
 pub mod assets;
+pub mod certificates;
 pub mod dashboard;
+pub mod domains;
+pub mod env;
 pub mod health;
 pub mod login;
 pub mod projects;
+pub mod settings;
 pub mod setup;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,7 +34,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(ClientIp(ip))
+        // Through berth's edge (the dashboard's domain) every request comes
+        // from loopback; the edge appends the real peer as the last
+        // X-Forwarded-For entry, so that one is trusted, and only from loopback.
+        let forwarded = ip
+            .is_loopback()
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok());
+        Ok(ClientIp(forwarded.unwrap_or(ip)))
     }
 }
 

@@ -1,0 +1,341 @@
+//! Edge benchmark: requests/s and latency through berth's edge against
+//! Debian's nginx in front of the same upstream on the same machine.
+//!
+//! `cargo bench --bench edge` starts a tiny hyper upstream (its own one-thread
+//! runtime), berth's edge in-process (its own two-thread runtime, as `berth
+//! serve` has) and nginx with a generated config (upstream keep-alive, access
+//! log off, two workers), then drives each with `wrk` over keep-alive
+//! connections on 127.0.0.1: plain HTTP, then HTTPS with a self-signed
+//! certificate made with rcgen. It prints requests/s, p50 and p99 per setup and
+//! berth's figures as ratios to nginx's. Goal: at least nginx's throughput,
+//! p99 within 1 ms of it. A benchmark reports, it does not judge: it exits 0
+//! either way, and non-zero only on real errors.
+//!
+//! Needs `nginx` and `wrk` (`apt-get install -y nginx wrk`); without them it
+//! says so and exits 0. Without `--bench` (e.g. `cargo test --benches`) each
+//! run lasts one second instead of ten.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use berth_edge::tls::{CertResolver, Http01Challenges};
+use berth_edge::{Edge, Limits, Listeners, Route};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+const BODY: &str =
+    "hello from the upstream: a small JSON-sized answer of about a hundred bytes, like an API's.\n";
+
+struct Plan {
+    duration: Duration,
+    connections: u32,
+}
+
+fn main() -> ExitCode {
+    let full = std::env::args().any(|a| a == "--bench");
+    let plan = Plan {
+        duration: Duration::from_secs(if full { 10 } else { 1 }),
+        connections: 64,
+    };
+    match run(&plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("edge bench FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn run(plan: &Plan) -> anyhow::Result<()> {
+    if !installed("wrk") || !installed("nginx") {
+        println!(
+            "edge bench skipped: it needs nginx and wrk (apt-get install -y nginx wrk) to compare against"
+        );
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir().context("temp dir")?;
+
+    // The upstream: one thread, so it cannot starve the proxies of CPU more than needed.
+    let upstream_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let upstream = upstream_rt.block_on(start_upstream())?;
+
+    // Self-signed certificate for `localhost`, for both proxies.
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.self_signed(&key)?;
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    std::fs::write(tmp.path().join("cert.pem"), &cert_pem)?;
+    std::fs::write(tmp.path().join("key.pem"), &key_pem)?;
+
+    // berth's edge, in its own runtime with berth's two workers.
+    let edge_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (edge_http, edge_https) = edge_rt.block_on(async {
+        let certs = Arc::new(CertResolver::new());
+        certs.install_pem(&cert_pem, &key_pem)?;
+        let edge = Edge::new(certs, Arc::new(Http01Challenges::new()), Limits::default());
+        edge.set_routes([
+            Route::app("127.0.0.1", "bench", Some(upstream)),
+            Route::app("localhost", "bench", Some(upstream)),
+        ]);
+        let listeners = Listeners::bind(
+            "127.0.0.1:0".parse()?,
+            "127.0.0.1:0".parse()?,
+            "--http-listen",
+            "--https-listen",
+        )
+        .await?;
+        let addrs = (listeners.http_addr(), listeners.https_addr());
+        tokio::spawn(berth_edge::serve(edge, listeners, std::future::pending()));
+        anyhow::Ok(addrs)
+    })?;
+
+    let nginx = Nginx::start(tmp.path(), upstream)?;
+
+    println!(
+        "edge bench: wrk -t2 -c{} -d{}s --latency, keep-alive, 127.0.0.1, {} byte answers",
+        plan.connections,
+        plan.duration.as_secs(),
+        BODY.len()
+    );
+    let direct = wrk(plan, &format!("http://{upstream}/"))?;
+    report("upstream directly", &direct, None);
+    let berth_http = wrk(plan, &format!("http://{edge_http}/"))?;
+    let nginx_http = wrk(plan, &format!("http://127.0.0.1:{}/", nginx.http_port))?;
+    report("nginx  http ", &nginx_http, None);
+    report("berth  http ", &berth_http, Some(&nginx_http));
+    let berth_https = wrk(plan, &format!("https://localhost:{}/", edge_https.port()))?;
+    let nginx_https = wrk(plan, &format!("https://localhost:{}/", nginx.https_port))?;
+    report("nginx  https", &nginx_https, None);
+    report("berth  https", &berth_https, Some(&nginx_https));
+    drop(nginx);
+    Ok(())
+}
+
+async fn start_upstream() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                        BODY.as_bytes(),
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+struct Figures {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn report(name: &str, f: &Figures, against: Option<&Figures>) {
+    let mut line = format!(
+        "{name}: {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms",
+        f.requests_per_sec, f.p50_ms, f.p99_ms
+    );
+    if f.errors > 0 {
+        line.push_str(&format!("  ({} errors)", f.errors));
+    }
+    if let Some(n) = against {
+        line.push_str(&format!(
+            "  | vs nginx: throughput x{:.2}, p99 {:+.3} ms (goal: x1.00 or more, within +1 ms)",
+            f.requests_per_sec / n.requests_per_sec,
+            f.p99_ms - n.p99_ms
+        ));
+    }
+    println!("{line}");
+}
+
+fn wrk(plan: &Plan, url: &str) -> anyhow::Result<Figures> {
+    let started = Instant::now();
+    let out = Command::new("wrk")
+        .args(["-t2", &format!("-c{}", plan.connections)])
+        .arg(format!("-d{}s", plan.duration.as_secs()))
+        .args(["--latency", "--timeout", "5s", url])
+        .output()
+        .context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let figures = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    if started.elapsed() > plan.duration * 3 {
+        eprintln!(
+            "warning: wrk took {:?} for a {:?} run",
+            started.elapsed(),
+            plan.duration
+        );
+    }
+    Ok(figures)
+}
+
+fn parse_wrk(text: &str) -> Option<Figures> {
+    let mut figures = Figures {
+        requests_per_sec: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    };
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            figures.requests_per_sec = v.trim().parse().ok()?;
+        } else if let Some(v) = line.strip_prefix("50%") {
+            figures.p50_ms = wrk_ms(v.trim())?;
+        } else if let Some(v) = line.strip_prefix("99%") {
+            figures.p99_ms = wrk_ms(v.trim())?;
+        } else if line.starts_with("Non-2xx") || line.starts_with("Socket errors") {
+            figures.errors += line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (figures.requests_per_sec > 0.0).then_some(figures)
+}
+
+/// wrk prints `812.00us`, `1.23ms` or `1.05s`.
+fn wrk_ms(value: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = value.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = value.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// nginx with a config of its own in a temp dir; stopped on drop.
+struct Nginx {
+    child: Child,
+    http_port: u16,
+    https_port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, upstream: SocketAddr) -> anyhow::Result<Nginx> {
+        let free = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (http_port, https_port) = (free()?, free()?);
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(prefix.join("logs"))?;
+        let config = format!(
+            r#"daemon off;
+worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream app {{ server {upstream}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{http_port};
+        listen 127.0.0.1:{https_port} ssl http2;
+        server_name localhost 127.0.0.1;
+        ssl_certificate {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }}
+    }}
+}}
+"#,
+            prefix = prefix.display(),
+            dir = dir.display(),
+        );
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(&conf, config)?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr"])
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start nginx")?;
+        let nginx = Nginx {
+            child,
+            http_port,
+            https_port,
+        };
+        // Poll until nginx accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nginx did not start listening within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGQUIT is nginx's graceful stop; the master takes its workers with it.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

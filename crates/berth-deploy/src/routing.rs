@@ -1,0 +1,219 @@
+//! The edge's route table, rebuilt from the store whenever an app's
+//! container, port or status changes, or a domain is added or removed.
+//!
+//! A full rebuild reads every app and domain: with a thousand apps that is a
+//! few milliseconds, and it cannot drift the way incremental updates can.
+//! Rebuilds are serialized, so a slow one never swaps in an older picture
+//! after a newer one.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_core::{AppName, AppStatus, DomainName, PathPrefix, ProjectName};
+use berth_edge::{Edge, Route, Target};
+use berth_store::apps::{self, App};
+use berth_store::domains::{self, Domain, DomainTarget, NewDomain};
+
+use crate::{DeployError, Engine};
+
+/// What the engine needs to keep the edge's routes current.
+pub(crate) struct EdgeLink {
+    edge: Arc<Edge>,
+    base_domain: DomainName,
+    /// The dashboard's own listener, where its domain's route points.
+    dashboard: SocketAddr,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// Connects the engine to the edge and publishes the first route table.
+    /// Apps get the default host `<app>.<project>.<base_domain>`.
+    pub async fn attach_edge(
+        &self,
+        edge: Arc<Edge>,
+        base_domain: DomainName,
+        dashboard: SocketAddr,
+    ) -> Result<(), DeployError> {
+        let link = EdgeLink {
+            edge,
+            base_domain,
+            dashboard,
+            rebuild: tokio::sync::Mutex::new(()),
+        };
+        if self.inner.edge.set(link).is_err() {
+            tracing::warn!("the edge was attached twice; keeping the first");
+        }
+        self.refresh_routes().await
+    }
+
+    /// The host every app answers to without any domain set up.
+    pub fn default_host(&self, project: &ProjectName, app: &AppName) -> Option<DomainName> {
+        let link = self.inner.edge.get()?;
+        default_host(&link.base_domain, project, app)
+    }
+
+    /// Where `host` + `path` can be opened through the edge, for links.
+    pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
+        Some(self.inner.edge.get()?.edge.site_url(host, path))
+    }
+
+    /// Rebuilds the edge's whole route table from the store and swaps it in.
+    pub async fn refresh_routes(&self) -> Result<(), DeployError> {
+        let Some(link) = self.inner.edge.get() else {
+            return Ok(());
+        };
+        let _one_at_a_time = link.rebuild.lock().await;
+        let apps = apps::list_all(self.store()).await?;
+        let domains = domains::list_all(self.store()).await?;
+        let dashboard = domains::dashboard_domain(self.store()).await?;
+        let routes = build_routes(
+            &apps,
+            &domains,
+            &link.base_domain,
+            dashboard.as_ref().map(|d| (d, link.dashboard)),
+        );
+        tracing::debug!(routes = routes.len(), "edge routes rebuilt");
+        link.edge.set_routes(routes);
+        Ok(())
+    }
+
+    /// Rebuilds the routes after a change whose own work has succeeded: a
+    /// failure here is logged, not returned, so it cannot undo that work.
+    pub(crate) async fn routes_changed(&self) {
+        if let Err(err) = self.refresh_routes().await {
+            tracing::warn!(error = %err, "could not rebuild the edge routes");
+        }
+    }
+
+    /// The app and its domains.
+    pub async fn list_domains(
+        &self,
+        project: &ProjectName,
+        app: &AppName,
+    ) -> Result<(App, Vec<Domain>), DeployError> {
+        let app = self.find_app(project, app).await?;
+        let domains = domains::list_for_app(self.store(), app.id).await?;
+        Ok((app, domains))
+    }
+
+    /// Adds a domain (or a static site) to the app and routes it at once.
+    pub async fn add_domain(
+        &self,
+        project: &ProjectName,
+        app: &AppName,
+        new: NewDomain,
+    ) -> Result<Domain, DeployError> {
+        let app = self.find_app(project, app).await?;
+        if let DomainTarget::Static { dir, .. } = &new.target {
+            check_static_dir(dir)?;
+        }
+        let domain = domains::add(self.store(), app.id, &new).await?;
+        tracing::info!(project.name = %project, app.name = %app.name, domain.host = %domain.host, domain.path = %domain.path_prefix, "domain added");
+        self.routes_changed().await;
+        Ok(domain)
+    }
+
+    /// Removes the app's routes for `host` (only the one at `prefix` when given).
+    pub async fn remove_domain(
+        &self,
+        project: &ProjectName,
+        app: &AppName,
+        host: &DomainName,
+        prefix: Option<&PathPrefix>,
+    ) -> Result<(), DeployError> {
+        let app = self.find_app(project, app).await?;
+        domains::remove(self.store(), app.id, host, prefix).await?;
+        tracing::info!(project.name = %project, app.name = %app.name, domain.host = %host, "domain removed");
+        self.routes_changed().await;
+        Ok(())
+    }
+
+    pub async fn dashboard_domain(&self) -> Result<Option<DomainName>, DeployError> {
+        Ok(domains::dashboard_domain(self.store()).await?)
+    }
+
+    /// Serves the dashboard on `domain` through the edge (or stops, with `None`).
+    pub async fn set_dashboard_domain(
+        &self,
+        domain: Option<&DomainName>,
+    ) -> Result<(), DeployError> {
+        domains::set_dashboard_domain(self.store(), domain).await?;
+        self.routes_changed().await;
+        Ok(())
+    }
+}
+
+fn check_static_dir(dir: &Path) -> Result<(), DeployError> {
+    if !dir.is_absolute() {
+        return Err(DeployError::Invalid {
+            field: "static_dir",
+            message: "must be an absolute path, such as /srv/blog/public".to_owned(),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(DeployError::Invalid {
+            field: "static_dir",
+            message: format!("{} is not a directory on this server", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn default_host(
+    base: &DomainName,
+    project: &ProjectName,
+    app: &AppName,
+) -> Option<DomainName> {
+    base.prepend(project.as_str())
+        .and_then(|d| d.prepend(app.as_str()))
+        .ok()
+}
+
+/// The route table for the edge: each app's default host first, then the
+/// domains users added (which win over a default host with the same name),
+/// then the dashboard's domain.
+pub fn build_routes(
+    apps: &[App],
+    domains: &[Domain],
+    base_domain: &DomainName,
+    dashboard: Option<(&DomainName, SocketAddr)>,
+) -> Vec<Route> {
+    let upstream = |app: &App| {
+        app.host_port
+            .filter(|_| app.status == AppStatus::Running)
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    };
+    let by_id: HashMap<i64, &App> = apps.iter().map(|a| (a.id, a)).collect();
+    let mut routes = Vec::with_capacity(apps.len() + domains.len() + 1);
+    for app in apps {
+        if let Some(host) = default_host(base_domain, &app.project, &app.name) {
+            routes.push(Route::app(host.as_str(), app.name.as_str(), upstream(app)));
+        }
+    }
+    for domain in domains {
+        let target = match &domain.target {
+            DomainTarget::App => Target::App {
+                name: domain.app.to_string(),
+                upstream: by_id.get(&domain.app_id).and_then(|a| upstream(a)),
+            },
+            DomainTarget::Static { dir, spa_fallback } => Target::Static {
+                dir: dir.clone(),
+                spa_fallback: *spa_fallback,
+            },
+        };
+        routes.push(Route {
+            host: domain.host.to_string(),
+            path_prefix: domain.path_prefix.to_string(),
+            strip_prefix: domain.strip_prefix,
+            target,
+            redirect_https: domain.redirect_https,
+            hsts: domain.hsts,
+        });
+    }
+    if let Some((host, addr)) = dashboard {
+        routes.push(Route::app(host.as_str(), "the berth dashboard", Some(addr)));
+    }
+    routes
+}

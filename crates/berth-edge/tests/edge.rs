@@ -1,0 +1,650 @@
+//! The edge against real upstreams on 127.0.0.1: routing, swaps under load,
+//! static sites, WebSockets, streaming, error pages and forwarded headers.
+//! Every server here is started by the test and stops with it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_edge::tls::{CertResolver, Http01Challenges};
+use berth_edge::{Edge, Limits, Listeners, Route, Target};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// A running edge on 127.0.0.1 with its own shutdown.
+struct TestEdge {
+    edge: Arc<Edge>,
+    http: SocketAddr,
+    https: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestEdge {
+    async fn start(routes: Vec<Route>) -> TestEdge {
+        let edge = Edge::new(
+            Arc::new(CertResolver::new()),
+            Arc::new(Http01Challenges::new()),
+            Limits::default(),
+        );
+        edge.set_routes(routes);
+        let listeners = Listeners::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            "--http-listen",
+            "--https-listen",
+        )
+        .await
+        .unwrap();
+        let (http, https) = (listeners.http_addr(), listeners.https_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(berth_edge::serve(edge.clone(), listeners, async {
+            let _ = stopped.await;
+        }));
+        TestEdge {
+            edge,
+            http,
+            https,
+            stop: Some(stop),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        client()
+            .get(self.url(path))
+            .header("host", host)
+            .send()
+            .await
+            .expect("the edge answers")
+    }
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn app(host: &str, name: &str, upstream: SocketAddr) -> Route {
+    Route::app(host, name, Some(upstream))
+}
+
+fn at(prefix: &str, strip: bool, route: Route) -> Route {
+    Route {
+        path_prefix: prefix.to_owned(),
+        strip_prefix: strip,
+        ..route
+    }
+}
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A tiny HTTP upstream: answers `name=<name> path=<path>` plus the
+/// forwarded headers it saw; `/sse` streams two events, the second only
+/// after the test says so.
+struct Upstream {
+    addr: SocketAddr,
+    second_event: mpsc::UnboundedSender<()>,
+}
+
+async fn upstream(name: &'static str) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let rx = rx.clone();
+                    async move { Ok::<_, Infallible>(answer(name, req, rx).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        second_event: tx,
+    }
+}
+
+async fn answer(
+    name: &str,
+    req: Request<Incoming>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>>,
+) -> Response<TestBody> {
+    if req.uri().path() == "/sse" {
+        let stream = futures_util::stream::unfold(0, move |step| {
+            let rx = rx.clone();
+            async move {
+                match step {
+                    0 => Some((Ok(Frame::data(Bytes::from("data: one\n\n"))), 1)),
+                    1 => {
+                        rx.lock().await.recv().await;
+                        Some((Ok(Frame::data(Bytes::from("data: two\n\n"))), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap();
+    }
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let text = format!(
+        "name={name} path={} host={} xff={} proto={} xhost={}",
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        header("host"),
+        header("x-forwarded-for"),
+        header("x-forwarded-proto"),
+        header("x-forwarded-host"),
+    );
+    Response::new(BodyExt::boxed(Full::new(Bytes::from(text))))
+}
+
+#[tokio::test]
+async fn an_exact_host_beats_a_wildcard_and_the_longest_prefix_wins() {
+    let (a, b, c) = (
+        upstream("a").await,
+        upstream("b").await,
+        upstream("c").await,
+    );
+    let edge = TestEdge::start(vec![
+        app("*.example.test", "wild", a.addr),
+        app("shop.example.test", "shop", b.addr),
+        at("/api", false, app("shop.example.test", "api", c.addr)),
+    ])
+    .await;
+
+    let body = |r: reqwest::Response| async { r.text().await.unwrap() };
+    assert!(
+        body(edge.get("shop.example.test", "/").await)
+            .await
+            .starts_with("name=b ")
+    );
+    assert!(
+        body(edge.get("SHOP.example.test:80", "/api/v1").await)
+            .await
+            .starts_with("name=c ")
+    );
+    assert!(
+        body(edge.get("shop.example.test", "/apiary").await)
+            .await
+            .starts_with("name=b ")
+    );
+    assert!(
+        body(edge.get("blog.example.test", "/").await)
+            .await
+            .starts_with("name=a ")
+    );
+
+    let unknown = edge.get("nobody.test", "/").await;
+    assert_eq!(unknown.status(), 404);
+    let page = unknown.text().await.unwrap();
+    assert!(page.contains("No site"), "{page}");
+    for name in ["wild", "shop", "api", "name=a", "name=b"] {
+        assert!(!page.contains(name), "the 404 page names nothing: {page}");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_a_stripped_prefix_is_removed() {
+    let up = upstream("app").await;
+    let edge = TestEdge::start(vec![at("/blog", true, app("site.test", "blog", up.addr))]).await;
+    let text = client()
+        .get(edge.url("/blog/post?x=1"))
+        .header("host", "site.test")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("path=/post?x=1"), "{text}");
+    assert!(text.contains("host=site.test"), "{text}");
+    assert!(text.contains("xff=203.0.113.9, 127.0.0.1"), "{text}");
+    assert!(text.contains("proto=http"), "{text}");
+    assert!(text.contains("xhost=site.test"), "{text}");
+}
+
+#[tokio::test]
+async fn a_route_swap_under_load_loses_no_request() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let edge = TestEdge::start(vec![app("load.test", "a", a.addr)]).await;
+    let failed = Arc::new(AtomicUsize::new(0));
+    let served_by_b = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(10);
+
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (url, failed, served_by_b, done) = (
+            edge.url("/"),
+            failed.clone(),
+            served_by_b.clone(),
+            done.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            let mut sent = 0;
+            while !done.load(Ordering::Relaxed) && sent < 2_000 && Instant::now() < deadline {
+                sent += 1;
+                match client.get(&url).header("host", "load.test").send().await {
+                    Ok(r) if r.status() == 200 => {
+                        if r.text().await.unwrap_or_default().starts_with("name=b ") {
+                            served_by_b.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            sent
+        }));
+    }
+    for i in 0..200 {
+        let to = if i % 2 == 0 { b.addr } else { a.addr };
+        edge.edge.set_routes(vec![app("load.test", "x", to)]);
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    assert!(total > 100, "the load loop ran ({total} requests)");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "of {total} requests");
+    assert!(served_by_b.load(Ordering::Relaxed) > 0, "swaps took effect");
+}
+
+#[tokio::test]
+async fn the_502_page_names_the_app_and_nothing_internal() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let edge = TestEdge::start(vec![
+        app("down.test", "shop", closed),
+        Route::app("stopped.test", "blog", None),
+    ])
+    .await;
+    for host in ["down.test", "stopped.test"] {
+        let response = edge.get(host, "/").await;
+        assert_eq!(response.status(), 502, "{host}");
+        let page = response.text().await.unwrap();
+        let name = if host == "down.test" { "shop" } else { "blog" };
+        assert!(page.contains(name), "{page}");
+        for internal in ["127.0.0.1", &closed.port().to_string(), "refused", "error"] {
+            assert!(!page.contains(internal), "{internal} leaks: {page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_response_arrives_in_pieces() {
+    let up = upstream("sse").await;
+    let edge = TestEdge::start(vec![app("sse.test", "sse", up.addr)]).await;
+    let response = edge.get("sse.test", "/sse").await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the first event arrives before the upstream sends the second")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, "data: one\n\n");
+    up.second_event.send(()).unwrap();
+    let second = stream.next().await.unwrap().unwrap();
+    assert_eq!(second, "data: two\n\n");
+}
+
+#[tokio::test]
+async fn a_websocket_passes_through_the_edge() {
+    // An echo server speaking WebSocket, as an app would.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() {
+                ws.send(message).await.unwrap();
+            }
+        }
+    });
+    let edge = TestEdge::start(vec![app("ws.test", "chat", addr)]).await;
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/socket", edge.http)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", "ws.test".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send("hello through berth".into()).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "hello through berth");
+    ws.close(None).await.unwrap();
+}
+
+fn site() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("public");
+    std::fs::create_dir_all(dir.join("posts")).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>home</title>").unwrap();
+    std::fs::write(dir.join("posts/index.html"), "<p>posts</p>").unwrap();
+    std::fs::write(dir.join("style.css"), "body { color: red; }\n".repeat(40)).unwrap();
+    std::fs::write(dir.join(".env"), "SECRET=1").unwrap();
+    (tmp, dir)
+}
+
+fn static_route(host: &str, prefix: &str, dir: PathBuf, spa_fallback: bool) -> Route {
+    Route {
+        host: host.to_owned(),
+        path_prefix: prefix.to_owned(),
+        strip_prefix: true,
+        target: Target::Static { dir, spa_fallback },
+        redirect_https: true,
+        hsts: false,
+    }
+}
+
+#[tokio::test]
+async fn a_static_site_under_a_prefix_has_types_validators_and_compression() {
+    let (_tmp, dir) = site();
+    let up = upstream("app").await;
+    let edge = TestEdge::start(vec![
+        app("site.test", "app", up.addr),
+        static_route("site.test", "/blog", dir.clone(), false),
+    ])
+    .await;
+
+    // The app keeps the rest of the host.
+    assert!(
+        edge.get("site.test", "/")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .starts_with("name=app ")
+    );
+
+    let redirect = edge.get("site.test", "/blog").await;
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/blog/");
+
+    let index = edge.get("site.test", "/blog/").await;
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(index.headers().contains_key("last-modified"));
+    assert!(index.text().await.unwrap().contains("<title>home</title>"));
+    assert_eq!(
+        edge.get("site.test", "/blog/posts/")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "<p>posts</p>"
+    );
+
+    let css = edge.get("site.test", "/blog/style.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    let etag = css.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = css.bytes().await.unwrap();
+    let revalidated = client()
+        .get(edge.url("/blog/style.css"))
+        .header("host", "site.test")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+
+    let gzipped = client()
+        .get(edge.url("/blog/style.css"))
+        .header("host", "site.test")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let compressed = gzipped.bytes().await.unwrap();
+    assert!(compressed.len() < plain.len());
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
+
+    let brotli = client()
+        .get(edge.url("/blog/style.css"))
+        .header("host", "site.test")
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    // The compressed variant's tag still validates the same file.
+    let tag = brotli.headers()["etag"].to_str().unwrap().to_owned();
+    let revalidated = client()
+        .get(edge.url("/blog/style.css"))
+        .header("host", "site.test")
+        .header("accept-encoding", "br")
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+
+    assert_eq!(edge.get("site.test", "/blog/.env").await.status(), 404);
+    assert_eq!(edge.get("site.test", "/blog/nope").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_single_page_app_gets_its_index_for_unknown_paths() {
+    let (_tmp, dir) = site();
+    let edge = TestEdge::start(vec![static_route("spa.test", "/", dir, true)]).await;
+    let deep = edge.get("spa.test", "/users/42").await;
+    assert_eq!(deep.status(), 200);
+    assert!(deep.text().await.unwrap().contains("<title>home</title>"));
+    // A missing asset stays a 404, so broken links show.
+    assert_eq!(edge.get("spa.test", "/missing.js").await.status(), 404);
+}
+
+#[tokio::test]
+async fn acme_http_challenges_are_answered_before_routing() {
+    let edge = TestEdge::start(vec![]).await;
+    edge.edge
+        .challenges()
+        .insert("tok-123", "tok-123.thumbprint");
+    let response = edge
+        .get("new.example.test", "/.well-known/acme-challenge/tok-123")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "tok-123.thumbprint");
+    let unknown = edge
+        .get("new.example.test", "/.well-known/acme-challenge/other")
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn plain_http_redirects_to_https_once_a_certificate_exists() {
+    let up = upstream("app").await;
+    let edge = TestEdge::start(vec![
+        app("secure.test", "app", up.addr),
+        app("plain.test", "app", up.addr),
+    ])
+    .await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["secure.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    edge.edge
+        .certs()
+        .install_pem(&cert.pem(), &key.serialize_pem())
+        .unwrap();
+
+    let redirect = edge.get("secure.test", "/a?b=1").await;
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(
+        redirect.headers()["location"],
+        format!("https://secure.test:{}/a?b=1", edge.https.port())
+    );
+    // No certificate, no redirect; ACME challenges are never redirected.
+    assert_eq!(edge.get("plain.test", "/").await.status(), 200);
+    assert_eq!(
+        edge.get("secure.test", "/.well-known/acme-challenge/x")
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_request_in_flight_to_a_replaced_upstream_finishes() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let edge = TestEdge::start(vec![app("drain.test", "a", a.addr)]).await;
+    let response = edge.get("drain.test", "/sse").await;
+    let mut stream = response.bytes_stream();
+    assert_eq!(stream.next().await.unwrap().unwrap(), "data: one\n\n");
+
+    edge.edge.set_routes(vec![app("drain.test", "b", b.addr)]);
+    let text = edge.get("drain.test", "/").await.text().await.unwrap();
+    assert!(text.starts_with("name=b "), "new requests go to b: {text}");
+
+    // The stream that started on a keeps going to its end.
+    a.second_event.send(()).unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), "data: two\n\n");
+    assert!(stream.next().await.is_none());
+}
+
+/// A TLS client that trusts exactly `cert`, offering `alpn`.
+fn tls_connector(cert: &rcgen::Certificate, alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(berth_edge::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn https_serves_the_same_routes_over_http1_and_h2_with_hsts() {
+    let up = upstream("app").await;
+    let edge = TestEdge::start(vec![Route {
+        hsts: true,
+        ..app("secure.test", "app", up.addr)
+    }])
+    .await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["secure.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    edge.edge
+        .certs()
+        .install_pem(&cert.pem(), &key.serialize_pem())
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("secure.test").unwrap();
+
+    // HTTP/1.1 over TLS.
+    let tcp = tokio::net::TcpStream::connect(edge.https).await.unwrap();
+    let tls = tls_connector(&cert, b"http/1.1")
+        .connect(name.clone(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri("/x")
+        .header("host", "secure.test")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("proto=https"), "{text}");
+    assert!(text.contains("path=/x"), "{text}");
+
+    // HTTP/2: the host comes as :authority and reaches the app as Host.
+    let tcp = tokio::net::TcpStream::connect(edge.https).await.unwrap();
+    let tls = tls_connector(&cert, b"h2")
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri("https://secure.test/h2")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("host=secure.test"), "{text}");
+    assert!(text.contains("path=/h2"), "{text}");
+}

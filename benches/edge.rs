@@ -13,7 +13,10 @@
 //!
 //! Needs `nginx` and `wrk` (`apt-get install -y nginx wrk`); without them it
 //! says so and exits 0. Without `--bench` (e.g. `cargo test --benches`) each
-//! run lasts one second instead of ten.
+//! run lasts one second instead of ten. `BERTH_BENCH_ONLY=http|https|berth-http`
+//! runs a part (e.g. under `perf`); `BERTH_BENCH_THREAD_PER_CORE=1` serves the
+//! edge from two one-thread runtimes sharing the sockets instead of berth's
+//! one two-worker runtime, to measure what that design would gain.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -74,6 +77,7 @@ fn run(plan: &Plan) -> anyhow::Result<()> {
     // The upstream: one thread, so it cannot starve the proxies of CPU more than needed.
     let upstream_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("upstream")
         .enable_all()
         .build()?;
     let upstream = upstream_rt.block_on(start_upstream())?;
@@ -85,30 +89,61 @@ fn run(plan: &Plan) -> anyhow::Result<()> {
     std::fs::write(tmp.path().join("cert.pem"), &cert_pem)?;
     std::fs::write(tmp.path().join("key.pem"), &key_pem)?;
 
-    // berth's edge, in its own runtime with berth's two workers.
-    let edge_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (edge_http, edge_https) = edge_rt.block_on(async {
-        let certs = Arc::new(CertResolver::new());
-        certs.install_pem(&cert_pem, &key_pem)?;
-        let edge = Edge::new(certs, Arc::new(Http01Challenges::new()), Limits::default());
-        edge.set_routes([
-            Route::app("127.0.0.1", "bench", Some(upstream)),
-            Route::app("localhost", "bench", Some(upstream)),
-        ]);
-        let listeners = Listeners::bind(
-            "127.0.0.1:0".parse()?,
-            "127.0.0.1:0".parse()?,
-            "--http-listen",
-            "--https-listen",
-        )
-        .await?;
-        let addrs = (listeners.http_addr(), listeners.https_addr());
-        tokio::spawn(berth_edge::serve(edge, listeners, std::future::pending()));
-        anyhow::Ok(addrs)
-    })?;
+    // berth's edge, in its own runtime with berth's two workers. With
+    // BERTH_BENCH_THREAD_PER_CORE=1, two one-thread runtimes instead, each
+    // with its own edge serving the same sockets (an experiment, not berth).
+    let per_core = std::env::var_os("BERTH_BENCH_THREAD_PER_CORE").is_some();
+    let http_std = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let https_std = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let (edge_http, edge_https) = (http_std.local_addr()?, https_std.local_addr()?);
+    let runtimes = if per_core { 2 } else { 1 };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for _ in 0..runtimes {
+        let (http_std, https_std) = (http_std.try_clone()?, https_std.try_clone()?);
+        let edge_rt = if per_core {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("berth-edge")
+                .enable_all()
+                .build()?
+        };
+        let (cert_pem, key_pem) = (cert_pem.clone(), key_pem.clone());
+        let ready_tx = ready_tx.clone();
+        std::thread::Builder::new()
+            .name("berth-edge".into())
+            .spawn(move || {
+                edge_rt.block_on(async {
+                    let setup = async {
+                        let certs = Arc::new(CertResolver::new());
+                        certs.install_pem(&cert_pem, &key_pem)?;
+                        let edge =
+                            Edge::new(certs, Arc::new(Http01Challenges::new()), Limits::default());
+                        edge.set_routes([
+                            Route::app("127.0.0.1", "bench", Some(upstream)),
+                            Route::app("localhost", "bench", Some(upstream)),
+                        ]);
+                        let listeners = Listeners::from_std(http_std, https_std)?;
+                        anyhow::Ok((edge, listeners))
+                    };
+                    match setup.await {
+                        Ok((edge, listeners)) => {
+                            let _ = ready_tx.send(Ok(()));
+                            berth_edge::serve(edge, listeners, std::future::pending()).await;
+                        }
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                        }
+                    }
+                })
+            })?;
+    }
+    for _ in 0..runtimes {
+        ready_rx.recv().context("an edge thread died")??;
+    }
 
     let nginx = Nginx::start(tmp.path(), upstream)?;
 
@@ -118,16 +153,31 @@ fn run(plan: &Plan) -> anyhow::Result<()> {
         plan.duration.as_secs(),
         BODY.len()
     );
-    let direct = wrk(plan, &format!("http://{upstream}/"))?;
-    report("upstream directly", &direct, None);
-    let berth_http = wrk(plan, &format!("http://{edge_http}/"))?;
-    let nginx_http = wrk(plan, &format!("http://127.0.0.1:{}/", nginx.http_port))?;
-    report("nginx  http ", &nginx_http, None);
-    report("berth  http ", &berth_http, Some(&nginx_http));
-    let berth_https = wrk(plan, &format!("https://localhost:{}/", edge_https.port()))?;
-    let nginx_https = wrk(plan, &format!("https://localhost:{}/", nginx.https_port))?;
-    report("nginx  https", &nginx_https, None);
-    report("berth  https", &berth_https, Some(&nginx_https));
+    // BERTH_BENCH_ONLY=http (or https) runs one half, e.g. under a profiler.
+    let only = std::env::var("BERTH_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() {
+        let direct = wrk(plan, &format!("http://{upstream}/"))?;
+        report("upstream directly", &direct, None);
+    }
+    if only == "berth-http" {
+        report(
+            "berth  http ",
+            &wrk(plan, &format!("http://{edge_http}/"))?,
+            None,
+        );
+    }
+    if only.is_empty() || only == "http" {
+        let berth_http = wrk(plan, &format!("http://{edge_http}/"))?;
+        let nginx_http = wrk(plan, &format!("http://127.0.0.1:{}/", nginx.http_port))?;
+        report("nginx  http ", &nginx_http, None);
+        report("berth  http ", &berth_http, Some(&nginx_http));
+    }
+    if only.is_empty() || only == "https" {
+        let berth_https = wrk(plan, &format!("https://localhost:{}/", edge_https.port()))?;
+        let nginx_https = wrk(plan, &format!("https://localhost:{}/", nginx.https_port))?;
+        report("nginx  https", &nginx_https, None);
+        report("berth  https", &berth_https, Some(&nginx_https));
+    }
     drop(nginx);
     Ok(())
 }

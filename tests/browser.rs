@@ -246,6 +246,31 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.snapshot("12-env-saved").await;
     browser.assert_fits_phone().await;
 
+    // Deployments: redeploy from the UI and watch the log arrive live (server-sent events).
+    browser
+        .goto(&app.at(&format!("/projects/{project}/apps/web/deployments")))
+        .await;
+    browser.wait_for_text("main h1", "Deployments").await;
+    browser.click("form[action$='/deploy'] button").await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/apps/web/deployments/3"))
+        .await;
+    browser
+        .wait_for_text("#deploy-log", "deployment #3 succeeded")
+        .await;
+    browser
+        .wait_for_text("#deployment-status", "succeeded")
+        .await;
+    let ended = browser.attr("#deploy-log", "data-ended").await;
+    browser
+        .ensure(
+            ended.as_deref() == Some("succeeded"),
+            format!("the log was streamed live to its end (data-ended = {ended:?})"),
+        )
+        .await;
+    browser.snapshot("13-deployment-log").await;
+    browser.assert_fits_phone().await;
+
     browser.close().await;
     println!("browser test took {:.1?}", started.elapsed());
 }

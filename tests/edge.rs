@@ -334,3 +334,25 @@ async fn the_dashboard_is_served_through_the_edge_at_its_own_domain() {
         404
     );
 }
+
+#[test]
+fn a_port_already_in_use_stops_berth_with_the_port_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BERTH)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"])
+        .args(["--http-listen", &addr])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(stderr.contains("--http-listen"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("dashboard:"), "{stdout}");
+}

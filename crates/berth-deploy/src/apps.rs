@@ -1,18 +1,11 @@
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
-
 use berth_core::{AppName, AppStatus, ProjectName};
-use berth_docker::{ContainerSpec, PullProgress, RestartPolicy};
 use berth_store::apps::{self, App, DesiredState, NewApp};
-use futures_util::StreamExt;
 
-use crate::naming::{APP, INSTANCE, MANAGED, PROJECT};
+use crate::naming::{APP, INSTANCE, PROJECT};
 use crate::{DeployError, Engine, container_name, network_name};
 
 /// How long a container gets to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT_SECS: i32 = 10;
-/// Pull progress is written to the store at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 impl Engine {
     /// Records the app and starts launching it in the background; the returned
@@ -20,7 +13,7 @@ impl Engine {
     pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
         let app = apps::create(self.store(), project, &new).await?;
         tracing::info!(project.name = %project, app.name = %app.name, app.image = %app.image, "app created");
-        self.spawn_launch(app.id);
+        self.spawn_launch(app.id, "create");
         Ok(app)
     }
 
@@ -134,6 +127,7 @@ impl Engine {
         for container in self.docker().list_containers(&labels).await? {
             self.docker().remove_container(&container.id).await?;
         }
+        self.remove_built_images(app.id).await?;
         apps::delete(self.store(), app.id).await?;
         self.routes_changed().await;
         if apps::list_in_project(self.store(), project)
@@ -158,100 +152,26 @@ impl Engine {
         }
     }
 
-    pub(crate) fn spawn_launch(&self, app_id: i64) {
+    /// Launches the app in the background as a recorded deployment (queued
+    /// behind any deployment of the app already running).
+    pub(crate) fn spawn_launch(&self, app_id: i64, trigger: &'static str) {
         let engine = self.clone();
         tokio::spawn(async move {
-            let lock = engine.app_lock(app_id);
-            let _guard = lock.lock().await;
-            if let Err(err) = engine.launch_locked(app_id).await {
+            let result = match apps::find_by_id(engine.store(), app_id).await {
+                Ok(app) => engine.enqueue_from_source(&app, trigger).await.map(drop),
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = result {
                 tracing::warn!(app.id = app_id, error = %err, "launch failed");
             }
         });
     }
 
-    /// Brings the app's container up from scratch. Failures are recorded on
-    /// the app (status `failed` with Docker's message) as well as returned.
+    /// Brings the app's container up from scratch as a deployment; the
+    /// caller holds the app's lock. Failures are recorded on the deployment
+    /// and on the app (status `failed` with Docker's message).
     pub(crate) async fn launch_locked(&self, app_id: i64) -> Result<(), DeployError> {
-        let result = self.launch_steps(app_id).await;
-        if let Err(err) = &result {
-            let detail = match err {
-                DeployError::Docker(e) => e.to_string(),
-                other => other.to_string(),
-            };
-            apps::set_status(self.store(), app_id, AppStatus::Failed, Some(&detail)).await?;
-        }
-        result
-    }
-
-    async fn launch_steps(&self, app_id: i64) -> Result<(), DeployError> {
-        let app = apps::find_by_id(self.store(), app_id).await?;
-        let docker = self.docker();
-        let network = network_name(&app.project);
-        let project_labels = BTreeMap::from([
-            (MANAGED.to_owned(), "true".to_owned()),
-            (INSTANCE.to_owned(), self.instance_id().to_owned()),
-            (PROJECT.to_owned(), app.project.to_string()),
-        ]);
-        docker.ensure_network(&network, &project_labels).await?;
-
-        let image = app.image.to_pullable();
-        if !docker.image_exists(&image).await? {
-            apps::set_status(
-                self.store(),
-                app.id,
-                AppStatus::Pulling,
-                Some("starting the pull"),
-            )
-            .await?;
-            self.pull_with_progress(app.id, &image).await?;
-        }
-
-        apps::set_status(self.store(), app.id, AppStatus::Starting, None).await?;
-        // Resolved before anything is removed, so a broken reference leaves the old container alone.
-        let (env_version, env) = self.runtime_env(&app).await?;
-        let name = container_name(&app.project, &app.name);
-        // A container left over from an interrupted launch would block the name.
-        if let Some(stale) = docker.inspect_container(&name).await? {
-            docker.remove_container(&stale.id).await?;
-        }
-        let mut labels = project_labels;
-        labels.insert(APP.to_owned(), app.name.to_string());
-        let spec = ContainerSpec {
-            name,
-            image,
-            cmd: app.command.as_ref().map(|c| c.args().to_vec()),
-            env,
-            labels,
-            network,
-            network_aliases: vec![app.name.to_string()],
-            container_port: app.container_port.get(),
-            restart: RestartPolicy::UnlessStopped,
-        };
-        let id = docker.create_container(&spec).await?;
-        apps::set_container(self.store(), app.id, Some(&id), None).await?;
-        self.mark_env_deployed(&app, env_version).await?;
-        docker.start_container(&id).await?;
-        self.record_running(app.id, &id).await?;
-        tracing::info!(project.name = %app.project, app.name = %app.name, container.id = %id, "app launched");
-        Ok(())
-    }
-
-    async fn pull_with_progress(&self, app_id: i64, image: &str) -> Result<(), DeployError> {
-        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
-        let mut last_write = Instant::now() - PROGRESS_EVERY;
-        let mut stream = Box::pin(self.docker().pull_image(image));
-        while let Some(progress) = stream.next().await {
-            let progress = progress?;
-            if let (Some(id), Some(total)) = (&progress.id, progress.total) {
-                layers.insert(id.clone(), (progress.current.unwrap_or(0), total));
-            }
-            if last_write.elapsed() >= PROGRESS_EVERY {
-                last_write = Instant::now();
-                let detail = describe_pull(&progress, &layers);
-                apps::set_status(self.store(), app_id, AppStatus::Pulling, Some(&detail)).await?;
-            }
-        }
-        Ok(())
+        self.deploy_now_locked(app_id, "start").await
     }
 
     /// Reads the published port of a started container and marks the app running.
@@ -283,23 +203,6 @@ impl Engine {
             None => self.docker().inspect_container(&name).await?,
         };
         Ok(found.map(|info| info.id))
-    }
-}
-
-fn describe_pull(progress: &PullProgress, layers: &HashMap<String, (u64, u64)>) -> String {
-    let (current, total) = layers
-        .values()
-        .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
-    if total > 0 {
-        format!(
-            "{}: {} of {} in {} layers",
-            progress.status,
-            human_bytes(current),
-            human_bytes(total),
-            layers.len()
-        )
-    } else {
-        progress.status.clone()
     }
 }
 

@@ -2,7 +2,7 @@
 //! share, and the environment a container is created with.
 
 use berth_core::env::{Scope, Scopes, resolve};
-use berth_core::{AppName, AppStatus, EnvVar, ProjectName};
+use berth_core::{AppName, EnvVar, ProjectName};
 use berth_store::apps::{self, App, DesiredState};
 use berth_store::env::{self, EnvSet, HistoryEntry, Owner, Saved};
 use berth_store::projects;
@@ -155,24 +155,24 @@ impl Engine {
         name: &AppName,
     ) -> Result<App, DeployError> {
         let app = self.find_app(project, name).await?;
-        let lock = self.app_lock(app.id);
-        let _guard = lock.lock().await;
         // A reference that does not resolve must not cost the running container.
         self.runtime_env(&app).await?;
         apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
-        // Transitional first, so the old container's `die` does not read as a crash.
-        apps::set_status(
-            self.store(),
-            app.id,
-            AppStatus::Restarting,
-            Some("recreating with the saved environment"),
-        )
-        .await?;
-        if let Some(id) = self.current_container(&app).await? {
-            self.docker().remove_container(&id).await?;
+        // No app lock here: the deployment takes it. A zero-downtime deployment; the caller gets the app once it is over,
+        // so what it reads next (the container's environment) is the new one.
+        let dep = self.enqueue_from_source(&app, "redeploy").await?;
+        let dep = self.wait_for_deployment(dep.id).await?;
+        if dep.status == berth_store::deployments::DeploymentStatus::Failed {
+            return Err(DeployError::Invalid {
+                field: "deployment",
+                message: format!(
+                    "deployment #{} failed: {}",
+                    dep.number,
+                    dep.reason.unwrap_or_default()
+                ),
+            });
         }
-        self.launch_locked(app.id).await?;
-        tracing::info!(project.name = %project, app.name = %name, "app redeployed");
+        tracing::info!(project.name = %project, app.name = %name, deployment.number = dep.number, "app redeployed");
         Ok(apps::find_by_id(self.store(), app.id).await?)
     }
 

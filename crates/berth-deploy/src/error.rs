@@ -10,6 +10,9 @@ pub enum DeployError {
     /// References that do not resolve (unknown, circular, malformed).
     #[error("{0}")]
     Env(crate::EnvErrors),
+    /// A webhook call whose secret or signature does not match.
+    #[error("the webhook secret or signature does not match")]
+    BadSignature,
     /// Input that parsed but does not fit this server (e.g. a static site directory that does not exist).
     #[error("{message}")]
     Invalid {

@@ -2,12 +2,16 @@
 #![forbid(unsafe_code)]
 
 mod apps;
+mod deployments;
 mod env;
 mod error;
+mod git;
+mod health;
 mod naming;
 mod projects;
 mod routing;
 mod watch;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +23,9 @@ use berth_store::Store;
 pub use apps::human_bytes;
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
-pub use naming::{container_name, network_name};
+pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
+pub use webhooks::{WebhookOutcome, hmac_hex};
 
 /// The service layer: one per process, cheap to clone.
 #[derive(Clone)]
@@ -38,6 +43,8 @@ struct Inner {
     engine_status: Mutex<StatusCache>,
     /// The edge whose routes follow the apps; unset when berth runs without one (tests of the web layer).
     edge: std::sync::OnceLock<routing::EdgeLink>,
+    /// Deployments queued or running in this process, with their cancel tokens.
+    deploys: deployments::Active,
 }
 
 /// The last engine status and when it was read; `refreshing` while a background read runs.
@@ -73,6 +80,7 @@ impl Engine {
                 app_locks: Mutex::new(HashMap::new()),
                 engine_status: Mutex::new(StatusCache::default()),
                 edge: std::sync::OnceLock::new(),
+                deploys: deployments::Active::default(),
             }),
         })
     }

@@ -10,10 +10,18 @@ pub fn container_name(project: &ProjectName, app: &AppName) -> String {
     format!("berth_{project}_{app}")
 }
 
+/// The container of one deployment of the app: a new name per deployment,
+/// so the new container can start beside the one still serving.
+pub fn deployment_container_name(project: &ProjectName, app: &AppName, number: i64) -> String {
+    format!("berth_{project}_{app}_{number}")
+}
+
 pub(crate) const MANAGED: &str = "berth.managed";
 pub(crate) const INSTANCE: &str = "berth.instance";
 pub(crate) const PROJECT: &str = "berth.project";
 pub(crate) const APP: &str = "berth.app";
+/// The deployment number a container runs (absent on containers made before deployments).
+pub(crate) const DEPLOYMENT: &str = "berth.deployment";
 
 #[cfg(test)]
 mod tests {

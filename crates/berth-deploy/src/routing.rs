@@ -59,6 +59,19 @@ impl Engine {
         Some(self.inner.edge.get()?.edge.site_url(host, path))
     }
 
+    /// After a switch, waits until the edge has no request (or WebSocket)
+    /// under way to the old container at `127.0.0.1:host_port`, at most
+    /// `max`; true when it drained. Without an edge there is nothing to wait for.
+    pub async fn drain_upstream(&self, host_port: u16, max: std::time::Duration) -> bool {
+        match self.inner.edge.get() {
+            Some(link) => {
+                let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, host_port));
+                link.edge.drain(upstream, max).await
+            }
+            None => true,
+        }
+    }
+
     /// Rebuilds the edge's whole route table from the store and swaps it in.
     pub async fn refresh_routes(&self) -> Result<(), DeployError> {
         let Some(link) = self.inner.edge.get() else {

@@ -59,6 +59,12 @@ impl Engine {
             .docker()
             .list_containers(&[(MANAGED, "true"), (INSTANCE, instance.as_str())])
             .await?;
+        // Deployments first: leftovers of an interrupted one go, in-flight ones are left alone.
+        let skip = self.reconcile_deployments(&containers).await?;
+        let containers: Vec<ContainerInfo> = containers
+            .into_iter()
+            .filter(|c| !skip.contains(&c.id))
+            .collect();
         let apps = apps::list_all(self.store()).await?;
         for container in &containers {
             let owned = apps.iter().any(|app| owns(app, container));
@@ -68,14 +74,19 @@ impl Engine {
             }
         }
         for app in apps {
-            let container = containers.iter().find(|c| owns(&app, c));
+            // The serving container when it is there, else any the app owns.
+            let container = containers
+                .iter()
+                .find(|c| app.container_id.as_deref() == Some(c.id.as_str()) && owns(&app, c))
+                .or_else(|| containers.iter().find(|c| owns(&app, c)));
             match container {
                 Some(c) => self.apply_state(&app, c).await?,
                 None if app.desired_state == DesiredState::Running
-                    && app.status != AppStatus::Failed =>
+                    && app.status != AppStatus::Failed
+                    && !self.has_active_deployment(app.id).await? =>
                 {
                     tracing::info!(project.name = %app.project, app.name = %app.name, "relaunching an app without a container");
-                    self.spawn_launch(app.id);
+                    self.spawn_launch(app.id, "reconcile");
                 }
                 None => {
                     if app.container_id.is_some() {
@@ -135,6 +146,15 @@ impl Engine {
             Err(berth_store::StoreError::NotFound { .. }) => return Ok(()),
             Err(err) => return Err(err.into()),
         };
+        // During a deploy the new container runs beside the serving one, and the
+        // old one stops after the switch: only the serving container's events count.
+        if app
+            .container_id
+            .as_deref()
+            .is_some_and(|id| id != event.container_id)
+        {
+            return Ok(());
+        }
         let action = event.action.split(':').next().unwrap_or_default();
         tracing::debug!(project.name = %project, app.name = %name, docker.action = %event.action, "container event");
         match action {

@@ -49,6 +49,10 @@ pub struct ContainerSpec {
     pub container_port: u16,
     /// What Docker does when the container exits.
     pub restart: RestartPolicy,
+    /// Memory limit in bytes (`None`: unlimited).
+    pub memory_bytes: Option<i64>,
+    /// CPU limit in billionths of a CPU (`None`: unlimited).
+    pub nano_cpus: Option<i64>,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -64,6 +68,8 @@ impl fmt::Debug for ContainerSpec {
             .field("network_aliases", &self.network_aliases)
             .field("container_port", &self.container_port)
             .field("restart", &self.restart)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("nano_cpus", &self.nano_cpus)
             .finish()
     }
 }
@@ -91,6 +97,18 @@ impl RestartPolicy {
             RestartPolicy::OnFailure => "on-failure",
             RestartPolicy::Always => "always",
         }
+    }
+
+    /// Parses Docker's name for a policy.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        [
+            RestartPolicy::No,
+            RestartPolicy::UnlessStopped,
+            RestartPolicy::OnFailure,
+            RestartPolicy::Always,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 
     fn to_bollard(self) -> BollardRestartPolicy {
@@ -131,6 +149,9 @@ pub struct ContainerInfo {
     pub finished_at: Option<String>,
     /// How often Docker restarted it by its restart policy.
     pub restart_count: Option<i64>,
+    /// The image's HEALTHCHECK verdict (`starting`, `healthy`, `unhealthy`),
+    /// `None` when the image has no health check.
+    pub health: Option<String>,
 }
 
 /// Docker's container states.
@@ -381,6 +402,8 @@ fn waiting_for(timeout_secs: i32) -> Duration {
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut host_config = HostConfig {
         restart_policy: Some(spec.restart.to_bollard()),
+        memory: spec.memory_bytes,
+        nano_cpus: spec.nano_cpus,
         ..Default::default()
     };
     let mut exposed_ports = None;
@@ -434,6 +457,11 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         .and_then(|n| n.ports)
         .and_then(|ports| published_port(&ports));
     let time = |t: Option<String>| t.filter(|t| !t.is_empty() && t != ZERO_TIME);
+    let health = state
+        .health
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -448,6 +476,7 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         started_at: time(state.started_at),
         finished_at: time(state.finished_at),
         restart_count: c.restart_count,
+        health,
     }
 }
 

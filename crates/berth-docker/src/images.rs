@@ -46,7 +46,42 @@ pub struct BuildProgress {
     pub line: String,
 }
 
+/// A local image as berth needs it for deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`: what rollbacks and cleanup go by.
+    pub id: String,
+    /// `repo@sha256:…` for pulled images; empty for local builds.
+    pub repo_digests: Vec<String>,
+    /// Whether the image declares a HEALTHCHECK (other than `NONE`).
+    pub has_healthcheck: bool,
+}
+
 impl DockerClient {
+    /// The local image (reference or ID), or `None` when it is not here.
+    pub async fn image_info(&self, image: &str) -> Result<Option<ImageInfo>, DockerError> {
+        if image.is_empty() {
+            return Ok(None);
+        }
+        let docker = self.docker().await?;
+        match docker.inspect_image(image).await.map_err(|e| self.err(e)) {
+            Ok(i) => {
+                let has_healthcheck = i
+                    .config
+                    .and_then(|c| c.healthcheck)
+                    .and_then(|h| h.test)
+                    .is_some_and(|t| t.first().is_some_and(|first| first != "NONE"));
+                Ok(Some(ImageInfo {
+                    id: i.id.unwrap_or_default(),
+                    repo_digests: i.repo_digests.unwrap_or_default(),
+                    has_healthcheck,
+                }))
+            }
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the image (a reference or an ID) is present locally.
     pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
         if image.is_empty() {

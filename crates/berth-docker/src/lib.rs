@@ -21,6 +21,6 @@ pub use client::{DEFAULT_DOCKER_HOST, DockerClient};
 pub use containers::{ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
 pub use error::DockerError;
 pub use events::ContainerEvent;
-pub use images::{BuildProgress, BuildSpec, PullProgress};
+pub use images::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
 pub use system::{DiskUsage, EngineInfo};

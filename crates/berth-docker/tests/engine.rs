@@ -148,6 +148,7 @@ async fn a_web_container_serves_restarts_logs_reports_events_and_leaves_nothing_
         network_aliases: vec!["web".to_owned()],
         container_port: 8080,
         restart: RestartPolicy::UnlessStopped,
+        ..Default::default()
     };
     let id = docker.create_container(&spec).await.unwrap();
     let created = docker.inspect_container(&id).await.unwrap().unwrap();

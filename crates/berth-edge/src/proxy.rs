@@ -127,12 +127,64 @@ fn gateway_timeout(app: &str) -> Response<Body> {
     )
 }
 
+/// Requests and tunnels under way per upstream, so a deploy can wait for
+/// the old container's to finish (drain) instead of guessing a duration.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    counts: std::sync::Mutex<std::collections::HashMap<SocketAddr, usize>>,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    pub(crate) fn start(self: &std::sync::Arc<Self>, upstream: SocketAddr) -> InFlightGuard {
+        *self.lock().entry(upstream).or_default() += 1;
+        InFlightGuard {
+            tracker: self.clone(),
+            upstream,
+        }
+    }
+
+    pub(crate) fn count(&self, upstream: SocketAddr) -> usize {
+        self.lock().get(&upstream).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn idle(&self) -> &tokio::sync::Notify {
+        &self.idle
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<SocketAddr, usize>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One request (with its streamed body) or tunnel to an upstream; counted until dropped.
+pub(crate) struct InFlightGuard {
+    tracker: std::sync::Arc<InFlight>,
+    upstream: SocketAddr,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut counts = self.tracker.lock();
+        if let Some(n) = counts.get_mut(&self.upstream) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.upstream);
+                drop(counts);
+                self.tracker.idle.notify_waiters();
+            }
+        }
+    }
+}
+
 /// What the listener knows about the request beyond the request itself.
 pub(crate) struct RequestInfo {
     pub peer: SocketAddr,
     pub https: bool,
     /// The host as the client sent it (with a port, if any).
     pub host_header: Option<HeaderValue>,
+    /// Held until the response body ends or the tunnel closes.
+    pub in_flight: InFlightGuard,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -177,7 +229,7 @@ pub(crate) async fn forward(
     route: &Route,
     app: &str,
     upstream: SocketAddr,
-    info: &RequestInfo,
+    info: RequestInfo,
 ) -> Response<Body> {
     let declared = req
         .headers()
@@ -247,9 +299,8 @@ pub(crate) async fn forward(
     let body = Limited::new(body, limits.max_body_bytes as usize).boxed_unsync();
     let request = Request::from_parts(parts, body);
 
-    let mut response = match tokio::time::timeout(limits.response_timeout, client.request(request))
-        .await
-    {
+    let result = tokio::time::timeout(limits.response_timeout, client.request(request)).await;
+    let mut response = match result {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
             tracing::debug!(app.name = %app, upstream = %upstream, error = %err, "upstream failed");
@@ -265,7 +316,9 @@ pub(crate) async fn forward(
         if let Some((_, client_side)) = upgrade {
             let upstream_side = hyper::upgrade::on(&mut response);
             let app = app.to_owned();
+            let in_flight = info.in_flight;
             tokio::spawn(async move {
+                let _in_flight = in_flight;
                 let (Ok(client_io), Ok(upstream_io)) = (client_side.await, upstream_side.await)
                 else {
                     tracing::debug!(app.name = %app, "an upgrade was not completed");
@@ -279,5 +332,14 @@ pub(crate) async fn forward(
         return response.map(|b| b.map_err(BoxError::from).boxed_unsync());
     }
     remove_hop_by_hop(response.headers_mut());
-    response.map(|b| b.map_err(BoxError::from).boxed_unsync())
+    let in_flight = info.in_flight;
+    response.map(|b| {
+        b.map_err(BoxError::from)
+            .map_frame(move |frame| {
+                // The body owns the guard: the request counts until its last frame.
+                let _ = &in_flight;
+                frame
+            })
+            .boxed_unsync()
+    })
 }

@@ -128,7 +128,7 @@ impl RouteTable {
         }
         for host in table.exact.values_mut().chain(table.wildcard.values_mut()) {
             host.0
-                .sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
+                .sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
         }
         table.len = table
             .exact

@@ -19,7 +19,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::proxy::{self, Body, Limits, RequestInfo, UpstreamClient, full};
+use crate::proxy::{self, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
 use crate::routes::{Route, RouteTable, Target, normalize_host};
 use crate::statics;
 use crate::tls::{ACME_TLS_ALPN, CertResolver, Http01Challenges, server_config};
@@ -43,6 +43,7 @@ pub struct Edge {
     https_port: AtomicU16,
     /// The HTTP port, for links the dashboard shows (80 unless elsewhere).
     http_port: AtomicU16,
+    in_flight: Arc<InFlight>,
 }
 
 impl Edge {
@@ -60,6 +61,7 @@ impl Edge {
             statics: statics::Cache::default(),
             https_port: AtomicU16::new(443),
             http_port: AtomicU16::new(80),
+            in_flight: Arc::new(InFlight::default()),
         })
     }
 
@@ -67,6 +69,29 @@ impl Edge {
     /// the table they started with, so they finish against their upstream.
     pub fn set_routes(&self, routes: impl IntoIterator<Item = Route>) {
         self.routes.store(Arc::new(RouteTable::new(routes)));
+    }
+
+    /// Requests (and WebSocket tunnels) now under way to `upstream`.
+    pub fn in_flight(&self, upstream: SocketAddr) -> usize {
+        self.in_flight.count(upstream)
+    }
+
+    /// Waits until nothing is under way to `upstream` any more (call it after
+    /// a new table stopped routing there), at most `max`. True when drained.
+    pub async fn drain(&self, upstream: SocketAddr, max: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let idle = self.in_flight.idle().notified();
+            tokio::pin!(idle);
+            // Registered before the count is read, so a wake between the two is not lost.
+            idle.as_mut().enable();
+            if self.in_flight.count(upstream) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// The current table.
@@ -148,8 +173,9 @@ impl Edge {
                     peer,
                     https,
                     host_header,
+                    in_flight: self.in_flight.start(*addr),
                 };
-                proxy::forward(&self.client, &self.limits, req, route, name, *addr, &info).await
+                proxy::forward(&self.client, &self.limits, req, route, name, *addr, info).await
             }
             Target::Static { dir, spa_fallback } => {
                 let (parts, _) = req.into_parts();
@@ -215,6 +241,20 @@ impl Listeners {
         Ok(Listeners {
             http: bind_one("HTTP", http, http_flag).await?,
             https: bind_one("HTTPS", https, https_flag).await?,
+        })
+    }
+
+    /// Listeners bound by the caller (e.g. one socket served from several
+    /// runtimes through `try_clone`). Must be called inside a tokio runtime.
+    pub fn from_std(
+        http: std::net::TcpListener,
+        https: std::net::TcpListener,
+    ) -> std::io::Result<Listeners> {
+        http.set_nonblocking(true)?;
+        https.set_nonblocking(true)?;
+        Ok(Listeners {
+            http: TcpListener::from_std(http)?,
+            https: TcpListener::from_std(https)?,
         })
     }
 

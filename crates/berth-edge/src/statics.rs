@@ -49,18 +49,21 @@ impl Encoding {
     }
 }
 
-/// Compressed file bodies, by (path, etag, encoding).
+/// A compressed body's key: the file, its validator, the encoding.
+type CacheKey = (PathBuf, String, Encoding);
+
+/// Compressed file bodies, and their total size.
 #[derive(Default)]
 pub(crate) struct Cache {
-    inner: Mutex<(HashMap<(PathBuf, String, Encoding), Bytes>, usize)>,
+    inner: Mutex<(HashMap<CacheKey, Bytes>, usize)>,
 }
 
 impl Cache {
-    fn get(&self, key: &(PathBuf, String, Encoding)) -> Option<Bytes> {
+    fn get(&self, key: &CacheKey) -> Option<Bytes> {
         self.inner.lock().ok()?.0.get(key).cloned()
     }
 
-    fn put(&self, key: (PathBuf, String, Encoding), value: Bytes) {
+    fn put(&self, key: CacheKey, value: Bytes) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };

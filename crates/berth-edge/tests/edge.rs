@@ -31,10 +31,14 @@ struct TestEdge {
 
 impl TestEdge {
     async fn start(routes: Vec<Route>) -> TestEdge {
+        Self::start_with(routes, Limits::default()).await
+    }
+
+    async fn start_with(routes: Vec<Route>, limits: Limits) -> TestEdge {
         let edge = Edge::new(
             Arc::new(CertResolver::new()),
             Arc::new(Http01Challenges::new()),
-            Limits::default(),
+            limits,
         );
         edge.set_routes(routes);
         let listeners = Listeners::bind(
@@ -559,10 +563,21 @@ async fn a_request_in_flight_to_a_replaced_upstream_finishes() {
     let text = edge.get("drain.test", "/").await.text().await.unwrap();
     assert!(text.starts_with("name=b "), "new requests go to b: {text}");
 
-    // The stream that started on a keeps going to its end.
+    // The stream that started on a is still counted, and keeps going to its end.
+    assert_eq!(edge.edge.in_flight(a.addr), 1);
+    assert!(
+        !edge.edge.drain(a.addr, Duration::from_millis(50)).await,
+        "not drained while the stream runs"
+    );
+    let drained = tokio::spawn({
+        let edge = edge.edge.clone();
+        async move { edge.drain(a.addr, Duration::from_secs(20)).await }
+    });
     a.second_event.send(()).unwrap();
     assert_eq!(stream.next().await.unwrap().unwrap(), "data: two\n\n");
     assert!(stream.next().await.is_none());
+    assert!(drained.await.unwrap(), "drained once the stream ended");
+    assert_eq!(edge.edge.in_flight(a.addr), 0);
 }
 
 /// A TLS client that trusts exactly `cert`, offering `alpn`.
@@ -647,4 +662,39 @@ async fn https_serves_the_same_routes_over_http1_and_h2_with_hsts() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("host=secure.test"), "{text}");
     assert!(text.contains("path=/h2"), "{text}");
+}
+
+#[tokio::test]
+async fn oversized_headers_and_bodies_are_refused_before_the_app() {
+    let up = upstream("app").await;
+    let limits = Limits {
+        max_body_bytes: 1024,
+        ..Limits::default()
+    };
+    let edge = TestEdge::start_with(vec![app("limits.test", "app", up.addr)], limits).await;
+    let big_header = "x".repeat(100 * 1024);
+    let response = client()
+        .get(edge.url("/"))
+        .header("host", "limits.test")
+        .header("x-big", &big_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let response = client()
+        .post(edge.url("/"))
+        .header("host", "limits.test")
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let response = client()
+        .post(edge.url("/"))
+        .header("host", "limits.test")
+        .body(vec![b'a'; 100])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }

@@ -347,6 +347,26 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
             .execute(&mut *tx)
             .await?;
     }
+    // Deploy webhook secrets (deployments.rs) are sealed with the same key.
+    let hooks = sqlx::query(
+        "SELECT app_id, webhook_nonce, webhook_secret FROM deploy_settings WHERE webhook_secret IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &hooks {
+        let app_id: i64 = row.get("app_id");
+        let aad = crate::deployments::webhook_aad(app_id);
+        let plain = old.open(&aad, row.get("webhook_nonce"), row.get("webhook_secret"))?;
+        let (nonce, sealed) = new.seal(&aad, &plain);
+        sqlx::query(
+            "UPDATE deploy_settings SET webhook_nonce = ?, webhook_secret = ? WHERE app_id = ?",
+        )
+        .bind(nonce)
+        .bind(sealed)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query("UPDATE settings SET value = ? WHERE key = 'secret_key_id'")
         .bind(new.id())
         .execute(&mut *tx)

@@ -130,6 +130,7 @@ impl From<DeployError> for WebError {
                 errors.add("vars", e);
                 WebError::Invalid(errors)
             }
+            DeployError::BadSignature => WebError::Unauthorized,
             DeployError::Invalid { field, message } => {
                 let mut errors = FieldErrors::default();
                 errors.add(field, message);

@@ -314,7 +314,112 @@ fn declare() -> Table {
         "/api/v1/projects/{project}/apps/{app}/env/{key}",
         api::env::delete_app_env_var,
     );
+    deployment_routes(&mut t);
     t
+}
+
+/// Largest webhook body: push payloads with many commits outgrow the forms' limit.
+const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Deployments (issue 4): pages, API, and the deploy webhooks, which are
+/// public routes whose credential is the app's secret (in the URL, or as
+/// the key of the provider's signature).
+fn deployment_routes(t: &mut Table) {
+    use Access::*;
+    t.get(
+        Session,
+        "/projects/{project}/apps/{app}/deployments",
+        pages::deployments::list,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/deploy",
+        pages::deployments::deploy,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/deploy-settings",
+        pages::deployments::save_settings,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/webhook/regenerate",
+        pages::deployments::regenerate_webhook,
+    );
+    t.get(
+        Session,
+        "/projects/{project}/apps/{app}/deployments/{number}",
+        pages::deployments::show,
+    );
+    t.get(
+        Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/events",
+        pages::deployments::events,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/rollback",
+        pages::deployments::rollback,
+    );
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/cancel",
+        pages::deployments::cancel,
+    );
+    for (path, handler) in [
+        (
+            "/hooks/{project}/{app}/{secret}",
+            post(pages::webhooks::with_secret),
+        ),
+        ("/hooks/{project}/{app}", post(pages::webhooks::signed)),
+    ] {
+        t.add(
+            Public,
+            Method::POST,
+            path,
+            handler.layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        );
+    }
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deploy",
+        api::deployments::deploy_app,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/redeploy",
+        api::deployments::redeploy_app,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deployments",
+        api::deployments::list_deployments,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deployments/{number}",
+        api::deployments::get_deployment,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deployments/{number}/rollback",
+        api::deployments::rollback_deployment,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deployments/{number}/cancel",
+        api::deployments::cancel_deployment,
+    );
+    t.get(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deploy-settings",
+        api::deployments::get_deploy_settings,
+    );
+    t.post(
+        Bearer,
+        "/api/v1/projects/{project}/apps/{app}/deploy-settings",
+        api::deployments::set_deploy_settings,
+    );
 }
 
 /// The environment editor's routes per target: show, edit, review, save,

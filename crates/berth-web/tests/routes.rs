@@ -1,7 +1,7 @@
 //! Walks berth's whole route table against the real router (a real SQLite
 //! file; Docker is never reached because auth answers first) and proves that
-//! only login, setup, `/healthz` and static assets answer without
-//! credentials, that every state-changing dashboard route wants its CSRF
+//! only login, setup, `/healthz`, static assets and the deploy webhooks
+//! (whose credential is the app's secret) answer without credentials, that every state-changing dashboard route wants its CSRF
 //! token, and that every API route is in the OpenAPI document.
 
 use axum::body::Body;
@@ -14,12 +14,21 @@ use berth_web::{Access, AppState, route_table, router};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-const PUBLIC: [&str; 4] = ["/healthz", "/static/{file}", "/setup", "/login"];
+const PUBLIC: [&str; 6] = [
+    "/healthz",
+    "/static/{file}",
+    "/setup",
+    "/login",
+    "/hooks/{project}/{app}/{secret}",
+    "/hooks/{project}/{app}",
+];
 
 fn concrete(path: &str) -> String {
     path.replace("{project}", "demo")
         .replace("{app}", "web")
         .replace("{file}", "style.css")
+        .replace("{number}", "1")
+        .replace("{secret}", "not-the-secret")
 }
 
 async fn state() -> (tempfile::TempDir, AppState, Store) {
@@ -36,7 +45,7 @@ async fn state() -> (tempfile::TempDir, AppState, Store) {
 }
 
 #[tokio::test]
-async fn only_login_setup_healthz_and_static_assets_are_public() {
+async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
     let (_dir, state, store) = state().await;
     let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
         .await
@@ -109,6 +118,20 @@ async fn only_login_setup_healthz_and_static_assets_are_public() {
             }
             Access::Public => unreachable!(),
         }
+    }
+    // The webhooks answer 401 to a wrong secret, an unsigned call and an unknown app alike.
+    for uri in [
+        "/hooks/demo/web/not-the-secret",
+        "/hooks/demo/web",
+        "/hooks/Bad_Name/web",
+    ] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{uri}");
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod certificates;
+pub mod deployments;
 pub mod domains;
 pub mod engine;
 pub mod env;
@@ -34,6 +35,9 @@ use crate::forms::FieldErrors;
         certificates::renew_certificate, certificates::delete_certificate,
         certificates::get_acme_settings, certificates::save_acme_settings,
         env::get_app_env, env::set_app_env, env::delete_app_env_var,
+        deployments::deploy_app, deployments::redeploy_app, deployments::list_deployments,
+        deployments::get_deployment, deployments::rollback_deployment, deployments::cancel_deployment,
+        deployments::get_deploy_settings, deployments::set_deploy_settings,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

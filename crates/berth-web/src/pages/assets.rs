@@ -9,12 +9,14 @@ use crate::WebError;
 const STYLE_CSS: &str = include_str!("../../../../web/static/style.css");
 const ENV_CSS: &str = include_str!("../../../../web/static/env.css");
 const ENV_JS: &str = include_str!("../../../../web/static/env.js");
+const DEPLOY_LOG_JS: &str = include_str!("../../../../web/static/deploy-log.js");
 
 pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError> {
     let (body, content_type) = match file.as_str() {
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         "env.css" => (ENV_CSS, "text/css; charset=utf-8"),
         "env.js" => (ENV_JS, "text/javascript; charset=utf-8"),
+        "deploy-log.js" => (DEPLOY_LOG_JS, "text/javascript; charset=utf-8"),
         _ => return Err(WebError::NotFound("file")),
     };
     Ok((

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod assets;
 pub mod certificates;
 pub mod dashboard;
+pub mod deployments;
 pub mod domains;
 pub mod env;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod login;
 pub mod projects;
 pub mod settings;
 pub mod setup;
+pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

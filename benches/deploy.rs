@@ -1,0 +1,193 @@
+//! Deploy benchmark: ten consecutive zero-downtime redeploys under constant
+//! load through the edge.
+//!
+//! `cargo bench --bench deploy` starts the real `berth` binary (fresh data
+//! dir, the real Docker daemon), creates an app from `berth-test/web`, and
+//! drives its default host through the edge with a load generator on
+//! 127.0.0.1 (16 keep-alive clients, each sending the next request as soon as
+//! the last one is answered). Meanwhile it redeploys the app ten times, one
+//! after the other, through the API. It prints the requests sent, the failed
+//! ones (any error or non-200 answer: the goal is 0), and the p50/p99 latency
+//! overall and during the switches (from each deploy request to the end of
+//! its drain). A benchmark reports, it does not judge: it exits non-zero only
+//! on real errors (berth or Docker not working), not on a failed request.
+//! Without `--bench` (e.g. `cargo test --benches`) it does three redeploys.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 16;
+
+fn main() -> ExitCode {
+    let full = std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(if full { 10 } else { 3 })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("deploy bench FAILED: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One request: when it was sent, how long it took, whether it failed.
+struct Sample {
+    at: Instant,
+    took: Duration,
+    failed: bool,
+}
+
+async fn run(redeploys: usize) -> Result<(), String> {
+    let mut app = common::TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("bench").await;
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    if response.status() != 303 {
+        return Err(format!("creating the app answered {}", response.status()));
+    }
+    app.wait_for_status(&project, "web", "running").await;
+    let out = app.cli(&["token", "create", "--name", "bench"], None);
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let api = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut request = app.http.request(method, app.at(&path)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Ok::<(u16, Value), String>((status, body))
+        }
+    };
+    let base = format!("/api/v1/projects/{project}/apps/web");
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{base}/deploy-settings"),
+        Some(json!({"health_path": "/", "health_interval_ms": 100, "drain_secs": 2})),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("deploy settings: {status} {body}"));
+    }
+
+    let host = format!("web.{project}.localhost");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.edge_http_port()));
+    let url = format!("http://{host}:{}/", addr.port());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = reqwest::Client::builder()
+            .resolve(&host, addr)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (url, stop) = (url.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let failed = match client.get(&url).send().await {
+                    Ok(r) => r.status() != 200 || r.bytes().await.is_err(),
+                    Err(_) => true,
+                };
+                samples.push(Sample {
+                    at,
+                    took: at.elapsed(),
+                    failed,
+                });
+            }
+            samples
+        }));
+    }
+
+    // Warm up, then redeploy one after the other, remembering each switch's window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut windows = Vec::new();
+    let started = Instant::now();
+    for _ in 0..redeploys {
+        let from = Instant::now();
+        let (status, dep) = api(reqwest::Method::POST, format!("{base}/redeploy"), None).await?;
+        if status != 202 {
+            return Err(format!("redeploy answered {status}: {dep}"));
+        }
+        let number = dep["number"].as_i64().unwrap_or_default();
+        loop {
+            let (_, dep) = api(
+                reqwest::Method::GET,
+                format!("{base}/deployments/{number}"),
+                None,
+            )
+            .await?;
+            match dep["status"].as_str() {
+                Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(100)).await,
+                Some("succeeded") => break,
+                other => return Err(format!("deployment #{number} ended {other:?}: {dep}")),
+            }
+        }
+        windows.push((from, Instant::now()));
+    }
+    let deploying = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    for client in clients {
+        samples.extend(client.await.map_err(|e| e.to_string())?);
+    }
+
+    let failed = samples.iter().filter(|s| s.failed).count();
+    let mut all: Vec<Duration> = samples.iter().map(|s| s.took).collect();
+    let mut during: Vec<Duration> = samples
+        .iter()
+        .filter(|s| windows.iter().any(|(a, b)| s.at >= *a && s.at <= *b))
+        .map(|s| s.took)
+        .collect();
+    println!(
+        "deploy bench: {redeploys} consecutive redeploys in {:.1} s under load ({CLIENTS} keep-alive clients through the edge)",
+        deploying.as_secs_f64()
+    );
+    println!("  requests sent:        {}", samples.len());
+    println!("  requests failed:      {failed}");
+    println!(
+        "  p50 / p99 overall:    {} / {}",
+        ms(pct(&mut all, 0.50)),
+        ms(pct(&mut all, 0.99))
+    );
+    println!(
+        "  p50 / p99 in switches: {} / {} ({} requests)",
+        ms(pct(&mut during, 0.50)),
+        ms(pct(&mut during, 0.99)),
+        during.len()
+    );
+    println!(
+        "  max latency:          {}",
+        ms(all.iter().max().copied().unwrap_or_default())
+    );
+    Ok(())
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

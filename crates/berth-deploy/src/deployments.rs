@@ -1,0 +1,1145 @@
+//! Deployments: one at a time per app, each a numbered, logged row.
+//!
+//! The switch never drops a request: the new container starts beside the
+//! one serving, is health-checked, and only then does the app (and so the
+//! edge's route table) point at it; the old one keeps its in-flight
+//! requests for the drain period, then gets SIGTERM and, after the stop
+//! timeout, SIGKILL. A failed or cancelled deploy removes only the new
+//! container, so the old version never stops serving.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth_core::{AppName, AppStatus, ProjectName};
+use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
+use berth_store::apps::{self, App};
+use berth_store::deployments::{
+    self, DeploySettings, Deployment, DeploymentStatus, NewDeployment, Source,
+};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::naming::{APP, DEPLOYMENT, INSTANCE, MANAGED, PROJECT};
+use crate::{DeployError, Engine, deployment_container_name, network_name};
+
+/// Pull progress is logged at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// How many of the new container's last log lines a failed deploy keeps.
+const FAILED_LOG_LINES: usize = 20;
+/// How long `redeploy_app` and cancel wait for a deployment to end.
+const WAIT_FOR_END: Duration = Duration::from_secs(900);
+
+/// Deployments this process queued or runs, with the token that cancels them.
+/// One not listed here but queued or running in the store was interrupted by
+/// a restart of berth (see [`Engine::reconcile_deployments`]).
+#[derive(Default)]
+pub(crate) struct Active {
+    tokens: Mutex<HashMap<i64, CancellationToken>>,
+    /// Held from recording a deployment until it is tracked, and by reconcile
+    /// while it decides which deployments were interrupted: a deployment this
+    /// process just queued is never mistaken for one a crash left behind.
+    recording: tokio::sync::Mutex<()>,
+}
+
+impl Active {
+    fn track(&self, id: i64) -> CancellationToken {
+        let mut tokens = self.tokens.lock().expect("active deployments poisoned");
+        tokens.entry(id).or_default().clone()
+    }
+
+    fn forget(&self, id: i64) {
+        self.tokens
+            .lock()
+            .expect("active deployments poisoned")
+            .remove(&id);
+    }
+
+    fn cancel(&self, id: i64) -> bool {
+        match self
+            .tokens
+            .lock()
+            .expect("active deployments poisoned")
+            .get(&id)
+        {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_tracked(&self, id: i64) -> bool {
+        self.tokens
+            .lock()
+            .expect("active deployments poisoned")
+            .contains_key(&id)
+    }
+}
+
+/// Why a deployment stopped before the switch.
+enum Stop {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<DeployError> for Stop {
+    fn from(err: DeployError) -> Stop {
+        Stop::Failed(err.to_string())
+    }
+}
+
+/// The new container, started and checked.
+struct Started {
+    id: String,
+    host_port: Option<u16>,
+    env_version: i64,
+}
+
+impl Engine {
+    /// Queues a deployment of the app from its source (its image, or its git
+    /// repository) and returns at once; the deployment runs when the app's
+    /// earlier one is done. A deployment still queued is replaced.
+    pub async fn deploy_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
+        let app = self.find_app(project, name).await?;
+        self.enqueue_from_source(&app, trigger).await
+    }
+
+    pub(crate) async fn enqueue_from_source(
+        &self,
+        app: &App,
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
+        let settings = deployments::settings(self.store(), app.id).await?;
+        let image = match settings.source {
+            Source::Image => Some(app.image.to_pullable()),
+            Source::Git(_) => None,
+        };
+        self.enqueue(
+            app,
+            NewDeployment {
+                trigger: trigger.to_owned(),
+                image,
+                ..NewDeployment::default()
+            },
+        )
+        .await
+    }
+
+    /// Queues a deployment of the image that serves now (no pull, no build):
+    /// a fresh container with the saved variables, without downtime.
+    pub async fn redeploy_serving(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let serving = deployments::list_for_app(self.store(), app.id, 10_000)
+            .await?
+            .into_iter()
+            .find(|d| {
+                d.container_id.is_some() && d.container_id == app.container_id && d.image.is_some()
+            });
+        let Some(serving) = serving else {
+            return self.enqueue_from_source(&app, trigger).await;
+        };
+        self.enqueue(
+            &app,
+            NewDeployment {
+                trigger: trigger.to_owned(),
+                image: serving.image.clone(),
+                image_id: serving.image_id.clone(),
+                rollback_of: None,
+            },
+        )
+        .await
+    }
+
+    /// Queues a deployment of the image a kept deployment ran.
+    pub async fn rollback_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        number: i64,
+    ) -> Result<Deployment, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let target = deployments::find_number(self.store(), app.id, number).await?;
+        let Some(image) = target
+            .image
+            .clone()
+            .filter(|_| target.status == DeploymentStatus::Succeeded && !target.pruned)
+        else {
+            return Err(DeployError::Invalid {
+                field: "deployment",
+                message: format!(
+                    "deployment #{number} cannot be rolled back to: only succeeded deployments whose image is kept can"
+                ),
+            });
+        };
+        self.enqueue(
+            &app,
+            NewDeployment {
+                trigger: format!("rollback to #{number}"),
+                image: Some(image),
+                image_id: target.image_id.clone(),
+                rollback_of: Some(number),
+            },
+        )
+        .await
+    }
+
+    /// Cancels a queued or running deployment and waits until it has stopped.
+    /// A deployment past its switch finishes (the new version already serves).
+    pub async fn cancel_deployment(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        number: i64,
+    ) -> Result<Deployment, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let dep = deployments::find_number(self.store(), app.id, number).await?;
+        if dep.status == DeploymentStatus::Queued
+            && deployments::cancel_queued(self.store(), dep.id, "cancelled by the user").await?
+        {
+            self.inner.deploys.forget(dep.id);
+            tracing::info!(app.name = %name, deployment.number = number, "queued deployment cancelled");
+        } else if dep.status.is_active() {
+            self.inner.deploys.cancel(dep.id);
+        }
+        self.wait_for_deployment(dep.id).await
+    }
+
+    /// Polls the deployment until it is no longer queued or running.
+    pub async fn wait_for_deployment(&self, id: i64) -> Result<Deployment, DeployError> {
+        let deadline = Instant::now() + WAIT_FOR_END;
+        loop {
+            let dep = deployments::find(self.store(), id).await?;
+            if !dep.status.is_active() || Instant::now() >= deadline {
+                return Ok(dep);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn list_deployments(&self, app: &App) -> Result<Vec<Deployment>, DeployError> {
+        Ok(deployments::list_for_app(self.store(), app.id, 100).await?)
+    }
+
+    pub async fn find_deployment(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        number: i64,
+    ) -> Result<(App, Deployment), DeployError> {
+        let app = self.find_app(project, name).await?;
+        let dep = deployments::find_number(self.store(), app.id, number).await?;
+        Ok((app, dep))
+    }
+
+    /// The deployment's log lines after `after_seq`, as (seq, line).
+    pub async fn deployment_log(
+        &self,
+        dep: &Deployment,
+        after_seq: i64,
+    ) -> Result<Vec<(i64, String)>, DeployError> {
+        Ok(deployments::log_since(self.store(), dep.id, after_seq).await?)
+    }
+
+    pub async fn deploy_settings(&self, app: &App) -> Result<DeploySettings, DeployError> {
+        Ok(deployments::settings(self.store(), app.id).await?)
+    }
+
+    /// Saves how the app is deployed; takes effect with the next deployment.
+    pub async fn save_deploy_settings(
+        &self,
+        app: &App,
+        settings: &DeploySettings,
+    ) -> Result<(), DeployError> {
+        if RestartPolicy::parse(&settings.restart_policy).is_none() {
+            return Err(DeployError::Invalid {
+                field: "restart_policy",
+                message: "must be one of no, unless-stopped, on-failure, always".to_owned(),
+            });
+        }
+        if let Source::Git(git) = &settings.source {
+            if git.url.trim().is_empty() || git.url.starts_with('-') {
+                return Err(DeployError::Invalid {
+                    field: "git_url",
+                    message: "a repository URL or path is needed for a git source".to_owned(),
+                });
+            }
+            if git.branch.starts_with('-') {
+                return Err(DeployError::Invalid {
+                    field: "git_branch",
+                    message: "a branch may not start with '-'".to_owned(),
+                });
+            }
+        }
+        if let Some(path) = &settings.health.path
+            && !path.starts_with('/')
+        {
+            return Err(DeployError::Invalid {
+                field: "health_path",
+                message: "must start with '/'".to_owned(),
+            });
+        }
+        deployments::save_settings(self.store(), app.id, settings).await?;
+        tracing::info!(project.name = %app.project, app.name = %app.name, "deploy settings saved");
+        Ok(())
+    }
+
+    /// Records the deployment, replaces one still queued, and runs it in the
+    /// background once the app's lock is free.
+    pub(crate) async fn enqueue(
+        &self,
+        app: &App,
+        new: NewDeployment,
+    ) -> Result<Deployment, DeployError> {
+        let recording = self.inner.deploys.recording.lock().await;
+        let (dep, replaced) = deployments::enqueue(self.store(), app.id, &new).await?;
+        self.inner.deploys.track(dep.id);
+        drop(recording);
+        for old in replaced {
+            self.inner.deploys.forget(old.id);
+            self.log(old.id, format!("replaced by deployment #{}", dep.number))
+                .await;
+        }
+        self.log(
+            dep.id,
+            format!("deployment #{} queued ({})", dep.number, dep.trigger),
+        )
+        .await;
+        tracing::info!(project.name = %app.project, app.name = %app.name, deployment.number = dep.number, deployment.trigger = %dep.trigger, "deployment queued");
+        self.spawn_deployment(dep.app_id, dep.id);
+        Ok(dep)
+    }
+
+    pub(crate) fn spawn_deployment(&self, app_id: i64, dep_id: i64) {
+        self.inner.deploys.track(dep_id);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let lock = engine.app_lock(app_id);
+            let _guard = lock.lock().await;
+            if let Err(err) = engine.run_deployment_locked(dep_id).await {
+                tracing::warn!(deployment.id = dep_id, error = %err, "deployment failed");
+            }
+            engine.inner.deploys.forget(dep_id);
+        });
+    }
+
+    /// Records a deployment and runs it now; the caller holds the app's lock.
+    pub(crate) async fn deploy_now_locked(
+        &self,
+        app_id: i64,
+        trigger: &str,
+    ) -> Result<(), DeployError> {
+        let app = apps::find_by_id(self.store(), app_id).await?;
+        let settings = deployments::settings(self.store(), app.id).await?;
+        let image = match settings.source {
+            Source::Image => Some(app.image.to_pullable()),
+            Source::Git(_) => None,
+        };
+        let new = NewDeployment {
+            trigger: trigger.to_owned(),
+            image,
+            ..NewDeployment::default()
+        };
+        let recording = self.inner.deploys.recording.lock().await;
+        let (dep, _) = deployments::enqueue(self.store(), app.id, &new).await?;
+        self.inner.deploys.track(dep.id);
+        drop(recording);
+        let result = self.run_deployment_locked(dep.id).await;
+        self.inner.deploys.forget(dep.id);
+        result
+    }
+
+    /// Runs a queued deployment to its end. Errors are recorded on the
+    /// deployment (and on the app when nothing else serves it).
+    pub(crate) async fn run_deployment_locked(&self, dep_id: i64) -> Result<(), DeployError> {
+        let dep = deployments::find(self.store(), dep_id).await?;
+        if dep.status != DeploymentStatus::Queued {
+            return Ok(()); // cancelled or replaced while it waited
+        }
+        deployments::mark_running(self.store(), dep_id).await?;
+        let result = self.run_running(&dep).await;
+        if let Err(err) = &result {
+            // Whatever went wrong, the deployment ends and says why.
+            let reason = err.to_string();
+            let current = deployments::find(self.store(), dep_id).await?;
+            if current.status.is_active() {
+                self.log(
+                    dep_id,
+                    format!("deployment #{} failed: {reason}", dep.number),
+                )
+                .await;
+                deployments::finish(
+                    self.store(),
+                    dep_id,
+                    DeploymentStatus::Failed,
+                    Some(&reason),
+                )
+                .await?;
+            }
+            let app = apps::find_by_id(self.store(), dep.app_id).await?;
+            if app.container_id.is_none() {
+                apps::set_status(self.store(), app.id, AppStatus::Failed, Some(&reason)).await?;
+            }
+        }
+        result
+    }
+
+    async fn run_running(&self, dep: &Deployment) -> Result<(), DeployError> {
+        let dep_id = dep.id;
+        let token = self.inner.deploys.track(dep_id);
+        let app = apps::find_by_id(self.store(), dep.app_id).await?;
+        // Deploying is asking for the app to run.
+        apps::set_desired_state(self.store(), app.id, apps::DesiredState::Running).await?;
+        let settings = deployments::settings(self.store(), app.id).await?;
+        let serving = self.serving_container(&app).await?;
+        let fresh = serving.is_none();
+        self.log(
+            dep_id,
+            match &serving {
+                Some(c) => format!(
+                    "deployment #{} started; {} keeps serving until the new container passes its check",
+                    dep.number, c.name
+                ),
+                None => format!(
+                    "deployment #{} started; nothing is serving, so the new container serves as soon as it runs",
+                    dep.number
+                ),
+            },
+        )
+        .await;
+        let outcome = self
+            .prepare_and_check(&app, dep, &settings, fresh, &token)
+            .await;
+        match outcome {
+            Ok(started) => {
+                self.switch_and_drain(&app, dep, &settings, serving.as_ref(), &started)
+                    .await?;
+                deployments::finish(self.store(), dep_id, DeploymentStatus::Succeeded, None)
+                    .await?;
+                self.log(dep_id, format!("deployment #{} succeeded", dep.number))
+                    .await;
+                tracing::info!(project.name = %app.project, app.name = %app.name, deployment.number = dep.number, "deployment succeeded");
+                if let Err(err) = self.prune_images(&app, &settings).await {
+                    tracing::warn!(app.name = %app.name, error = %err, "image cleanup failed");
+                }
+                Ok(())
+            }
+            Err(stop) => {
+                let (status, reason) = match stop {
+                    Stop::Cancelled => (DeploymentStatus::Cancelled, "cancelled".to_owned()),
+                    Stop::Failed(reason) => (DeploymentStatus::Failed, reason),
+                };
+                let tail = self.discard_new_containers(&app, dep, fresh, status).await;
+                let mut full = reason.clone();
+                if !tail.is_empty() {
+                    full.push_str("\nlast lines of the new container:\n");
+                    full.push_str(&tail.join("\n"));
+                }
+                self.log(
+                    dep_id,
+                    format!("deployment #{} {}: {reason}", dep.number, status.as_str()),
+                )
+                .await;
+                if !tail.is_empty() {
+                    let mut lines = vec!["last lines of the new container:".to_owned()];
+                    lines.extend(tail.iter().map(|l| format!("  {l}")));
+                    let _ = deployments::append_log(self.store(), dep_id, &lines).await;
+                }
+                deployments::finish(self.store(), dep_id, status, Some(&full)).await?;
+                tracing::info!(project.name = %app.project, app.name = %app.name, deployment.number = dep.number, deployment.status = status.as_str(), "deployment ended");
+                if fresh {
+                    let app = apps::find_by_id(self.store(), app.id).await?;
+                    if app.container_id.is_none() && status == DeploymentStatus::Failed {
+                        apps::set_status(self.store(), app.id, AppStatus::Failed, Some(&reason))
+                            .await?;
+                    }
+                    self.routes_changed().await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The container serving the app now, if it runs.
+    async fn serving_container(&self, app: &App) -> Result<Option<ContainerInfo>, DeployError> {
+        let Some(id) = self.current_container(app).await? else {
+            return Ok(None);
+        };
+        let Some(info) = self.docker().inspect_container(&id).await? else {
+            return Ok(None);
+        };
+        if info.state != ContainerState::Running {
+            return Ok(None);
+        }
+        if !info.labels.contains_key(DEPLOYMENT) {
+            // Made before deployments existed: it becomes deployment 0.
+            deployments::adopt_legacy(self.store(), app.id, &info.image, &info.id).await?;
+        }
+        Ok(Some(info))
+    }
+
+    /// Image (pulled or built), container created and started, health check passed.
+    async fn prepare_and_check(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        settings: &DeploySettings,
+        fresh: bool,
+        token: &CancellationToken,
+    ) -> Result<Started, Stop> {
+        let docker = self.docker();
+        let network = network_name(&app.project);
+        let mut labels = std::collections::BTreeMap::from([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (INSTANCE.to_owned(), self.instance_id().to_owned()),
+            (PROJECT.to_owned(), app.project.to_string()),
+        ]);
+        docker
+            .ensure_network(&network, &labels)
+            .await
+            .map_err(DeployError::from)?;
+        labels.insert(APP.to_owned(), app.name.to_string());
+        labels.insert(DEPLOYMENT.to_owned(), dep.number.to_string());
+
+        // Cancelling stops the waiting parts (pull, clone, build, health
+        // check); Docker calls that create something run to their end, so
+        // what they made is there for the clean-up to find.
+        let image =
+            cancellable(token, self.obtain_image(app, dep, settings, fresh, &labels)).await?;
+        let info = docker
+            .image_info(&image)
+            .await
+            .map_err(DeployError::from)?
+            .ok_or_else(|| {
+                Stop::Failed(format!(
+                    "the image {image} is missing after it was prepared"
+                ))
+            })?;
+
+        // Resolved before anything else, so a broken reference costs nothing.
+        let (env_version, env) = self.runtime_env(app).await?;
+        if fresh {
+            apps::set_status(self.store(), app.id, AppStatus::Starting, None)
+                .await
+                .map_err(DeployError::from)?;
+        }
+        let name = deployment_container_name(&app.project, &app.name, dep.number);
+        if let Some(stale) = docker
+            .inspect_container(&name)
+            .await
+            .map_err(DeployError::from)?
+        {
+            docker
+                .remove_container(&stale.id)
+                .await
+                .map_err(DeployError::from)?;
+        }
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: image.clone(),
+            cmd: app.command.as_ref().map(|c| c.args().to_vec()),
+            env,
+            labels,
+            network,
+            network_aliases: vec![app.name.to_string()],
+            container_port: app.container_port.get(),
+            restart: RestartPolicy::parse(&settings.restart_policy)
+                .unwrap_or(RestartPolicy::UnlessStopped),
+            memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
+            nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
+        };
+        let id = docker
+            .create_container(&spec)
+            .await
+            .map_err(DeployError::from)?;
+        deployments::set_container(self.store(), dep.id, Some(&id))
+            .await
+            .map_err(DeployError::from)?;
+        if fresh {
+            // Nothing else serves: the app follows this container from the start.
+            apps::set_container(self.store(), app.id, Some(&id), None)
+                .await
+                .map_err(DeployError::from)?;
+            self.mark_env_deployed(app, env_version).await?;
+        }
+        self.log(dep.id, format!("starting container {name}")).await;
+        docker
+            .start_container(&id)
+            .await
+            .map_err(DeployError::from)?;
+        let host_port = docker
+            .inspect_container(&id)
+            .await
+            .map_err(DeployError::from)?
+            .and_then(|i| i.host_port);
+        if fresh {
+            self.record_running(app.id, &id).await?;
+        }
+        if token.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        let mut lines = Vec::new();
+        let checked = cancellable(token, async {
+            crate::health::wait_healthy(
+                docker,
+                &id,
+                host_port,
+                &settings.health,
+                info.has_healthcheck,
+                &mut |line| lines.push(line),
+            )
+            .await
+            .map_err(Stop::Failed)
+        })
+        .await;
+        deployments::append_log(self.store(), dep.id, &lines)
+            .await
+            .map_err(DeployError::from)?;
+        checked?;
+        Ok(Started {
+            id,
+            host_port,
+            env_version,
+        })
+    }
+
+    /// The image to run: a fixed one (pulled when missing) or one built from
+    /// the app's git repository. Records it (and its ID) on the deployment.
+    async fn obtain_image(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        settings: &DeploySettings,
+        fresh: bool,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, Stop> {
+        let docker = self.docker();
+        if let Some(image) = &dep.image {
+            // A rollback runs the very image it names, even if the tag moved since.
+            if let Some(id) = &dep.image_id
+                && docker.image_exists(id).await.map_err(DeployError::from)?
+            {
+                self.log(
+                    dep.id,
+                    format!("using the kept image {image} ({})", short_id(id)),
+                )
+                .await;
+                deployments::set_image(self.store(), dep.id, image, Some(id), false)
+                    .await
+                    .map_err(DeployError::from)?;
+                return Ok(id.clone());
+            }
+            if !docker
+                .image_exists(image)
+                .await
+                .map_err(DeployError::from)?
+            {
+                self.pull(app, dep, image, fresh).await?;
+            } else {
+                self.log(dep.id, format!("image {image} is present")).await;
+            }
+            let id = docker
+                .image_info(image)
+                .await
+                .map_err(DeployError::from)?
+                .map(|i| i.id);
+            deployments::set_image(self.store(), dep.id, image, id.as_deref(), false)
+                .await
+                .map_err(DeployError::from)?;
+            return Ok(image.clone());
+        }
+        let Source::Git(git) = &settings.source else {
+            return Err(Stop::Failed(
+                "the app has no image and no git source".to_owned(),
+            ));
+        };
+        if fresh {
+            apps::set_status(
+                self.store(),
+                app.id,
+                AppStatus::Pulling,
+                Some("building from git"),
+            )
+            .await
+            .map_err(DeployError::from)?;
+        }
+        let dir = self.build_dir(dep.id);
+        let _ = std::fs::remove_dir_all(&dir);
+        let result = self.build_from_git(app, dep, git, &dir, labels).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    async fn build_from_git(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        git: &berth_store::deployments::GitSource,
+        dir: &std::path::Path,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, Stop> {
+        let branch = if git.branch.is_empty() {
+            "(default branch)"
+        } else {
+            &git.branch
+        };
+        self.log(dep.id, format!("cloning {} {branch}", git.url))
+            .await;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Stop::Failed(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let commit = crate::git::clone(&git.url, &git.branch, dir)
+            .await
+            .map_err(Stop::Failed)?;
+        deployments::set_commit(self.store(), dep.id, &commit)
+            .await
+            .map_err(DeployError::from)?;
+        self.log(dep.id, format!("checked out commit {commit}"))
+            .await;
+        let context = crate::git::context_tar(dir, &git.subdir)
+            .await
+            .map_err(Stop::Failed)?;
+        let build_args = self.app_build_args(app).await?;
+        let tag = build_tag(app, dep.number);
+        self.log(
+            dep.id,
+            format!(
+                "building {tag} ({} build args: {})",
+                build_args.len(),
+                build_args
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .await;
+        let spec = BuildSpec {
+            tag: tag.clone(),
+            dockerfile: git.dockerfile.clone(),
+            labels: labels.clone(),
+            build_args: build_args.into_iter().collect(),
+        };
+        let mut stream = Box::pin(self.docker().build_image(&spec, context));
+        let mut batch = Vec::new();
+        let mut last_write = Instant::now();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(progress) => batch.push(progress.line),
+                Err(err) => {
+                    let _ = deployments::append_log(self.store(), dep.id, &batch).await;
+                    return Err(Stop::Failed(format!("the build failed: {err}")));
+                }
+            }
+            if last_write.elapsed() >= Duration::from_millis(250) {
+                deployments::append_log(self.store(), dep.id, &batch)
+                    .await
+                    .map_err(DeployError::from)?;
+                batch.clear();
+                last_write = Instant::now();
+            }
+        }
+        deployments::append_log(self.store(), dep.id, &batch)
+            .await
+            .map_err(DeployError::from)?;
+        let id = self
+            .docker()
+            .image_info(&tag)
+            .await
+            .map_err(DeployError::from)?
+            .map(|i| i.id);
+        deployments::set_image(self.store(), dep.id, &tag, id.as_deref(), true)
+            .await
+            .map_err(DeployError::from)?;
+        Ok(tag)
+    }
+
+    fn build_dir(&self, dep_id: i64) -> PathBuf {
+        let data_dir = self
+            .store()
+            .path()
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        data_dir.join("builds").join(dep_id.to_string())
+    }
+
+    async fn pull(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        image: &str,
+        fresh: bool,
+    ) -> Result<(), Stop> {
+        self.log(dep.id, format!("pulling {image}")).await;
+        if fresh {
+            apps::set_status(
+                self.store(),
+                app.id,
+                AppStatus::Pulling,
+                Some("starting the pull"),
+            )
+            .await
+            .map_err(DeployError::from)?;
+        }
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut last_write = Instant::now() - PROGRESS_EVERY;
+        let mut stream = Box::pin(self.docker().pull_image(image));
+        while let Some(progress) = stream.next().await {
+            let progress = match progress {
+                Ok(p) => p,
+                Err(err) => {
+                    let message = err.to_string();
+                    if fresh {
+                        let _ = apps::set_status(
+                            self.store(),
+                            app.id,
+                            AppStatus::Failed,
+                            Some(&message),
+                        )
+                        .await;
+                    }
+                    return Err(Stop::Failed(message));
+                }
+            };
+            if let (Some(id), Some(total)) = (&progress.id, progress.total) {
+                layers.insert(id.clone(), (progress.current.unwrap_or(0), total));
+            }
+            if last_write.elapsed() >= PROGRESS_EVERY {
+                last_write = Instant::now();
+                let detail = describe_pull(&progress, &layers);
+                self.log(dep.id, detail.clone()).await;
+                if fresh {
+                    apps::set_status(self.store(), app.id, AppStatus::Pulling, Some(&detail))
+                        .await
+                        .map_err(DeployError::from)?;
+                }
+            }
+        }
+        self.log(dep.id, format!("pulled {image}")).await;
+        Ok(())
+    }
+
+    /// Points the app (and the edge) at the new container, then drains and
+    /// stops the old one. Past the switch nothing is cancelled.
+    async fn switch_and_drain(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        settings: &DeploySettings,
+        serving: Option<&ContainerInfo>,
+        started: &Started,
+    ) -> Result<(), DeployError> {
+        apps::set_container(self.store(), app.id, Some(&started.id), started.host_port).await?;
+        apps::set_status(self.store(), app.id, AppStatus::Running, None).await?;
+        self.mark_env_deployed(app, started.env_version).await?;
+        self.routes_changed().await;
+        if let Some(port) = started.host_port {
+            self.log(
+                dep.id,
+                format!("switched: the app now routes to 127.0.0.1:{port}"),
+            )
+            .await;
+        }
+        let mut old: Vec<ContainerInfo> = Vec::new();
+        if let Some(serving) = serving {
+            old.push(serving.clone());
+        }
+        // Stopped leftovers of earlier deployments go too.
+        for c in self.app_containers(app).await? {
+            if c.id != started.id && !old.iter().any(|o| o.id == c.id) {
+                old.push(c);
+            }
+        }
+        if let Some(serving) = serving {
+            self.log(
+                dep.id,
+                format!("draining {} for {} s", serving.name, settings.drain_secs),
+            )
+            .await;
+            // In-flight requests to the old upstream finish there while new ones go to the new one.
+            tokio::time::sleep(Duration::from_secs(u64::from(settings.drain_secs))).await;
+        }
+        let timeout = i32::try_from(settings.stop_timeout_secs).unwrap_or(10);
+        for c in old {
+            if c.state == ContainerState::Running {
+                self.log(
+                    dep.id,
+                    format!("stopping {} (SIGTERM, SIGKILL after {timeout} s)", c.name),
+                )
+                .await;
+                if let Err(err) = self.docker().stop_container(&c.id, timeout).await {
+                    tracing::warn!(container.id = %c.id, error = %err, "could not stop the old container");
+                }
+            }
+            self.docker().remove_container(&c.id).await?;
+            if let Ok(old_dep) = deployments::list_for_app(self.store(), app.id, 1000).await {
+                for d in old_dep
+                    .iter()
+                    .filter(|d| d.container_id.as_deref() == Some(c.id.as_str()))
+                {
+                    deployments::set_container(self.store(), d.id, None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes this deployment's containers unless one became the serving one;
+    /// returns the new container's last log lines.
+    async fn discard_new_containers(
+        &self,
+        app: &App,
+        dep: &Deployment,
+        fresh: bool,
+        status: DeploymentStatus,
+    ) -> Vec<String> {
+        let number = dep.number.to_string();
+        let containers = match self.app_containers(app).await {
+            Ok(c) => c,
+            Err(_) => return Vec::new(),
+        };
+        let mut tail = Vec::new();
+        for c in containers
+            .iter()
+            .filter(|c| c.labels.get(DEPLOYMENT) == Some(&number))
+        {
+            tail = self
+                .docker()
+                .logs_tail(&c.id, FAILED_LOG_LINES)
+                .await
+                .unwrap_or_default();
+            // With nothing else to serve, a container that merely failed its
+            // check stays: it is the best there is, and its status follows Docker.
+            if fresh && status == DeploymentStatus::Failed {
+                continue;
+            }
+            if let Err(err) = self.docker().remove_container(&c.id).await {
+                tracing::warn!(container.id = %c.id, error = %err, "could not remove a discarded container");
+            }
+            if fresh {
+                let _ = apps::set_container(self.store(), app.id, None, None).await;
+                let _ = apps::set_status(
+                    self.store(),
+                    app.id,
+                    AppStatus::Failed,
+                    Some(&format!("deployment #{} was cancelled", dep.number)),
+                )
+                .await;
+            }
+        }
+        let _ = deployments::set_container(self.store(), dep.id, None).await;
+        if !fresh {
+            // The old version serves on; say so rather than leave a deploy's detail.
+            let _ = apps::set_status(self.store(), app.id, AppStatus::Running, None).await;
+        }
+        tail
+    }
+
+    /// Every container of this installation that belongs to the app.
+    async fn app_containers(&self, app: &App) -> Result<Vec<ContainerInfo>, DeployError> {
+        Ok(self
+            .docker()
+            .list_containers(&[
+                (INSTANCE, self.instance_id()),
+                (PROJECT, app.project.as_str()),
+                (APP, app.name.as_str()),
+            ])
+            .await?)
+    }
+
+    /// Keeps the images of the app's last `keep_images` successful
+    /// deployments; older deployments can no longer be rolled back to, and
+    /// the images berth built for them are removed unless a kept deployment
+    /// runs the same image. Pulled images are never removed: other apps or
+    /// people may use them.
+    async fn prune_images(&self, app: &App, settings: &DeploySettings) -> Result<(), DeployError> {
+        let all = deployments::list_for_app(self.store(), app.id, 10_000).await?;
+        let succeeded: Vec<&Deployment> = all
+            .iter()
+            .filter(|d| d.status == DeploymentStatus::Succeeded && !d.pruned)
+            .collect();
+        let keep = usize::try_from(settings.keep_images.max(1)).unwrap_or(5);
+        let kept_ids: HashSet<&str> = succeeded
+            .iter()
+            .take(keep)
+            .filter_map(|d| d.image_id.as_deref())
+            .collect();
+        for d in succeeded.iter().skip(keep) {
+            if d.built
+                && let Some(image) = &d.image
+                && !d
+                    .image_id
+                    .as_deref()
+                    .is_some_and(|id| kept_ids.contains(id))
+            {
+                match self.docker().remove_image(image).await {
+                    Ok(()) => {
+                        tracing::info!(image.ref = %image, "removed an image no kept deployment uses")
+                    }
+                    Err(err) => {
+                        tracing::warn!(image.ref = %image, error = %err, "could not remove an old image")
+                    }
+                }
+            }
+            deployments::mark_pruned(self.store(), d.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the images berth built for the app (when the app is deleted).
+    pub(crate) async fn remove_built_images(&self, app_id: i64) -> Result<(), DeployError> {
+        for d in deployments::list_for_app(self.store(), app_id, 10_000).await? {
+            if d.built
+                && !d.pruned
+                && let Some(image) = &d.image
+            {
+                let _ = self.docker().remove_image(image).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a restart of berth: deployments left queued resume; ones left
+    /// running were interrupted and are failed, unless their container had
+    /// already taken over (then they succeeded). Containers of interrupted
+    /// deployments that do not serve are removed. Returns the containers the
+    /// rest of reconcile must leave alone (removed ones and those of
+    /// deployments in flight in this process).
+    pub(crate) async fn reconcile_deployments(
+        &self,
+        containers: &[ContainerInfo],
+    ) -> Result<HashSet<String>, DeployError> {
+        let mut skip = HashSet::new();
+        let mut in_flight: HashSet<(i64, String)> = HashSet::new();
+        let recording = self.inner.deploys.recording.lock().await;
+        for dep in deployments::list_active(self.store()).await? {
+            if self.inner.deploys.is_tracked(dep.id) {
+                in_flight.insert((dep.app_id, dep.number.to_string()));
+                continue;
+            }
+            let app = apps::find_by_id(self.store(), dep.app_id).await?;
+            if dep.status == DeploymentStatus::Queued {
+                tracing::info!(app.name = %app.name, deployment.number = dep.number, "resuming a queued deployment after a restart");
+                self.log(dep.id, "berth restarted; the deployment resumes".to_owned())
+                    .await;
+                self.spawn_deployment(app.id, dep.id);
+                in_flight.insert((dep.app_id, dep.number.to_string()));
+                continue;
+            }
+            let took_over = dep.container_id.is_some() && dep.container_id == app.container_id;
+            let (status, reason) = if took_over {
+                (
+                    DeploymentStatus::Succeeded,
+                    "berth restarted after the switch; the new version serves",
+                )
+            } else {
+                (
+                    DeploymentStatus::Failed,
+                    "interrupted: berth stopped during this deployment; the previous version kept serving",
+                )
+            };
+            tracing::info!(app.name = %app.name, deployment.number = dep.number, deployment.status = status.as_str(), "reconciled an interrupted deployment");
+            self.log(dep.id, reason.to_owned()).await;
+            deployments::finish(self.store(), dep.id, status, Some(reason)).await?;
+        }
+        drop(recording);
+        let apps = apps::list_all(self.store()).await?;
+        for c in containers {
+            let (Some(project), Some(name)) = (c.labels.get(PROJECT), c.labels.get(APP)) else {
+                continue;
+            };
+            let Some(app) = apps
+                .iter()
+                .find(|a| a.project.as_str() == project && a.name.as_str() == name)
+            else {
+                continue;
+            };
+            let number = c.labels.get(DEPLOYMENT).cloned().unwrap_or_default();
+            if in_flight.contains(&(app.id, number)) && app.container_id.as_deref() != Some(&c.id) {
+                skip.insert(c.id.clone());
+                continue;
+            }
+            // One version serves: another container of an app that has a serving one is a leftover.
+            let serving_exists = app
+                .container_id
+                .as_deref()
+                .is_some_and(|id| containers.iter().any(|o| o.id == id));
+            if serving_exists && app.container_id.as_deref() != Some(&c.id) {
+                tracing::info!(container.name = %c.name, "removing a leftover container of an interrupted deployment");
+                self.docker().remove_container(&c.id).await?;
+                skip.insert(c.id.clone());
+            }
+        }
+        Ok(skip)
+    }
+
+    /// Whether a deployment of the app is queued or running.
+    pub(crate) async fn has_active_deployment(&self, app_id: i64) -> Result<bool, DeployError> {
+        Ok(deployments::list_active(self.store())
+            .await?
+            .iter()
+            .any(|d| d.app_id == app_id))
+    }
+
+    /// Appends one line to a deployment's log; a failure to write is logged, not fatal.
+    pub(crate) async fn log(&self, dep_id: i64, line: String) {
+        if let Err(err) = deployments::append_log(self.store(), dep_id, &[line]).await {
+            tracing::warn!(deployment.id = dep_id, error = %err, "could not write the deployment log");
+        }
+    }
+}
+
+/// Runs `work` unless the deployment is cancelled first.
+async fn cancellable<T>(
+    token: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T, Stop>>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        r = work => r,
+        _ = token.cancelled() => Err(Stop::Cancelled),
+    }
+}
+
+/// The tag berth gives an image it built: one repository per app, the deployment number as tag.
+fn build_tag(app: &App, number: i64) -> String {
+    format!("berth-build/{}-{}:{number}", app.project, app.name)
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+pub(crate) fn describe_pull(
+    progress: &berth_docker::PullProgress,
+    layers: &HashMap<String, (u64, u64)>,
+) -> String {
+    let (current, total) = layers
+        .values()
+        .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+    if total > 0 {
+        format!(
+            "{}: {} of {} in {} layers",
+            progress.status,
+            crate::human_bytes(current),
+            crate::human_bytes(total),
+            layers.len()
+        )
+    } else {
+        progress.status.clone()
+    }
+}

@@ -1,0 +1,557 @@
+//! Deployments of an app: numbered rows with their log lines, and the app's
+//! deploy settings (source, health check, limits, webhook secret).
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::crypto::current_key;
+use crate::{Store, StoreError, now};
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Queued => "queued",
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DeploymentStatus::Queued,
+            DeploymentStatus::Running,
+            DeploymentStatus::Succeeded,
+            DeploymentStatus::Failed,
+            DeploymentStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Queued or running: not finished yet.
+    pub fn is_active(self) -> bool {
+        matches!(self, DeploymentStatus::Queued | DeploymentStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: i64,
+    pub app_id: i64,
+    pub number: i64,
+    pub status: DeploymentStatus,
+    pub trigger: String,
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub commit_sha: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub container_id: Option<String>,
+    pub reason: Option<String>,
+    pub built: bool,
+    pub pruned: bool,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const SELECT: &str = "SELECT id, app_id, number, status, trigger, image, image_id, commit_sha,
+    rollback_of, container_id, reason, built, pruned, created_at, started_at, finished_at
+    FROM deployments";
+
+fn from_row(r: &SqliteRow) -> Result<Deployment, StoreError> {
+    let status: String = r.get("status");
+    Ok(Deployment {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        number: r.get("number"),
+        status: DeploymentStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt("deployment status", &status))?,
+        trigger: r.get("trigger"),
+        image: r.get("image"),
+        image_id: r.get("image_id"),
+        commit_sha: r.get("commit_sha"),
+        rollback_of: r.get("rollback_of"),
+        container_id: r.get("container_id"),
+        reason: r.get("reason"),
+        built: r.get("built"),
+        pruned: r.get("pruned"),
+        created_at: r.get("created_at"),
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+    })
+}
+
+/// What a new deployment starts from.
+#[derive(Debug, Clone, Default)]
+pub struct NewDeployment {
+    pub trigger: String,
+    /// A fixed image (rollbacks, image sources); `None` builds from the app's git source.
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub rollback_of: Option<i64>,
+}
+
+/// Queues a deployment with the app's next number. Deployments of the app
+/// still queued (not running) are cancelled as replaced by this one, so a
+/// burst of pushes deploys only the newest.
+pub async fn enqueue(
+    store: &Store,
+    app_id: i64,
+    new: &NewDeployment,
+) -> Result<(Deployment, Vec<Deployment>), StoreError> {
+    // IMMEDIATE: take the write lock before reading, so a concurrent writer
+    // makes this wait (busy timeout) instead of failing the upgrade.
+    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let ts = now();
+    let number: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = ?")
+            .bind(app_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let replaced_rows = sqlx::query(&format!("{SELECT} WHERE app_id = ? AND status = 'queued'"))
+        .bind(app_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let replaced: Vec<Deployment> = replaced_rows
+        .iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
+    sqlx::query(
+        "UPDATE deployments SET status = 'cancelled', reason = ?, finished_at = ?
+         WHERE app_id = ? AND status = 'queued'",
+    )
+    .bind(format!("replaced by deployment #{number}"))
+    .bind(ts)
+    .bind(app_id)
+    .execute(&mut *tx)
+    .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deployments (app_id, number, status, trigger, image, image_id, rollback_of, created_at)
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(app_id)
+    .bind(number)
+    .bind(&new.trigger)
+    .bind(&new.image)
+    .bind(&new.image_id)
+    .bind(new.rollback_of)
+    .bind(ts)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((find(store, id).await?, replaced))
+}
+
+/// Records a container that predates deployments as deployment 0 (succeeded),
+/// so it can be told apart, drained and rolled back to like any other.
+pub async fn adopt_legacy(
+    store: &Store,
+    app_id: i64,
+    image: &str,
+    container_id: &str,
+) -> Result<Deployment, StoreError> {
+    let ts = now();
+    sqlx::query(
+        "INSERT OR IGNORE INTO deployments (app_id, number, status, trigger, image, container_id, created_at, started_at, finished_at)
+         VALUES (?, 0, 'succeeded', 'before deployments', ?, ?, ?, ?, ?)",
+    )
+    .bind(app_id)
+    .bind(image)
+    .bind(container_id)
+    .bind(ts)
+    .bind(ts)
+    .bind(ts)
+    .execute(store.pool())
+    .await?;
+    find_number(store, app_id, 0).await
+}
+
+pub async fn find(store: &Store, id: i64) -> Result<Deployment, StoreError> {
+    let row = sqlx::query(&format!("{SELECT} WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "deployment" })?;
+    from_row(&row)
+}
+
+pub async fn find_number(
+    store: &Store,
+    app_id: i64,
+    number: i64,
+) -> Result<Deployment, StoreError> {
+    let row = sqlx::query(&format!("{SELECT} WHERE app_id = ? AND number = ?"))
+        .bind(app_id)
+        .bind(number)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "deployment" })?;
+    from_row(&row)
+}
+
+/// The app's deployments, newest first.
+pub async fn list_for_app(
+    store: &Store,
+    app_id: i64,
+    limit: i64,
+) -> Result<Vec<Deployment>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE app_id = ? ORDER BY number DESC LIMIT ?"
+    ))
+    .bind(app_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every queued or running deployment of every app, oldest first.
+pub async fn list_active(store: &Store) -> Result<Vec<Deployment>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE status IN ('queued', 'running') ORDER BY id"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn mark_running(store: &Store, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'")
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Ends a deployment (succeeded, failed or cancelled) with an optional reason.
+pub async fn finish(
+    store: &Store,
+    id: i64,
+    status: DeploymentStatus,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET status = ?, reason = ?, finished_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Cancels a deployment that is still queued; false if it already started or ended.
+pub async fn cancel_queued(store: &Store, id: i64, reason: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE deployments SET status = 'cancelled', reason = ?, finished_at = ? WHERE id = ? AND status = 'queued'",
+    )
+    .bind(reason)
+    .bind(now())
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_image(
+    store: &Store,
+    id: i64,
+    image: &str,
+    image_id: Option<&str>,
+    built: bool,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET image = ?, image_id = ?, built = ? WHERE id = ?")
+        .bind(image)
+        .bind(image_id)
+        .bind(built)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_commit(store: &Store, id: i64, commit: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET commit_sha = ? WHERE id = ?")
+        .bind(commit)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_container(
+    store: &Store,
+    id: i64,
+    container_id: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET container_id = ? WHERE id = ?")
+        .bind(container_id)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_pruned(store: &Store, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE deployments SET pruned = 1 WHERE id = ?")
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Appends lines to the deployment's log.
+pub async fn append_log(store: &Store, id: i64, lines: &[String]) -> Result<(), StoreError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    // IMMEDIATE: take the write lock before reading, so a concurrent writer
+    // makes this wait (busy timeout) instead of failing the upgrade.
+    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let ts = now();
+    for line in lines {
+        seq += 1;
+        sqlx::query(
+            "INSERT INTO deployment_logs (deployment_id, seq, at, line) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(ts)
+        .bind(line)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Log lines after `after_seq` (0 for all), as (seq, line), oldest first.
+pub async fn log_since(
+    store: &Store,
+    id: i64,
+    after_seq: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, line FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq",
+    )
+    .bind(id)
+    .bind(after_seq)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows.iter().map(|r| (r.get("seq"), r.get("line"))).collect())
+}
+
+/// How an app is deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploySettings {
+    pub source: Source,
+    pub health: HealthCheck,
+    pub drain_secs: u32,
+    pub stop_timeout_secs: u32,
+    pub memory_mb: Option<u32>,
+    pub cpu_millis: Option<u32>,
+    /// Docker's name: `no`, `unless-stopped`, `on-failure`, `always`.
+    pub restart_policy: String,
+    pub keep_images: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The app's image reference.
+    Image,
+    Git(GitSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GitSource {
+    /// `https://…`, `ssh://…`, `git@host:path`, `file://…` or a local path.
+    pub url: String,
+    pub branch: String,
+    /// Build context inside the repository; empty for its root.
+    pub subdir: String,
+    /// Dockerfile path inside the context; empty for `Dockerfile`.
+    pub dockerfile: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// An HTTP path to GET on the new container; `None` uses the image's
+    /// HEALTHCHECK, or else "still running after `start_secs`".
+    pub path: Option<String>,
+    pub expected_status: u16,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub retries: u32,
+    pub start_secs: u32,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        DeploySettings {
+            source: Source::Image,
+            health: HealthCheck {
+                path: None,
+                expected_status: 200,
+                interval_ms: 1000,
+                timeout_ms: 2000,
+                retries: 30,
+                start_secs: 1,
+            },
+            drain_secs: 2,
+            stop_timeout_secs: 10,
+            memory_mb: None,
+            cpu_millis: None,
+            restart_policy: "unless-stopped".to_owned(),
+            keep_images: 5,
+        }
+    }
+}
+
+pub async fn settings(store: &Store, app_id: i64) -> Result<DeploySettings, StoreError> {
+    let Some(r) = sqlx::query("SELECT * FROM deploy_settings WHERE app_id = ?")
+        .bind(app_id)
+        .fetch_optional(store.pool())
+        .await?
+    else {
+        return Ok(DeploySettings::default());
+    };
+    let source: String = r.get("source");
+    let text = |col: &str| -> String { r.get::<Option<String>, _>(col).unwrap_or_default() };
+    let num = |col: &str| -> u32 { u32::try_from(r.get::<i64, _>(col)).unwrap_or(0) };
+    let opt = |col: &str| -> Option<u32> {
+        r.get::<Option<i64>, _>(col)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    Ok(DeploySettings {
+        source: if source == "git" {
+            Source::Git(GitSource {
+                url: text("git_url"),
+                branch: text("git_branch"),
+                subdir: text("git_subdir"),
+                dockerfile: text("dockerfile"),
+            })
+        } else {
+            Source::Image
+        },
+        health: HealthCheck {
+            path: r.get("health_path"),
+            expected_status: u16::try_from(num("health_status")).unwrap_or(200),
+            interval_ms: num("health_interval_ms"),
+            timeout_ms: num("health_timeout_ms"),
+            retries: num("health_retries"),
+            start_secs: num("health_start_secs"),
+        },
+        drain_secs: num("drain_secs"),
+        stop_timeout_secs: num("stop_timeout_secs"),
+        memory_mb: opt("memory_mb"),
+        cpu_millis: opt("cpu_millis"),
+        restart_policy: r.get("restart_policy"),
+        keep_images: num("keep_images"),
+    })
+}
+
+pub async fn save_settings(
+    store: &Store,
+    app_id: i64,
+    s: &DeploySettings,
+) -> Result<(), StoreError> {
+    let (source, git) = match &s.source {
+        Source::Image => ("image", GitSource::default()),
+        Source::Git(g) => ("git", g.clone()),
+    };
+    let blank = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    sqlx::query(
+        "INSERT INTO deploy_settings (app_id, source, git_url, git_branch, git_subdir, dockerfile,
+            health_path, health_status, health_interval_ms, health_timeout_ms, health_retries, health_start_secs,
+            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, git_url = excluded.git_url,
+            git_branch = excluded.git_branch, git_subdir = excluded.git_subdir, dockerfile = excluded.dockerfile,
+            health_path = excluded.health_path, health_status = excluded.health_status,
+            health_interval_ms = excluded.health_interval_ms, health_timeout_ms = excluded.health_timeout_ms,
+            health_retries = excluded.health_retries, health_start_secs = excluded.health_start_secs,
+            drain_secs = excluded.drain_secs, stop_timeout_secs = excluded.stop_timeout_secs,
+            memory_mb = excluded.memory_mb, cpu_millis = excluded.cpu_millis,
+            restart_policy = excluded.restart_policy, keep_images = excluded.keep_images",
+    )
+    .bind(app_id)
+    .bind(source)
+    .bind(blank(&git.url))
+    .bind(blank(&git.branch))
+    .bind(blank(&git.subdir))
+    .bind(blank(&git.dockerfile))
+    .bind(&s.health.path)
+    .bind(i64::from(s.health.expected_status))
+    .bind(i64::from(s.health.interval_ms))
+    .bind(i64::from(s.health.timeout_ms))
+    .bind(i64::from(s.health.retries))
+    .bind(i64::from(s.health.start_secs))
+    .bind(i64::from(s.drain_secs))
+    .bind(i64::from(s.stop_timeout_secs))
+    .bind(s.memory_mb.map(i64::from))
+    .bind(s.cpu_millis.map(i64::from))
+    .bind(&s.restart_policy)
+    .bind(i64::from(s.keep_images))
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+pub(crate) fn webhook_aad(app_id: i64) -> String {
+    format!("webhook:app:{app_id}")
+}
+
+/// The app's webhook secret, creating one on first use.
+pub async fn webhook_secret(store: &Store, app_id: i64) -> Result<String, StoreError> {
+    let key = current_key(store).await?;
+    let row =
+        sqlx::query("SELECT webhook_nonce, webhook_secret FROM deploy_settings WHERE app_id = ?")
+            .bind(app_id)
+            .fetch_optional(store.pool())
+            .await?;
+    if let Some(r) = row {
+        let nonce: Option<Vec<u8>> = r.get("webhook_nonce");
+        let sealed: Option<Vec<u8>> = r.get("webhook_secret");
+        if let (Some(nonce), Some(sealed)) = (nonce, sealed) {
+            let plain = key.open(&webhook_aad(app_id), &nonce, &sealed)?;
+            return String::from_utf8(plain).map_err(|e| StoreError::corrupt("webhook secret", e));
+        }
+    }
+    regenerate_webhook_secret(store, app_id).await
+}
+
+/// Replaces the app's webhook secret (the old URL stops working).
+pub async fn regenerate_webhook_secret(store: &Store, app_id: i64) -> Result<String, StoreError> {
+    let key = current_key(store).await?;
+    let secret = crate::random_token(24);
+    let (nonce, sealed) = key.seal(&webhook_aad(app_id), secret.as_bytes());
+    sqlx::query(
+        "INSERT INTO deploy_settings (app_id, webhook_nonce, webhook_secret) VALUES (?, ?, ?)
+         ON CONFLICT (app_id) DO UPDATE SET webhook_nonce = excluded.webhook_nonce, webhook_secret = excluded.webhook_secret",
+    )
+    .bind(app_id)
+    .bind(nonce)
+    .bind(sealed)
+    .execute(store.pool())
+    .await?;
+    Ok(secret)
+}

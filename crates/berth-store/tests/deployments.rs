@@ -1,0 +1,144 @@
+//! Deployments in the store, against a real SQLite file: numbering, the
+//! queue that keeps only the newest waiting deployment, logs read by
+//! position, settings with defaults, and the webhook secret sealed at rest.
+
+use berth_core::{AppName, ImageRef, Port, ProjectName};
+use berth_store::deployments::{
+    self, DeploySettings, DeploymentStatus, GitSource, NewDeployment, Source,
+};
+use berth_store::{Store, apps, crypto, projects};
+
+async fn an_app(store: &Store) -> i64 {
+    let project = ProjectName::parse("demo").unwrap();
+    projects::create(store, &project).await.unwrap();
+    apps::create(
+        store,
+        &project,
+        &apps::NewApp {
+            name: AppName::parse("web").unwrap(),
+            image: ImageRef::parse("berth-test/web").unwrap(),
+            container_port: Port::parse("8080").unwrap(),
+            command: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn new(trigger: &str) -> NewDeployment {
+    NewDeployment {
+        trigger: trigger.to_owned(),
+        image: Some("berth-test/web:latest".to_owned()),
+        ..NewDeployment::default()
+    }
+}
+
+#[tokio::test]
+async fn a_newer_deployment_replaces_the_one_still_waiting_but_not_the_one_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let (first, _) = deployments::enqueue(&store, app, &new("api"))
+        .await
+        .unwrap();
+    assert_eq!(first.number, 1);
+    deployments::mark_running(&store, first.id).await.unwrap();
+    let (second, replaced) = deployments::enqueue(&store, app, &new("api"))
+        .await
+        .unwrap();
+    assert!(
+        replaced.is_empty(),
+        "a running deployment is never replaced"
+    );
+    let (third, replaced) = deployments::enqueue(&store, app, &new("webhook"))
+        .await
+        .unwrap();
+    assert_eq!(third.number, 3);
+    assert_eq!(replaced.len(), 1);
+    let second = deployments::find(&store, second.id).await.unwrap();
+    assert_eq!(second.status, DeploymentStatus::Cancelled);
+    assert_eq!(second.reason.as_deref(), Some("replaced by deployment #3"));
+    let active: Vec<i64> = deployments::list_active(&store)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.number)
+        .collect();
+    assert_eq!(active, vec![1, 3]);
+
+    deployments::append_log(&store, first.id, &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    deployments::append_log(&store, first.id, &["c".into()])
+        .await
+        .unwrap();
+    let all = deployments::log_since(&store, first.id, 0).await.unwrap();
+    assert_eq!(all, vec![(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+    assert_eq!(
+        deployments::log_since(&store, first.id, 2).await.unwrap(),
+        vec![(3, "c".into())]
+    );
+}
+
+#[tokio::test]
+async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    assert_eq!(
+        deployments::settings(&store, app).await.unwrap(),
+        DeploySettings::default()
+    );
+    let secret = deployments::webhook_secret(&store, app).await.unwrap();
+    assert_eq!(
+        deployments::webhook_secret(&store, app).await.unwrap(),
+        secret,
+        "made once"
+    );
+
+    let defaults = DeploySettings::default();
+    let settings = DeploySettings {
+        source: Source::Git(GitSource {
+            url: "file:///srv/repo".into(),
+            branch: "main".into(),
+            subdir: "site".into(),
+            dockerfile: String::new(),
+        }),
+        health: berth_store::deployments::HealthCheck {
+            path: Some("/healthz".into()),
+            ..defaults.health.clone()
+        },
+        memory_mb: Some(256),
+        cpu_millis: Some(1500),
+        restart_policy: "always".into(),
+        ..defaults
+    };
+    deployments::save_settings(&store, app, &settings)
+        .await
+        .unwrap();
+    assert_eq!(deployments::settings(&store, app).await.unwrap(), settings);
+    assert_eq!(
+        deployments::webhook_secret(&store, app).await.unwrap(),
+        secret,
+        "saving settings keeps the secret"
+    );
+
+    let db = std::fs::read(dir.path().join("berth.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("berth.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is sealed at rest"
+        );
+    }
+    crypto::rotate_key(&store).await.unwrap();
+    assert_eq!(
+        deployments::webhook_secret(&store, app).await.unwrap(),
+        secret
+    );
+    let fresh = deployments::regenerate_webhook_secret(&store, app)
+        .await
+        .unwrap();
+    assert_ne!(fresh, secret);
+}

@@ -1,0 +1,578 @@
+//! Deployments against the real daemon and the real edge: builds from a
+//! local git repository, zero-downtime switches, a failing health check that
+//! leaves the old version serving, rollback, kill -9 in the middle of a
+//! deploy, the queue, and webhooks with wrong signatures.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestApp, docker_objects_of, location};
+use serde_json::{Value, json};
+
+/// The API with a token made by the CLI.
+struct Api {
+    token: String,
+}
+
+impl Api {
+    fn new(app: &TestApp) -> Api {
+        let out = app.cli(
+            &[
+                "token",
+                "create",
+                "--name",
+                &format!("t{}", &common::hex_id()[..6]),
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Api {
+            token: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        app: &TestApp,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = app
+            .http
+            .request(method, app.at(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, app: &TestApp, path: &str) -> Value {
+        let (status, body) = self.send(app, reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+        self.send(app, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// Polls the deployment until it is no longer queued or running.
+    async fn wait_for_end(&self, app: &TestApp, project: &str, number: i64) -> Value {
+        let path = format!("/api/v1/projects/{project}/apps/web/deployments/{number}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let dep = self.get(app, &path).await;
+            if !matches!(dep["status"].as_str(), Some("queued" | "running")) {
+                return dep;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment #{number} never ended: {dep}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn deploy(&self, app: &TestApp, project: &str) -> i64 {
+        let (status, dep) = self
+            .post(
+                app,
+                &format!("/api/v1/projects/{project}/apps/web/deploy"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 202, "{dep}");
+        dep["number"].as_i64().unwrap()
+    }
+
+    async fn settings(&self, app: &TestApp, project: &str, settings: Value) {
+        let (status, body) = self
+            .post(
+                app,
+                &format!("/api/v1/projects/{project}/apps/web/deploy-settings"),
+                settings,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// A running berth with a project whose app `web` (berth-test/web) runs as deployment 1.
+async fn running_web(hint: &str) -> (TestApp, String, Api) {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project(hint).await;
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    app.wait_for_status(&project, "web", "running").await;
+    let api = Api::new(&app);
+    let first = api.wait_for_end(&app, &project, 1).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    (app, project, api)
+}
+
+/// What the edge answers for the app's default host.
+async fn via_edge(app: &TestApp, project: &str) -> (u16, String) {
+    let response = app
+        .get_via_edge(&format!("web.{project}.localhost"), "/")
+        .await;
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=berth test",
+            "-c",
+            "user.email=test@berth.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Commits a Dockerfile (FROM the test image, serving `page`) to the repo's `main`.
+fn commit_page(repo: &Path, page: &str) -> String {
+    std::fs::create_dir_all(repo.join("site")).unwrap();
+    std::fs::write(
+        repo.join("site/Dockerfile"),
+        "FROM berth-test/web:latest\nARG GREETING=unset\nCOPY index.html /www/index.html\nLABEL berth.test.greeting=$GREETING\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("site/index.html"), page).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", page]);
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn containers_of(project: &str) -> Vec<(String, String)> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=berth.project={project}"),
+            "--format",
+            "{{.Names}} {{.Label \"berth.deployment\"}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
+}
+
+fn image_exists(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftovers() {
+    let (app, project, api) = running_web("git").await;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let v1 = format!("version one {}", common::hex_id());
+    let commit1 = commit_page(repo.path(), &v1);
+
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "health_path": "/",
+            "health_interval_ms": 100,
+            "drain_secs": 1,
+            "memory_mb": 64,
+            "cpus": 0.5,
+            "restart_policy": "on-failure",
+        }),
+    )
+    .await;
+    // A build-time variable reaches the build as a build arg.
+    let (status, body) = api
+        .post(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/env"),
+            json!({"vars": [{"key": "GREETING", "value": "hello build", "build": true, "runtime": false}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let number = api.deploy(&app, &project).await;
+    assert_eq!(number, 2);
+    let dep = api.wait_for_end(&app, &project, 2).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["commit"], commit1.as_str());
+    assert_eq!(dep["image"], format!("berth-build/{project}-web:2"));
+    let log = dep["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(log.contains("checked out commit"), "{log}");
+    assert!(
+        log.contains("COPY index.html"),
+        "the build output is in the log: {log}"
+    );
+    assert!(log.contains("health check passed"), "{log}");
+    assert!(log.contains("1 build args: GREETING"), "{log}");
+    let label = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"berth.test.greeting\"}}",
+            &format!("berth-build/{project}-web:2"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "hello build");
+    assert_eq!(via_edge(&app, &project).await, (200, v1.clone()));
+
+    // One container, named after the deployment, with its limits and restart policy.
+    assert_eq!(
+        containers_of(&project),
+        vec![(format!("berth_{project}_web_2"), "2".to_owned())]
+    );
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}",
+            &format!("berth_{project}_web_2"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "67108864 500000000 on-failure"
+    );
+    // The dashboard shows them.
+    let page = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(
+        page.contains("64 MB") && page.contains("0.5 CPUs") && page.contains("on-failure"),
+        "{page}"
+    );
+
+    // A second commit, then a rollback to the first build.
+    let v2 = format!("version two {}", common::hex_id());
+    commit_page(repo.path(), &v2);
+    assert_eq!(api.deploy(&app, &project).await, 3);
+    assert_eq!(
+        api.wait_for_end(&app, &project, 3).await["status"],
+        "succeeded"
+    );
+    assert_eq!(via_edge(&app, &project).await, (200, v2));
+
+    let (status, rollback) = api
+        .post(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments/2/rollback"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{rollback}");
+    assert_eq!(rollback["number"], 4);
+    let dep = api.wait_for_end(&app, &project, 4).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["rollback_of"], 2);
+    assert_eq!(via_edge(&app, &project).await, (200, v1));
+    assert_eq!(
+        containers_of(&project),
+        vec![(format!("berth_{project}_web_4"), "4".to_owned())]
+    );
+
+    // Deleting the app removes the images berth built for it.
+    assert!(image_exists(&format!("berth-build/{project}-web:2")));
+    let (status, _) = api
+        .send(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/apps/web"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!image_exists(&format!("berth-build/{project}-web:2")));
+    assert!(!image_exists(&format!("berth-build/{project}-web:3")));
+    assert_eq!(docker_objects_of(&project), (vec![], vec![]));
+}
+
+#[tokio::test]
+async fn a_failing_health_check_keeps_the_old_version_serving() {
+    let (app, project, api) = running_web("health").await;
+    let (status, before) = via_edge(&app, &project).await;
+    assert_eq!(status, 200);
+    api.settings(
+        &app,
+        &project,
+        json!({"health_path": "/missing", "health_interval_ms": 100, "health_retries": 3}),
+    )
+    .await;
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let reason = dep["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("GET /missing failed 3 times (last: answered 404)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("last lines of the new container"),
+        "{reason}"
+    );
+    // The old version never stopped serving, and the new container is gone.
+    assert_eq!(via_edge(&app, &project).await, (200, before));
+    assert_eq!(
+        containers_of(&project),
+        vec![(format!("berth_{project}_web_1"), "1".to_owned())]
+    );
+    let html = app.wait_for_status(&project, "web", "running").await;
+    assert!(
+        html.contains(&format!("berth_{project}_web_1")) || common::app_address(&html).is_some()
+    );
+    let page = app
+        .get_html(&format!(
+            "/projects/{project}/apps/web/deployments/{number}"
+        ))
+        .await;
+    assert!(page.contains("answered 404"), "the page says why");
+}
+
+#[tokio::test]
+async fn killing_berth_mid_deploy_leaves_exactly_one_version_serving_after_restart() {
+    let (app, project, api) = running_web("kill").await;
+    let (_, before) = via_edge(&app, &project).await;
+    // A long start period keeps the deployment in its health check.
+    api.settings(&app, &project, json!({"health_start_secs": 60}))
+        .await;
+    let number = api.deploy(&app, &project).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !containers_of(&project)
+        .iter()
+        .any(|(_, n)| *n == number.to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new container never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = api.token.clone();
+    let app = app.restart_on_same_data_after(|| {}).await;
+    let api = Api { token };
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    assert!(
+        dep["reason"].as_str().unwrap().contains("interrupted"),
+        "{dep}"
+    );
+    // Reconcile removed the half-deployed container; the old one serves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_of(&project).len() != 1 {
+        assert!(Instant::now() < deadline, "{:?}", containers_of(&project));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        containers_of(&project),
+        vec![(format!("berth_{project}_web_1"), "1".to_owned())]
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = via_edge(&app, &project).await;
+        if got == (200, before.clone()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edge answers {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the next deployment works.
+    api.settings(&app, &project, json!({"health_start_secs": 1}))
+        .await;
+    let next = api.deploy(&app, &project).await;
+    assert_eq!(
+        api.wait_for_end(&app, &project, next).await["status"],
+        "succeeded"
+    );
+    assert_eq!(containers_of(&project).len(), 1);
+}
+
+#[tokio::test]
+async fn a_webhook_with_a_wrong_signature_is_refused_and_deploys_nothing() {
+    let (app, project, api) = running_web("hook").await;
+    let page = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    let marker = "id=\"webhook-url\">";
+    let start = page.find(marker).unwrap() + marker.len();
+    let url = &page[start..start + page[start..].find('<').unwrap()];
+    let secret = url.rsplit('/').next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let hook = app.at(&format!("/hooks/{project}/web"));
+
+    let wrong = format!(
+        "sha256={}",
+        berth_deploy::hmac_hex("not the secret", body.as_bytes())
+    );
+    let response = client
+        .post(&hook)
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", wrong)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client
+        .post(format!("{hook}/not-the-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client
+        .post(&hook)
+        .header("x-gitlab-token", "nope")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let list = api
+        .get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments"),
+        )
+        .await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "nothing was deployed: {list}"
+    );
+
+    // The right signature deploys; so does the secret URL.
+    let right = format!(
+        "sha256={}",
+        berth_deploy::hmac_hex(&secret, body.as_bytes())
+    );
+    let response = client
+        .post(&hook)
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", right)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let queued: Value = response.json().await.unwrap();
+    let dep = api
+        .wait_for_end(&app, &project, queued["deployment"].as_i64().unwrap())
+        .await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["trigger"], "webhook (github)");
+    let response = client
+        .post(format!("{hook}/{secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn one_deploy_runs_at_a_time_a_newer_request_replaces_a_queued_one_and_a_running_one_can_be_cancelled()
+ {
+    let (app, project, api) = running_web("queue").await;
+    api.settings(&app, &project, json!({"health_start_secs": 60}))
+        .await;
+    let running = api.deploy(&app, &project).await;
+    let queued = api.deploy(&app, &project).await;
+    let newest = api.deploy(&app, &project).await;
+    let replaced = api.wait_for_end(&app, &project, queued).await;
+    assert_eq!(replaced["status"], "cancelled");
+    assert_eq!(
+        replaced["reason"],
+        format!("replaced by deployment #{newest}")
+    );
+    let list = api
+        .get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments"),
+        )
+        .await;
+    let status_of = |n: i64| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["number"] == n)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of(running), "running");
+    assert_eq!(status_of(newest), "queued");
+
+    // Cancel both from the dashboard: the old version keeps serving.
+    let base = format!("/projects/{project}/apps/web/deployments");
+    let response = app
+        .post_form(&base, &format!("{base}/{newest}/cancel"), &[])
+        .await;
+    assert_eq!(response.status(), 303);
+    let response = app
+        .post_form(&base, &format!("{base}/{running}/cancel"), &[])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("{base}/{running}"));
+    assert_eq!(
+        api.wait_for_end(&app, &project, running).await["status"],
+        "cancelled"
+    );
+    assert_eq!(
+        api.wait_for_end(&app, &project, newest).await["status"],
+        "cancelled"
+    );
+    assert_eq!(
+        containers_of(&project),
+        vec![(format!("berth_{project}_web_1"), "1".to_owned())]
+    );
+    assert_eq!(via_edge(&app, &project).await.0, 200);
+}

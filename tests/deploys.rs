@@ -576,3 +576,287 @@ async fn one_deploy_runs_at_a_time_a_newer_request_replaces_a_queued_one_and_a_r
     );
     assert_eq!(via_edge(&app, &project).await.0, 200);
 }
+
+#[tokio::test]
+async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with_the_settings_of_switching_later()
+ {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("gitnew").await;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let page = format!("from the new-app form {}", common::hex_id());
+    let commit = commit_page(repo.path(), &page);
+    let repo_path = repo.path().display().to_string();
+
+    // Without a repository: the error sits next to the field, what was typed stays.
+    let form_page = format!("/projects/{project}");
+    let action = format!("/projects/{project}/apps");
+    let mut fields = vec![
+        ("name", "web"),
+        ("source", "git"),
+        ("image", ""),
+        ("port", "8080"),
+        ("command", ""),
+        ("git_url", ""),
+        ("git_branch", "main"),
+        ("git_subdir", "site"),
+        ("dockerfile", ""),
+    ];
+    let response = app.post_form(&form_page, &action, &fields).await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"e-git_url\""), "{html}");
+    assert!(html.contains("value=\"site\""), "{html}");
+    assert!(
+        html.contains("name=\"source\" value=\"git\" checked"),
+        "{html}"
+    );
+
+    // A plain path on the server; no image needed.
+    fields[5] = ("git_url", repo_path.as_str());
+    let response = app.post_form(&form_page, &action, &fields).await;
+    assert_eq!(response.status(), 303);
+    let api = Api::new(&app);
+    let dep = api.wait_for_end(&app, &project, 1).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["trigger"], "create");
+    assert_eq!(dep["commit"], commit.as_str());
+    assert_eq!(dep["image"], format!("berth-build/{project}-web:1"));
+    assert_eq!(via_edge(&app, &project).await, (200, page));
+
+    // An image app switched to the same repository afterwards has the same settings.
+    let (status, body) = api
+        .post(
+            &app,
+            &format!("/api/v1/projects/{project}/apps"),
+            json!({"name": "later", "image": "berth-test/web", "port": 8080}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let later = format!("/api/v1/projects/{project}/apps/later/deploy-settings");
+    let (status, body) = api
+        .post(
+            &app,
+            &later,
+            json!({"source": "git", "git_url": repo_path, "git_branch": "main", "git_subdir": "site"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let without_key = |mut settings: Value| {
+        // Each app has its own deploy key.
+        settings.as_object_mut().unwrap().remove("deploy_key");
+        settings
+    };
+    let created = without_key(
+        api.get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deploy-settings"),
+        )
+        .await,
+    );
+    assert_eq!(created["source"], "git");
+    assert_eq!(created, without_key(api.get(&app, &later).await));
+
+    // Deleting the apps removes what was built for them.
+    for name in ["web", "later"] {
+        let (status, _) = api
+            .send(
+                &app,
+                reqwest::Method::DELETE,
+                &format!("/api/v1/projects/{project}/apps/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
+    assert!(!image_exists(&format!("berth-build/{project}-web:1")));
+}
+
+/// A real sshd on 127.0.0.1 (a child of the test, killed on drop) with its
+/// own host key, letting in root with the keys in `authorized_keys`.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    authorized_keys: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let host_key = dir.path().join("host_key");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("ssh-keygen is installed");
+        assert!(out.status.success(), "{out:?}");
+        let authorized_keys = dir.path().join("authorized_keys");
+        std::fs::write(&authorized_keys, "").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n",
+                host_key.display(),
+                authorized_keys.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+        let mut child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("openssh-server is installed (tests/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
+            assert!(child.try_wait().unwrap().is_none(), "sshd exited: {log}");
+            assert!(Instant::now() < deadline, "sshd never listened: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sshd {
+            child,
+            port,
+            authorized_keys,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn files_named_key(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "key"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_refused_without_it() {
+    let sshd = Sshd::start();
+    let (app, project, api) = running_web("ssh").await;
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    let page = format!("cloned over ssh {}", common::hex_id());
+    let commit = commit_page(work.path(), &page);
+    let bare = tempfile::tempdir().unwrap();
+    git(bare.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let bare_path = bare.path().display().to_string();
+    git(work.path(), &["push", "-q", &bare_path, "main"]);
+
+    // The public key, in the API and on the deploy settings page; never the private one.
+    let settings_path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    let public = api.get(&app, &settings_path).await["deploy_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(public.starts_with("ssh-ed25519 "), "{public}");
+    assert_eq!(
+        api.get(&app, &settings_path).await["deploy_key"],
+        public.as_str(),
+        "made once"
+    );
+    let html = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(html.contains(&public), "the page shows the public key");
+    assert!(!html.contains("PRIVATE KEY"));
+    std::fs::write(&sshd.authorized_keys, format!("{public}\n")).unwrap();
+
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("ssh://root@127.0.0.1:{}{bare_path}", sshd.port),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "health_path": "/",
+            "health_interval_ms": 100,
+            "drain_secs": 1,
+        }),
+    )
+    .await;
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}\nsshd: {}", sshd.log());
+    assert_eq!(dep["commit"], commit.as_str());
+    assert!(
+        dep["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "using the app's deploy key"),
+        "{dep}"
+    );
+    assert_eq!(via_edge(&app, &project).await, (200, page.clone()));
+    let builds = app.data_dir.join("builds");
+    assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());
+    // The host key was recorded in berth's own known_hosts (hashed, as Debian's ssh does).
+    let found = Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(format!("[127.0.0.1]:{}", sshd.port))
+        .arg("-f")
+        .arg(app.data_dir.join("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{found:?}");
+
+    // Without the key in authorized_keys the clone fails with git's words,
+    // and the version that serves keeps serving.
+    std::fs::write(&sshd.authorized_keys, "").unwrap();
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let log = dep["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(log.contains("git clone failed"), "{log}");
+    assert!(log.contains("Permission denied (publickey)"), "{log}");
+    assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());
+    assert_eq!(via_edge(&app, &project).await, (200, page));
+
+    let (status, _) = api
+        .send(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/apps/web"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+}

@@ -1,5 +1,6 @@
 use berth_core::{AppName, AppStatus, ProjectName};
 use berth_store::apps::{self, App, DesiredState, NewApp};
+use berth_store::deployments::{self, Source};
 
 use crate::naming::{APP, INSTANCE, PROJECT};
 use crate::{DeployError, Engine, container_name, network_name};
@@ -11,7 +12,31 @@ impl Engine {
     /// Records the app and starts launching it in the background; the returned
     /// app is `pending` and its status moves on as the launch proceeds.
     pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
+        self.create_app_from(project, new, Source::Image).await
+    }
+
+    /// [`Engine::create_app`] with where its deployments come from: the
+    /// same deploy settings as saving that source afterwards (the other
+    /// settings at their defaults), in place before the first deployment.
+    pub async fn create_app_from(
+        &self,
+        project: &ProjectName,
+        new: NewApp,
+        source: Source,
+    ) -> Result<App, DeployError> {
+        crate::deployments::check_source(&source)?;
         let app = apps::create(self.store(), project, &new).await?;
+        if source != Source::Image {
+            let settings = deployments::DeploySettings {
+                source,
+                ..deployments::DeploySettings::default()
+            };
+            if let Err(err) = deployments::save_settings(self.store(), app.id, &settings).await {
+                // Without its source the app would deploy the wrong thing.
+                let _ = apps::delete(self.store(), app.id).await;
+                return Err(err.into());
+            }
+        }
         tracing::info!(project.name = %project, app.name = %app.name, app.image = %app.image, "app created");
         self.spawn_launch(app.id, "create");
         Ok(app)

@@ -269,20 +269,7 @@ impl Engine {
                 message: "must be one of no, unless-stopped, on-failure, always".to_owned(),
             });
         }
-        if let Source::Git(git) = &settings.source {
-            if git.url.trim().is_empty() || git.url.starts_with('-') {
-                return Err(DeployError::Invalid {
-                    field: "git_url",
-                    message: "a repository URL or path is needed for a git source".to_owned(),
-                });
-            }
-            if git.branch.starts_with('-') {
-                return Err(DeployError::Invalid {
-                    field: "git_branch",
-                    message: "a branch may not start with '-'".to_owned(),
-                });
-            }
-        }
+        check_source(&settings.source)?;
         if let Some(path) = &settings.health.path
             && !path.starts_with('/')
         {
@@ -701,9 +688,33 @@ impl Engine {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Stop::Failed(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let commit = crate::git::clone(&git.url, &git.branch, dir)
-            .await
-            .map_err(Stop::Failed)?;
+        // Over SSH with the app's deploy key (if it has one), in a 0600 file
+        // of berth's own that is removed once the clone is done.
+        let key_file = if crate::git::is_ssh_url(&git.url) {
+            match deployments::deploy_key_private(self.store(), app.id)
+                .await
+                .map_err(DeployError::from)?
+            {
+                Some(private) => {
+                    let path = dir.with_extension("key");
+                    let file = crate::git::KeyFile::write(path, &private).map_err(Stop::Failed)?;
+                    self.log(dep.id, "using the app's deploy key".to_owned())
+                        .await;
+                    Some(file)
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let known_hosts = self.data_dir().join("known_hosts");
+        let ssh = key_file.as_ref().map(|file| crate::git::SshKey {
+            key_file: file.path(),
+            known_hosts: &known_hosts,
+        });
+        let cloned = crate::git::clone(&git.url, &git.branch, dir, ssh.as_ref()).await;
+        drop(key_file);
+        let commit = cloned.map_err(Stop::Failed)?;
         deployments::set_commit(self.store(), dep.id, &commit)
             .await
             .map_err(DeployError::from)?;
@@ -767,14 +778,42 @@ impl Engine {
         Ok(tag)
     }
 
-    fn build_dir(&self, dep_id: i64) -> PathBuf {
-        let data_dir = self
-            .store()
+    fn data_dir(&self) -> PathBuf {
+        self.store()
             .path()
             .parent()
             .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        data_dir.join("builds").join(dep_id.to_string())
+            .unwrap_or_else(std::env::temp_dir)
+    }
+
+    fn build_dir(&self, dep_id: i64) -> PathBuf {
+        self.data_dir().join("builds").join(dep_id.to_string())
+    }
+
+    /// The public half of the app's SSH deploy key (to add to the
+    /// repository as a read-only deploy key), made on first use. The
+    /// private half stays sealed in the store and is never shown.
+    pub async fn deploy_key(&self, app: &App) -> Result<String, DeployError> {
+        if let Some(public) = deployments::deploy_key_public(self.store(), app.id).await? {
+            return Ok(public);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = self
+            .data_dir()
+            .join("builds")
+            .join(format!("keygen-{}-{nanos}", app.id));
+        std::fs::create_dir_all(self.data_dir().join("builds"))
+            .map_err(|e| DeployError::Tool(format!("cannot create the builds dir: {e}")))?;
+        let comment = format!("berth {}/{}", app.project, app.name);
+        let (public, private) = crate::git::generate_key(&dir, &comment)
+            .await
+            .map_err(DeployError::Tool)?;
+        let public = deployments::save_deploy_key(self.store(), app.id, &public, &private).await?;
+        tracing::info!(project.name = %app.project, app.name = %app.name, "deploy key created");
+        Ok(public)
     }
 
     async fn pull(
@@ -1104,6 +1143,25 @@ impl Engine {
 }
 
 /// Runs `work` unless the deployment is cancelled first.
+/// Refuses a git source berth could not clone (or that could pass an option to git).
+pub(crate) fn check_source(source: &Source) -> Result<(), DeployError> {
+    if let Source::Git(git) = source {
+        if git.url.trim().is_empty() || git.url.starts_with('-') {
+            return Err(DeployError::Invalid {
+                field: "git_url",
+                message: "a repository URL or path is needed for a git source".to_owned(),
+            });
+        }
+        if git.branch.starts_with('-') {
+            return Err(DeployError::Invalid {
+                field: "git_branch",
+                message: "a branch may not start with '-'".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn cancellable<T>(
     token: &CancellationToken,
     work: impl std::future::Future<Output = Result<T, Stop>>,

@@ -19,4 +19,7 @@ pub enum DeployError {
         field: &'static str,
         message: String,
     },
+    /// A tool berth runs on the server failed (e.g. `ssh-keygen`).
+    #[error("{0}")]
+    Tool(String),
 }

@@ -1,14 +1,92 @@
 //! Getting a build context out of a git repository with the `git` program:
 //! argument arrays only (never a shell), `--` before every URL and path, no
 //! terminal prompts, and the process killed if the deploy is cancelled.
+//!
+//! SSH remotes use the app's deploy key when it has one: berth writes the
+//! private key to its own 0600 file for the clone ([`KeyFile`]) and hands
+//! it to ssh through `GIT_SSH_COMMAND`. git runs that variable through a
+//! shell, so the paths in it (berth's own, never user input) are quoted.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::process::Command;
 
+/// Never ask about unknown host keys or passwords on a terminal nobody watches.
+const DEFAULT_SSH: &str = "ssh -o BatchMode=yes";
+
+/// How ssh authenticates a clone: a private key file and berth's known_hosts.
+pub(crate) struct SshKey<'a> {
+    pub key_file: &'a Path,
+    pub known_hosts: &'a Path,
+}
+
+impl SshKey<'_> {
+    fn command(&self) -> String {
+        format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+            shell_quote(&self.key_file.to_string_lossy()),
+            shell_quote(&self.known_hosts.to_string_lossy()),
+        )
+    }
+}
+
+/// One shell word, whatever `s` holds.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Whether git reaches `url` over SSH: `ssh://…`, `git+ssh://…` or the
+/// scp-like `user@host:path` (a `:` before any `/`, no `://`).
+pub(crate) fn is_ssh_url(url: &str) -> bool {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return matches!(scheme, "ssh" | "git+ssh" | "ssh+git");
+    }
+    match url.split_once(':') {
+        Some((host, _)) => !host.is_empty() && !host.contains('/'),
+        None => false,
+    }
+}
+
+/// A private key written for one clone, readable by its owner only, and
+/// removed when dropped (also when the deploy is cancelled mid-clone).
+pub(crate) struct KeyFile(PathBuf);
+
+impl KeyFile {
+    pub(crate) fn write(path: PathBuf, private: &[u8]) -> Result<KeyFile, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write the deploy key file {}: {e}", path.display()))?;
+        let key = KeyFile(path);
+        file.write_all(private)
+            .map_err(|e| format!("cannot write the deploy key file {}: {e}", key.0.display()))?;
+        Ok(key)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A shallow clone of `branch`; returns the commit checked out.
-pub(crate) async fn clone(url: &str, branch: &str, into: &Path) -> Result<String, String> {
+pub(crate) async fn clone(
+    url: &str,
+    branch: &str,
+    into: &Path,
+    ssh: Option<&SshKey<'_>>,
+) -> Result<String, String> {
     if url.starts_with('-') || branch.starts_with('-') {
         return Err("a repository URL or branch may not start with '-'".to_owned());
     }
@@ -24,8 +102,9 @@ pub(crate) async fn clone(url: &str, branch: &str, into: &Path) -> Result<String
     args.push(url);
     let target = into.to_string_lossy().into_owned();
     args.push(&target);
-    run(&args, None).await?;
-    let head = run(&["rev-parse", "HEAD"], Some(into)).await?;
+    let ssh_command = ssh.map_or_else(|| DEFAULT_SSH.to_owned(), SshKey::command);
+    run(&args, None, &ssh_command).await?;
+    let head = run(&["rev-parse", "HEAD"], Some(into), DEFAULT_SSH).await?;
     Ok(String::from_utf8_lossy(&head).trim().to_owned())
 }
 
@@ -41,15 +120,50 @@ pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, St
     } else {
         format!("HEAD:{subdir}")
     };
-    run(&["archive", "--format=tar", &tree], Some(repo)).await
+    run(&["archive", "--format=tar", &tree], Some(repo), DEFAULT_SSH).await
 }
 
-async fn run(args: &[&str], dir: Option<&Path>) -> Result<Vec<u8>, String> {
+/// Makes a new ed25519 key pair with `ssh-keygen` (an argument array, no
+/// shell) in `dir`, which must not exist yet and is removed afterwards.
+/// Returns (public key line, private key in OpenSSH format).
+pub(crate) async fn generate_key(dir: &Path, comment: &str) -> Result<(String, Vec<u8>), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(false)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let result = async {
+        let key = dir.join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run ssh-keygen: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let private = std::fs::read(&key).map_err(|e| format!("cannot read the new key: {e}"))?;
+        let public = std::fs::read_to_string(key.with_extension("pub"))
+            .map_err(|e| format!("cannot read the new public key: {e}"))?;
+        Ok((public.trim().to_owned(), private))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+    result
+}
+
+async fn run(args: &[&str], dir: Option<&Path>, ssh_command: &str) -> Result<Vec<u8>, String> {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        // Never ask about unknown host keys on a terminal nobody watches.
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("GIT_SSH_COMMAND", ssh_command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,5 +184,67 @@ async fn run(args: &[&str], dir: Option<&Path>) -> Result<Vec<u8>, String> {
             args.first().copied().unwrap_or_default(),
             stderr.trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_urls_are_told_from_other_sources() {
+        for url in [
+            "ssh://git@example.com/o/r.git",
+            "git@github.com:o/r.git",
+            "git+ssh://h/r",
+        ] {
+            assert!(is_ssh_url(url), "{url}");
+        }
+        for url in [
+            "https://example.com/o/r.git",
+            "file:///srv/r",
+            "/srv/r",
+            "./r:x",
+        ] {
+            assert!(!is_ssh_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_key_file_is_readable_by_its_owner_only_and_gone_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("berth-key-test-{}.key", std::process::id()));
+        let file = KeyFile::write(path.clone(), b"secret").unwrap();
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        drop(file);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_generated_key_is_an_ed25519_pair_and_its_directory_is_removed() {
+        let dir = std::env::temp_dir().join(format!("berth-keygen-test-{}", std::process::id()));
+        let (public, private) = generate_key(&dir, "berth demo/web").await.unwrap();
+        assert!(public.starts_with("ssh-ed25519 "), "{public}");
+        assert!(public.ends_with(" berth demo/web"), "{public}");
+        assert!(
+            String::from_utf8(private)
+                .unwrap()
+                .contains("OPENSSH PRIVATE KEY")
+        );
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn paths_in_the_ssh_command_are_single_shell_words() {
+        let ssh = SshKey {
+            key_file: Path::new("/data dir/it's.key"),
+            known_hosts: Path::new("/data dir/known_hosts"),
+        };
+        assert_eq!(
+            ssh.command(),
+            "ssh -i '/data dir/it'\\''s.key' -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='/data dir/known_hosts'"
+        );
     }
 }

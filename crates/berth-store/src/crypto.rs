@@ -367,6 +367,30 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
         .execute(&mut *tx)
         .await?;
     }
+    // So are the private halves of SSH deploy keys.
+    let deploy_keys = sqlx::query(
+        "SELECT app_id, deploy_key_nonce, deploy_key_private FROM deploy_settings WHERE deploy_key_private IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &deploy_keys {
+        let app_id: i64 = row.get("app_id");
+        let aad = crate::deployments::deploy_key_aad(app_id);
+        let plain = old.open(
+            &aad,
+            row.get("deploy_key_nonce"),
+            row.get("deploy_key_private"),
+        )?;
+        let (nonce, sealed) = new.seal(&aad, &plain);
+        sqlx::query(
+            "UPDATE deploy_settings SET deploy_key_nonce = ?, deploy_key_private = ? WHERE app_id = ?",
+        )
+        .bind(nonce)
+        .bind(sealed)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query("UPDATE settings SET value = ? WHERE key = 'secret_key_id'")
         .bind(new.id())
         .execute(&mut *tx)

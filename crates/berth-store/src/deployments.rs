@@ -1,5 +1,5 @@
 //! Deployments of an app: numbered rows with their log lines, and the app's
-//! deploy settings (source, health check, limits, webhook secret).
+//! deploy settings (source, health check, limits, webhook secret, deploy key).
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -554,4 +554,67 @@ pub async fn regenerate_webhook_secret(store: &Store, app_id: i64) -> Result<Str
     .execute(store.pool())
     .await?;
     Ok(secret)
+}
+
+pub(crate) fn deploy_key_aad(app_id: i64) -> String {
+    format!("deploy-key:app:{app_id}")
+}
+
+/// The public half of the app's SSH deploy key (OpenSSH format), if it has one.
+pub async fn deploy_key_public(store: &Store, app_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT deploy_key_public FROM deploy_settings WHERE app_id = ? AND deploy_key_private IS NOT NULL",
+    )
+    .bind(app_id)
+    .fetch_optional(store.pool())
+    .await?
+    .flatten())
+}
+
+/// The private half of the app's SSH deploy key (OpenSSH PEM), decrypted;
+/// for writing to a 0600 file for `ssh -i` only, never to show.
+pub async fn deploy_key_private(store: &Store, app_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = current_key(store).await?;
+    let row = sqlx::query(
+        "SELECT deploy_key_nonce, deploy_key_private FROM deploy_settings WHERE app_id = ?",
+    )
+    .bind(app_id)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let nonce: Option<Vec<u8>> = r.get("deploy_key_nonce");
+    let sealed: Option<Vec<u8>> = r.get("deploy_key_private");
+    match (nonce, sealed) {
+        (Some(nonce), Some(sealed)) => {
+            Ok(Some(key.open(&deploy_key_aad(app_id), &nonce, &sealed)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Stores a new deploy key unless the app already has one; returns the
+/// public key in place (so two first uses at once agree on one key).
+pub async fn save_deploy_key(
+    store: &Store,
+    app_id: i64,
+    public: &str,
+    private: &[u8],
+) -> Result<String, StoreError> {
+    let key = current_key(store).await?;
+    let (nonce, sealed) = key.seal(&deploy_key_aad(app_id), private);
+    sqlx::query(
+        "INSERT INTO deploy_settings (app_id, deploy_key_public, deploy_key_nonce, deploy_key_private) VALUES (?, ?, ?, ?)
+         ON CONFLICT (app_id) DO UPDATE SET deploy_key_public = excluded.deploy_key_public,
+            deploy_key_nonce = excluded.deploy_key_nonce, deploy_key_private = excluded.deploy_key_private
+         WHERE deploy_settings.deploy_key_private IS NULL",
+    )
+    .bind(app_id)
+    .bind(public)
+    .bind(nonce)
+    .bind(sealed)
+    .execute(store.pool())
+    .await?;
+    deploy_key_public(store, app_id)
+        .await?
+        .ok_or(StoreError::NotFound { what: "deploy key" })
 }

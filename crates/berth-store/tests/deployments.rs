@@ -142,3 +142,57 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
         .unwrap();
     assert_ne!(fresh, secret);
 }
+
+#[tokio::test]
+async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    assert_eq!(
+        deployments::deploy_key_public(&store, app).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        deployments::deploy_key_private(&store, app).await.unwrap(),
+        None
+    );
+    let private = b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot really a key 7f3a9c\n-----END OPENSSH PRIVATE KEY-----\n";
+    let public = deployments::save_deploy_key(&store, app, "ssh-ed25519 AAAA first", private)
+        .await
+        .unwrap();
+    assert_eq!(public, "ssh-ed25519 AAAA first");
+    assert_eq!(
+        deployments::save_deploy_key(&store, app, "ssh-ed25519 AAAA second", b"other")
+            .await
+            .unwrap(),
+        public,
+        "a second first use keeps the key already stored"
+    );
+    // Saving the settings keeps the key.
+    deployments::save_settings(&store, app, &DeploySettings::default())
+        .await
+        .unwrap();
+    let db = std::fs::read(dir.path().join("berth.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("berth.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(6).any(|w| w == b"7f3a9c"),
+            "the private key is sealed at rest"
+        );
+    }
+    crypto::rotate_key(&store).await.unwrap();
+    assert_eq!(
+        deployments::deploy_key_private(&store, app)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&private[..])
+    );
+    assert_eq!(
+        deployments::deploy_key_public(&store, app)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ssh-ed25519 AAAA first")
+    );
+}

@@ -160,3 +160,48 @@ async fn the_dummy_hash_is_a_real_argon2_hash() {
     assert!(!passwords::verify("anything", passwords::DUMMY_HASH).await);
     assert!(argon2::password_hash::PasswordHash::new(passwords::DUMMY_HASH).is_ok());
 }
+
+#[tokio::test]
+async fn the_full_app_list_is_ordered_and_keeps_every_field() {
+    let (_dir, store) = open().await;
+    for project in ["zeta", "alpha"] {
+        projects::create(&store, &ProjectName::parse(project).unwrap())
+            .await
+            .unwrap();
+    }
+    let zeta = ProjectName::parse("zeta").unwrap();
+    let alpha = ProjectName::parse("alpha").unwrap();
+    let mut tricky = new_app("b");
+    tricky.command = Some(berth_core::Command::parse(r#"sh -c "echo \"ünï\" 'x'""#).unwrap());
+    let b = apps::create(&store, &zeta, &tricky).await.unwrap();
+    apps::create(&store, &zeta, &new_app("a")).await.unwrap();
+    apps::create(&store, &alpha, &new_app("c")).await.unwrap();
+    apps::set_status(
+        &store,
+        b.id,
+        AppStatus::Crashed,
+        Some("exited with code \"3\""),
+    )
+    .await
+    .unwrap();
+    apps::set_container(&store, b.id, Some("abc"), Some(40000))
+        .await
+        .unwrap();
+
+    let listed = apps::list_all(&store).await.unwrap();
+    let names: Vec<String> = listed
+        .iter()
+        .map(|a| format!("{}/{}", a.project, a.name))
+        .collect();
+    assert_eq!(names, ["alpha/c", "zeta/a", "zeta/b"]);
+    // The list path reads the same app as a single lookup.
+    let one = apps::find(&store, &zeta, &AppName::parse("b").unwrap())
+        .await
+        .unwrap();
+    let from_list = &listed[2];
+    assert_eq!(format!("{from_list:?}"), format!("{one:?}"));
+    assert_eq!(
+        from_list.command.as_ref().unwrap().args(),
+        ["sh", "-c", "echo \"ünï\" 'x'"]
+    );
+}

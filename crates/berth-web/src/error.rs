@@ -136,6 +136,7 @@ impl From<DeployError> for WebError {
                 errors.add(field, message);
                 WebError::Invalid(errors)
             }
+            e @ DeployError::Tool(_) => WebError::Internal(Box::new(e)),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_core::{AppName, Command, ImageRef, Port, ProjectName};
 use berth_store::apps::NewApp;
+use berth_store::deployments::{GitSource, Source};
 
 #[derive(Debug, Clone, Default)]
 pub struct FieldErrors(BTreeMap<&'static str, String>);
@@ -55,13 +56,68 @@ pub struct AppInput {
     /// Optional command, split like a shell would split words (never run through a shell).
     #[serde(default)]
     pub command: String,
+    /// `image` (the default) or `git`: where deployments come from, as in the deploy settings.
+    #[serde(default)]
+    pub source: String,
+    /// With `source` `git`: `https://…`, `ssh://…`, `file:///path` or a path on the server.
+    #[serde(default)]
+    pub git_url: String,
+    /// With `source` `git`: the branch; empty for the repository's default branch.
+    #[serde(default)]
+    pub git_branch: String,
+    /// With `source` `git`: the build context inside the repository; empty for its root.
+    #[serde(default)]
+    pub git_subdir: String,
+    /// With `source` `git`: the Dockerfile inside the context; empty for `Dockerfile`.
+    #[serde(default)]
+    pub dockerfile: String,
 }
 
 impl AppInput {
-    pub fn parse(&self) -> Result<NewApp, FieldErrors> {
+    /// The app and where it deploys from. With a git source the image may be
+    /// left empty: it then names the images berth builds for the app
+    /// (`berth-build/<project>-<app>`).
+    pub fn parse(&self, project: &ProjectName) -> Result<(NewApp, Source), FieldErrors> {
         let mut errors = FieldErrors::default();
         let name = errors.check("name", AppName::parse(&self.name));
-        let image = errors.check("image", ImageRef::parse(&self.image));
+        let source = match self.source.trim() {
+            "" | "image" => Source::Image,
+            "git" => {
+                let git = GitSource {
+                    url: self.git_url.trim().to_owned(),
+                    branch: self.git_branch.trim().to_owned(),
+                    subdir: self.git_subdir.trim().to_owned(),
+                    dockerfile: self.dockerfile.trim().to_owned(),
+                };
+                if git.url.is_empty() {
+                    errors.add(
+                        "git_url",
+                        "a repository URL or path is needed for a git source",
+                    );
+                } else if git.url.starts_with('-') {
+                    errors.add("git_url", "may not start with '-'");
+                }
+                if git.branch.starts_with('-') {
+                    errors.add("git_branch", "a branch may not start with '-'");
+                }
+                if git.subdir.split('/').any(|part| part == "..") {
+                    errors.add("git_subdir", "may not contain '..'");
+                }
+                Source::Git(git)
+            }
+            _ => {
+                errors.add("source", "must be image or git");
+                Source::Image
+            }
+        };
+        let image = match (&source, &name) {
+            (Source::Git(_), Some(name)) if self.image.trim().is_empty() => errors.check(
+                "image",
+                ImageRef::parse(&format!("berth-build/{project}-{name}")),
+            ),
+            (Source::Git(_), None) if self.image.trim().is_empty() => None,
+            _ => errors.check("image", ImageRef::parse(&self.image)),
+        };
         let port = errors.check("port", Port::parse(&self.port));
         let command = if self.command.trim().is_empty() {
             Some(None)
@@ -72,12 +128,15 @@ impl AppInput {
         };
         match (name, image, port, command) {
             (Some(name), Some(image), Some(container_port), Some(command)) if errors.is_empty() => {
-                Ok(NewApp {
-                    name,
-                    image,
-                    container_port,
-                    command,
-                })
+                Ok((
+                    NewApp {
+                        name,
+                        image,
+                        container_port,
+                        command,
+                    },
+                    source,
+                ))
             }
             _ => Err(errors),
         }
@@ -207,8 +266,9 @@ mod tests {
             image: "".into(),
             port: "0".into(),
             command: "echo 'x".into(),
+            ..AppInput::default()
         };
-        let errors = input.parse().unwrap_err();
+        let errors = input.parse(&project()).unwrap_err();
         for field in ["name", "image", "port", "command"] {
             assert!(errors.get(field).is_some(), "{field} should have an error");
         }
@@ -221,9 +281,37 @@ mod tests {
             image: "berth-test/web".into(),
             port: "8080".into(),
             command: "".into(),
+            ..AppInput::default()
         };
-        let app = input.parse().unwrap();
+        let (app, source) = input.parse(&project()).unwrap();
         assert_eq!(app.name.as_str(), "web");
         assert!(app.command.is_none());
+        assert_eq!(source, Source::Image);
+    }
+
+    fn project() -> ProjectName {
+        ProjectName::parse("demo").unwrap()
+    }
+
+    #[test]
+    fn a_git_source_needs_a_url_and_then_needs_no_image() {
+        let mut input = AppInput {
+            name: "web".into(),
+            port: "8080".into(),
+            source: "git".into(),
+            git_branch: "main".into(),
+            ..AppInput::default()
+        };
+        let errors = input.parse(&project()).unwrap_err();
+        assert!(errors.get("git_url").is_some());
+        assert!(errors.get("image").is_none(), "{:?}", errors.to_map());
+        input.git_url = "https://example.com/web.git".into();
+        let (app, source) = input.parse(&project()).unwrap();
+        assert_eq!(app.image.to_string(), "berth-build/demo-web");
+        let Source::Git(git) = source else {
+            panic!("a git source")
+        };
+        assert_eq!(git.url, "https://example.com/web.git");
+        assert_eq!(git.branch, "main");
     }
 }

@@ -105,6 +105,7 @@ pub async fn list_apps(
 }
 
 /// Creates the app and starts launching it; poll the app until `status` is `running` (or `failed`).
+/// With `source` `git` the first deployment builds the repository (the image may then be empty).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)), request_body = AppInput,
     responses((status = 202, body = AppOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_app(
@@ -113,8 +114,8 @@ pub async fn create_app(
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppOut>), ApiError> {
     let project = project_name(&project)?;
-    let new = input.parse().map_err(WebError::Invalid)?;
-    let app = state.engine.create_app(&project, new).await?;
+    let (new, source) = input.parse(&project).map_err(WebError::Invalid)?;
+    let app = state.engine.create_app_from(&project, new, source).await?;
     Ok((StatusCode::ACCEPTED, Json(AppOut::from(&app))))
 }
 

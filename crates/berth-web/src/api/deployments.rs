@@ -87,6 +87,10 @@ pub struct DeploySettingsOut {
     pub cpus: String,
     pub restart_policy: String,
     pub keep_images: String,
+    /// The public half of the app's SSH deploy key (OpenSSH format, made on
+    /// first use): add it to the repository as a read-only deploy key for
+    /// `ssh://…` or `git@host:path` sources. The private half is never shown.
+    pub deploy_key: String,
 }
 
 impl From<SettingsInput> for DeploySettingsOut {
@@ -109,6 +113,7 @@ impl From<SettingsInput> for DeploySettingsOut {
             cpus: s.cpus,
             restart_policy: s.restart_policy,
             keep_images: s.keep_images,
+            deploy_key: String::new(),
         }
     }
 }
@@ -251,7 +256,9 @@ pub async fn get_deploy_settings(
     let (project, name) = names(&project, &app)?;
     let app = state.engine.find_app(&project, &name).await?;
     let settings = state.engine.deploy_settings(&app).await?;
-    Ok(Json(SettingsInput::from_settings(&settings).into()))
+    let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
+    out.deploy_key = state.engine.deploy_key(&app).await?;
+    Ok(Json(out))
 }
 
 /// Changes how the app deploys (source, health check, drain, limits, restart policy, kept images); applies from the next deployment.
@@ -306,5 +313,7 @@ pub async fn set_deploy_settings(
     }
     let settings = s.parse().map_err(WebError::Invalid)?;
     state.engine.save_deploy_settings(&app, &settings).await?;
-    Ok(Json(SettingsInput::from_settings(&settings).into()))
+    let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
+    out.deploy_key = state.engine.deploy_key(&app).await?;
+    Ok(Json(out))
 }

@@ -33,10 +33,10 @@ pub async fn create(
     CsrfForm(input): CsrfForm<AppInput>,
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
-    let result = match input.parse() {
-        Ok(new) => state
+    let result = match input.parse(&project) {
+        Ok((new, source)) => state
             .engine
-            .create_app(&project, new)
+            .create_app_from(&project, new, source)
             .await
             .map_err(WebError::from),
         Err(errors) => Err(WebError::Invalid(errors)),

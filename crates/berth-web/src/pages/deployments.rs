@@ -235,6 +235,10 @@ pub struct DeploymentsPage {
     pub settings: SettingsInput,
     pub errors: FieldErrors,
     pub webhook_url: String,
+    /// The public half of the app's SSH deploy key.
+    pub deploy_key: String,
+    /// Why there is no deploy key (e.g. `ssh-keygen` is missing); the page still works.
+    pub deploy_key_error: String,
     pub flash: String,
 }
 
@@ -292,6 +296,13 @@ async fn page(
         None => SettingsInput::from_settings(&state.engine.deploy_settings(&app).await?),
     };
     let secret = state.engine.webhook_secret(project, name).await?;
+    let (deploy_key, deploy_key_error) = match state.engine.deploy_key(&app).await {
+        Ok(key) => (key, String::new()),
+        Err(err) => {
+            tracing::warn!(error = %err, "no deploy key");
+            (String::new(), err.to_string())
+        }
+    };
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -308,6 +319,8 @@ async fn page(
         settings,
         errors,
         webhook_url: format!("http://{host}/hooks/{project}/{name}/{secret}"),
+        deploy_key,
+        deploy_key_error,
         flash,
     })
 }

@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::naming::{APP, DEPLOYMENT, INSTANCE, MANAGED, PROJECT};
 use crate::{DeployError, Engine, deployment_container_name, network_name};
 
+/// How long a switch waits before counting in-flight requests to the old upstream.
+const DRAIN_SETTLE: Duration = Duration::from_millis(250);
+
 /// Pull progress is logged at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// How many of the new container's last log lines a failed deploy keeps.
@@ -906,11 +909,33 @@ impl Engine {
         if let Some(serving) = serving {
             self.log(
                 dep.id,
-                format!("draining {} for {} s", serving.name, settings.drain_secs),
+                format!(
+                    "draining {} (up to {} s)",
+                    serving.name, settings.drain_secs
+                ),
             )
             .await;
-            // In-flight requests to the old upstream finish there while new ones go to the new one.
-            tokio::time::sleep(Duration::from_secs(u64::from(settings.drain_secs))).await;
+            // In-flight requests to the old upstream finish there while new ones go to
+            // the new one. A short settle first covers a request that read the old
+            // table just before the swap but had not been counted yet; then wait
+            // until the old upstream is idle, at most the grace period.
+            let grace = Duration::from_secs(u64::from(settings.drain_secs));
+            let settle = DRAIN_SETTLE.min(grace);
+            tokio::time::sleep(settle).await;
+            let drained = match serving.host_port {
+                Some(port) => self.drain_upstream(port, grace - settle).await,
+                None => {
+                    tokio::time::sleep(grace - settle).await;
+                    true
+                }
+            };
+            if !drained {
+                self.log(
+                    dep.id,
+                    "grace period over with requests still in flight: stopping anyway".to_owned(),
+                )
+                .await;
+            }
         }
         let timeout = i32::try_from(settings.stop_timeout_secs).unwrap_or(10);
         for c in old {

@@ -187,10 +187,12 @@ impl DockerClient {
 
     /// Removes an image by reference or ID (untagging it first if it has
     /// several tags). Ok if it is not there; `Conflict` while a container
-    /// uses it.
+    /// uses it. Untagged parent layers are kept: another build running at
+    /// the same time may be using them as its cache, and pruning them under
+    /// it fails that build ("unknown parent image ID").
     pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
         let docker = self.docker().await?;
-        let options = RemoveImageOptionsBuilder::new().build();
+        let options = RemoveImageOptionsBuilder::new().noprune(true).build();
         match docker
             .remove_image(image, Some(options), None)
             .await

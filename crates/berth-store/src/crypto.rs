@@ -287,6 +287,77 @@ pub(crate) async fn ensure_current(
     }
 }
 
+/// Where a table keeps a sealed value: the nonce and ciphertext columns and
+/// the other columns its associated data is made of.
+struct SealedColumns {
+    table: &'static str,
+    aad_columns: &'static str,
+    nonce: &'static str,
+    data: &'static str,
+}
+
+const ENV_VALUES: SealedColumns = SealedColumns {
+    table: "env_vars",
+    aad_columns: "owner_kind, owner_id, key",
+    nonce: "nonce",
+    data: "ciphertext",
+};
+const ENV_SNAPSHOTS: SealedColumns = SealedColumns {
+    table: "env_history",
+    aad_columns: "owner_kind, owner_id, version",
+    nonce: "nonce",
+    data: "snapshot",
+};
+const WEBHOOK_SECRETS: SealedColumns = SealedColumns {
+    table: "deploy_settings",
+    aad_columns: "app_id",
+    nonce: "webhook_nonce",
+    data: "webhook_secret",
+};
+const DEPLOY_KEYS: SealedColumns = SealedColumns {
+    table: "deploy_settings",
+    aad_columns: "app_id",
+    nonce: "deploy_key_nonce",
+    data: "deploy_key_private",
+};
+
+/// Opens every sealed value of one column pair with `old` and seals it again
+/// with `new`, inside the rotation's transaction. Returns how many it re-sealed.
+async fn reseal(
+    conn: &mut sqlx::SqliteConnection,
+    old: &SecretKey,
+    new: &SecretKey,
+    cols: SealedColumns,
+    aad: impl Fn(&sqlx::sqlite::SqliteRow) -> String,
+) -> Result<usize, StoreError> {
+    let SealedColumns {
+        table,
+        aad_columns,
+        nonce,
+        data,
+    } = cols;
+    // Aliased: with an INTEGER PRIMARY KEY, SQLite names a selected `rowid` after that key.
+    let rows = sqlx::query(&format!(
+        "SELECT rowid AS row_id, {aad_columns}, {nonce}, {data} FROM {table} WHERE {data} IS NOT NULL"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        let aad = aad(row);
+        let plain = old.open(&aad, row.get(nonce), row.get(data))?;
+        let (new_nonce, sealed) = new.seal(&aad, &plain);
+        sqlx::query(&format!(
+            "UPDATE {table} SET {nonce} = ?, {data} = ? WHERE rowid = ?"
+        ))
+        .bind(new_nonce)
+        .bind(sealed)
+        .bind(row.get::<i64, _>("row_id"))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(rows.len())
+}
+
 /// What a rotation did.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -312,85 +383,28 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
 
     let mut tx = store.pool().begin().await?;
     ensure_current(&mut tx, &old).await?;
-    let rows =
-        sqlx::query("SELECT rowid, owner_kind, owner_id, key, nonce, ciphertext FROM env_vars")
-            .fetch_all(&mut *tx)
-            .await?;
-    for row in &rows {
-        let aad = crate::env::var_aad(row.get("owner_kind"), row.get("owner_id"), row.get("key"));
-        let plain = old.open(&aad, row.get("nonce"), row.get("ciphertext"))?;
-        let (nonce, sealed) = new.seal(&aad, &plain);
-        sqlx::query("UPDATE env_vars SET nonce = ?, ciphertext = ? WHERE rowid = ?")
-            .bind(nonce)
-            .bind(sealed)
-            .bind(row.get::<i64, _>("rowid"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    let snapshots = sqlx::query(
-        "SELECT rowid, owner_kind, owner_id, version, nonce, snapshot FROM env_history",
-    )
-    .fetch_all(&mut *tx)
+    let values = reseal(&mut tx, &old, &new, ENV_VALUES, |row| {
+        crate::env::var_aad(row.get("owner_kind"), row.get("owner_id"), row.get("key"))
+    })
     .await?;
-    for row in &snapshots {
-        let aad = crate::env::snapshot_aad(
+    let snapshots = reseal(&mut tx, &old, &new, ENV_SNAPSHOTS, |row| {
+        crate::env::snapshot_aad(
             row.get("owner_kind"),
             row.get("owner_id"),
             row.get("version"),
-        );
-        let plain = old.open(&aad, row.get("nonce"), row.get("snapshot"))?;
-        let (nonce, sealed) = new.seal(&aad, &plain);
-        sqlx::query("UPDATE env_history SET nonce = ?, snapshot = ? WHERE rowid = ?")
-            .bind(nonce)
-            .bind(sealed)
-            .bind(row.get::<i64, _>("rowid"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    // Deploy webhook secrets (deployments.rs) are sealed with the same key.
-    let hooks = sqlx::query(
-        "SELECT app_id, webhook_nonce, webhook_secret FROM deploy_settings WHERE webhook_secret IS NOT NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in &hooks {
-        let app_id: i64 = row.get("app_id");
-        let aad = crate::deployments::webhook_aad(app_id);
-        let plain = old.open(&aad, row.get("webhook_nonce"), row.get("webhook_secret"))?;
-        let (nonce, sealed) = new.seal(&aad, &plain);
-        sqlx::query(
-            "UPDATE deploy_settings SET webhook_nonce = ?, webhook_secret = ? WHERE app_id = ?",
         )
-        .bind(nonce)
-        .bind(sealed)
-        .bind(app_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    // So are the private halves of SSH deploy keys.
-    let deploy_keys = sqlx::query(
-        "SELECT app_id, deploy_key_nonce, deploy_key_private FROM deploy_settings WHERE deploy_key_private IS NOT NULL",
-    )
-    .fetch_all(&mut *tx)
+    })
     .await?;
-    for row in &deploy_keys {
-        let app_id: i64 = row.get("app_id");
-        let aad = crate::deployments::deploy_key_aad(app_id);
-        let plain = old.open(
-            &aad,
-            row.get("deploy_key_nonce"),
-            row.get("deploy_key_private"),
-        )?;
-        let (nonce, sealed) = new.seal(&aad, &plain);
-        sqlx::query(
-            "UPDATE deploy_settings SET deploy_key_nonce = ?, deploy_key_private = ? WHERE app_id = ?",
-        )
-        .bind(nonce)
-        .bind(sealed)
-        .bind(app_id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // Deploy webhook secrets and the private halves of SSH deploy keys
+    // (deployments.rs) are sealed with the same key.
+    reseal(&mut tx, &old, &new, WEBHOOK_SECRETS, |row| {
+        crate::deployments::webhook_aad(row.get("app_id"))
+    })
+    .await?;
+    reseal(&mut tx, &old, &new, DEPLOY_KEYS, |row| {
+        crate::deployments::deploy_key_aad(row.get("app_id"))
+    })
+    .await?;
     sqlx::query("UPDATE settings SET value = ? WHERE key = 'secret_key_id'")
         .bind(new.id())
         .execute(&mut *tx)
@@ -401,8 +415,8 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
     let rotation = Rotation {
         old_id: old.id().to_owned(),
         new_id: new.id().to_owned(),
-        values: rows.len(),
-        snapshots: snapshots.len(),
+        values,
+        snapshots,
     };
     store.keyring().replace(new);
     tracing::info!(key.old = %rotation.old_id, key.new = %rotation.new_id, values = rotation.values, "secret key rotated");

@@ -69,39 +69,30 @@ pub async fn show(
 }
 
 pub async fn start(
-    state: State<AppState>,
+    State(state): State<AppState>,
     user: CurrentUser,
-    path: Path<(String, String)>,
+    Path(names): Path<(String, String)>,
     _: CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| {
-        Box::pin(async move { engine.start_app(&p, &a).await.map(drop) })
-    })
-    .await
+    act(&state, &user, names, Action::Start).await
 }
 
 pub async fn stop(
-    state: State<AppState>,
+    State(state): State<AppState>,
     user: CurrentUser,
-    path: Path<(String, String)>,
+    Path(names): Path<(String, String)>,
     _: CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| {
-        Box::pin(async move { engine.stop_app(&p, &a).await.map(drop) })
-    })
-    .await
+    act(&state, &user, names, Action::Stop).await
 }
 
 pub async fn restart(
-    state: State<AppState>,
+    State(state): State<AppState>,
     user: CurrentUser,
-    path: Path<(String, String)>,
+    Path(names): Path<(String, String)>,
     _: CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
-    act(state, user, path, |engine, p, a| {
-        Box::pin(async move { engine.restart_app(&p, &a).await.map(drop) })
-    })
-    .await
+    act(&state, &user, names, Action::Restart).await
 }
 
 pub async fn delete(
@@ -117,21 +108,32 @@ pub async fn delete(
     }
 }
 
-type ActionFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DeployError>> + Send>>;
+/// The app page's buttons that keep the app (delete has its own handler).
+#[derive(Clone, Copy)]
+enum Action {
+    Start,
+    Stop,
+    Restart,
+}
 
 /// Runs one app action; success goes back to the app page, a failure shows
 /// the app page with Docker's message.
 async fn act(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((project, app)): Path<(String, String)>,
-    action: impl FnOnce(berth_deploy::Engine, ProjectName, AppName) -> ActionFuture,
+    state: &AppState,
+    user: &CurrentUser,
+    (project, app): (String, String),
+    action: Action,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &app)?;
-    match action(state.engine.clone(), project.clone(), name.clone()).await {
-        Ok(()) => Ok(Redirect::to(&app_url(&project, &name)).into_response()),
-        Err(err) => failed_action(&state, &user, &project, &name, err).await,
+    let engine = &state.engine;
+    let result = match action {
+        Action::Start => engine.start_app(&project, &name).await,
+        Action::Stop => engine.stop_app(&project, &name).await,
+        Action::Restart => engine.restart_app(&project, &name).await,
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&app_url(&project, &name)).into_response()),
+        Err(err) => failed_action(state, user, &project, &name, err).await,
     }
 }
 

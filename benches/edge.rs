@@ -6,17 +6,25 @@
 //! serve` has) and nginx with a generated config (upstream keep-alive, access
 //! log off, two workers), then drives each with `wrk` over keep-alive
 //! connections on 127.0.0.1: plain HTTP, then HTTPS with a self-signed
-//! certificate made with rcgen. It prints requests/s, p50 and p99 per setup and
-//! berth's figures as ratios to nginx's. Goal: at least nginx's throughput,
-//! p99 within 1 ms of it. A benchmark reports, it does not judge: it exits 0
-//! either way, and non-zero only on real errors.
+//! certificate made with rcgen. Setups take turns, three rounds of five
+//! seconds each after a one-second warm-up, and the medians count. It prints requests/s, p50 and p99 per setup and
+//! berth's figures as ratios to nginx's, with the CPU time each proxy's own
+//! threads spent per request. Goal: at least nginx's throughput, p99 within
+//! 1 ms of it. A benchmark reports, it does not judge: it exits 0 either way,
+//! and non-zero only on real errors.
+//!
+//! On plain HTTP it also measures "hyper alone": hyper's server and client
+//! joined with nothing between them. That is the floor for any proxy built on
+//! hyper, so the distance from it to berth is berth's own cost, and the
+//! distance from it to nginx is hyper's and tokio's (docs/edge-performance.md).
 //!
 //! Needs `nginx` and `wrk` (`apt-get install -y nginx wrk`); without them it
-//! says so and exits 0. Without `--bench` (e.g. `cargo test --benches`) each
-//! run lasts one second instead of ten. `BERTH_BENCH_ONLY=http|https|berth-http`
+//! says so and exits 0. Without `--bench` (e.g. `cargo test --benches`) it
+//! makes one round of one second per setup. `BERTH_BENCH_ONLY=http|https|berth-http`
 //! runs a part (e.g. under `perf`); `BERTH_BENCH_THREAD_PER_CORE=1` serves the
 //! edge from two one-thread runtimes sharing the sockets instead of berth's
-//! one two-worker runtime, to measure what that design would gain.
+//! one two-worker runtime, to measure what that design would gain (in the
+//! CPU per request, nothing: see docs/edge-performance.md).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,14 +45,20 @@ const BODY: &str =
     "hello from the upstream: a small JSON-sized answer of about a hundred bytes, like an API's.\n";
 
 struct Plan {
+    /// One round of wrk against one setup.
     duration: Duration,
+    /// Rounds per setup. The machine's load drifts (other tenants, CPU
+    /// boost), so setups take turns in rotating order and the median
+    /// round counts, instead of one long run each that may catch a bad minute.
+    rounds: usize,
     connections: u32,
 }
 
 fn main() -> ExitCode {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = Plan {
-        duration: Duration::from_secs(if full { 10 } else { 1 }),
+        duration: Duration::from_secs(if full { 5 } else { 1 }),
+        rounds: if full { 3 } else { 1 },
         connections: 64,
     };
     match run(&plan) {
@@ -145,38 +159,76 @@ fn run(plan: &Plan) -> anyhow::Result<()> {
         ready_rx.recv().context("an edge thread died")??;
     }
 
+    let bare_hyper = start_bare_hyper(upstream)?;
     let nginx = Nginx::start(tmp.path(), upstream)?;
+    let master = nginx.child.id();
+    let nginx_threads = Threads {
+        pids: std::iter::once(master).chain(children(master)).collect(),
+        name_prefix: None,
+    };
+    let berth_threads = Threads {
+        pids: vec![std::process::id()],
+        name_prefix: Some("berth-edge"),
+    };
+    let bare_threads = Threads {
+        pids: vec![std::process::id()],
+        name_prefix: Some("bare-hyper"),
+    };
+    let upstream_threads = Threads {
+        pids: vec![std::process::id()],
+        name_prefix: Some("upstream"),
+    };
 
     println!(
-        "edge bench: wrk -t2 -c{} -d{}s --latency, keep-alive, 127.0.0.1, {} byte answers",
+        "edge bench: wrk -t2 -c{} --latency, keep-alive, 127.0.0.1, {} byte answers; \
+         {} rounds of {}s per setup in rotating order, medians shown",
         plan.connections,
+        BODY.len(),
+        plan.rounds,
         plan.duration.as_secs(),
-        BODY.len()
     );
-    // BERTH_BENCH_ONLY=http (or https) runs one half, e.g. under a profiler.
+    // BERTH_BENCH_ONLY=http|https|berth-http runs a part, e.g. under a profiler.
     let only = std::env::var("BERTH_BENCH_ONLY").unwrap_or_default();
-    if only.is_empty() {
-        let direct = wrk(plan, &format!("http://{upstream}/"))?;
-        report("upstream directly", &direct, None);
-    }
+    let nginx_http = format!("http://127.0.0.1:{}/", nginx.http_port);
+    let nginx_https = format!("https://localhost:{}/", nginx.https_port);
+    let berth_https = format!("https://localhost:{}/", edge_https.port());
+    let (berth_http, bare_http) = (
+        format!("http://{edge_http}/"),
+        format!("http://{bare_hyper}/"),
+    );
+    let upstream_url = format!("http://{upstream}/");
+    let http = [
+        ("berth  http ", berth_http.as_str(), &berth_threads),
+        ("nginx  http ", nginx_http.as_str(), &nginx_threads),
+        ("hyper alone ", bare_http.as_str(), &bare_threads),
+    ];
+    let https = [
+        ("berth  https", berth_https.as_str(), &berth_threads),
+        ("nginx  https", nginx_https.as_str(), &nginx_threads),
+    ];
     if only == "berth-http" {
-        report(
-            "berth  http ",
-            &wrk(plan, &format!("http://{edge_http}/"))?,
-            None,
-        );
+        let figures = rounds(plan, &http[..1])?;
+        report(http[0].0, &figures[0], None);
+    }
+    if only.is_empty() {
+        let direct = rounds(
+            plan,
+            &[("upstream", upstream_url.as_str(), &upstream_threads)],
+        )?;
+        report("upstream directly", &direct[0], None);
     }
     if only.is_empty() || only == "http" {
-        let berth_http = wrk(plan, &format!("http://{edge_http}/"))?;
-        let nginx_http = wrk(plan, &format!("http://127.0.0.1:{}/", nginx.http_port))?;
-        report("nginx  http ", &nginx_http, None);
-        report("berth  http ", &berth_http, Some(&nginx_http));
+        let [berth, nginx, bare] = <[Figures; 3]>::try_from(rounds(plan, &http)?)
+            .map_err(|_| anyhow::anyhow!("three setups measured"))?;
+        report("nginx  http ", &nginx, None);
+        report("berth  http ", &berth, Some(&nginx));
+        report("hyper alone ", &bare, Some(&nginx));
     }
     if only.is_empty() || only == "https" {
-        let berth_https = wrk(plan, &format!("https://localhost:{}/", edge_https.port()))?;
-        let nginx_https = wrk(plan, &format!("https://localhost:{}/", nginx.https_port))?;
-        report("nginx  https", &nginx_https, None);
-        report("berth  https", &berth_https, Some(&nginx_https));
+        let [berth, nginx] = <[Figures; 2]>::try_from(rounds(plan, &https)?)
+            .map_err(|_| anyhow::anyhow!("two setups measured"))?;
+        report("nginx  https", &nginx, None);
+        report("berth  https", &berth, Some(&nginx));
     }
     drop(nginx);
     Ok(())
@@ -207,6 +259,9 @@ async fn start_upstream() -> anyhow::Result<SocketAddr> {
 }
 
 struct Figures {
+    requests: u64,
+    /// CPU time the proxy used per request (its own threads only).
+    cpu_us_per_request: f64,
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -215,23 +270,66 @@ struct Figures {
 
 fn report(name: &str, f: &Figures, against: Option<&Figures>) {
     let mut line = format!(
-        "{name}: {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms",
-        f.requests_per_sec, f.p50_ms, f.p99_ms
+        "{name}: {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms  CPU {:>5.1} us/req",
+        f.requests_per_sec, f.p50_ms, f.p99_ms, f.cpu_us_per_request
     );
     if f.errors > 0 {
         line.push_str(&format!("  ({} errors)", f.errors));
     }
     if let Some(n) = against {
         line.push_str(&format!(
-            "  | vs nginx: throughput x{:.2}, p99 {:+.3} ms (goal: x1.00 or more, within +1 ms)",
+            "  | vs nginx: throughput x{:.2}, p99 {:+.3} ms (goal: x1.00 or more, within +1 ms), CPU per request x{:.2}",
             f.requests_per_sec / n.requests_per_sec,
-            f.p99_ms - n.p99_ms
+            f.p99_ms - n.p99_ms,
+            f.cpu_us_per_request / n.cpu_us_per_request
         ));
     }
     println!("{line}");
 }
 
-fn wrk(plan: &Plan, url: &str) -> anyhow::Result<Figures> {
+/// Measures each setup `plan.rounds` times, taking turns in rotating order,
+/// and gives each setup's median figures (each figure's own median).
+fn rounds(plan: &Plan, setups: &[(&str, &str, &Threads)]) -> anyhow::Result<Vec<Figures>> {
+    let mut runs: Vec<Vec<Figures>> = setups.iter().map(|_| Vec::new()).collect();
+    for round in 0..plan.rounds {
+        for i in 0..setups.len() {
+            let at = (i + round) % setups.len();
+            let (_, url, threads) = setups[at];
+            runs[at].push(wrk(plan, url, threads)?);
+        }
+    }
+    Ok(runs.iter().map(|r| median(r)).collect())
+}
+
+fn median(runs: &[Figures]) -> Figures {
+    let mid = |f: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Figures {
+        requests: runs.iter().map(|r| r.requests).sum(),
+        cpu_us_per_request: mid(|r| r.cpu_us_per_request),
+        requests_per_sec: mid(|r| r.requests_per_sec),
+        p50_ms: mid(|r| r.p50_ms),
+        p99_ms: mid(|r| r.p99_ms),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+/// Runs wrk against `url` and measures the CPU the proxy's threads (`proxy`) used meanwhile.
+fn wrk(plan: &Plan, url: &str, proxy: &Threads) -> anyhow::Result<Figures> {
+    // A short first round, not counted: connections, buffers and the
+    // allocator's arenas warm up, so the first setup measured is not penalised.
+    let warm_up = Command::new("wrk")
+        .args(["-t2", &format!("-c{}", plan.connections), "-d1s", url])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run wrk")?;
+    if !warm_up.success() {
+        bail!("wrk {url} failed to warm up");
+    }
+    let cpu_before = proxy.cpu_ns();
     let started = Instant::now();
     let out = Command::new("wrk")
         .args(["-t2", &format!("-c{}", plan.connections)])
@@ -243,7 +341,10 @@ fn wrk(plan: &Plan, url: &str) -> anyhow::Result<Figures> {
     if !out.status.success() {
         bail!("wrk {url} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let figures = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    let mut figures =
+        parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    let cpu_ns = proxy.cpu_ns().saturating_sub(cpu_before);
+    figures.cpu_us_per_request = cpu_ns as f64 / 1000.0 / figures.requests.max(1) as f64;
     if started.elapsed() > plan.duration * 3 {
         eprintln!(
             "warning: wrk took {:?} for a {:?} run",
@@ -256,13 +357,17 @@ fn wrk(plan: &Plan, url: &str) -> anyhow::Result<Figures> {
 
 fn parse_wrk(text: &str) -> Option<Figures> {
     let mut figures = Figures {
+        requests: 0,
+        cpu_us_per_request: 0.0,
         requests_per_sec: 0.0,
         p50_ms: 0.0,
         p99_ms: 0.0,
         errors: 0,
     };
     for line in text.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if let Some((n, _)) = line.split_once(" requests in ") {
+            figures.requests = n.trim().parse().ok()?;
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             figures.requests_per_sec = v.trim().parse().ok()?;
         } else if let Some(v) = line.strip_prefix("50%") {
             figures.p50_ms = wrk_ms(v.trim())?;
@@ -290,6 +395,58 @@ fn wrk_ms(value: &str) -> Option<f64> {
         return None;
     };
     number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// The threads whose CPU time counts as a proxy's: berth's edge threads in
+/// this process, or every thread of nginx's master and workers.
+struct Threads {
+    pids: Vec<u32>,
+    /// Only threads whose name starts so (`comm`), or all.
+    name_prefix: Option<&'static str>,
+}
+
+impl Threads {
+    /// Nanoseconds on CPU so far, from `/proc/<pid>/task/<tid>/schedstat`.
+    fn cpu_ns(&self) -> u64 {
+        let mut total = 0;
+        for pid in &self.pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let path = task.path();
+                let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+                if self.name_prefix.is_some_and(|p| !name.starts_with(p)) {
+                    continue;
+                }
+                let stat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+                total += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|ns| ns.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        total
+    }
+}
+
+/// The pids whose parent is `parent` (nginx's workers).
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The fields after the `(comm)`: state, then ppid.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// nginx with a config of its own in a temp dir; stopped on drop.
@@ -387,5 +544,57 @@ impl Drop for Nginx {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The floor under any hyper-based proxy: hyper's server and client joined
+/// with nothing between them (no routing, no header rewriting, no limits),
+/// one upstream connection per client connection, in a two-worker runtime
+/// like berth's. What berth costs above this line is berth's own.
+fn start_bare_hyper(upstream: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bare-hyper")
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("bare-hyper".into())
+        .spawn(move || runtime.block_on(bare_hyper(listener, upstream)))?;
+    Ok(addr)
+}
+
+async fn bare_hyper(listener: std::net::TcpListener, upstream: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let to_upstream = tokio::net::TcpStream::connect(upstream).await?;
+            let _ = to_upstream.set_nodelay(true);
+            let (sender, connection) = hyper::client::conn::http1::handshake::<
+                _,
+                hyper::body::Incoming,
+            >(TokioIo::new(to_upstream))
+            .await?;
+            tokio::spawn(connection);
+            // HTTP/1: one request at a time, so the lock is never contended.
+            let sender = Arc::new(tokio::sync::Mutex::new(sender));
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let sender = sender.clone();
+                async move {
+                    *req.uri_mut() = hyper::Uri::from_static("/");
+                    let mut sender = sender.lock().await;
+                    sender.ready().await?;
+                    sender.send_request(req).await
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await?;
+            anyhow::Ok(())
+        });
     }
 }

@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -63,6 +64,143 @@ pub(crate) fn client(limits: &Limits) -> UpstreamClient {
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(1024)
         .build(connector)
+}
+
+/// The upstream connection one client connection keeps for its own requests:
+/// a keep-alive client's requests go straight to its app over it, without
+/// the shared pool's checkout and the task the pool spawns per request to
+/// take the connection back. Upgrades, and HTTP/2 streams while the kept
+/// connection is busy, go through the shared pool instead. The connection
+/// closes when the client connection does.
+#[derive(Default)]
+pub(crate) struct Affinity {
+    kept: std::sync::Mutex<Kept>,
+}
+
+#[derive(Default)]
+enum Kept {
+    #[default]
+    None,
+    Idle {
+        upstream: SocketAddr,
+        sender: http1::SendRequest<Body>,
+    },
+    /// Lent to a request under way.
+    Busy,
+}
+
+/// The kept connection lent to one request. Dropped with its sender put
+/// back, the connection stays kept; without (failure, timeout, a cancelled
+/// request) the slot is left empty and the connection closes.
+struct Lease<'a> {
+    affinity: &'a Affinity,
+    upstream: SocketAddr,
+    sender: Option<http1::SendRequest<Body>>,
+}
+
+impl Affinity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A lease on the kept connection for a request to `upstream`: with the
+    /// connection when it is ready, empty when there is none yet (or it was
+    /// closed, or went to an upstream a deploy replaced). `None` while it is
+    /// busy with another request (HTTP/2 streams side by side).
+    fn lease(&self, upstream: SocketAddr) -> Option<Lease<'_>> {
+        let mut kept = self.lock();
+        let sender = match std::mem::replace(&mut *kept, Kept::Busy) {
+            Kept::Busy => return None,
+            Kept::None => None,
+            Kept::Idle {
+                upstream: to,
+                sender,
+            } if to == upstream && sender.is_ready() => Some(sender),
+            Kept::Idle {
+                upstream: to,
+                sender,
+            } if to == upstream && !sender.is_closed() => {
+                // Still finishing its last answer.
+                *kept = Kept::Idle {
+                    upstream: to,
+                    sender,
+                };
+                return None;
+            }
+            Kept::Idle { .. } => None,
+        };
+        Some(Lease {
+            affinity: self,
+            upstream,
+            sender,
+        })
+    }
+
+    /// Opens a connection to `upstream`, served by a task of its own.
+    async fn connect(
+        upstream: SocketAddr,
+        timeout: Duration,
+    ) -> Result<http1::SendRequest<Body>, BoxError> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(upstream))
+            .await
+            .map_err(|_| "connecting to the upstream timed out")??;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        *self.affinity.lock() = match self.sender.take() {
+            Some(sender) => Kept::Idle {
+                upstream: self.upstream,
+                sender,
+            },
+            None => Kept::None,
+        };
+    }
+}
+
+/// Sends `request` (origin-form) over the client connection's kept upstream
+/// connection, opening it first if need be, or through the shared pool when
+/// the kept one is busy or turns out to have closed before the request left.
+async fn send(
+    client: &UpstreamClient,
+    affinity: &Affinity,
+    limits: &Limits,
+    upstream: SocketAddr,
+    request: Request<Body>,
+) -> Result<Response<Incoming>, BoxError> {
+    let Some(mut lease) = affinity.lease(upstream) else {
+        return send_pooled(client, upstream, request).await;
+    };
+    let mut sender = match lease.sender.take() {
+        Some(sender) => sender,
+        None => Affinity::connect(upstream, limits.connect_timeout).await?,
+    };
+    match sender.try_send_request(request).await {
+        Ok(response) => {
+            lease.sender = Some(sender);
+            Ok(response)
+        }
+        Err(mut err) => match err.take_message() {
+            Some(request) => send_pooled(client, upstream, request).await,
+            None => Err(err.into_error().into()),
+        },
+    }
+}
+
+/// Sends through the shared pool, which wants the absolute form `http://upstream/path`.
+async fn send_pooled(
+    client: &UpstreamClient,
+    upstream: SocketAddr,
+    mut request: Request<Body>,
+) -> Result<Response<Incoming>, BoxError> {
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = format!("http://{upstream}{path_and_query}").parse()?;
+    Ok(client.request(request).await?)
 }
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
@@ -178,13 +316,15 @@ impl Drop for InFlightGuard {
 }
 
 /// What the listener knows about the request beyond the request itself.
-pub(crate) struct RequestInfo {
+pub(crate) struct RequestInfo<'a> {
     pub peer: SocketAddr,
     pub https: bool,
     /// The host as the client sent it (with a port, if any).
     pub host_header: Option<HeaderValue>,
     /// Held until the response body ends or the tunnel closes.
     pub in_flight: InFlightGuard,
+    /// The client connection's own upstream connection.
+    pub affinity: &'a Affinity,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -229,7 +369,7 @@ pub(crate) async fn forward(
     route: &Route,
     app: &str,
     upstream: SocketAddr,
-    info: RequestInfo,
+    info: RequestInfo<'_>,
 ) -> Response<Body> {
     let declared = req
         .headers()
@@ -252,8 +392,7 @@ pub(crate) async fn forward(
     let (mut parts, body) = req.into_parts();
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = format!("http://{upstream}{}", route.upstream_path(path_and_query));
-    parts.uri = match uri.parse() {
+    parts.uri = match route.upstream_path(path_and_query).parse() {
         Ok(uri) => uri,
         Err(_) => {
             return page(
@@ -271,11 +410,19 @@ pub(crate) async fn forward(
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
     // HTTP/2 clients send the host as :authority; the app speaks HTTP/1.1 and wants Host.
-    if let Some(host) = &info.host_header {
-        parts.headers.insert(header::HOST, host.clone());
-        parts
-            .headers
-            .insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    match &info.host_header {
+        Some(host) => {
+            parts.headers.insert(header::HOST, host.clone());
+            parts
+                .headers
+                .insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+        }
+        None => {
+            // HTTP/1.0 without Host: the upstream still needs one.
+            if let Ok(host) = HeaderValue::from_str(&upstream.to_string()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
     }
     let peer_ip = info.peer.ip().to_string();
     let forwarded_for = match parts
@@ -299,7 +446,16 @@ pub(crate) async fn forward(
     let body = Limited::new(body, limits.max_body_bytes as usize).boxed_unsync();
     let request = Request::from_parts(parts, body);
 
-    let result = tokio::time::timeout(limits.response_timeout, client.request(request)).await;
+    let sent = async {
+        if upgrade.is_some() {
+            // A tunnel takes the upstream socket over: the pool's
+            // connections are the ones that can hand it on.
+            send_pooled(client, upstream, request).await
+        } else {
+            send(client, info.affinity, limits, upstream, request).await
+        }
+    };
+    let result = tokio::time::timeout(limits.response_timeout, sent).await;
     let mut response = match result {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {

@@ -19,7 +19,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::proxy::{self, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
+use crate::proxy::{self, Affinity, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
 use crate::routes::{Route, RouteTable, Target, normalize_host};
 use crate::statics;
 use crate::tls::{ACME_TLS_ALPN, CertResolver, Http01Challenges, server_config};
@@ -122,12 +122,13 @@ impl Edge {
         }
     }
 
-    /// Answers one request from a listener.
-    pub async fn handle(
+    /// Answers one request from a client connection.
+    pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
         https: bool,
+        affinity: &Affinity,
     ) -> Response<Body> {
         let host_header = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
@@ -174,6 +175,7 @@ impl Edge {
                     https,
                     host_header,
                     in_flight: self.in_flight.start(*addr),
+                    affinity,
                 };
                 proxy::forward(&self.client, &self.limits, req, route, name, *addr, info).await
             }
@@ -385,6 +387,7 @@ async fn accepted_or_pause(
     }
 }
 
+/// The service of one client connection, with the upstream connection it keeps.
 fn service(
     edge: Arc<Edge>,
     peer: SocketAddr,
@@ -395,8 +398,10 @@ fn service(
     Error = Infallible,
     Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
 > + Clone {
+    let affinity = Arc::new(Affinity::default());
     service_fn(move |req| {
         let edge = edge.clone();
-        async move { Ok::<_, Infallible>(edge.handle(req, peer, https).await) }
+        let affinity = affinity.clone();
+        async move { Ok::<_, Infallible>(edge.handle(req, peer, https, &affinity).await) }
     })
 }

@@ -108,13 +108,22 @@ type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// A tiny HTTP upstream: answers `name=<name> path=<path>` plus the
 /// forwarded headers it saw; `/sse` streams two events, the second only
-/// after the test says so.
+/// after the test says so; `/slow` answers after 100 ms.
 struct Upstream {
     addr: SocketAddr,
     second_event: mpsc::UnboundedSender<()>,
 }
 
 async fn upstream(name: &'static str) -> Upstream {
+    upstream_with(name, true).await
+}
+
+/// An upstream that closes each connection after one answer (no keep-alive).
+async fn closing_upstream(name: &'static str) -> Upstream {
+    upstream_with(name, false).await
+}
+
+async fn upstream_with(name: &'static str, keep_alive: bool) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel::<()>();
@@ -131,6 +140,7 @@ async fn upstream(name: &'static str) -> Upstream {
                     async move { Ok::<_, Infallible>(answer(name, req, rx).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(keep_alive)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -165,6 +175,9 @@ async fn answer(
             .header("content-type", "text/event-stream")
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap();
+    }
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let header = |n: &str| {
         req.headers()
@@ -300,6 +313,62 @@ async fn a_route_swap_under_load_loses_no_request() {
     assert!(total > 100, "the load loop ran ({total} requests)");
     assert_eq!(failed.load(Ordering::Relaxed), 0, "of {total} requests");
     assert!(served_by_b.load(Ordering::Relaxed) > 0, "swaps took effect");
+}
+
+/// Each client connection keeps an upstream connection of its own
+/// (`proxy::Affinity`); when the app closes it, the next request opens another.
+#[tokio::test]
+async fn a_kept_alive_client_reaches_an_app_that_closes_each_connection() {
+    let up = closing_upstream("closer").await;
+    let edge = TestEdge::start(vec![app("closer.test", "closer", up.addr)]).await;
+    let client = client();
+    for i in 0..20 {
+        let response = client
+            .get(edge.url(&format!("/{i}")))
+            .header("host", "closer.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.starts_with(&format!("name=closer path=/{i} ")),
+            "{text}"
+        );
+    }
+}
+
+/// HTTP/2 streams side by side on one client connection: while one holds
+/// the kept upstream connection, the others go through the shared pool.
+#[tokio::test]
+async fn concurrent_http2_streams_on_one_connection_all_reach_the_app() {
+    let up = upstream("app").await;
+    let edge = TestEdge::start(vec![app("h2c.test", "app", up.addr)]).await;
+    let tcp = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let streams = (0..10).map(|i| {
+        let mut sender = sender.clone();
+        async move {
+            let request = Request::builder()
+                .uri(format!("http://h2c.test/slow?{i}"))
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            assert_eq!(response.status(), 200, "stream {i}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    });
+    let answers = futures_util::future::join_all(streams).await;
+    for (i, text) in answers.iter().enumerate() {
+        assert!(text.contains(&format!("path=/slow?{i} ")), "{text}");
+    }
 }
 
 #[tokio::test]

@@ -156,10 +156,15 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// Commits a Dockerfile (FROM the test image, serving `page`) to the repo's `main`.
 fn commit_page(repo: &Path, page: &str) -> String {
+    commit_site(repo, page, "")
+}
+
+/// Like `commit_page`, with `extra` instructions at the end of the Dockerfile.
+fn commit_site(repo: &Path, page: &str, extra: &str) -> String {
     std::fs::create_dir_all(repo.join("site")).unwrap();
     std::fs::write(
         repo.join("site/Dockerfile"),
-        "FROM berth-test/web:latest\nARG GREETING=unset\nCOPY index.html /www/index.html\nLABEL berth.test.greeting=$GREETING\n",
+        format!("FROM berth-test/web:latest\nARG GREETING=unset\nCOPY index.html /www/index.html\nLABEL berth.test.greeting=$GREETING\n{extra}"),
     )
     .unwrap();
     std::fs::write(repo.join("site/index.html"), page).unwrap();
@@ -337,6 +342,53 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
     assert!(!image_exists(&format!("berth-build/{project}-web:2")));
     assert!(!image_exists(&format!("berth-build/{project}-web:3")));
     assert_eq!(docker_objects_of(&project), (vec![], vec![]));
+}
+
+/// With no HTTP check set, an image's own HEALTHCHECK decides: a healthy
+/// image goes live, an unhealthy one leaves the old version serving.
+#[tokio::test]
+async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
+    let (app, project, api) = running_web("imagecheck").await;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let healthy = format!("healthy image {}", common::hex_id());
+    commit_site(
+        repo.path(),
+        &healthy,
+        "HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD [\"/busybox\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/\"]\n",
+    );
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "health_path": "",
+            "drain_secs": 1,
+        }),
+    )
+    .await;
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    let log = dep["log"].to_string();
+    assert!(log.contains("the image's HEALTHCHECK"), "{log}");
+    assert!(log.contains("health check passed: healthy"), "{log}");
+    assert_eq!(via_edge(&app, &project).await, (200, healthy.clone()));
+
+    commit_site(
+        repo.path(),
+        "never served",
+        "HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD [\"/busybox\", \"false\"]\n",
+    );
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let reason = dep["reason"].as_str().unwrap();
+    assert!(reason.contains("HEALTHCHECK says unhealthy"), "{reason}");
+    assert_eq!(via_edge(&app, &project).await, (200, healthy));
 }
 
 #[tokio::test]

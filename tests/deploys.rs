@@ -432,6 +432,54 @@ async fn a_failing_health_check_keeps_the_old_version_serving() {
     assert!(page.contains("answered 404"), "the page says why");
 }
 
+/// A deployment queued behind a running one survives a `kill -9` of berth:
+/// after the restart the interrupted one is failed and the queued one runs.
+#[tokio::test]
+async fn a_queued_deployment_resumes_after_berth_is_killed() {
+    let (app, project, api) = running_web("resume").await;
+    api.settings(&app, &project, json!({"health_start_secs": 60}))
+        .await;
+    let running = api.deploy(&app, &project).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !containers_of(&project)
+        .iter()
+        .any(|(_, n)| *n == running.to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new container never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The next one waits behind it, with a short check of its own.
+    api.settings(&app, &project, json!({"health_start_secs": 1}))
+        .await;
+    let queued = api.deploy(&app, &project).await;
+    let path = format!("/api/v1/projects/{project}/apps/web/deployments/{queued}");
+    assert_eq!(api.get(&app, &path).await["status"], "queued");
+
+    let token = api.token.clone();
+    let app = app.restart_on_same_data_after(|| {}).await;
+    let api = Api { token };
+    let interrupted = api.wait_for_end(&app, &project, running).await;
+    assert_eq!(interrupted["status"], "failed", "{interrupted}");
+    let resumed = api.wait_for_end(&app, &project, queued).await;
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    assert!(
+        resumed["log"]
+            .to_string()
+            .contains("berth restarted; the deployment resumes"),
+        "{resumed}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_of(&project)
+        != vec![(format!("berth_{project}_web_{queued}"), queued.to_string())]
+    {
+        assert!(Instant::now() < deadline, "{:?}", containers_of(&project));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn killing_berth_mid_deploy_leaves_exactly_one_version_serving_after_restart() {
     let (app, project, api) = running_web("kill").await;

@@ -7,11 +7,12 @@
 //! log off, two workers), then drives each with `wrk` over keep-alive
 //! connections on 127.0.0.1: plain HTTP, then HTTPS with a self-signed
 //! certificate made with rcgen. Setups take turns, three rounds of five
-//! seconds each after a one-second warm-up, and the medians count. It prints requests/s, p50 and p99 per setup and
-//! berth's figures as ratios to nginx's, with the CPU time each proxy's own
-//! threads spent per request. Goal: at least nginx's throughput, p99 within
-//! 1 ms of it. A benchmark reports, it does not judge: it exits 0 either way,
-//! and non-zero only on real errors.
+//! seconds each after a one-second warm-up, and the medians count. It prints
+//! requests/s, p50 and p99 per setup and berth's figures as ratios to
+//! nginx's, with the CPU time each proxy's own threads spent per request.
+//! Goal: at least nginx's throughput, p99 within 1 ms of it. A benchmark
+//! reports, it does not judge: it exits 0 either way, and non-zero only on
+//! real errors.
 //!
 //! On plain HTTP it also measures "hyper alone": hyper's server and client
 //! joined with nothing between them. That is the floor for any proxy built on
@@ -20,11 +21,12 @@
 //!
 //! Needs `nginx` and `wrk` (`apt-get install -y nginx wrk`); without them it
 //! says so and exits 0. Without `--bench` (e.g. `cargo test --benches`) it
-//! makes one round of one second per setup. `BERTH_BENCH_ONLY=http|https|berth-http`
-//! runs a part (e.g. under `perf`); `BERTH_BENCH_THREAD_PER_CORE=1` serves the
-//! edge from two one-thread runtimes sharing the sockets instead of berth's
-//! one two-worker runtime, to measure what that design would gain (in the
-//! CPU per request, nothing: see docs/edge-performance.md).
+//! makes one round of one second per setup.
+//! `BERTH_BENCH_ONLY=http|https|berth-http` runs a part (e.g. under `perf`).
+//! `BERTH_BENCH_THREAD_PER_CORE=1` serves the edge from two one-thread
+//! runtimes sharing the sockets instead of berth's one two-worker runtime,
+//! to measure what that design would gain (in CPU per request, nothing
+//! measurable: see docs/edge-performance.md).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -319,8 +321,8 @@ fn median(runs: &[Figures]) -> Figures {
 
 /// Runs wrk against `url` and measures the CPU the proxy's threads (`proxy`) used meanwhile.
 fn wrk(plan: &Plan, url: &str, proxy: &Threads) -> anyhow::Result<Figures> {
-    // A short first round, not counted: connections, buffers and the
-    // allocator's arenas warm up, so the first setup measured is not penalised.
+    // A short first round, not counted, so that connections and caches are
+    // warm and the setup measured first is not the one that pays for it.
     let warm_up = Command::new("wrk")
         .args(["-t2", &format!("-c{}", plan.connections), "-d1s", url])
         .stdout(Stdio::null())

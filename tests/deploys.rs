@@ -432,18 +432,16 @@ async fn a_failing_health_check_keeps_the_old_version_serving() {
     assert!(page.contains("answered 404"), "the page says why");
 }
 
-/// A deployment queued behind a running one survives a `kill -9` of berth:
-/// after the restart the interrupted one is failed and the queued one runs.
-#[tokio::test]
-async fn a_queued_deployment_resumes_after_berth_is_killed() {
-    let (app, project, api) = running_web("resume").await;
-    api.settings(&app, &project, json!({"health_start_secs": 60}))
+/// Starts a deployment that a long start period keeps in its health check,
+/// and waits until its container exists. Returns its number.
+async fn deploy_held_in_health_check(app: &TestApp, project: &str, api: &Api) -> i64 {
+    api.settings(app, project, json!({"health_start_secs": 60}))
         .await;
-    let running = api.deploy(&app, &project).await;
+    let number = api.deploy(app, project).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !containers_of(&project)
+    while !containers_of(project)
         .iter()
-        .any(|(_, n)| *n == running.to_string())
+        .any(|(_, n)| *n == number.to_string())
     {
         assert!(
             Instant::now() < deadline,
@@ -451,6 +449,15 @@ async fn a_queued_deployment_resumes_after_berth_is_killed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    number
+}
+
+/// A deployment queued behind a running one survives a `kill -9` of berth:
+/// after the restart the interrupted one is failed and the queued one runs.
+#[tokio::test]
+async fn a_queued_deployment_resumes_after_berth_is_killed() {
+    let (app, project, api) = running_web("resume").await;
+    let running = deploy_held_in_health_check(&app, &project, &api).await;
     // The next one waits behind it, with a short check of its own.
     api.settings(&app, &project, json!({"health_start_secs": 1}))
         .await;
@@ -484,21 +491,7 @@ async fn a_queued_deployment_resumes_after_berth_is_killed() {
 async fn killing_berth_mid_deploy_leaves_exactly_one_version_serving_after_restart() {
     let (app, project, api) = running_web("kill").await;
     let (_, before) = via_edge(&app, &project).await;
-    // A long start period keeps the deployment in its health check.
-    api.settings(&app, &project, json!({"health_start_secs": 60}))
-        .await;
-    let number = api.deploy(&app, &project).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !containers_of(&project)
-        .iter()
-        .any(|(_, n)| *n == number.to_string())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the new container never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let number = deploy_held_in_health_check(&app, &project, &api).await;
     let token = api.token.clone();
     let app = app.restart_on_same_data_after(|| {}).await;
     let api = Api { token };

@@ -80,12 +80,30 @@ async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
     .await;
     app.wait_for_status(&project, "web", "running").await;
 
+    // Delete without typing the name: nothing happens, and the page says why.
+    let response = app
+        .post_form(
+            &format!("/projects/{project}/apps/web"),
+            &format!("/projects/{project}/apps/web/delete"),
+            &[("confirm", "wbe")],
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Nothing was deleted")
+    );
+    app.wait_for_status(&project, "web", "running").await;
+
     // Delete: the container and, the project now being empty, its network are gone.
     let response = app
         .post_form(
             &format!("/projects/{project}/apps/web"),
             &format!("/projects/{project}/apps/web/delete"),
-            &[],
+            &[("confirm", "web")],
         )
         .await;
     assert_eq!(response.status(), 303);
@@ -292,8 +310,12 @@ async fn an_image_missing_locally_is_pulled_then_run() {
             .contains("berth-test-web")
     );
     let delete = format!("/projects/{project}/apps/pulled");
-    app.post_form(&delete, &format!("{delete}/delete"), &[])
-        .await;
+    app.post_form(
+        &delete,
+        &format!("{delete}/delete"),
+        &[("confirm", "pulled")],
+    )
+    .await;
     let _ = std::process::Command::new("docker")
         .args(["rmi", &image])
         .output();

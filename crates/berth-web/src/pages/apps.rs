@@ -95,13 +95,28 @@ pub async fn restart(
     act(&state, &user, names, Action::Restart).await
 }
 
+/// The app page's delete form: the app's name, typed again to confirm.
+#[derive(serde::Deserialize)]
+pub struct DeleteInput {
+    #[serde(default)]
+    confirm: String,
+}
+
 pub async fn delete(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((project, app)): Path<(String, String)>,
-    _: CsrfForm<serde::de::IgnoredAny>,
+    CsrfForm(input): CsrfForm<DeleteInput>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &app)?;
+    // A slip of the mouse must not remove an app: nothing happens unless its name was typed.
+    if input.confirm.trim() != name.as_str() {
+        let flash = format!(
+            "Nothing was deleted: to delete the app, type its name, {name}, in the box next to the Delete button."
+        );
+        let page = page(&state, &user, &project, &name, flash).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
+    }
     match state.engine.delete_app(&project, &name).await {
         Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(err) => failed_action(&state, &user, &project, &name, err).await,

@@ -45,17 +45,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = app
-            .http
-            .request(method, app.at(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        app.api(&self.token, method, path, body).await
     }
 
     async fn get(&self, app: &TestApp, path: &str) -> Value {
@@ -84,6 +74,12 @@ impl Api {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Deletes an app through the API; the status.
+    async fn delete_app(&self, app: &TestApp, project: &str, name: &str) -> u16 {
+        let path = format!("/api/v1/projects/{project}/apps/{name}");
+        self.send(app, reqwest::Method::DELETE, &path, None).await.0
     }
 
     async fn deploy(&self, app: &TestApp, project: &str) -> i64 {
@@ -330,15 +326,7 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
 
     // Deleting the app removes the images berth built for it.
     assert!(image_exists(&format!("berth-build/{project}-web:2")));
-    let (status, _) = api
-        .send(
-            &app,
-            reqwest::Method::DELETE,
-            &format!("/api/v1/projects/{project}/apps/web"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(api.delete_app(&app, &project, "web").await, 204);
     assert!(!image_exists(&format!("berth-build/{project}-web:2")));
     assert!(!image_exists(&format!("berth-build/{project}-web:3")));
     assert_eq!(docker_objects_of(&project), (vec![], vec![]));
@@ -753,15 +741,7 @@ async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with
 
     // Deleting the apps removes what was built for them.
     for name in ["web", "later"] {
-        let (status, _) = api
-            .send(
-                &app,
-                reqwest::Method::DELETE,
-                &format!("/api/v1/projects/{project}/apps/{name}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 204);
+        assert_eq!(api.delete_app(&app, &project, name).await, 204);
     }
     assert!(!image_exists(&format!("berth-build/{project}-web:1")));
 }
@@ -943,13 +923,5 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());
     assert_eq!(via_edge(&app, &project).await, (200, page));
 
-    let (status, _) = api
-        .send(
-            &app,
-            reqwest::Method::DELETE,
-            &format!("/api/v1/projects/{project}/apps/web"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(api.delete_app(&app, &project, "web").await, 204);
 }

@@ -151,18 +151,7 @@ struct Api<'a> {
 
 impl Api<'_> {
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .app
-            .http
-            .request(method, self.app.at(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.app.api(&self.token, method, path, body).await
     }
 }
 

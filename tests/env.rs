@@ -372,16 +372,7 @@ async fn scripts_set_list_and_delete_variables_through_the_api() {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let path = format!("/api/v1/projects/{project}/apps/web/env");
     let send = async |method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = app.http.request(method, app.at(path)).bearer_auth(&token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<Value>().await.unwrap_or(Value::Null),
-        )
+        app.api(&token, method, path, body).await
     };
 
     let (status, body) = send(

@@ -168,6 +168,28 @@ impl TestApp {
         format!("{}{}", self.url, path)
     }
 
+    /// One call to the JSON API with a bearer token: the status and the
+    /// body (`Null` when the body is not JSON).
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.at(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("the API's body arrives");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.at(path)).send().await.expect("GET")
     }

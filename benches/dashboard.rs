@@ -214,6 +214,7 @@ async fn seed(data_dir: &Path) -> anyhow::Result<usize> {
             image: ImageRef::parse(image)?,
             container_port: Port::try_from(port)?,
             command: None,
+            dangerous_mounts: false,
         };
         if !new.image.is_pinned() {
             unpinned += 1;

@@ -73,6 +73,21 @@ pub struct ServeArgs {
     /// How often (seconds) the certificate task looks for new domains and due renewals.
     #[arg(long, env = "BERTH_ACME_CHECK_INTERVAL_SECS", default_value_t = 15)]
     pub acme_check_interval_secs: u64,
+    /// Host directories apps may bind-mount live under this directory (default <data dir>/volumes); anything else needs the admin's "dangerous mount" confirmation.
+    #[arg(long, env = "BERTH_VOLUMES_ROOT")]
+    pub volumes_root: Option<PathBuf>,
+    /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
+    #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
+    pub object_label: Vec<(String, String)>,
+}
+
+fn parse_label(input: &str) -> Result<(String, String), String> {
+    match input.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.starts_with("berth.managed") => {
+            Ok((key.to_owned(), value.to_owned()))
+        }
+        _ => Err("a label is KEY=VALUE (and not berth.managed)".to_owned()),
+    }
 }
 
 fn parse_base_domain(input: &str) -> Result<berth_core::DomainName, String> {

@@ -31,6 +31,10 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let docker = DockerClient::connect(args.docker_host.as_deref())
         .context("invalid --docker-host / DOCKER_HOST")?;
     let engine = Engine::new(store.clone(), docker).await?;
+    engine.configure(berth_deploy::Options {
+        volumes_root: args.volumes_root.clone(),
+        object_labels: args.object_label.iter().cloned().collect(),
+    });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

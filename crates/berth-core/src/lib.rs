@@ -19,3 +19,8 @@ pub use name::{AppName, NameError, ProjectName};
 pub use port::{Port, PortError};
 mod status;
 pub use status::AppStatus;
+mod volume;
+pub use volume::{
+    AppVolume, BindRefusal, BindRules, DeployStrategy, HostPath, MountPath, PathError,
+    ResourceKind, VolumeName, VolumeSource, docker_volume_name,
+};

@@ -17,7 +17,7 @@ pub enum NameError {
 
 /// The rules of a DNS label: names become Docker network and container names
 /// and host names (`<app>.<project>.<base domain>`), so they must be valid in all three.
-fn parse_dns_label(input: &str) -> Result<String, NameError> {
+pub(crate) fn parse_dns_label(input: &str) -> Result<String, NameError> {
     let name = input.trim();
     if name.is_empty() {
         return Err(NameError::Empty);

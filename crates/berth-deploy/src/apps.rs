@@ -12,30 +12,42 @@ impl Engine {
     /// Records the app and starts launching it in the background; the returned
     /// app is `pending` and its status moves on as the launch proceeds.
     pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
-        self.create_app_from(project, new, Source::Image).await
+        self.create_app_from(project, new, Source::Image, Vec::new(), None)
+            .await
     }
 
-    /// [`Engine::create_app`] with where its deployments come from: the
-    /// same deploy settings as saving that source afterwards (the other
-    /// settings at their defaults), in place before the first deployment.
+    /// [`Engine::create_app`] with where its deployments come from (the
+    /// same deploy settings as saving that source afterwards, the other
+    /// settings at their defaults), its volumes and its deploy strategy
+    /// (`None`: berth chooses), all in place before the first deployment.
+    /// Everything is checked before anything is recorded.
     pub async fn create_app_from(
         &self,
         project: &ProjectName,
         new: NewApp,
         source: Source,
+        volumes: Vec<crate::VolumeRequest>,
+        strategy: Option<berth_core::DeployStrategy>,
     ) -> Result<App, DeployError> {
         crate::deployments::check_source(&source)?;
+        self.check_volumes(&volumes, new.dangerous_mounts)?;
         let app = apps::create(self.store(), project, &new).await?;
-        if source != Source::Image {
-            let settings = deployments::DeploySettings {
-                source,
-                ..deployments::DeploySettings::default()
-            };
-            if let Err(err) = deployments::save_settings(self.store(), app.id, &settings).await {
-                // Without its source the app would deploy the wrong thing.
-                let _ = apps::delete(self.store(), app.id).await;
-                return Err(err.into());
+        let settings = deployments::DeploySettings {
+            source,
+            strategy,
+            ..deployments::DeploySettings::default()
+        };
+        let recorded = async {
+            if settings != deployments::DeploySettings::default() {
+                deployments::save_settings(self.store(), app.id, &settings).await?;
             }
+            self.record_volumes(&app, &volumes).await
+        }
+        .await;
+        if let Err(err) = recorded {
+            // Without its source or volumes the app would deploy the wrong thing.
+            let _ = apps::delete(self.store(), app.id).await;
+            return Err(err);
         }
         tracing::info!(project.name = %project, app.name = %app.name, app.image = %app.image, "app created");
         self.spawn_launch(app.id, "create");
@@ -134,15 +146,19 @@ impl Engine {
     }
 
     /// Removes the app's containers and the app; the project's network goes too
-    /// once no app is left in it.
+    /// once no app is left in it. Its volumes stay (orphaned, on the Storage
+    /// page) unless `volumes` says to delete them; host directories of bind
+    /// mounts always stay. Returns the volumes kept.
     pub async fn delete_app(
         &self,
         project: &ProjectName,
         name: &AppName,
-    ) -> Result<(), DeployError> {
+        volumes: crate::VolumeChoice,
+    ) -> Result<Vec<String>, DeployError> {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
+        let mounts = self.app_volumes(&app).await?;
         apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
         let labels = [
             (INSTANCE, self.instance_id()),
@@ -153,6 +169,15 @@ impl Engine {
             self.docker().remove_container(&container.id).await?;
         }
         self.remove_built_images(app.id).await?;
+        let mut kept: Vec<String> = Vec::new();
+        if volumes == crate::VolumeChoice::Delete {
+            kept.extend(self.remove_app_volumes(&mounts).await);
+        } else {
+            kept.extend(mounts.iter().filter_map(|v| match &v.source {
+                berth_core::VolumeSource::Volume(n) => Some(n.clone()),
+                berth_core::VolumeSource::Bind(_) => None,
+            }));
+        }
         apps::delete(self.store(), app.id).await?;
         self.routes_changed().await;
         if apps::list_in_project(self.store(), project)
@@ -161,8 +186,8 @@ impl Engine {
         {
             self.docker().remove_network(&network_name(project)).await?;
         }
-        tracing::info!(project.name = %project, app.name = %name, "app deleted");
-        Ok(())
+        tracing::info!(project.name = %project, app.name = %name, volumes.kept = kept.len(), "app deleted");
+        Ok(kept)
     }
 
     /// The last `lines` lines the app's container wrote (empty when it has none).

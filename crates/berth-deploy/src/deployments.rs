@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_core::{AppName, AppStatus, ProjectName};
+use berth_core::{AppName, AppStatus, DeployStrategy, ProjectName, ResourceKind};
 use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
 use berth_store::apps::{self, App};
 use berth_store::deployments::{
@@ -21,7 +21,7 @@ use berth_store::deployments::{
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::naming::{APP, DEPLOYMENT, INSTANCE, MANAGED, PROJECT};
+use crate::naming::{APP, DEPLOYMENT, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE};
 use crate::{DeployError, Engine, deployment_container_name, network_name};
 
 /// How long a switch waits before counting in-flight requests to the old upstream.
@@ -99,6 +99,15 @@ struct Started {
     id: String,
     host_port: Option<u16>,
     env_version: i64,
+}
+
+/// A `recreate` switch under way: the old container was stopped (it comes
+/// back if the new one fails), and the edge holds the app's requests until
+/// the switch ends either way.
+#[derive(Default)]
+struct Recreating {
+    stopped_old: Option<ContainerInfo>,
+    hold: Option<berth_edge::HoldGuard>,
 }
 
 impl Engine {
@@ -409,13 +418,28 @@ impl Engine {
             },
         )
         .await;
+        let mut recreating = Recreating::default();
         let outcome = self
-            .prepare_and_check(&app, dep, &settings, fresh, &token)
+            .prepare_and_check(
+                &app,
+                dep,
+                &settings,
+                serving.as_ref(),
+                &mut recreating,
+                &token,
+            )
             .await;
         match outcome {
             Ok(started) => {
-                self.switch_and_drain(&app, dep, &settings, serving.as_ref(), &started)
-                    .await?;
+                self.switch_and_drain(
+                    &app,
+                    dep,
+                    &settings,
+                    serving.as_ref(),
+                    &started,
+                    &mut recreating,
+                )
+                .await?;
                 deployments::finish(self.store(), dep_id, DeploymentStatus::Succeeded, None)
                     .await?;
                 self.log(dep_id, format!("deployment #{} succeeded", dep.number))
@@ -432,6 +456,11 @@ impl Engine {
                     Stop::Failed(reason) => (DeploymentStatus::Failed, reason),
                 };
                 let tail = self.discard_new_containers(&app, dep, fresh, status).await;
+                if let Some(old) = recreating.stopped_old.take() {
+                    self.bring_back(&app, dep, &old).await;
+                }
+                // Held requests go on to whatever serves now.
+                drop(recreating);
                 let mut full = reason.clone();
                 if !tail.is_empty() {
                     full.push_str("\nlast lines of the new container:\n");
@@ -480,18 +509,24 @@ impl Engine {
         Ok(Some(info))
     }
 
-    /// Image (pulled or built), container created and started, health check passed.
+    /// Image (pulled or built), mounts ready, container created and started,
+    /// health check passed. With the `recreate` strategy the serving
+    /// container is stopped (and recorded in `recreating`) just before the
+    /// new one is created, while the edge holds the app's requests.
     async fn prepare_and_check(
         &self,
         app: &App,
         dep: &Deployment,
         settings: &DeploySettings,
-        fresh: bool,
+        serving: Option<&ContainerInfo>,
+        recreating: &mut Recreating,
         token: &CancellationToken,
     ) -> Result<Started, Stop> {
+        let fresh = serving.is_none();
         let docker = self.docker();
         let network = network_name(&app.project);
-        let mut labels = std::collections::BTreeMap::from([
+        let mut labels = self.object_labels();
+        labels.extend([
             (MANAGED.to_owned(), "true".to_owned()),
             (INSTANCE.to_owned(), self.instance_id().to_owned()),
             (PROJECT.to_owned(), app.project.to_string()),
@@ -500,8 +535,13 @@ impl Engine {
             .ensure_network(&network, &labels)
             .await
             .map_err(DeployError::from)?;
-        labels.insert(APP.to_owned(), app.name.to_string());
-        labels.insert(DEPLOYMENT.to_owned(), dep.number.to_string());
+        labels.extend([
+            (KIND.to_owned(), ResourceKind::App.as_str().to_owned()),
+            (RESOURCE.to_owned(), app.name.to_string()),
+            (SERVICE.to_owned(), app.name.to_string()),
+            (APP.to_owned(), app.name.to_string()),
+            (DEPLOYMENT.to_owned(), dep.number.to_string()),
+        ]);
 
         // Cancelling stops the waiting parts (pull, clone, build, health
         // check); Docker calls that create something run to their end, so
@@ -520,6 +560,12 @@ impl Engine {
 
         // Resolved before anything else, so a broken reference costs nothing.
         let (env_version, env) = self.runtime_env(app).await?;
+        let mounts = self.prepare_mounts(app, &info.volumes).await?;
+        for m in &mounts.mounts {
+            self.log(dep.id, describe_mount(m)).await;
+        }
+        let (strategy, why) = DeployStrategy::choose(settings.strategy, mounts.count);
+        self.log(dep.id, format!("strategy {why}")).await;
         if fresh {
             apps::set_status(self.store(), app.id, AppStatus::Starting, None)
                 .await
@@ -536,6 +582,44 @@ impl Engine {
                 .await
                 .map_err(DeployError::from)?;
         }
+        if token.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if strategy == DeployStrategy::Recreate
+            && let Some(old) = serving
+        {
+            let hold = std::time::Duration::from_secs(u64::from(settings.hold_secs.max(1)));
+            recreating.hold = self.hold_requests(app, old, hold);
+            self.log(
+                dep.id,
+                format!(
+                    "holding the app's requests at the edge (up to {} s) while {} stops and the new version starts",
+                    settings.hold_secs.max(1),
+                    old.name
+                ),
+            )
+            .await;
+            // Read as berth's own restart by the event watcher, not as a crash.
+            apps::set_status(
+                self.store(),
+                app.id,
+                AppStatus::Restarting,
+                Some(&format!("recreate: deployment #{}", dep.number)),
+            )
+            .await
+            .map_err(DeployError::from)?;
+            let timeout = i32::try_from(settings.stop_timeout_secs).unwrap_or(10);
+            self.log(
+                dep.id,
+                format!("stopping {} (SIGTERM, SIGKILL after {timeout} s)", old.name),
+            )
+            .await;
+            recreating.stopped_old = Some(old.clone());
+            docker
+                .stop_container(&old.id, timeout)
+                .await
+                .map_err(DeployError::from)?;
+        }
         let spec = ContainerSpec {
             name: name.clone(),
             image: image.clone(),
@@ -549,6 +633,7 @@ impl Engine {
                 .unwrap_or(RestartPolicy::UnlessStopped),
             memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
             nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
+            mounts: mounts.mounts,
         };
         let id = docker
             .create_container(&spec)
@@ -557,6 +642,23 @@ impl Engine {
         deployments::set_container(self.store(), dep.id, Some(&id))
             .await
             .map_err(DeployError::from)?;
+        if let Some(old) = serving
+            && !mounts.fresh_targets.is_empty()
+        {
+            // The old container was made before berth kept volumes: its data
+            // moves into the named volumes made just now for the same paths.
+            let old = docker
+                .inspect_container(&old.id)
+                .await
+                .map_err(DeployError::from)?
+                .unwrap_or_else(|| old.clone());
+            for line in self
+                .adopt_anonymous_data(&old, &id, &mounts.fresh_targets)
+                .await?
+            {
+                self.log(dep.id, line).await;
+            }
+        }
         if fresh {
             // Nothing else serves: the app follows this container from the start.
             apps::set_container(self.store(), app.id, Some(&id), None)
@@ -603,6 +705,34 @@ impl Engine {
             host_port,
             env_version,
         })
+    }
+
+    /// After a failed or cancelled `recreate`: the old container starts
+    /// again on its volumes and serves as before.
+    async fn bring_back(&self, app: &App, dep: &Deployment, old: &ContainerInfo) {
+        self.log(
+            dep.id,
+            format!("starting the previous version ({}) again", old.name),
+        )
+        .await;
+        let result = async {
+            self.docker().start_container(&old.id).await?;
+            self.record_running(app.id, &old.id).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.log(dep.id, format!("{} serves again", old.name)).await;
+            }
+            Err(err) => {
+                let message = format!("the previous version could not be started again: {err}");
+                self.log(dep.id, message.clone()).await;
+                let _ =
+                    apps::set_status(self.store(), app.id, AppStatus::Failed, Some(&message))
+                        .await;
+            }
+        }
+        self.routes_changed().await;
     }
 
     /// The image to run: a fixed one (pulled when missing) or one built from
@@ -781,14 +911,6 @@ impl Engine {
         Ok(tag)
     }
 
-    fn data_dir(&self) -> PathBuf {
-        self.store()
-            .path()
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir)
-    }
-
     fn build_dir(&self, dep_id: i64) -> PathBuf {
         self.data_dir().join("builds").join(dep_id.to_string())
     }
@@ -884,11 +1006,15 @@ impl Engine {
         settings: &DeploySettings,
         serving: Option<&ContainerInfo>,
         started: &Started,
+        recreating: &mut Recreating,
     ) -> Result<(), DeployError> {
         apps::set_container(self.store(), app.id, Some(&started.id), started.host_port).await?;
         apps::set_status(self.store(), app.id, AppStatus::Running, None).await?;
         self.mark_env_deployed(app, started.env_version).await?;
         self.routes_changed().await;
+        // The new version serves: requests held during a recreate go on to it.
+        let recreated = recreating.stopped_old.take().is_some();
+        recreating.hold = None;
         if let Some(port) = started.host_port {
             self.log(
                 dep.id,
@@ -906,7 +1032,7 @@ impl Engine {
                 old.push(c);
             }
         }
-        if let Some(serving) = serving {
+        if let Some(serving) = serving.filter(|_| !recreated) {
             self.log(
                 dep.id,
                 format!(
@@ -1167,7 +1293,6 @@ impl Engine {
     }
 }
 
-/// Runs `work` unless the deployment is cancelled first.
 /// Refuses a git source berth could not clone (or that could pass an option to git).
 pub(crate) fn check_source(source: &Source) -> Result<(), DeployError> {
     if let Source::Git(git) = source {
@@ -1187,6 +1312,7 @@ pub(crate) fn check_source(source: &Source) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Runs `work` unless the deployment is cancelled first.
 async fn cancellable<T>(
     token: &CancellationToken,
     work: impl std::future::Future<Output = Result<T, Stop>>,
@@ -1200,6 +1326,28 @@ async fn cancellable<T>(
 /// The tag berth gives an image it built: one repository per app, the deployment number as tag.
 fn build_tag(app: &App, number: i64) -> String {
     format!("berth-build/{}-{}:{number}", app.project, app.name)
+}
+
+/// One line of a deployment's log per mount.
+fn describe_mount(mount: &berth_docker::Mount) -> String {
+    match mount {
+        berth_docker::Mount::Volume {
+            name,
+            target,
+            read_only,
+        } => format!(
+            "mounting volume {name} at {target}{}",
+            if *read_only { " (read-only)" } else { "" }
+        ),
+        berth_docker::Mount::Bind {
+            source,
+            target,
+            read_only,
+        } => format!(
+            "mounting host path {source} at {target}{}",
+            if *read_only { " (read-only)" } else { "" }
+        ),
+    }
 }
 
 fn short_id(id: &str) -> &str {

@@ -4,6 +4,7 @@
 use berth_core::env::{Scope, Scopes, resolve};
 use berth_core::{AppName, EnvVar, ProjectName};
 use berth_store::apps::{self, App, DesiredState};
+use berth_store::deployments::Deployment;
 use berth_store::env::{self, EnvSet, HistoryEntry, Owner, Saved};
 use berth_store::projects;
 
@@ -148,32 +149,23 @@ impl Engine {
         Ok(saved)
     }
 
-    /// Recreates the app's container so it runs with the saved environment.
+    /// "Redeploy": queues a deployment of the image that serves now with
+    /// the current settings and saved environment, and returns it at once
+    /// (no pull, no build; "Deploy" does those). A reference that does not
+    /// resolve is refused before anything is queued.
     pub async fn redeploy_app(
         &self,
         project: &ProjectName,
         name: &AppName,
-    ) -> Result<App, DeployError> {
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
         let app = self.find_app(project, name).await?;
         // A reference that does not resolve must not cost the running container.
         self.runtime_env(&app).await?;
         apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
-        // No app lock here: the deployment takes it. A zero-downtime deployment; the caller gets the app once it is over,
-        // so what it reads next (the container's environment) is the new one.
-        let dep = self.enqueue_from_source(&app, "redeploy").await?;
-        let dep = self.wait_for_deployment(dep.id).await?;
-        if dep.status == berth_store::deployments::DeploymentStatus::Failed {
-            return Err(DeployError::Invalid {
-                field: "deployment",
-                message: format!(
-                    "deployment #{} failed: {}",
-                    dep.number,
-                    dep.reason.unwrap_or_default()
-                ),
-            });
-        }
-        tracing::info!(project.name = %project, app.name = %name, deployment.number = dep.number, "app redeployed");
-        Ok(apps::find_by_id(self.store(), app.id).await?)
+        let dep = self.redeploy_serving(project, name, trigger).await?;
+        tracing::info!(project.name = %project, app.name = %name, deployment.number = dep.number, "redeploy queued");
+        Ok(dep)
     }
 
     /// The runtime variables of the app, resolved, with the version they come from.

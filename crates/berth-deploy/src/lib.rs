@@ -10,6 +10,7 @@ mod health;
 mod naming;
 mod projects;
 mod routing;
+mod volumes;
 mod watch;
 mod webhooks;
 
@@ -25,6 +26,7 @@ pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
+pub use volumes::{StorageVolume, VolumeChoice, VolumeOwner, VolumeRequest};
 pub use webhooks::{WebhookOutcome, hmac_hex};
 
 /// The service layer: one per process, cheap to clone.
@@ -45,6 +47,24 @@ struct Inner {
     edge: std::sync::OnceLock<routing::EdgeLink>,
     /// Deployments queued or running in this process, with their cancel tokens.
     deploys: deployments::Active,
+    /// Set once at start (see [`Engine::configure`]); defaults otherwise.
+    options: std::sync::OnceLock<ResolvedOptions>,
+}
+
+/// Settings of the engine that come from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where bind mounts may come from (default `<data dir>/volumes`).
+    pub volumes_root: Option<std::path::PathBuf>,
+    /// Labels put on every Docker object berth creates, besides its own
+    /// (tests mark theirs with `berth.test=<run>` so cleanup finds them).
+    pub object_labels: std::collections::BTreeMap<String, String>,
+}
+
+/// [`Options`] with the defaults filled in.
+pub(crate) struct ResolvedOptions {
+    pub volumes_root: std::path::PathBuf,
+    pub object_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The last engine status and when it was read; `refreshing` while a background read runs.
@@ -81,8 +101,43 @@ impl Engine {
                 engine_status: Mutex::new(StatusCache::default()),
                 edge: std::sync::OnceLock::new(),
                 deploys: deployments::Active::default(),
+                options: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Applies the command line's settings; call once, before serving.
+    pub fn configure(&self, options: Options) {
+        let resolved = ResolvedOptions {
+            volumes_root: options
+                .volumes_root
+                .unwrap_or_else(|| self.data_dir().join("volumes")),
+            object_labels: options.object_labels,
+        };
+        if self.inner.options.set(resolved).is_err() {
+            tracing::warn!("the engine was configured twice; keeping the first");
+        }
+    }
+
+    pub(crate) fn options(&self) -> &ResolvedOptions {
+        self.inner.options.get_or_init(|| ResolvedOptions {
+            volumes_root: self.data_dir().join("volumes"),
+            object_labels: Default::default(),
+        })
+    }
+
+    /// The extra labels every object berth creates carries (see [`Options`]).
+    pub(crate) fn object_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.options().object_labels.clone()
+    }
+
+    /// berth's data dir (where the database is).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.store()
+            .path()
+            .parent()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
     }
 
     pub fn store(&self) -> &Store {

@@ -20,6 +20,17 @@ pub(crate) const MANAGED: &str = "berth.managed";
 pub(crate) const INSTANCE: &str = "berth.instance";
 pub(crate) const PROJECT: &str = "berth.project";
 pub(crate) const APP: &str = "berth.app";
+/// What kind of resource owns the object (`app`, `stack`, `database`, `job`):
+/// reconcile treats each kind by its own rules and leaves unknown kinds alone.
+pub(crate) const KIND: &str = "berth.kind";
+/// The resource (for an app: its name) and the service within it.
+pub(crate) const RESOURCE: &str = "berth.resource";
+pub(crate) const SERVICE: &str = "berth.service";
+/// The app row a volume was made for: an app made later under the same name
+/// is a different app and does not take the volume over by itself.
+pub(crate) const APP_ID: &str = "berth.app-id";
+/// The volume's name within its app.
+pub(crate) const VOLUME: &str = "berth.volume";
 /// The deployment number a container runs (absent on containers made before deployments).
 pub(crate) const DEPLOYMENT: &str = "berth.deployment";
 

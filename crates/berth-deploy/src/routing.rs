@@ -72,6 +72,22 @@ impl Engine {
         }
     }
 
+    /// Holds the app's requests at the edge (a `recreate` switch) until the
+    /// guard is dropped, each at most `limit`; `None` without an edge.
+    pub(crate) fn hold_requests(
+        &self,
+        app: &App,
+        serving: &berth_docker::ContainerInfo,
+        limit: std::time::Duration,
+    ) -> Option<berth_edge::HoldGuard> {
+        let link = self.inner.edge.get()?;
+        let upstream = serving
+            .host_port
+            .or(app.host_port)
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        Some(link.edge.hold(app.name.as_str(), upstream, limit))
+    }
+
     /// Rebuilds the edge's whole route table from the store and swaps it in.
     pub async fn refresh_routes(&self) -> Result<(), DeployError> {
         let Some(link) = self.inner.edge.get() else {

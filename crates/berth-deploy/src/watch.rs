@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use berth_core::{AppName, AppStatus, ProjectName};
+use berth_core::{AppName, AppStatus, ProjectName, ResourceKind};
 use berth_docker::{ContainerEvent, ContainerInfo, ContainerState};
 use berth_store::apps::{self, App, DesiredState};
 use futures_util::StreamExt;
 
-use crate::naming::{APP, INSTANCE, MANAGED, PROJECT};
+use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT};
 use crate::{DeployError, Engine};
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -65,11 +65,26 @@ impl Engine {
             .into_iter()
             .filter(|c| !skip.contains(&c.id))
             .collect();
+        // Each kind by its own rules: only apps' containers are berth's to
+        // remove here (their volumes stay). A kind this version does not
+        // handle (a newer berth's, or one still to come) is left alone.
+        let (containers, others): (Vec<ContainerInfo>, Vec<ContainerInfo>) = containers
+            .into_iter()
+            .partition(|c| matches!(c.labels.get(KIND).map(String::as_str), None | Some("app")));
+        for c in &others {
+            let kind = c.labels.get(KIND).map(String::as_str).unwrap_or_default();
+            match ResourceKind::parse(kind) {
+                Some(kind) => tracing::debug!(container.name = %c.name, berth.kind = %kind, "a container of a kind this version does not reconcile yet; left alone"),
+                None => tracing::warn!(container.name = %c.name, berth.kind = %kind, "a container labelled with a kind this version does not know; left alone"),
+            }
+        }
         let apps = apps::list_all(self.store()).await?;
         for container in &containers {
             let owned = apps.iter().any(|app| owns(app, container));
-            if !owned {
-                tracing::info!(container.name = %container.name, "removing a container no app owns");
+            // Only a container that says which app it ran for is attributable.
+            let attributable = container.labels.contains_key(PROJECT) && container.labels.contains_key(APP);
+            if !owned && attributable {
+                tracing::info!(container.name = %container.name, "removing a container of an app that is gone (its volumes stay)");
                 self.docker().remove_container(&container.id).await?;
             }
         }
@@ -161,8 +176,9 @@ impl Engine {
             "start" | "die" | "stop" | "restart" | "pause" | "unpause" => {
                 match self.docker().inspect_container(&event.container_id).await? {
                     Some(info) => {
-                        // A restart berth asked for passes through `die`; its own code records the result.
-                        if app.status == AppStatus::Restarting && action == "die" {
+                        // A restart berth asked for (or a recreate's stop) passes through
+                        // `die` and `stop`; its own code records the result.
+                        if app.status == AppStatus::Restarting && matches!(action, "die" | "stop") {
                             return Ok(());
                         }
                         self.apply_state(&app, &info).await?;

@@ -40,6 +40,10 @@ struct Inner {
     /// Serialises `ensure_network`: Docker 20.10 happily creates two networks
     /// with the same name.
     network_lock: Mutex<()>,
+    /// Serialises `ensure_volume`: Docker's create answers with the existing
+    /// volume when the name is taken, so "created now" needs a look first,
+    /// and two looks must not both see nothing.
+    volume_lock: Mutex<()>,
 }
 
 /// Where the engine listens.
@@ -86,6 +90,7 @@ impl DockerClient {
                 endpoint,
                 docker: OnceCell::new(),
                 network_lock: Mutex::new(()),
+                volume_lock: Mutex::new(()),
             }),
         })
     }
@@ -122,6 +127,10 @@ impl DockerClient {
 
     pub(crate) fn network_lock(&self) -> &Mutex<()> {
         &self.inner.network_lock
+    }
+
+    pub(crate) fn volume_lock(&self) -> &Mutex<()> {
+        &self.inner.volume_lock
     }
 
     /// The bollard client, version negotiated. The first call (and every call

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkingConfig,
-    PortBinding, PortMap, RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
+    Mount as BollardMount, MountPoint, MountType, NetworkingConfig, PortBinding, PortMap,
+    RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -53,6 +54,10 @@ pub struct ContainerSpec {
     pub memory_bytes: Option<i64>,
     /// CPU limit in billionths of a CPU (`None`: unlimited).
     pub nano_cpus: Option<i64>,
+    /// Volumes and host directories to mount. A named volume that does not
+    /// exist yet is created by Docker without labels: create it first with
+    /// [`DockerClient::ensure_volume`].
+    pub mounts: Vec<Mount>,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -70,8 +75,88 @@ impl fmt::Debug for ContainerSpec {
             .field("restart", &self.restart)
             .field("memory_bytes", &self.memory_bytes)
             .field("nano_cpus", &self.nano_cpus)
+            .field("mounts", &self.mounts)
             .finish()
     }
+}
+
+/// Something mounted into a container, for [`ContainerSpec::mounts`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mount {
+    /// A named Docker volume: where berth keeps data that outlives containers.
+    Volume {
+        /// The volume's name (see [`DockerClient::ensure_volume`]).
+        name: String,
+        /// Absolute path inside the container.
+        target: String,
+        /// Mount it read-only.
+        read_only: bool,
+    },
+    /// A host directory. It must exist: Docker's default for mounts is to
+    /// refuse a missing source rather than create it as root, and the caller
+    /// knows which owner and mode it needs.
+    Bind {
+        /// Absolute path on the host.
+        source: String,
+        /// Absolute path inside the container.
+        target: String,
+        /// Mount it read-only.
+        read_only: bool,
+    },
+}
+
+impl Mount {
+    fn to_bollard(&self) -> BollardMount {
+        let (typ, source, target, read_only) = match self {
+            Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => (MountType::VOLUME, name, target, read_only),
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => (MountType::BIND, source, target, read_only),
+        };
+        BollardMount {
+            typ: Some(typ),
+            source: Some(source.clone()),
+            target: Some(target.clone()),
+            read_only: Some(*read_only),
+            ..Default::default()
+        }
+    }
+}
+
+/// A mount of an existing container, as inspect reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MountInfo {
+    /// What is mounted.
+    pub kind: MountKind,
+    /// The volume's name, for volumes. Anonymous volumes (from an image's
+    /// `VOLUME`, or a container created before berth named its volumes)
+    /// have a 64-hex-digit name and no labels: this is how berth finds their
+    /// data.
+    pub name: Option<String>,
+    /// The host path: the volume's directory under Docker's data root, or
+    /// the bound host directory.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Whether it is mounted read-only.
+    pub read_only: bool,
+}
+
+/// The kinds of [`MountInfo`] berth tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MountKind {
+    /// A Docker volume, named or anonymous.
+    Volume,
+    /// A host directory.
+    Bind,
+    /// Anything else (tmpfs, named pipe, image, cluster volume).
+    Other,
 }
 
 /// Docker's restart policy.
@@ -152,6 +237,8 @@ pub struct ContainerInfo {
     /// The image's HEALTHCHECK verdict (`starting`, `healthy`, `unhealthy`),
     /// `None` when the image has no health check.
     pub health: Option<String>,
+    /// Volumes and host directories mounted, sorted by destination.
+    pub mounts: Vec<MountInfo>,
 }
 
 /// Docker's container states.
@@ -282,8 +369,12 @@ impl DockerClient {
             .map_err(|e| self.err(e))
     }
 
-    /// Removes a container, killing it if it runs, with its anonymous
-    /// volumes. Ok if it is already gone (or being removed).
+    /// Removes a container, killing it if it runs. Ok if it is already gone
+    /// (or being removed).
+    ///
+    /// Removing a container keeps its volumes, anonymous ones included: only
+    /// an explicit, confirmed delete removes a volume (DESIGN.md), through
+    /// [`DockerClient::remove_volume`].
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         if container_ref(id).is_err() {
             return Ok(());
@@ -291,7 +382,7 @@ impl DockerClient {
         let docker = self.docker().await?;
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
-            .v(true)
+            .v(false)
             .build();
         match docker
             .remove_container(id, Some(options))
@@ -332,10 +423,19 @@ impl DockerClient {
         &self,
         labels: &[(&str, &str)],
     ) -> Result<Vec<ContainerInfo>, DockerError> {
+        self.query_containers(label_filters(labels)).await
+    }
+
+    /// All containers (running or not) matching Docker's list `filters`,
+    /// inspected, newest first.
+    pub(crate) async fn query_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
         let docker = self.docker().await?;
         let options = ListContainersOptionsBuilder::new()
             .all(true)
-            .filters(&label_filters(labels))
+            .filters(&filters)
             .build();
         let summaries = docker
             .list_containers(Some(options))
@@ -381,16 +481,21 @@ impl DockerClient {
 
 /// Container IDs and names are `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; anything else
 /// cannot exist, and must not reach a URL path.
-fn container_ref(id: &str) -> Result<(), DockerError> {
-    let valid = id.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
+pub(crate) fn container_ref(id: &str) -> Result<(), DockerError> {
+    if is_docker_name(id) {
         Ok(())
     } else {
         Err(DockerError::NotFound(format!("No such container: {id}")))
     }
+}
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: the names Docker gives containers and
+/// local volumes (and their IDs), and nothing that could change a URL path.
+pub(crate) fn is_docker_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// How long to wait for a stop or restart that may take `timeout_secs`.
@@ -404,6 +509,8 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         restart_policy: Some(spec.restart.to_bollard()),
         memory: spec.memory_bytes,
         nano_cpus: spec.nano_cpus,
+        mounts: (!spec.mounts.is_empty())
+            .then(|| spec.mounts.iter().map(Mount::to_bollard).collect()),
         ..Default::default()
     };
     let mut exposed_ports = None;
@@ -462,6 +569,13 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         .and_then(|h| h.status)
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s != "none");
+    let mut mounts: Vec<MountInfo> = c
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .map(mount_info)
+        .collect();
+    mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -477,6 +591,23 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         finished_at: time(state.finished_at),
         restart_count: c.restart_count,
         health,
+        mounts,
+    }
+}
+
+fn mount_info(m: MountPoint) -> MountInfo {
+    let kind = match m.typ.as_deref() {
+        Some("volume") => MountKind::Volume,
+        Some("bind") => MountKind::Bind,
+        _ => MountKind::Other,
+    };
+    MountInfo {
+        kind,
+        name: m.name.filter(|n| !n.is_empty()),
+        source: m.source.unwrap_or_default(),
+        destination: m.destination.unwrap_or_default(),
+        // Docker reports `RW`; a mount it says nothing about is read-write.
+        read_only: m.rw == Some(false),
     }
 }
 
@@ -589,6 +720,103 @@ mod tests {
         assert!(body["HostConfig"].get("PortBindings").is_none());
         assert!(body.get("ExposedPorts").is_none());
         assert!(body.get("NetworkingConfig").is_none());
+        assert!(body["HostConfig"].get("Mounts").is_none());
+    }
+
+    #[test]
+    fn create_body_mounts_volumes_and_host_directories_with_dockers_defaults() {
+        let spec = ContainerSpec {
+            mounts: vec![
+                Mount::Volume {
+                    name: "berth-db-data".into(),
+                    target: "/var/lib/postgresql/data".into(),
+                    read_only: false,
+                },
+                Mount::Bind {
+                    source: "/srv/berth/app/config".into(),
+                    target: "/config".into(),
+                    read_only: true,
+                },
+            ],
+            ..Default::default()
+        };
+        let body = serde_json::to_value(create_body(&spec)).unwrap();
+        assert_eq!(
+            body["HostConfig"]["Mounts"],
+            serde_json::json!([
+                {
+                    "Type": "volume",
+                    "Source": "berth-db-data",
+                    "Target": "/var/lib/postgresql/data",
+                    "ReadOnly": false
+                },
+                {
+                    "Type": "bind",
+                    "Source": "/srv/berth/app/config",
+                    "Target": "/config",
+                    "ReadOnly": true
+                }
+            ])
+        );
+        // The old string form is not used alongside.
+        assert!(body["HostConfig"].get("Binds").is_none());
+    }
+
+    #[test]
+    fn spec_debug_shows_mounts_but_no_environment_value() {
+        let spec = ContainerSpec {
+            env: vec![("PASSWORD".into(), "hunter2".into())],
+            mounts: vec![Mount::Volume {
+                name: "berth-data".into(),
+                target: "/data".into(),
+                read_only: false,
+            }],
+            ..Default::default()
+        };
+        let debug = format!("{spec:?}");
+        assert!(debug.contains("PASSWORD"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("berth-data") && debug.contains("/data"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn inspected_mounts_keep_kind_name_and_mode() {
+        let point =
+            |typ: &str, name: Option<&str>, source: &str, destination: &str, rw| MountPoint {
+                typ: Some(typ.into()),
+                name: name.map(Into::into),
+                source: Some(source.into()),
+                destination: Some(destination.into()),
+                rw,
+                ..Default::default()
+            };
+        let anonymous = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            mount_info(point(
+                "volume",
+                Some(&anonymous),
+                "/var/lib/docker/volumes/x/_data",
+                "/data",
+                Some(true)
+            )),
+            MountInfo {
+                kind: MountKind::Volume,
+                name: Some(anonymous.clone()),
+                source: "/var/lib/docker/volumes/x/_data".into(),
+                destination: "/data".into(),
+                read_only: false,
+            }
+        );
+        let bind = mount_info(point("bind", Some(""), "/srv/x", "/x", Some(false)));
+        assert_eq!(
+            (bind.kind, bind.name, bind.read_only),
+            (MountKind::Bind, None, true)
+        );
+        let tmpfs = mount_info(point("tmpfs", None, "", "/tmp", None));
+        assert_eq!((tmpfs.kind, tmpfs.read_only), (MountKind::Other, false));
     }
 
     #[test]

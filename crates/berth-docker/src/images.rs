@@ -55,6 +55,10 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// Whether the image declares a HEALTHCHECK (other than `NONE`).
     pub has_healthcheck: bool,
+    /// The paths the image declares with `VOLUME`, sorted: where a container
+    /// of it keeps data in an anonymous volume unless berth mounts a named
+    /// one there.
+    pub volumes: Vec<String>,
 }
 
 impl DockerClient {
@@ -66,15 +70,18 @@ impl DockerClient {
         let docker = self.docker().await?;
         match docker.inspect_image(image).await.map_err(|e| self.err(e)) {
             Ok(i) => {
-                let has_healthcheck = i
-                    .config
-                    .and_then(|c| c.healthcheck)
+                let config = i.config.unwrap_or_default();
+                let has_healthcheck = config
+                    .healthcheck
                     .and_then(|h| h.test)
                     .is_some_and(|t| t.first().is_some_and(|first| first != "NONE"));
+                let mut volumes = config.volumes.unwrap_or_default();
+                volumes.sort();
                 Ok(Some(ImageInfo {
                     id: i.id.unwrap_or_default(),
                     repo_digests: i.repo_digests.unwrap_or_default(),
                     has_healthcheck,
+                    volumes,
                 }))
             }
             Err(DockerError::NotFound(_)) => Ok(None),

@@ -4,7 +4,7 @@
 
 /// Where the engine is, lazy connection and API version negotiation.
 mod client;
-/// Create, start, stop, inspect, list containers; read their logs.
+/// Create, start, stop, inspect, list containers and their mounts; read their logs.
 mod containers;
 /// The one error enum and the mapping from bollard's errors.
 mod error;
@@ -16,11 +16,16 @@ mod images;
 mod networks;
 /// Engine version, counts and disk usage.
 mod system;
+/// Named, labelled volumes that outlive containers; moving data between them.
+mod volumes;
 
 pub use client::{DEFAULT_DOCKER_HOST, DockerClient};
-pub use containers::{ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
+pub use containers::{
+    ContainerInfo, ContainerSpec, ContainerState, Mount, MountInfo, MountKind, RestartPolicy,
+};
 pub use error::DockerError;
 pub use events::ContainerEvent;
 pub use images::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
 pub use system::{DiskUsage, EngineInfo};
+pub use volumes::{VolumeInfo, VolumeUsage};

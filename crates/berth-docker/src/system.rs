@@ -18,6 +18,14 @@ const DF_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest `system df` answer read (it lists every image and container).
 const DF_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How long to wait before asking again when the engine is busy with
+/// another `system df`.
+const DF_RETRY: Duration = Duration::from_millis(200);
+
+/// What engines before API 1.42 answer while another `system df` runs
+/// (newer ones share the running computation instead).
+const DF_BUSY: &str = "disk usage operation is already running";
+
 /// What the engine is and holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {
@@ -112,25 +120,61 @@ impl DockerClient {
     }
 
     /// `GET /system/df` in the pre-1.52 shape, which bollard can no longer
-    /// decode: one plain HTTP/1.0 request on the engine's socket.
+    /// decode.
     async fn legacy_disk_usage(&self, api_version: &str) -> Result<DiskUsage, DockerError> {
+        let body = self.raw_df(api_version, "").await?;
+        let df: LegacyDf = serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Other(format!("cannot decode system df: {e}")))?;
+        Ok(df.usage())
+    }
+
+    /// The body of `GET /v{api_version}/system/df?{query}`, asked for by hand
+    /// in one plain HTTP/1.0 request on the engine's socket: bollard decodes
+    /// only the 1.52 shape, and cannot send `type` (its query encoder refuses
+    /// a list). While an older engine is busy with another `system df` (it
+    /// refuses a second one), asks again until [`DF_TIMEOUT`].
+    pub(crate) async fn raw_df(
+        &self,
+        api_version: &str,
+        query: &str,
+    ) -> Result<Vec<u8>, DockerError> {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         let request = format!(
-            "GET /v{api_version}/system/df HTTP/1.0\r\nHost: docker\r\nUser-Agent: berth\r\n\r\n"
+            "GET /v{api_version}/system/df{query} HTTP/1.0\r\nHost: docker\r\nUser-Agent: berth\r\n\r\n"
         );
-        let exchange = async {
-            match self.endpoint() {
-                Endpoint::Unix(path) => exchange(UnixStream::connect(path).await?, &request).await,
-                Endpoint::Tcp(addr) => {
-                    exchange(TcpStream::connect(addr.as_str()).await?, &request).await
+        let attempts = async {
+            loop {
+                match self.df_once(&request).await {
+                    Err(DockerError::Daemon { message, .. }) if message.contains(DF_BUSY) => {
+                        tokio::time::sleep(DF_RETRY).await;
+                    }
+                    answer => return answer,
                 }
             }
         };
-        let response = tokio::time::timeout(DF_TIMEOUT, exchange)
+        tokio::time::timeout(DF_TIMEOUT, attempts)
             .await
             .map_err(|_| DockerError::Unreachable {
                 target: self.target().to_owned(),
                 reason: REASON_TIMEOUT.to_owned(),
             })?
+    }
+
+    async fn df_once(&self, request: &str) -> Result<Vec<u8>, DockerError> {
+        let exchange = async {
+            match self.endpoint() {
+                Endpoint::Unix(path) => exchange(UnixStream::connect(path).await?, request).await,
+                Endpoint::Tcp(addr) => {
+                    exchange(TcpStream::connect(addr.as_str()).await?, request).await
+                }
+            }
+        };
+        let mut response = exchange
+            .await
             .map_err(|e| DockerError::from_io(self.target(), &e))?;
         let (status, body) = split_response(&response)
             .ok_or_else(|| DockerError::Other("malformed answer to system df".to_owned()))?;
@@ -144,9 +188,9 @@ impl DockerClient {
                 .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
             return Err(DockerError::Daemon { status, message });
         }
-        let df: LegacyDf = serde_json::from_slice(body)
-            .map_err(|e| DockerError::Other(format!("cannot decode system df: {e}")))?;
-        Ok(df.usage())
+        let body_at = response.len() - body.len();
+        response.drain(..body_at);
+        Ok(response)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Forwarding a request to an app's upstream: X-Forwarded-*, hop-by-hop
 //! headers, WebSocket (and any HTTP/1.1 upgrade) tunnels, streaming bodies
 //! (passed on frame by frame, so SSE arrives as it is written), limits and
-//! timeouts, and berth's own 404/502/504 pages.
+//! timeouts, and berth's own 404/502/503/504 pages.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -255,6 +255,20 @@ pub(crate) fn bad_gateway(app: &str) -> Response<Body> {
             "The app {app} is not running or did not answer. If it was just deployed or restarted, try again in a moment."
         ),
     )
+}
+
+/// The answer to a request held for a recreate deploy ([`crate::Edge::hold`])
+/// that outlasted its limit: the app's new version did not come up in time.
+pub(crate) fn held_too_long(app: &str) -> Response<Body> {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("{app} is restarting"),
+        &format!("The app {app} is being redeployed and is not back yet. Try again in a moment."),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 fn gateway_timeout(app: &str) -> Response<Body> {

@@ -1,6 +1,7 @@
 //! The HTTP and HTTPS listeners and the one request path they share:
 //! ACME HTTP-01 answers (plain HTTP only, before routing) → route lookup →
-//! redirect to HTTPS, static files or the proxy.
+//! redirect to HTTPS, static files or the proxy (after waiting, while the
+//! app is held for a recreate deploy, for its release).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +20,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::hold::{HoldGuard, Holds};
 use crate::proxy::{self, Affinity, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
 use crate::routes::{Route, RouteTable, Target, normalize_host};
 use crate::statics;
@@ -44,6 +46,8 @@ pub struct Edge {
     /// The HTTP port, for links the dashboard shows (80 unless elsewhere).
     http_port: AtomicU16,
     in_flight: Arc<InFlight>,
+    /// Apps whose requests wait for a recreate deploy ([`Edge::hold`]).
+    holds: Arc<Holds>,
 }
 
 impl Edge {
@@ -62,6 +66,7 @@ impl Edge {
             https_port: AtomicU16::new(443),
             http_port: AtomicU16::new(80),
             in_flight: Arc::new(InFlight::default()),
+            holds: Arc::new(Holds::default()),
         })
     }
 
@@ -92,6 +97,30 @@ impl Edge {
                 return false;
             }
         }
+    }
+
+    /// Holds the requests for the app `app` while its container is swapped
+    /// (a recreate deploy), until the guard is dropped or released; then they
+    /// read the route table again and go on to what it says. A request that
+    /// has waited `limit` gets a 503 page naming the app, with `Retry-After: 5`.
+    ///
+    /// Held are the requests whose route goes to `upstream` (the old
+    /// container; any app name), and those whose route names the app `app`
+    /// and has no upstream (the old container is stopped and the new one not
+    /// published yet). A route of `app` with another upstream is not held:
+    /// publish the new container once it serves, then release. Holds may
+    /// overlap; a request waits until every one that covers it is released,
+    /// at most the longest of their limits ([`DEFAULT_HOLD_LIMIT`] is the
+    /// usual one).
+    ///
+    /// [`DEFAULT_HOLD_LIMIT`]: crate::DEFAULT_HOLD_LIMIT
+    pub fn hold(&self, app: &str, upstream: Option<SocketAddr>, limit: Duration) -> HoldGuard {
+        self.holds.hold(app, upstream, limit)
+    }
+
+    /// Requests waiting now for a hold to be released.
+    pub fn held(&self) -> usize {
+        self.holds.waiting()
     }
 
     /// The current table.
@@ -152,12 +181,19 @@ impl Edge {
             };
         }
 
-        let table = self.routes.load_full();
+        let mut table = self.routes.load_full();
+        // While nothing is held, this is one relaxed atomic load.
+        if self.holds.any() {
+            table = match self.wait_while_held(table, &host, path, https).await {
+                Ok(table) => table,
+                Err(unavailable) => return unavailable,
+            };
+        }
         let Some(route) = table.lookup(&host, path) else {
             return proxy::not_found();
         };
 
-        if !https && route.redirect_https && self.certs.has_certificate(&host) {
+        if self.redirects(route, &host, https) {
             return self.redirect_to_https(&host, &req);
         }
 
@@ -196,6 +232,48 @@ impl Edge {
             );
         }
         response
+    }
+
+    /// Whether a request on this route gets a redirect to HTTPS instead of an answer.
+    fn redirects(&self, route: &Route, host: &str, https: bool) -> bool {
+        !https && route.redirect_https && self.certs.has_certificate(host)
+    }
+
+    /// Waits while the request's route is held, then returns the route table
+    /// as it is at the release (the deploy has put the new upstream in), to
+    /// look the route up again. Another hold may cover the new route: it
+    /// waits for that too, within the same limit. `Err` is the 503 page once
+    /// the limit has passed.
+    async fn wait_while_held(
+        &self,
+        mut table: Arc<RouteTable>,
+        host: &str,
+        path: &str,
+        https: bool,
+    ) -> Result<Arc<RouteTable>, Response<Body>> {
+        let mut waiting = None;
+        let mut limit = Duration::ZERO;
+        loop {
+            let Some(route) = table.lookup(host, path) else {
+                return Ok(table);
+            };
+            let Target::App { name, upstream } = &route.target else {
+                return Ok(table);
+            };
+            if self.redirects(route, host, https) {
+                return Ok(table);
+            }
+            let Some(wait) = self.holds.covering(name, *upstream) else {
+                return Ok(table);
+            };
+            let waiting = waiting.get_or_insert_with(|| self.holds.start_waiting());
+            limit = limit.max(wait.limit);
+            if !wait.released_by(waiting.since() + limit).await {
+                tracing::debug!(app.name = %name, "a held request waited its limit");
+                return Err(proxy::held_too_long(name));
+            }
+            table = self.routes.load_full();
+        }
     }
 
     fn redirect_to_https(&self, host: &str, req: &Request<Incoming>) -> Response<Body> {

@@ -112,6 +112,14 @@ type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 struct Upstream {
     addr: SocketAddr,
     second_event: mpsc::UnboundedSender<()>,
+    /// Requests it has received.
+    hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
 }
 
 async fn upstream(name: &'static str) -> Upstream {
@@ -128,15 +136,19 @@ async fn upstream_with(name: &'static str, keep_alive: bool) -> Upstream {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel::<()>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let rx = rx.clone();
+            let counted = counted.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let rx = rx.clone();
+                    counted.fetch_add(1, Ordering::SeqCst);
                     async move { Ok::<_, Infallible>(answer(name, req, rx).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -149,6 +161,7 @@ async fn upstream_with(name: &'static str, keep_alive: bool) -> Upstream {
     Upstream {
         addr,
         second_event: tx,
+        hits,
     }
 }
 
@@ -766,4 +779,247 @@ async fn oversized_headers_and_bodies_are_refused_before_the_app() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// Waits (polling, at most 10 s) until `n` requests are held at the edge.
+async fn until_held(edge: &Edge, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while edge.held() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} requests held",
+            edge.held()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An address nothing listens on: a stopped container's.
+fn stopped_container() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A recreate deploy: while the old container is swapped for the new one,
+/// requests wait at the edge, then all go to the new one.
+#[tokio::test]
+async fn held_requests_wait_for_the_release_and_go_to_the_new_upstream() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let edge = TestEdge::start(vec![app("hold.test", "web", a.addr)]).await;
+    let hold = edge.edge.hold("web", Some(a.addr), Duration::from_secs(30));
+
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let url = edge.url(&format!("/{i}"));
+            tokio::spawn(async move {
+                let response = client()
+                    .get(url)
+                    .header("host", "hold.test")
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    until_held(&edge.edge, 20).await;
+
+    // The deploy publishes the new container, then releases.
+    edge.edge.set_routes(vec![app("hold.test", "web", b.addr)]);
+    hold.release();
+    for (i, request) in requests.into_iter().enumerate() {
+        let (status, text) = request.await.unwrap();
+        assert_eq!(status, 200, "request {i}: {text}");
+        assert!(text.starts_with(&format!("name=b path=/{i} ")), "{text}");
+    }
+    assert_eq!(a.hits(), 0, "nothing reached the old container");
+    assert_eq!(b.hits(), 20);
+    assert_eq!(edge.edge.held(), 0);
+}
+
+#[tokio::test]
+async fn a_request_held_past_its_limit_gets_a_503_and_traffic_resumes_after_the_release() {
+    let a = upstream("a").await;
+    let edge = TestEdge::start(vec![app("late.test", "web", a.addr)]).await;
+    let hold = edge
+        .edge
+        .hold("web", Some(a.addr), Duration::from_millis(300));
+
+    let started = Instant::now();
+    let response = edge.get("late.test", "/").await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("web"), "the page names the app: {page}");
+    assert!(!page.contains("127.0.0.1"), "{page}");
+    assert_eq!(a.hits(), 0);
+    assert_eq!(edge.edge.held(), 0, "a request that gave up is not counted");
+
+    // Once the guard is gone, requests go to whatever the table says.
+    drop(hold);
+    let response = edge.get("late.test", "/after").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("name=a path=/after ")
+    );
+}
+
+#[tokio::test]
+async fn a_hold_on_one_app_does_not_delay_another() {
+    let (a, c) = (upstream("a").await, upstream("c").await);
+    let edge = TestEdge::start(vec![
+        app("one.test", "one", a.addr),
+        app("two.test", "two", c.addr),
+        Route::app("three.test", "three", None),
+    ])
+    .await;
+    let hold = edge.edge.hold("one", Some(a.addr), Duration::from_secs(60));
+    let held = tokio::spawn({
+        let url = edge.url("/");
+        async move {
+            let response = client()
+                .get(url)
+                .header("host", "one.test")
+                .send()
+                .await
+                .unwrap();
+            response.text().await.unwrap()
+        }
+    });
+    until_held(&edge.edge, 1).await;
+
+    // Another app answers at once, and a stopped app of another name gets its 502 at once.
+    let started = Instant::now();
+    let response = edge.get("two.test", "/").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().starts_with("name=c "));
+    assert_eq!(edge.get("three.test", "/").await.status(), 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(edge.edge.held(), 1, "only one.test's request waits");
+    assert_eq!(a.hits(), 0);
+
+    drop(hold);
+    assert!(held.await.unwrap().starts_with("name=a "));
+}
+
+/// The deploy engine may publish the app without an upstream while the old
+/// container is stopped: requests to it by then are held by the app's name.
+#[tokio::test]
+async fn a_held_app_without_an_upstream_waits_for_the_new_one() {
+    let b = upstream("b").await;
+    let old = stopped_container();
+    let edge = TestEdge::start(vec![app("rec.test", "web", old)]).await;
+    let hold = edge.edge.hold("web", Some(old), Duration::from_secs(30));
+    let get = |path: &'static str| {
+        let url = edge.url(path);
+        tokio::spawn(async move {
+            let response = client()
+                .get(url)
+                .header("host", "rec.test")
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        })
+    };
+    // One request routed to the old container, one after it left the table.
+    let to_old = get("/old");
+    until_held(&edge.edge, 1).await;
+    edge.edge
+        .set_routes(vec![Route::app("rec.test", "web", None)]);
+    let to_none = get("/none");
+    until_held(&edge.edge, 2).await;
+
+    edge.edge.set_routes(vec![app("rec.test", "web", b.addr)]);
+    drop(hold);
+    for (request, path) in [(to_old, "/old"), (to_none, "/none")] {
+        let (status, text) = request.await.unwrap();
+        assert_eq!(status, 200, "{path}: {text}");
+        assert!(text.starts_with(&format!("name=b path={path} ")), "{text}");
+    }
+}
+
+/// WebSocket upgrades and HTTP/2 streams wait the same way.
+#[tokio::test]
+async fn held_websockets_and_http2_streams_go_to_the_new_upstream() {
+    let b = upstream("b").await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let chat = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() {
+                ws.send(message).await.unwrap();
+            }
+        }
+    });
+    let (old_chat, old_web) = (stopped_container(), stopped_container());
+    let edge = TestEdge::start(vec![
+        app("ws.test", "chat", old_chat),
+        app("h2c.test", "web", old_web),
+    ])
+    .await;
+    let chat_hold = edge
+        .edge
+        .hold("chat", Some(old_chat), Duration::from_secs(30));
+    let web_hold = edge
+        .edge
+        .hold("web", Some(old_web), Duration::from_secs(30));
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/socket", edge.http)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", "ws.test".parse().unwrap());
+    let ws = tokio::spawn(tokio_tungstenite::connect_async(request));
+
+    let tcp = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let stream = tokio::spawn(async move {
+        let request = Request::builder()
+            .uri("http://h2c.test/h2")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    });
+    until_held(&edge.edge, 2).await;
+
+    edge.edge.set_routes(vec![
+        app("ws.test", "chat", chat),
+        app("h2c.test", "web", b.addr),
+    ]);
+    chat_hold.release();
+    web_hold.release();
+
+    let (mut ws, response) = ws.await.unwrap().unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send("held, then through".into()).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "held, then through");
+    ws.close(None).await.unwrap();
+    let text = stream.await.unwrap();
+    assert!(text.starts_with("name=b path=/h2 "), "{text}");
 }

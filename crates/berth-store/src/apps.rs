@@ -11,6 +11,8 @@ pub struct NewApp {
     pub image: ImageRef,
     pub container_port: Port,
     pub command: Option<Command>,
+    /// The admin confirmed bind mounts that berth refuses by default.
+    pub dangerous_mounts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +45,14 @@ pub struct App {
     pub container_id: Option<String>,
     /// The port published on 127.0.0.1 for the current container.
     pub host_port: Option<u16>,
+    /// The admin confirmed bind mounts that berth refuses by default.
+    pub dangerous_mounts: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const SELECT: &str = "SELECT a.id, p.name AS project, a.name, a.image, a.container_port, a.command,
-    a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.created_at, a.updated_at
+    a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.dangerous_mounts, a.created_at, a.updated_at
     FROM apps a JOIN projects p ON p.id = a.project_id";
 
 /// An app row as stored, before its columns are parsed into core types.
@@ -66,6 +70,7 @@ struct RawApp {
     status_detail: Option<String>,
     container_id: Option<String>,
     host_port: Option<i64>,
+    dangerous_mounts: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -101,6 +106,7 @@ impl RawApp {
             status_detail: self.status_detail,
             container_id: self.container_id,
             host_port: self.host_port.and_then(|p| u16::try_from(p).ok()),
+            dangerous_mounts: self.dangerous_mounts,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -125,13 +131,14 @@ fn command_json(command: &Option<Command>) -> Option<String> {
 pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Result<App, StoreError> {
     let ts = now();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO apps (project_id, name, image, container_port, command, status, created_at, updated_at)
-         SELECT p.id, ?, ?, ?, ?, ?, ?, ? FROM projects p WHERE p.name = ? RETURNING id",
+        "INSERT INTO apps (project_id, name, image, container_port, command, dangerous_mounts, status, created_at, updated_at)
+         SELECT p.id, ?, ?, ?, ?, ?, ?, ?, ? FROM projects p WHERE p.name = ? RETURNING id",
     )
     .bind(app.name.as_str())
     .bind(app.image.as_str())
     .bind(i64::from(app.container_port.get()))
     .bind(command_json(&app.command))
+    .bind(app.dangerous_mounts)
     .bind(AppStatus::Pending.as_str())
     .bind(ts)
     .bind(ts)
@@ -172,6 +179,7 @@ pub async fn list_all(store: &Store) -> Result<Vec<App>, StoreError> {
             'container_port', container_port, 'command', command,
             'desired_state', desired_state, 'status', status, 'status_detail', status_detail,
             'container_id', container_id, 'host_port', host_port,
+            'dangerous_mounts', json(iif(dangerous_mounts, 'true', 'false')),
             'created_at', created_at, 'updated_at', updated_at) ORDER BY project, name)
          FROM ({SELECT})"
     ))
@@ -251,6 +259,17 @@ pub async fn set_container(
     sqlx::query("UPDATE apps SET container_id = ?, host_port = ?, updated_at = ? WHERE id = ?")
         .bind(container_id)
         .bind(host_port.map(i64::from))
+        .bind(now())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Records whether the admin confirmed dangerous bind mounts for the app.
+pub async fn set_dangerous_mounts(store: &Store, id: i64, confirmed: bool) -> Result<(), StoreError> {
+    sqlx::query("UPDATE apps SET dangerous_mounts = ?, updated_at = ? WHERE id = ?")
+        .bind(confirmed)
         .bind(now())
         .bind(id)
         .execute(store.pool())

@@ -1,6 +1,7 @@
 //! Deployments of an app: numbered rows with their log lines, and the app's
 //! deploy settings (source, health check, limits, webhook secret, deploy key).
 
+use berth_core::DeployStrategy;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -372,6 +373,10 @@ pub struct DeploySettings {
     /// Docker's name: `no`, `unless-stopped`, `on-failure`, `always`.
     pub restart_policy: String,
     pub keep_images: u32,
+    /// `None`: berth chooses (see [`DeployStrategy::choose`]).
+    pub strategy: Option<DeployStrategy>,
+    /// How long the edge holds the app's requests during a recreate switch.
+    pub hold_secs: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,6 +427,8 @@ impl Default for DeploySettings {
             cpu_millis: None,
             restart_policy: "unless-stopped".to_owned(),
             keep_images: 5,
+            strategy: None,
+            hold_secs: 10,
         }
     }
 }
@@ -466,6 +473,11 @@ pub async fn settings(store: &Store, app_id: i64) -> Result<DeploySettings, Stor
         cpu_millis: opt("cpu_millis"),
         restart_policy: r.get("restart_policy"),
         keep_images: num("keep_images"),
+        strategy: r
+            .get::<Option<String>, _>("strategy")
+            .map(|s| DeployStrategy::parse(&s).ok_or_else(|| StoreError::corrupt("strategy", s)))
+            .transpose()?,
+        hold_secs: num("hold_secs"),
     })
 }
 
@@ -482,8 +494,8 @@ pub async fn save_settings(
     sqlx::query(
         "INSERT INTO deploy_settings (app_id, source, git_url, git_branch, git_subdir, dockerfile,
             health_path, health_status, health_interval_ms, health_timeout_ms, health_retries, health_start_secs,
-            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, git_url = excluded.git_url,
             git_branch = excluded.git_branch, git_subdir = excluded.git_subdir, dockerfile = excluded.dockerfile,
             health_path = excluded.health_path, health_status = excluded.health_status,
@@ -491,7 +503,8 @@ pub async fn save_settings(
             health_retries = excluded.health_retries, health_start_secs = excluded.health_start_secs,
             drain_secs = excluded.drain_secs, stop_timeout_secs = excluded.stop_timeout_secs,
             memory_mb = excluded.memory_mb, cpu_millis = excluded.cpu_millis,
-            restart_policy = excluded.restart_policy, keep_images = excluded.keep_images",
+            restart_policy = excluded.restart_policy, keep_images = excluded.keep_images,
+            strategy = excluded.strategy, hold_secs = excluded.hold_secs",
     )
     .bind(app_id)
     .bind(source)
@@ -511,6 +524,8 @@ pub async fn save_settings(
     .bind(s.cpu_millis.map(i64::from))
     .bind(&s.restart_policy)
     .bind(i64::from(s.keep_images))
+    .bind(s.strategy.map(DeployStrategy::as_str))
+    .bind(i64::from(s.hold_secs))
     .execute(store.pool())
     .await?;
     Ok(())

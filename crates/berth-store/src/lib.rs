@@ -14,6 +14,7 @@ pub mod projects;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -19,6 +19,7 @@ async fn store_with_app() -> (tempfile::TempDir, Store, i64) {
             image: ImageRef::parse("berth-test/web").unwrap(),
             container_port: Port::parse("8080").unwrap(),
             command: None,
+            dangerous_mounts: false,
         },
     )
     .await

@@ -31,6 +31,7 @@ async fn a_host_and_prefix_route_once_and_go_with_their_app() {
             image: ImageRef::parse("berth-test/web").unwrap(),
             container_port: Port::parse("8080").unwrap(),
             command: None,
+            dangerous_mounts: false,
         },
     )
     .await

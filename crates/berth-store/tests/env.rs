@@ -38,6 +38,7 @@ async fn an_app(store: &Store) -> Owner {
             image: ImageRef::parse("berth-test/web").unwrap(),
             container_port: Port::parse("8080").unwrap(),
             command: None,
+            dangerous_mounts: false,
         },
     )
     .await

@@ -16,6 +16,7 @@ fn new_app(name: &str) -> NewApp {
         image: ImageRef::parse("berth-test/web:1").unwrap(),
         container_port: Port::parse("8080").unwrap(),
         command: Some(berth_core::Command::parse("httpd -f -p '80 80'").unwrap()),
+        dangerous_mounts: false,
     }
 }
 

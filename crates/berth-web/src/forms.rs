@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use berth_core::{AppName, Command, ImageRef, Port, ProjectName};
+use berth_core::{
+    AppName, Command, DeployStrategy, HostPath, ImageRef, MountPath, Port, ProjectName, VolumeName,
+};
+use berth_deploy::VolumeRequest;
 use berth_store::apps::NewApp;
 use berth_store::deployments::{GitSource, Source};
 
@@ -71,14 +74,143 @@ pub struct AppInput {
     /// With `source` `git`: the Dockerfile inside the context; empty for `Dockerfile`.
     #[serde(default)]
     pub dockerfile: String,
+    /// `rolling`, `recreate`, or empty: berth chooses (`recreate` when the app has volumes).
+    #[serde(default)]
+    pub strategy: String,
+    /// The app's volumes (JSON API). Paths the image declares with VOLUME get one each by themselves.
+    #[serde(default)]
+    pub volumes: Vec<VolumeInput>,
+    /// The create form's one volume row (the app page adds more).
+    #[serde(default, flatten)]
+    #[schema(ignore)]
+    pub volume: FormVolume,
+    /// Allow bind mounts outside the volumes root (system paths, the data dir, the Docker socket). The app page shows it.
+    #[serde(default, deserialize_with = "checkbox")]
+    #[schema(value_type = bool)]
+    pub dangerous_mounts: bool,
+}
+
+/// One volume of an app as typed.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct VolumeInput {
+    /// The volume's name in the app (a DNS label), e.g. `data`.
+    #[serde(default)]
+    pub name: String,
+    /// Empty for a named Docker volume; a host path for a bind mount (under the volumes root unless dangerous mounts are allowed).
+    #[serde(default)]
+    pub host_path: String,
+    /// Where it is mounted in the container, e.g. `/data`.
+    #[serde(default)]
+    pub target: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    #[schema(value_type = bool)]
+    pub read_only: bool,
+}
+
+/// The create form's volume row, as flat form fields.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct FormVolume {
+    #[serde(default)]
+    pub volume_name: String,
+    #[serde(default)]
+    pub volume_host_path: String,
+    #[serde(default)]
+    pub volume_target: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub volume_read_only: bool,
+}
+
+impl FormVolume {
+    pub fn to_input(&self) -> Option<VolumeInput> {
+        let blank = self.volume_name.trim().is_empty()
+            && self.volume_host_path.trim().is_empty()
+            && self.volume_target.trim().is_empty();
+        (!blank).then(|| VolumeInput {
+            name: self.volume_name.clone(),
+            host_path: self.volume_host_path.clone(),
+            target: self.volume_target.clone(),
+            read_only: self.volume_read_only,
+        })
+    }
+}
+
+impl VolumeInput {
+    /// The volume, with errors under `volume_name`, `volume_host_path` and `volume_target`.
+    pub fn parse(&self, errors: &mut FieldErrors) -> Option<VolumeRequest> {
+        let target = errors.check("volume_target", MountPath::parse(&self.target));
+        let name = if self.name.trim().is_empty() {
+            target.as_ref().map(VolumeName::for_path)
+        } else {
+            errors.check("volume_name", VolumeName::parse(&self.name))
+        };
+        let host_path = if self.host_path.trim().is_empty() {
+            Some(None)
+        } else {
+            errors
+                .check("volume_host_path", HostPath::parse(&self.host_path))
+                .map(Some)
+        };
+        Some(VolumeRequest {
+            name: name?,
+            host_path: host_path?,
+            target: target?,
+            read_only: self.read_only,
+        })
+    }
+}
+
+/// Parses `rolling`, `recreate`, or empty (berth chooses).
+pub fn parse_strategy(
+    errors: &mut FieldErrors,
+    input: &str,
+) -> Option<Option<DeployStrategy>> {
+    match input.trim() {
+        "" | "auto" => Some(None),
+        s => errors
+            .check(
+                "strategy",
+                DeployStrategy::parse(s).ok_or("must be rolling, recreate, or empty for berth's choice"),
+            )
+            .map(Some),
+    }
+}
+
+/// A new app as parsed from [`AppInput`].
+pub struct ParsedApp {
+    pub new: NewApp,
+    pub source: Source,
+    pub volumes: Vec<VolumeRequest>,
+    pub strategy: Option<DeployStrategy>,
+}
+
+/// A checkbox (`on`, `true`, `1`) in a form, or a JSON boolean.
+fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        B(bool),
+        S(String),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Either::B(b) => b,
+        Either::S(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
+    })
 }
 
 impl AppInput {
     /// The app and where it deploys from. With a git source the image may be
     /// left empty: it then names the images berth builds for the app
     /// (`berth-build/<project>-<app>`).
-    pub fn parse(&self, project: &ProjectName) -> Result<(NewApp, Source), FieldErrors> {
+    pub fn parse(&self, project: &ProjectName) -> Result<ParsedApp, FieldErrors> {
         let mut errors = FieldErrors::default();
+        let volumes: Vec<Option<VolumeRequest>> = self
+            .volumes
+            .iter()
+            .cloned()
+            .chain(self.volume.to_input())
+            .map(|v| v.parse(&mut errors))
+            .collect();
+        let strategy = parse_strategy(&mut errors, &self.strategy);
         let name = errors.check("name", AppName::parse(&self.name));
         let source = match self.source.trim() {
             "" | "image" => Source::Image,
@@ -126,17 +258,22 @@ impl AppInput {
                 .check("command", Command::parse(&self.command))
                 .map(Some)
         };
-        match (name, image, port, command) {
-            (Some(name), Some(image), Some(container_port), Some(command)) if errors.is_empty() => {
-                Ok((
-                    NewApp {
+        match (name, image, port, command, strategy) {
+            (Some(name), Some(image), Some(container_port), Some(command), Some(strategy))
+                if errors.is_empty() =>
+            {
+                Ok(ParsedApp {
+                    new: NewApp {
                         name,
                         image,
                         container_port,
                         command,
+                        dangerous_mounts: self.dangerous_mounts,
                     },
                     source,
-                ))
+                    volumes: volumes.into_iter().flatten().collect(),
+                    strategy,
+                })
             }
             _ => Err(errors),
         }
@@ -283,10 +420,35 @@ mod tests {
             command: "".into(),
             ..AppInput::default()
         };
-        let (app, source) = input.parse(&project()).unwrap();
-        assert_eq!(app.name.as_str(), "web");
-        assert!(app.command.is_none());
-        assert_eq!(source, Source::Image);
+        let parsed = input.parse(&project()).unwrap();
+        assert_eq!(parsed.new.name.as_str(), "web");
+        assert!(parsed.new.command.is_none());
+        assert_eq!(parsed.source, Source::Image);
+        assert!(parsed.volumes.is_empty());
+        assert_eq!(parsed.strategy, None);
+    }
+
+    #[test]
+    fn a_volume_row_parses_and_a_bad_one_names_its_field() {
+        let mut input = AppInput {
+            name: "db".into(),
+            image: "berth-test/web".into(),
+            port: "8080".into(),
+            volume: FormVolume {
+                volume_target: "/var/lib/data".into(),
+                ..FormVolume::default()
+            },
+            ..AppInput::default()
+        };
+        let parsed = input.parse(&project()).unwrap();
+        assert_eq!(parsed.volumes.len(), 1);
+        assert_eq!(parsed.volumes[0].name.as_str(), "var-lib-data");
+        assert_eq!(parsed.volumes[0].host_path, None);
+        input.volume.volume_target = "relative".into();
+        input.volume.volume_host_path = "/srv/x/../..".into();
+        let errors = input.parse(&project()).unwrap_err();
+        assert!(errors.get("volume_target").is_some());
+        assert!(errors.get("volume_host_path").is_some());
     }
 
     fn project() -> ProjectName {
@@ -306,9 +468,9 @@ mod tests {
         assert!(errors.get("git_url").is_some());
         assert!(errors.get("image").is_none(), "{:?}", errors.to_map());
         input.git_url = "https://example.com/web.git".into();
-        let (app, source) = input.parse(&project()).unwrap();
-        assert_eq!(app.image.to_string(), "berth-build/demo-web");
-        let Source::Git(git) = source else {
+        let parsed = input.parse(&project()).unwrap();
+        assert_eq!(parsed.new.image.to_string(), "berth-build/demo-web");
+        let Source::Git(git) = parsed.source else {
             panic!("a git source")
         };
         assert_eq!(git.url, "https://example.com/web.git");

@@ -30,7 +30,7 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
-struct Table {
+pub(crate) struct Table {
     public: Router<AppState>,
     session: Router<AppState>,
     bearer: Router<AppState>,
@@ -58,7 +58,7 @@ impl Table {
         });
     }
 
-    fn get<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(
         &mut self,
         access: Access,
         path: &'static str,
@@ -67,7 +67,7 @@ impl Table {
         self.add(access, Method::GET, path, get(h));
     }
 
-    fn post<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(
         &mut self,
         access: Access,
         path: &'static str,
@@ -76,7 +76,7 @@ impl Table {
         self.add(access, Method::POST, path, post(h));
     }
 
-    fn delete<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(
         &mut self,
         access: Access,
         path: &'static str,
@@ -315,6 +315,8 @@ fn declare() -> Table {
         api::env::delete_app_env_var,
     );
     deployment_routes(&mut t);
+    pages::storage::routes(&mut t);
+    api::volumes::routes(&mut t);
     t
 }
 

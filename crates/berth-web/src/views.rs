@@ -197,6 +197,96 @@ pub struct AppPage {
     pub logs: Vec<String>,
     pub logs_error: String,
     pub flash: String,
+    pub volumes: Vec<VolumeRow>,
+    /// `rolling` or `recreate`, and why berth uses it.
+    pub strategy: &'static str,
+    pub strategy_why: String,
+    /// The admin allowed bind mounts berth refuses by default.
+    pub dangerous_mounts: bool,
+    /// The add-volume form as typed, with its errors.
+    pub volume_form: crate::forms::VolumeInput,
+    pub volume_errors: FieldErrors,
+}
+
+/// One mount of an app, as its page shows it.
+pub struct VolumeRow {
+    pub name: String,
+    /// `volume` or `bind`.
+    pub kind: &'static str,
+    /// The Docker volume's name or the host path.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub from_image: bool,
+}
+
+impl From<&berth_core::AppVolume> for VolumeRow {
+    fn from(v: &berth_core::AppVolume) -> VolumeRow {
+        let (kind, source) = match &v.source {
+            berth_core::VolumeSource::Volume(name) => ("volume", name.clone()),
+            berth_core::VolumeSource::Bind(path) => ("bind", path.to_string()),
+        };
+        VolumeRow {
+            name: v.name.to_string(),
+            kind,
+            source,
+            target: v.target.to_string(),
+            read_only: v.read_only,
+            from_image: v.from_image,
+        }
+    }
+}
+
+/// One volume on the Storage page.
+pub struct StorageRow {
+    pub name: String,
+    pub bind: bool,
+    /// `project/app` that mounts it, or empty when orphaned.
+    pub owner: String,
+    pub owner_url: String,
+    pub target: String,
+    pub project: String,
+    pub made_for: String,
+    pub size: String,
+    pub in_use: bool,
+    pub orphaned: bool,
+}
+
+impl From<&berth_deploy::StorageVolume> for StorageRow {
+    fn from(v: &berth_deploy::StorageVolume) -> StorageRow {
+        let (owner, owner_url, target) = match &v.owner {
+            Some(o) => (
+                format!("{}/{}", o.project, o.app),
+                format!("/projects/{}/apps/{}", o.project, o.app),
+                o.volume.target.to_string(),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
+        StorageRow {
+            name: v.name.clone(),
+            bind: v.bind,
+            owner,
+            owner_url,
+            target,
+            project: v.project.clone().unwrap_or_default(),
+            made_for: v.made_for.clone().unwrap_or_default(),
+            size: v
+                .size_bytes
+                .map(berth_deploy::human_bytes)
+                .unwrap_or_else(|| "unknown".to_owned()),
+            in_use: v.in_use(),
+            orphaned: v.orphaned(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "storage.html")]
+pub struct StoragePage {
+    pub chrome: Chrome,
+    pub volumes: Vec<StorageRow>,
+    pub flash: String,
+    pub error: bool,
 }
 
 /// One certificate as the certificates page shows it.

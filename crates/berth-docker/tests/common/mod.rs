@@ -1,12 +1,12 @@
 //! Helpers for tests against the real Docker engine: a per-test label and a
 //! guard that removes what the test created, the test image, plain HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use berth_docker::{BuildSpec, DockerClient};
+use berth_docker::{BuildSpec, DockerClient, MountKind};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,7 +19,9 @@ pub const WEB_MARKER: &str = "berth-test-marker: served-by-busybox-httpd";
 
 /// One test's view of the engine. Everything it creates carries
 /// `berth.managed=true` and `berth.test=<id>`; dropping it removes all of that,
-/// even when the test panicked.
+/// even when the test panicked: containers, networks, volumes, and the
+/// anonymous volumes of its containers (which carry no labels, and which
+/// removing a container keeps).
 pub struct TestEnv {
     pub docker: DockerClient,
     pub id: String,
@@ -66,6 +68,8 @@ impl TestEnv {
         assert!(containers.is_empty(), "containers left: {containers:?}");
         let networks = self.docker.list_networks(&self.filter()).await.unwrap();
         assert!(networks.is_empty(), "networks left: {networks:?}");
+        let volumes = self.docker.list_volumes(&self.filter()).await.unwrap();
+        assert!(volumes.is_empty(), "volumes left: {volumes:?}");
     }
 }
 
@@ -82,11 +86,25 @@ impl Drop for TestEnv {
             runtime.block_on(async move {
                 let docker = DockerClient::connect(None)?;
                 let filter = [("berth.test", id.as_str())];
+                let mut anonymous = BTreeSet::new();
                 for c in docker.list_containers(&filter).await? {
+                    anonymous.extend(
+                        c.mounts
+                            .into_iter()
+                            .filter(|m| m.kind == MountKind::Volume)
+                            .filter_map(|m| m.name)
+                            .filter(|name| is_anonymous_volume(name)),
+                    );
                     docker.remove_container(&c.id).await?;
                 }
                 for n in docker.list_networks(&filter).await? {
                     docker.remove_network(&n.name).await?;
+                }
+                for v in docker.list_volumes(&filter).await? {
+                    docker.remove_volume(&v.name).await?;
+                }
+                for name in anonymous {
+                    docker.remove_volume(&name).await?;
                 }
                 Ok::<_, berth_docker::DockerError>(())
             })
@@ -98,6 +116,11 @@ impl Drop for TestEnv {
             Err(_) => eprintln!("cleanup of berth.test={} panicked", self.id),
         }
     }
+}
+
+/// Docker names an anonymous volume with 64 hex digits.
+pub fn is_anonymous_volume(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Makes sure `berth-test/web:latest` exists, building it like

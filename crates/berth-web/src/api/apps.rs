@@ -114,8 +114,11 @@ pub async fn create_app(
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppOut>), ApiError> {
     let project = project_name(&project)?;
-    let (new, source) = input.parse(&project).map_err(WebError::Invalid)?;
-    let app = state.engine.create_app_from(&project, new, source).await?;
+    let p = input.parse(&project).map_err(WebError::Invalid)?;
+    let app = state
+        .engine
+        .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(AppOut::from(&app))))
 }
 
@@ -131,16 +134,40 @@ pub async fn get_app(
     )))
 }
 
+#[derive(Deserialize, IntoParams)]
+pub struct DeleteQuery {
+    /// `keep` (the default): the app's volumes stay, orphaned, with their data;
+    /// `delete`: its named volumes are removed with their data (host paths never are).
+    pub volumes: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeletedOut {
+    /// The Docker volumes that still exist (kept on purpose, or in use elsewhere).
+    pub volumes_kept: Vec<String>,
+}
+
 /// Removes the app's containers (and the project network once it is empty).
-#[utoipa::path(delete, path = "/api/v1/projects/{project}/apps/{app}", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+/// Its volumes are kept unless `?volumes=delete`.
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/apps/{app}", tag = "apps", params(("project" = String, Path), ("app" = String, Path), DeleteQuery),
+    responses((status = 200, body = DeletedOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete_app(
     State(state): State<AppState>,
     Path((project, app)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    Query(query): Query<DeleteQuery>,
+) -> Result<Json<DeletedOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    state.engine.delete_app(&project, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let volumes = match query.volumes.as_deref() {
+        None | Some("keep") => berth_deploy::VolumeChoice::Keep,
+        Some("delete") => berth_deploy::VolumeChoice::Delete,
+        Some(_) => {
+            let mut errors = crate::forms::FieldErrors::default();
+            errors.add("volumes", "must be keep or delete");
+            return Err(ApiError(WebError::Invalid(errors)));
+        }
+    };
+    let volumes_kept = state.engine.delete_app(&project, &name, volumes).await?;
+    Ok(Json(DeletedOut { volumes_kept }))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/start", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),

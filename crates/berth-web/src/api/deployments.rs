@@ -87,6 +87,10 @@ pub struct DeploySettingsOut {
     pub cpus: String,
     pub restart_policy: String,
     pub keep_images: String,
+    /// `rolling`, `recreate`, or empty when berth chooses (recreate with volumes, else rolling).
+    pub strategy: String,
+    /// Seconds the edge holds the app's requests during a recreate switch.
+    pub hold_secs: String,
     /// The public half of the app's SSH deploy key (OpenSSH format, made on
     /// first use): add it to the repository as a read-only deploy key for
     /// `ssh://…` or `git@host:path` sources. The private half is never shown.
@@ -113,6 +117,8 @@ impl From<SettingsInput> for DeploySettingsOut {
             cpus: s.cpus,
             restart_policy: s.restart_policy,
             keep_images: s.keep_images,
+            strategy: s.strategy,
+            hold_secs: s.hold_secs,
             deploy_key: String::new(),
         }
     }
@@ -140,6 +146,10 @@ pub struct DeploySettingsIn {
     pub cpus: Option<f64>,
     pub restart_policy: Option<String>,
     pub keep_images: Option<u32>,
+    /// `rolling`, `recreate`, or `` for berth's choice.
+    pub strategy: Option<String>,
+    /// Seconds (1–600) the edge holds requests during a recreate switch.
+    pub hold_secs: Option<u32>,
 }
 
 fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName), ApiError> {
@@ -288,6 +298,7 @@ pub async fn set_deploy_settings(
         (input.dockerfile, &mut s.dockerfile),
         (input.health_path, &mut s.health_path),
         (input.restart_policy, &mut s.restart_policy),
+        (input.strategy, &mut s.strategy),
     ] {
         if let Some(v) = v {
             *field = v;
@@ -301,6 +312,7 @@ pub async fn set_deploy_settings(
     num(input.drain_secs, &mut s.drain_secs);
     num(input.stop_timeout_secs, &mut s.stop_timeout_secs);
     num(input.keep_images, &mut s.keep_images);
+    num(input.hold_secs, &mut s.hold_secs);
     match input.memory_mb {
         Some(0) => s.memory_mb.clear(),
         Some(m) => s.memory_mb = m.to_string(),

@@ -59,6 +59,10 @@ pub struct EnvSavedOut {
     /// Empty when the set was already like this (no new version then).
     pub changes: Vec<ChangeOut>,
     pub redeployed: bool,
+    /// With `redeploy`: the deployment queued (it runs in the background).
+    pub deployment: Option<i64>,
+    /// Where to follow it.
+    pub deployment_url: Option<String>,
     pub env: EnvOut,
 }
 
@@ -229,9 +233,17 @@ pub async fn set_app_env(
         .engine
         .save_app_env(&project, &name, expected, &vars, &caller.0)
         .await?;
-    if input.redeploy {
-        state.engine.redeploy_app(&project, &name).await?;
-    }
+    let deployment = if input.redeploy {
+        Some(
+            state
+                .engine
+                .redeploy_app(&project, &name, "api env redeploy")
+                .await?
+                .number,
+        )
+    } else {
+        None
+    };
     let (app, set) = state.engine.app_env(&project, &name).await?;
     Ok(Json(EnvSavedOut {
         changes: result
@@ -243,6 +255,10 @@ pub async fn set_app_env(
             })
             .collect(),
         redeployed: input.redeploy,
+        deployment,
+        deployment_url: deployment.map(|n| {
+            format!("/api/v1/projects/{project}/apps/{name}/deployments/{n}")
+        }),
         env: env_out(&app, &set, false),
     }))
 }

@@ -8,6 +8,7 @@ pub mod domains;
 pub mod engine;
 pub mod env;
 pub mod projects;
+pub mod volumes;
 
 use axum::Json;
 use axum::extract::{FromRequest, Request};
@@ -38,6 +39,8 @@ use crate::forms::FieldErrors;
         deployments::deploy_app, deployments::redeploy_app, deployments::list_deployments,
         deployments::get_deployment, deployments::rollback_deployment, deployments::cancel_deployment,
         deployments::get_deploy_settings, deployments::set_deploy_settings,
+        volumes::list_volumes, volumes::delete_volume, volumes::attach_volume,
+        volumes::list_app_volumes, volumes::add_app_volume, volumes::detach_app_volume,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

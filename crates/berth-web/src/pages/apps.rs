@@ -2,14 +2,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use berth_core::{AppName, ProjectName};
-use berth_deploy::DeployError;
+use berth_deploy::{DeployError, VolumeChoice};
 
 use super::parse_path;
 use super::projects::field_errors;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
-use crate::forms::AppInput;
-use crate::views::{AppPage, AppRow, AppsPage, Chrome, render};
+use crate::forms::{AppInput, FieldErrors, VolumeInput};
+use crate::views::{AppPage, AppRow, AppsPage, Chrome, VolumeRow, render};
 use crate::{AppState, WebError};
 
 /// How many log lines the app page shows.
@@ -34,9 +34,9 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
     let result = match input.parse(&project) {
-        Ok((new, source)) => state
+        Ok(p) => state
             .engine
-            .create_app_from(&project, new, source)
+            .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)
             .await
             .map_err(WebError::from),
         Err(errors) => Err(WebError::Invalid(errors)),
@@ -95,11 +95,14 @@ pub async fn restart(
     act(&state, &user, names, Action::Restart).await
 }
 
-/// The app page's delete form: the app's name, typed again to confirm.
+/// The app page's delete form: the app's name, typed again to confirm, and
+/// what becomes of its volumes (kept unless `delete` is chosen).
 #[derive(serde::Deserialize)]
 pub struct DeleteInput {
     #[serde(default)]
     confirm: String,
+    #[serde(default)]
+    volumes: String,
 }
 
 pub async fn delete(
@@ -117,8 +120,13 @@ pub async fn delete(
         let page = page(&state, &user, &project, &name, flash).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     }
-    match state.engine.delete_app(&project, &name).await {
-        Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
+    let volumes = if input.volumes == "delete" {
+        VolumeChoice::Delete
+    } else {
+        VolumeChoice::Keep
+    };
+    match state.engine.delete_app(&project, &name, volumes).await {
+        Ok(_) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(err) => failed_action(&state, &user, &project, &name, err).await,
     }
 }
@@ -174,7 +182,21 @@ async fn page(
     name: &AppName,
     flash: String,
 ) -> Result<AppPage, WebError> {
+    page_with_form(state, user, project, name, flash, VolumeInput::default(), FieldErrors::default()).await
+}
+
+async fn page_with_form(
+    state: &AppState,
+    user: &CurrentUser,
+    project: &ProjectName,
+    name: &AppName,
+    flash: String,
+    volume_form: VolumeInput,
+    volume_errors: FieldErrors,
+) -> Result<AppPage, WebError> {
     let app = state.engine.find_app(project, name).await?;
+    let volumes = state.engine.app_volumes(&app).await?;
+    let (strategy, strategy_why) = state.engine.app_strategy(&app).await?;
     let (logs, logs_error) = match state.engine.app_logs(&app, LOG_LINES).await {
         Ok(logs) => (logs, String::new()),
         Err(err) => (
@@ -197,7 +219,68 @@ async fn page(
         logs,
         logs_error,
         flash,
+        volumes: volumes.iter().map(VolumeRow::from).collect(),
+        strategy: strategy.as_str(),
+        strategy_why,
+        dangerous_mounts: app.dangerous_mounts,
+        volume_form,
+        volume_errors,
     })
+}
+
+/// The app page's add-volume form.
+#[derive(serde::Deserialize)]
+pub struct AddVolumeInput {
+    #[serde(flatten)]
+    volume: VolumeInput,
+    #[serde(default)]
+    dangerous: Option<String>,
+}
+
+pub async fn add_volume(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, app)): Path<(String, String)>,
+    CsrfForm(input): CsrfForm<AddVolumeInput>,
+) -> Result<Response, WebError> {
+    let (project, name) = parse_names(&project, &app)?;
+    let mut errors = FieldErrors::default();
+    let result = match input.volume.parse(&mut errors) {
+        Some(request) if errors.is_empty() => state
+            .engine
+            .add_volume(&project, &name, request, input.dangerous.is_some())
+            .await
+            .map_err(WebError::from),
+        _ => Err(WebError::Invalid(errors)),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response()),
+        Err(WebError::Invalid(errors)) => {
+            let page = page_with_form(&state, &user, &project, &name, String::new(), input.volume, errors).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+        }
+        Err(err @ WebError::Conflict(_)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("volume_name", err.public_message());
+            let page = page_with_form(&state, &user, &project, &name, String::new(), input.volume, errors).await?;
+            Ok((StatusCode::CONFLICT, render(&page)).into_response())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+pub async fn detach_volume(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, app, volume)): Path<(String, String, String)>,
+    _: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    let (project, name) = parse_names(&project, &app)?;
+    let volume = parse_path(berth_core::VolumeName::parse, &volume, "volume")?;
+    match state.engine.detach_volume(&project, &name, &volume).await {
+        Ok(()) => Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response()),
+        Err(err) => failed_action(&state, &user, &project, &name, err).await,
+    }
 }
 
 fn parse_names(project: &str, app: &str) -> Result<(ProjectName, AppName), WebError> {

@@ -101,6 +101,11 @@ pub struct SettingsInput {
     pub restart_policy: String,
     #[serde(default)]
     pub keep_images: String,
+    /// `rolling`, `recreate`, or empty: berth chooses.
+    #[serde(default)]
+    pub strategy: String,
+    #[serde(default)]
+    pub hold_secs: String,
 }
 
 impl SettingsInput {
@@ -135,6 +140,8 @@ impl SettingsInput {
                 .unwrap_or_default(),
             restart_policy: s.restart_policy.clone(),
             keep_images: s.keep_images.to_string(),
+            strategy: s.strategy.map(|s| s.as_str()).unwrap_or_default().to_owned(),
+            hold_secs: s.hold_secs.to_string(),
         }
     }
 
@@ -162,6 +169,11 @@ impl SettingsInput {
         let drain_secs = num("drain_secs", &self.drain_secs, 0, 3600);
         let stop_timeout_secs = num("stop_timeout_secs", &self.stop_timeout_secs, 0, 3600);
         let keep_images = num("keep_images", &self.keep_images, 1, 100);
+        let hold_secs = if self.hold_secs.trim().is_empty() {
+            DeploySettings::default().hold_secs
+        } else {
+            num("hold_secs", &self.hold_secs, 1, 600)
+        };
         let memory_mb = if self.memory_mb.trim().is_empty() {
             None
         } else {
@@ -209,10 +221,13 @@ impl SettingsInput {
                 "must be one of no, unless-stopped, on-failure, always",
             );
         }
+        let strategy = crate::forms::parse_strategy(&mut errors, &self.strategy).flatten();
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(DeploySettings {
+            strategy,
+            hold_secs,
             source,
             health,
             drain_secs,

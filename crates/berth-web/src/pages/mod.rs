@@ -12,6 +12,7 @@ pub mod login;
 pub mod projects;
 pub mod settings;
 pub mod setup;
+pub mod storage;
 pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -624,8 +624,17 @@ async fn redeploy_then_show(
     project: &ProjectName,
     app: &AppName,
 ) -> Result<Response, WebError> {
-    match state.engine.redeploy_app(project, app).await {
-        Ok(_) => Ok(Redirect::to(&format!("/projects/{project}/apps/{app}")).into_response()),
+    match state
+        .engine
+        .redeploy_app(project, app, "dashboard redeploy")
+        .await
+    {
+        // The deployment runs on; its page shows the live log.
+        Ok(dep) => Ok(Redirect::to(&format!(
+            "/projects/{project}/apps/{app}/deployments/{}",
+            dep.number
+        ))
+        .into_response()),
         Err(err) => {
             let err = WebError::from(err);
             if matches!(err, WebError::NotFound(_) | WebError::Internal(_)) {

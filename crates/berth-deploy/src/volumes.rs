@@ -1,0 +1,556 @@
+//! Volumes: what an app mounts, the Docker volumes behind them, and the
+//! Storage page's view of every volume berth made.
+//!
+//! Nothing here removes a volume unless the user asked for exactly that
+//! volume (or for an app "with its volumes"), with the name typed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use berth_core::{
+    AppName, AppVolume, DeployStrategy, HostPath, MountPath, ProjectName, ResourceKind,
+    VolumeName, VolumeSource, docker_volume_name,
+};
+use berth_docker::{ContainerInfo, Mount, MountKind};
+use berth_store::apps::{self, App};
+use berth_store::volumes::{self, OwnedVolume};
+
+use crate::naming::{APP, APP_ID, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE, VOLUME};
+use crate::{DeployError, Engine};
+
+/// A mount the user asks for: a named volume, or a host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub name: VolumeName,
+    /// `None`: a named Docker volume; `Some`: a bind mount of this host path.
+    pub host_path: Option<HostPath>,
+    pub target: MountPath,
+    pub read_only: bool,
+}
+
+/// One volume as the Storage page shows it.
+#[derive(Debug, Clone)]
+pub struct StorageVolume {
+    /// The Docker volume's name, or the host path of a bind mount.
+    pub name: String,
+    pub bind: bool,
+    /// The app that mounts it now; `None` when it is orphaned.
+    pub owner: Option<VolumeOwner>,
+    /// The project it was made in (from its labels); attach only within it.
+    pub project: Option<String>,
+    /// The app it was made for (from its labels).
+    pub made_for: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// How many containers (running or not) mount it.
+    pub containers: u64,
+}
+
+impl StorageVolume {
+    pub fn orphaned(&self) -> bool {
+        self.owner.is_none()
+    }
+
+    pub fn in_use(&self) -> bool {
+        self.containers > 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VolumeOwner {
+    pub project: ProjectName,
+    pub app: AppName,
+    pub volume: AppVolume,
+}
+
+/// What deleting an app does with its volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeChoice {
+    /// They stay, orphaned, on the Storage page.
+    Keep,
+    /// The app's named Docker volumes are removed (host directories of
+    /// bind mounts are never removed).
+    Delete,
+}
+
+/// The mounts of one container about to be created.
+pub(crate) struct PreparedMounts {
+    pub mounts: Vec<Mount>,
+    /// Mount paths of named volumes created just now (empty): where the data
+    /// of a container made before volumes existed moves in.
+    pub fresh_targets: Vec<String>,
+    pub count: usize,
+}
+
+impl Engine {
+    /// Where bind mounts may come from without the "dangerous mount" confirmation.
+    pub fn volumes_root(&self) -> PathBuf {
+        self.options().volumes_root.clone()
+    }
+
+    fn bind_rules(&self) -> berth_core::BindRules {
+        berth_core::BindRules {
+            volumes_root: self.volumes_root(),
+            data_dir: self.data_dir(),
+        }
+    }
+
+    /// The app's mounts, by mount path.
+    pub async fn app_volumes(&self, app: &App) -> Result<Vec<AppVolume>, DeployError> {
+        Ok(volumes::list_for_app(self.store(), app.id).await?)
+    }
+
+    /// The strategy the app's next deployment uses, and why.
+    pub async fn app_strategy(&self, app: &App) -> Result<(DeployStrategy, String), DeployError> {
+        let settings = self.deploy_settings(app).await?;
+        let count = volumes::list_for_app(self.store(), app.id).await?.len();
+        Ok(DeployStrategy::choose(settings.strategy, count))
+    }
+
+    /// Refuses a bind mount the rules do not allow, unless the admin
+    /// confirmed dangerous mounts. Symlinks are resolved first, so a link
+    /// under the volumes root cannot lead out of it.
+    pub(crate) fn check_volumes(
+        &self,
+        requests: &[VolumeRequest],
+        dangerous_confirmed: bool,
+    ) -> Result<(), DeployError> {
+        let rules = self.bind_rules();
+        for (i, a) in requests.iter().enumerate() {
+            if requests[..i].iter().any(|b| b.name == a.name) {
+                return Err(invalid(format!("two volumes are named {}", a.name)));
+            }
+            if requests[..i].iter().any(|b| b.target == a.target) {
+                return Err(invalid(format!("two volumes are mounted at {}", a.target)));
+            }
+            let Some(host) = &a.host_path else { continue };
+            if dangerous_confirmed {
+                continue;
+            }
+            let resolved = resolve_existing(host.as_path());
+            for path in [host.as_path(), resolved.as_path()] {
+                if let Err(refusal) = rules.check(path) {
+                    return Err(invalid(format!(
+                        "{refusal}. Refused; an admin may allow it by ticking \"dangerous mount\" for this app."
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the app's mounts (after [`Engine::check_volumes`]).
+    pub(crate) async fn record_volumes(
+        &self,
+        app: &App,
+        requests: &[VolumeRequest],
+    ) -> Result<(), DeployError> {
+        for request in requests {
+            let source = match &request.host_path {
+                Some(path) => VolumeSource::Bind(path.clone()),
+                None => VolumeSource::Volume(self.free_volume_name(app, &request.name).await?),
+            };
+            volumes::add(
+                self.store(),
+                app.id,
+                &AppVolume {
+                    name: request.name.clone(),
+                    source,
+                    target: request.target.clone(),
+                    read_only: request.read_only,
+                    from_image: false,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a mount to an app; it takes effect with the next deployment.
+    pub async fn add_volume(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        request: VolumeRequest,
+        confirm_dangerous: bool,
+    ) -> Result<App, DeployError> {
+        let app = self.find_app(project, name).await?;
+        let existing = self.app_volumes(&app).await?;
+        if existing.iter().any(|v| v.name == request.name) {
+            return Err(invalid(format!("the app already has a volume named {}", request.name)));
+        }
+        if existing.iter().any(|v| v.target == request.target) {
+            return Err(invalid(format!("the app already mounts a volume at {}", request.target)));
+        }
+        let dangerous = app.dangerous_mounts || confirm_dangerous;
+        self.check_volumes(std::slice::from_ref(&request), dangerous)?;
+        if confirm_dangerous && !app.dangerous_mounts {
+            apps::set_dangerous_mounts(self.store(), app.id, true).await?;
+        }
+        self.record_volumes(&app, std::slice::from_ref(&request)).await?;
+        tracing::info!(project.name = %project, app.name = %name, volume.name = %request.name, volume.target = %request.target, "volume added");
+        Ok(apps::find_by_id(self.store(), app.id).await?)
+    }
+
+    /// Stops mounting a volume in the app (from its next deployment). The
+    /// volume itself stays, orphaned, on the Storage page.
+    pub async fn detach_volume(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        volume: &VolumeName,
+    ) -> Result<(), DeployError> {
+        let app = self.find_app(project, name).await?;
+        if !volumes::remove(self.store(), app.id, volume).await? {
+            return Err(DeployError::Store(berth_store::StoreError::NotFound { what: "volume" }));
+        }
+        tracing::info!(project.name = %project, app.name = %name, volume.name = %volume, "volume detached (kept)");
+        Ok(())
+    }
+
+    /// A Docker volume name for the app's volume that no volume has yet: an
+    /// orphan of an earlier app of the same name keeps its data and its
+    /// name, and is attached only when the user says so.
+    async fn free_volume_name(&self, app: &App, volume: &VolumeName) -> Result<String, DeployError> {
+        let base = docker_volume_name(&app.project, &app.name, volume);
+        let taken: Vec<String> = volumes::list_all(self.store())
+            .await?
+            .into_iter()
+            .filter_map(|o| match o.volume.source {
+                VolumeSource::Volume(name) => Some(name),
+                VolumeSource::Bind(_) => None,
+            })
+            .collect();
+        let mut candidate = base.clone();
+        for n in 2.. {
+            if !taken.contains(&candidate)
+                && self.docker().inspect_volume(&candidate).await?.is_none()
+            {
+                return Ok(candidate);
+            }
+            candidate = format!("{base}-{n}");
+        }
+        unreachable!("an unbounded counter finds a free name")
+    }
+
+    /// Makes sure every path the image declares with `VOLUME` has a named
+    /// volume of its own (recorded once, kept for good), creates missing
+    /// Docker volumes and host directories, and returns the mounts.
+    pub(crate) async fn prepare_mounts(
+        &self,
+        app: &App,
+        declared: &[String],
+    ) -> Result<PreparedMounts, DeployError> {
+        let mut rows = volumes::list_for_app(self.store(), app.id).await?;
+        for path in declared {
+            let Ok(target) = MountPath::parse(path) else {
+                tracing::warn!(app.name = %app.name, volume.target = %path, "the image declares a volume path berth cannot mount; Docker gives it an anonymous volume");
+                continue;
+            };
+            if rows.iter().any(|v| v.target == target) {
+                continue;
+            }
+            let mut name = VolumeName::for_path(&target);
+            let mut n = 2;
+            while rows.iter().any(|v| v.name == name) {
+                name = VolumeName::parse(&format!("{}-{n}", VolumeName::for_path(&target)))
+                    .unwrap_or_else(|_| name.clone());
+                n += 1;
+            }
+            let volume = AppVolume {
+                source: VolumeSource::Volume(self.free_volume_name(app, &name).await?),
+                name,
+                target,
+                read_only: false,
+                from_image: true,
+            };
+            volumes::add(self.store(), app.id, &volume).await?;
+            tracing::info!(app.name = %app.name, volume.target = %volume.target, "a named volume for a path the image declares");
+            rows.push(volume);
+        }
+        let mut mounts = Vec::with_capacity(rows.len());
+        let mut fresh_targets = Vec::new();
+        for v in &rows {
+            match &v.source {
+                VolumeSource::Volume(docker_name) => {
+                    let labels = self.volume_labels(app, &v.name);
+                    let (_, created) = self.docker().ensure_volume(docker_name, &labels).await?;
+                    if created {
+                        fresh_targets.push(v.target.to_string());
+                    }
+                    mounts.push(Mount::Volume {
+                        name: docker_name.clone(),
+                        target: v.target.to_string(),
+                        read_only: v.read_only,
+                    });
+                }
+                VolumeSource::Bind(path) => {
+                    // Under the volumes root berth makes the directory; anything
+                    // else (confirmed as dangerous) must exist already.
+                    if path.as_path().starts_with(self.volumes_root())
+                        && !path.as_path().exists()
+                    {
+                        std::fs::create_dir_all(path.as_path()).map_err(|e| {
+                            DeployError::Tool(format!("cannot create {path}: {e}"))
+                        })?;
+                    }
+                    mounts.push(Mount::Bind {
+                        source: path.to_string(),
+                        target: v.target.to_string(),
+                        read_only: v.read_only,
+                    });
+                }
+            }
+        }
+        Ok(PreparedMounts {
+            mounts,
+            fresh_targets,
+            count: rows.len(),
+        })
+    }
+
+    fn volume_labels(&self, app: &App, volume: &VolumeName) -> BTreeMap<String, String> {
+        let mut labels = self.object_labels();
+        labels.extend([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (INSTANCE.to_owned(), self.instance_id().to_owned()),
+            (KIND.to_owned(), ResourceKind::App.as_str().to_owned()),
+            (PROJECT.to_owned(), app.project.to_string()),
+            (RESOURCE.to_owned(), app.name.to_string()),
+            (SERVICE.to_owned(), app.name.to_string()),
+            (APP.to_owned(), app.name.to_string()),
+            (APP_ID.to_owned(), app.id.to_string()),
+            (VOLUME.to_owned(), volume.to_string()),
+        ]);
+        labels
+    }
+
+    /// Moves the data of a container made before volumes existed into the
+    /// named volumes just created for the same paths: each anonymous volume
+    /// of `old` at one of `fresh_targets` is copied into `new` (created,
+    /// not started). Returns what was moved, for the deployment's log.
+    pub(crate) async fn adopt_anonymous_data(
+        &self,
+        old: &ContainerInfo,
+        new_id: &str,
+        fresh_targets: &[String],
+    ) -> Result<Vec<String>, DeployError> {
+        let mut moved = Vec::new();
+        for mount in &old.mounts {
+            let anonymous = mount.kind == MountKind::Volume
+                && mount
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| !n.starts_with("berth_"));
+            if !anonymous || !fresh_targets.contains(&mount.destination) {
+                continue;
+            }
+            let bytes = self
+                .docker()
+                .copy_path(&old.id, &mount.destination, new_id)
+                .await?;
+            moved.push(format!(
+                "moved {} of data at {} from the old container's anonymous volume into its named volume",
+                crate::human_bytes(bytes),
+                mount.destination
+            ));
+        }
+        Ok(moved)
+    }
+
+    /// Every volume berth made (and every bind mount an app has), with its
+    /// owner, size and whether a container uses it.
+    pub async fn list_storage(&self) -> Result<Vec<StorageVolume>, DeployError> {
+        let rows = volumes::list_all(self.store()).await?;
+        let mut by_source: HashMap<String, OwnedVolume> = HashMap::new();
+        let mut out = Vec::new();
+        for row in rows {
+            match &row.volume.source {
+                VolumeSource::Volume(name) => {
+                    by_source.insert(name.clone(), row);
+                }
+                VolumeSource::Bind(path) => out.push(StorageVolume {
+                    name: path.to_string(),
+                    bind: true,
+                    project: Some(row.project.to_string()),
+                    made_for: Some(row.app.to_string()),
+                    owner: Some(VolumeOwner {
+                        project: row.project,
+                        app: row.app,
+                        volume: row.volume,
+                    }),
+                    size_bytes: None,
+                    containers: 0,
+                }),
+            }
+        }
+        let instance = self.instance_id().to_owned();
+        let docker_volumes = self
+            .docker()
+            .list_volumes(&[(MANAGED, "true"), (INSTANCE, instance.as_str())])
+            .await?;
+        let usage = self.docker().volume_usage().await.unwrap_or_default();
+        for v in docker_volumes {
+            let owner = by_source.remove(&v.name).map(|row| VolumeOwner {
+                project: row.project,
+                app: row.app,
+                volume: row.volume,
+            });
+            let use_ = usage.get(&v.name);
+            out.push(StorageVolume {
+                project: v.labels.get(PROJECT).cloned(),
+                made_for: v.labels.get(APP).cloned(),
+                size_bytes: use_.and_then(|u| u.size_bytes),
+                containers: use_.map(|u| u.containers).unwrap_or(0),
+                bind: false,
+                name: v.name,
+                owner,
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.project.as_deref(), a.name.as_str()).cmp(&(b.project.as_deref(), b.name.as_str()))
+        });
+        Ok(out)
+    }
+
+    async fn find_storage(&self, name: &str) -> Result<StorageVolume, DeployError> {
+        self.list_storage()
+            .await?
+            .into_iter()
+            .find(|v| !v.bind && v.name == name)
+            .ok_or(DeployError::Store(berth_store::StoreError::NotFound { what: "volume" }))
+    }
+
+    /// Removes an orphaned volume and its data. `confirm` must be the
+    /// volume's name; a volume an app still mounts, or a container still
+    /// uses, is refused.
+    pub async fn delete_volume(&self, name: &str, confirm: &str) -> Result<(), DeployError> {
+        let volume = self.find_storage(name).await?;
+        if confirm.trim() != name {
+            return Err(DeployError::Invalid {
+                field: "confirm",
+                message: format!("type the volume's name ({name}) to delete it and its data; nothing was deleted"),
+            });
+        }
+        if let Some(owner) = &volume.owner {
+            return Err(DeployError::Invalid {
+                field: "confirm",
+                message: format!(
+                    "{name} is mounted by the app {}/{}: detach it there first; nothing was deleted",
+                    owner.project, owner.app
+                ),
+            });
+        }
+        self.docker().remove_volume(name).await?;
+        tracing::info!(volume.name = %name, "orphaned volume deleted on request");
+        Ok(())
+    }
+
+    /// Attaches an orphaned volume to an app of the project it was made in,
+    /// mounted at `target` from the app's next deployment. A volume the app
+    /// mounted there before is detached (and kept, orphaned).
+    pub async fn attach_volume(
+        &self,
+        name: &str,
+        project: &ProjectName,
+        app: &AppName,
+        target: &MountPath,
+    ) -> Result<App, DeployError> {
+        let volume = self.find_storage(name).await?;
+        if volume.owner.is_some() {
+            return Err(DeployError::Invalid {
+                field: "volume",
+                message: format!("{name} is mounted by an app already: only orphaned volumes can be attached"),
+            });
+        }
+        if volume.project.as_deref() != Some(project.as_str()) {
+            return Err(DeployError::Invalid {
+                field: "app",
+                message: format!(
+                    "{name} belongs to the project {}: attach it to an app there",
+                    volume.project.as_deref().unwrap_or("(unknown)")
+                ),
+            });
+        }
+        let app = self.find_app(project, app).await?;
+        let existing = self.app_volumes(&app).await?;
+        if let Some(old) = existing.iter().find(|v| &v.target == target) {
+            volumes::remove(self.store(), app.id, &old.name).await?;
+            tracing::info!(app.name = %app.name, volume.name = %old.name, "volume detached to make room for an attached one (kept)");
+        }
+        let label_name = self
+            .docker()
+            .inspect_volume(name)
+            .await?
+            .and_then(|v| v.labels.get(VOLUME).cloned())
+            .and_then(|n| VolumeName::parse(&n).ok())
+            .unwrap_or_else(|| VolumeName::for_path(target));
+        let mut vname = label_name.clone();
+        let mut n = 2;
+        while existing
+            .iter()
+            .any(|v| v.name == vname && &v.target != target)
+        {
+            vname = VolumeName::parse(&format!("{label_name}-{n}")).unwrap_or(vname);
+            n += 1;
+        }
+        volumes::add(
+            self.store(),
+            app.id,
+            &AppVolume {
+                name: vname,
+                source: VolumeSource::Volume(name.to_owned()),
+                target: target.clone(),
+                read_only: false,
+                from_image: false,
+            },
+        )
+        .await?;
+        tracing::info!(volume.name = %name, app.name = %app.name, volume.target = %target, "orphaned volume attached");
+        Ok(app)
+    }
+
+    /// Removes the app's named Docker volumes (deleting the app "with its
+    /// volumes"). Returns the names that could not be removed (kept).
+    pub(crate) async fn remove_app_volumes(&self, volumes: &[AppVolume]) -> Vec<String> {
+        let mut kept = Vec::new();
+        for v in volumes {
+            if let VolumeSource::Volume(name) = &v.source {
+                match self.docker().remove_volume(name).await {
+                    Ok(()) => tracing::info!(volume.name = %name, "volume deleted with its app"),
+                    Err(err) => {
+                        tracing::warn!(volume.name = %name, error = %err, "could not delete a volume; it is kept");
+                        kept.push(name.clone());
+                    }
+                }
+            }
+        }
+        kept
+    }
+}
+
+fn invalid(message: String) -> DeployError {
+    DeployError::Invalid {
+        field: "volumes",
+        message,
+    }
+}
+
+/// The path with its symlinks resolved, as far as it exists.
+fn resolve_existing(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name().map(|n| n.to_owned()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+    let mut resolved = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    resolved
+}

@@ -1,0 +1,268 @@
+//! Volumes in the API: every volume berth made (the Storage page), and
+//! each app's mounts.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use berth_core::{AppName, MountPath, ProjectName, VolumeName};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiJson;
+use crate::error::{ApiError, ErrorBody};
+use crate::forms::{FieldErrors, VolumeInput};
+use crate::routes::{Access, Table};
+use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Bearer, "/api/v1/volumes", list_volumes);
+    t.delete(Access::Bearer, "/api/v1/volumes/{volume}", delete_volume);
+    t.post(Access::Bearer, "/api/v1/volumes/{volume}/attach", attach_volume);
+    t.get(
+        Access::Bearer,
+        "/api/v1/projects/{project}/apps/{app}/volumes",
+        list_app_volumes,
+    );
+    t.post(
+        Access::Bearer,
+        "/api/v1/projects/{project}/apps/{app}/volumes",
+        add_app_volume,
+    );
+    t.delete(
+        Access::Bearer,
+        "/api/v1/projects/{project}/apps/{app}/volumes/{volume}",
+        detach_app_volume,
+    );
+}
+
+/// One volume berth made (or a host path an app mounts).
+#[derive(Serialize, ToSchema)]
+pub struct VolumeOut {
+    /// The Docker volume's name, or the host path of a bind mount.
+    pub name: String,
+    /// `volume` or `bind`.
+    pub kind: &'static str,
+    /// The app that mounts it now, as `project/app`; null when orphaned.
+    pub owner: Option<String>,
+    /// Where the owner mounts it.
+    pub target: Option<String>,
+    pub orphaned: bool,
+    /// The project and app it was made for (from its labels).
+    pub project: Option<String>,
+    pub made_for: Option<String>,
+    /// Bytes, as Docker measures them; null when unknown.
+    pub size_bytes: Option<u64>,
+    /// How many containers (running or not) mount it.
+    pub containers: u64,
+    pub in_use: bool,
+}
+
+impl From<&berth_deploy::StorageVolume> for VolumeOut {
+    fn from(v: &berth_deploy::StorageVolume) -> VolumeOut {
+        VolumeOut {
+            name: v.name.clone(),
+            kind: if v.bind { "bind" } else { "volume" },
+            owner: v.owner.as_ref().map(|o| format!("{}/{}", o.project, o.app)),
+            target: v.owner.as_ref().map(|o| o.volume.target.to_string()),
+            orphaned: v.orphaned(),
+            project: v.project.clone(),
+            made_for: v.made_for.clone(),
+            size_bytes: v.size_bytes,
+            containers: v.containers,
+            in_use: v.in_use(),
+        }
+    }
+}
+
+/// One mount of an app.
+#[derive(Serialize, ToSchema)]
+pub struct AppVolumeOut {
+    pub name: String,
+    /// `volume` or `bind`.
+    pub kind: &'static str,
+    /// The Docker volume's name, or the host path.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// Made by berth for a path the image declares with VOLUME.
+    pub from_image: bool,
+}
+
+impl From<&berth_core::AppVolume> for AppVolumeOut {
+    fn from(v: &berth_core::AppVolume) -> AppVolumeOut {
+        let row = crate::views::VolumeRow::from(v);
+        AppVolumeOut {
+            name: row.name,
+            kind: row.kind,
+            source: row.source,
+            target: row.target,
+            read_only: row.read_only,
+            from_image: row.from_image,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppVolumesOut {
+    /// `rolling` or `recreate`: how the next deployment replaces the container.
+    pub strategy: &'static str,
+    /// Why that strategy.
+    pub strategy_reason: String,
+    /// The admin allowed bind mounts outside the volumes root for this app.
+    pub dangerous_mounts: bool,
+    pub volumes: Vec<AppVolumeOut>,
+}
+
+#[utoipa::path(get, path = "/api/v1/volumes", tag = "volumes",
+    responses((status = 200, body = Vec<VolumeOut>)))]
+pub async fn list_volumes(State(state): State<AppState>) -> Result<Json<Vec<VolumeOut>>, ApiError> {
+    Ok(Json(
+        state
+            .engine
+            .list_storage()
+            .await?
+            .iter()
+            .map(VolumeOut::from)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ConfirmQuery {
+    /// The volume's name again: nothing is deleted without it.
+    pub confirm: Option<String>,
+}
+
+/// Deletes an orphaned volume and its data; `?confirm=<name>` is required.
+#[utoipa::path(delete, path = "/api/v1/volumes/{volume}", tag = "volumes", params(("volume" = String, Path), ConfirmQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_volume(
+    State(state): State<AppState>,
+    Path(volume): Path<String>,
+    Query(query): Query<ConfirmQuery>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .engine
+        .delete_volume(&volume, query.confirm.as_deref().unwrap_or_default())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AttachIn {
+    /// An app of the project the volume was made in.
+    #[serde(default)]
+    pub app: String,
+    /// Where the app mounts it, e.g. `/data`. A volume mounted there before is detached (and kept).
+    #[serde(default)]
+    pub target: String,
+}
+
+/// Attaches an orphaned volume to an app of its project, mounted from the app's next deployment.
+#[utoipa::path(post, path = "/api/v1/volumes/{volume}/attach", tag = "volumes", params(("volume" = String, Path)), request_body = AttachIn,
+    responses((status = 200, body = AppVolumesOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn attach_volume(
+    State(state): State<AppState>,
+    Path(volume): Path<String>,
+    ApiJson(input): ApiJson<AttachIn>,
+) -> Result<Json<AppVolumesOut>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let app = errors.check("app", AppName::parse(&input.app));
+    let target = errors.check("target", MountPath::parse(&input.target));
+    let (Some(app), Some(target)) = (app, target) else {
+        return Err(ApiError(WebError::Invalid(errors)));
+    };
+    let project = state
+        .engine
+        .list_storage()
+        .await?
+        .into_iter()
+        .find(|v| v.name == volume && !v.bind)
+        .and_then(|v| v.project)
+        .and_then(|p| ProjectName::parse(&p).ok())
+        .ok_or(ApiError(WebError::NotFound("volume")))?;
+    let app = state
+        .engine
+        .attach_volume(&volume, &project, &app, &target)
+        .await?;
+    app_volumes_out(&state, &app).await
+}
+
+async fn app_volumes_out(
+    state: &AppState,
+    app: &berth_store::apps::App,
+) -> Result<Json<AppVolumesOut>, ApiError> {
+    let volumes = state.engine.app_volumes(app).await?;
+    let (strategy, strategy_reason) = state.engine.app_strategy(app).await?;
+    Ok(Json(AppVolumesOut {
+        strategy: strategy.as_str(),
+        strategy_reason,
+        dangerous_mounts: app.dangerous_mounts,
+        volumes: volumes.iter().map(AppVolumeOut::from).collect(),
+    }))
+}
+
+fn names(project: &str, app: &str) -> Result<(ProjectName, AppName), ApiError> {
+    Ok((
+        super::projects::project_name(project)?,
+        AppName::parse(app).map_err(|_| ApiError(WebError::NotFound("app")))?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/apps/{app}/volumes", tag = "volumes",
+    params(("project" = String, Path), ("app" = String, Path)),
+    responses((status = 200, body = AppVolumesOut), (status = 404, body = ErrorBody)))]
+pub async fn list_app_volumes(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+) -> Result<Json<AppVolumesOut>, ApiError> {
+    let (project, name) = names(&project, &app)?;
+    let app = state.engine.find_app(&project, &name).await?;
+    app_volumes_out(&state, &app).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddVolumeIn {
+    #[serde(flatten)]
+    pub volume: VolumeInput,
+    /// Allow a host path outside the volumes root for this app (recorded and shown on its page).
+    #[serde(default)]
+    pub dangerous: bool,
+}
+
+/// Adds a volume to the app; it is mounted from the next deployment.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/volumes", tag = "volumes",
+    params(("project" = String, Path), ("app" = String, Path)), request_body = AddVolumeIn,
+    responses((status = 200, body = AppVolumesOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_app_volume(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+    ApiJson(input): ApiJson<AddVolumeIn>,
+) -> Result<Json<AppVolumesOut>, ApiError> {
+    let (project, name) = names(&project, &app)?;
+    let mut errors = FieldErrors::default();
+    let request = input.volume.parse(&mut errors);
+    let Some(request) = request.filter(|_| errors.is_empty()) else {
+        return Err(ApiError(WebError::Invalid(errors)));
+    };
+    let app = state
+        .engine
+        .add_volume(&project, &name, request, input.dangerous)
+        .await?;
+    app_volumes_out(&state, &app).await
+}
+
+/// Stops mounting the volume (from the next deployment); the volume and its data stay, orphaned.
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/apps/{app}/volumes/{volume}", tag = "volumes",
+    params(("project" = String, Path), ("app" = String, Path), ("volume" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn detach_app_volume(
+    State(state): State<AppState>,
+    Path((project, app, volume)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (project, name) = names(&project, &app)?;
+    let volume =
+        VolumeName::parse(&volume).map_err(|_| ApiError(WebError::NotFound("volume")))?;
+    state.engine.detach_volume(&project, &name, &volume).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

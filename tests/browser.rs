@@ -221,10 +221,8 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.snapshot("11-env-review").await;
     browser.assert_fits_phone().await;
     browser.click("#env-save-redeploy").await;
-    browser
-        .wait_for_path(&format!("/projects/{project}/apps/web"))
-        .await;
-    browser.wait_for_status("running").await;
+    // Saving redeploys: the browser lands on the deployment's page.
+    browser.wait_for_deployment("succeeded").await;
     let (containers, _) = common::docker_objects_of(&project);
     let inspect = Command::new("docker")
         .args(["inspect", "-f", "{{json .Config.Env}}", &containers[0]])
@@ -269,6 +267,69 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
         )
         .await;
     browser.snapshot("13-deployment-log").await;
+    browser.assert_fits_phone().await;
+
+    // Storage: give the app a volume from its page, redeploy, and find the
+    // volume on the Storage page with its owner and the size Docker measured.
+    let app_page = format!("/projects/{project}/apps/web");
+    let docker_volume = format!("berth_{project}_web_data");
+    browser.goto(&app.at(&app_page)).await;
+    browser.wait_for_status("running").await;
+    browser.wait_for_text("#storage", "No volumes").await;
+    browser.click("#storage details > summary").await;
+    browser.fill("#add-volume #f-target", "/data").await;
+    browser.click("#add-volume button[type=submit]").await;
+    browser.wait_for_path(&app_page).await;
+    let mount = browser.row_cells("#volumes", "data").await;
+    browser
+        .ensure(
+            mount.get(1).map(String::as_str) == Some("/data")
+                && mount.get(2).map(String::as_str) == Some(docker_volume.as_str()),
+            format!("the app lists the volume data at /data from {docker_volume}, got {mount:?}"),
+        )
+        .await;
+    browser.snapshot("14-volume-added").await;
+    browser.assert_fits_phone().await;
+
+    // The volume is mounted from the next deploy: redeploy from the app page.
+    browser
+        .click(&format!("form[action='{app_page}/redeploy'] button"))
+        .await;
+    browser.wait_for_deployment("succeeded").await;
+    browser
+        .wait_for_text(
+            "#deploy-log",
+            &format!("mounting volume {docker_volume} at /data"),
+        )
+        .await;
+    browser.snapshot("15-redeployed-with-volume").await;
+    browser.assert_fits_phone().await;
+
+    // The Storage page, from the nav, lists the volume with its owner and size.
+    browser.click("nav a[href='/storage']").await;
+    browser.wait_for_path("/storage").await;
+    browser.wait_for_text("main h1", "Storage").await;
+    let row = browser.row_cells("#storage-volumes", &docker_volume).await;
+    browser
+        .ensure(
+            row.get(1).map(String::as_str) == Some(format!("{project}/web at /data").as_str()),
+            format!("the volume's owner is {project}/web at /data, got {row:?}"),
+        )
+        .await;
+    let size = row.get(2).cloned().unwrap_or_default();
+    browser
+        .ensure(
+            is_human_size(&size),
+            format!("the volume's size as Docker measures it, got {size:?} (row {row:?})"),
+        )
+        .await;
+    browser
+        .ensure(
+            row.get(3).map(String::as_str) == Some("yes"),
+            format!("the volume is in use by the running app, got {row:?}"),
+        )
+        .await;
+    browser.snapshot("16-storage").await;
     browser.assert_fits_phone().await;
 
     browser.close().await;
@@ -444,6 +505,65 @@ impl Browser {
                 } else {
                     Err(format!("on {url}"))
                 }
+            },
+        )
+        .await
+    }
+
+    /// Right after a deploy button: waits to be on a deployment page and for
+    /// its status badge to settle on `expected` (the log streams live).
+    async fn wait_for_deployment(&self, expected: &str) {
+        const SETTLED: [&str; 3] = ["succeeded", "failed", "cancelled"];
+        let status = self
+            .poll(
+                &format!("see the deployment {expected}"),
+                DEPLOY_TIMEOUT,
+                async |c: &Client| {
+                    let url = c.current_url().await.map_err(seen)?;
+                    if !url.path().contains("/deployments/") {
+                        return Err(format!("on {url}"));
+                    }
+                    let status = text_of(c, "#deployment-status").await?;
+                    if status == expected || SETTLED.contains(&status.as_str()) {
+                        Ok(status)
+                    } else {
+                        Err(format!("it is {status}"))
+                    }
+                },
+            )
+            .await;
+        if status != expected {
+            let reason = text_of(&self.client, "#deployment-reason")
+                .await
+                .unwrap_or_default();
+            self.fail(format!("the deployment {status}, not {expected}: {reason}"))
+                .await;
+        }
+    }
+
+    /// The visible text of each cell of the body row of the table at `table`
+    /// whose first cell starts with `first`, once there is one.
+    async fn row_cells(&self, table: &str, first: &str) -> Vec<String> {
+        self.poll(
+            &format!("find the row {first:?} in {table}"),
+            STEP_TIMEOUT,
+            async |c: &Client| {
+                let rows = c
+                    .find_all(Locator::Css(&format!("{table} tbody tr")))
+                    .await
+                    .map_err(seen)?;
+                let mut seen_rows = Vec::new();
+                for row in rows {
+                    let mut cells = Vec::new();
+                    for cell in row.find_all(Locator::Css("td")).await.map_err(seen)? {
+                        cells.push(cell.text().await.map_err(seen)?.trim().to_owned());
+                    }
+                    if cells.first().is_some_and(|text| text.starts_with(first)) {
+                        return Ok(cells);
+                    }
+                    seen_rows.push(cells);
+                }
+                Err(format!("the rows are {seen_rows:?}"))
             },
         )
         .await
@@ -694,6 +814,14 @@ fn free_port() -> u16 {
 async fn text_of(client: &Client, selector: &str) -> Result<String, String> {
     let element = client.find(Locator::Css(selector)).await.map_err(seen)?;
     Ok(element.text().await.map_err(seen)?.trim().to_owned())
+}
+
+/// A size as berth shows one ("0 B", "4.1 KB"), not "unknown".
+fn is_human_size(text: &str) -> bool {
+    let Some((number, unit)) = text.split_once(' ') else {
+        return false;
+    };
+    ["B", "KB", "MB", "GB", "TB"].contains(&unit) && number.parse::<f64>().is_ok()
 }
 
 /// A WebDriver error as one polling attempt saw it.

@@ -9,102 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, docker_objects_of, location};
+use common::{Api, TestApp, docker_objects_of, location};
 use serde_json::{Value, json};
-
-/// The API with a token made by the CLI.
-struct Api {
-    token: String,
-}
-
-impl Api {
-    fn new(app: &TestApp) -> Api {
-        let out = app.cli(
-            &[
-                "token",
-                "create",
-                "--name",
-                &format!("t{}", &common::hex_id()[..6]),
-            ],
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Api {
-            token: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-        }
-    }
-
-    async fn send(
-        &self,
-        app: &TestApp,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        app.api(&self.token, method, path, body).await
-    }
-
-    async fn get(&self, app: &TestApp, path: &str) -> Value {
-        let (status, body) = self.send(app, reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn post(&self, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-        self.send(app, reqwest::Method::POST, path, Some(body))
-            .await
-    }
-
-    /// Polls the deployment until it is no longer queued or running.
-    async fn wait_for_end(&self, app: &TestApp, project: &str, number: i64) -> Value {
-        let path = format!("/api/v1/projects/{project}/apps/web/deployments/{number}");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let dep = self.get(app, &path).await;
-            if !matches!(dep["status"].as_str(), Some("queued" | "running")) {
-                return dep;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "deployment #{number} never ended: {dep}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Deletes an app through the API; the status.
-    async fn delete_app(&self, app: &TestApp, project: &str, name: &str) -> u16 {
-        let path = format!("/api/v1/projects/{project}/apps/{name}");
-        self.send(app, reqwest::Method::DELETE, &path, None).await.0
-    }
-
-    async fn deploy(&self, app: &TestApp, project: &str) -> i64 {
-        let (status, dep) = self
-            .post(
-                app,
-                &format!("/api/v1/projects/{project}/apps/web/deploy"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 202, "{dep}");
-        dep["number"].as_i64().unwrap()
-    }
-
-    async fn settings(&self, app: &TestApp, project: &str, settings: Value) {
-        let (status, body) = self
-            .post(
-                app,
-                &format!("/api/v1/projects/{project}/apps/web/deploy-settings"),
-                settings,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-}
 
 /// A running berth with a project whose app `web` (berth-test/web) runs as deployment 1.
 async fn running_web(hint: &str) -> (TestApp, String, Api) {
@@ -242,13 +148,7 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
     assert_eq!(dep["status"], "succeeded", "{dep}");
     assert_eq!(dep["commit"], commit1.as_str());
     assert_eq!(dep["image"], format!("berth-build/{project}-web:2"));
-    let log = dep["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let log = common::deployment_log(&dep);
     assert!(log.contains("checked out commit"), "{log}");
     assert!(
         log.contains("COPY index.html"),
@@ -911,13 +811,7 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     let number = api.deploy(&app, &project).await;
     let dep = api.wait_for_end(&app, &project, number).await;
     assert_eq!(dep["status"], "failed", "{dep}");
-    let log = dep["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let log = common::deployment_log(&dep);
     assert!(log.contains("git clone failed"), "{log}");
     assert!(log.contains("Permission denied (publickey)"), "{log}");
     assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());

@@ -144,8 +144,13 @@ async fn a_pasted_env_file_is_reviewed_saved_and_redeployed_into_the_container()
     // Save and redeploy: the container is recreated with exactly the saved set.
     let response = post_bulk(&app, &project, "save", "0", PASTED, &[("redeploy", "1")]).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-    assert_eq!(location(&response), format!("/projects/{project}/apps/web"));
-    app.wait_for_status(&project, "web", "running").await;
+    // The redeploy is queued; the answer is its live log, not a wait.
+    assert!(
+        location(&response).starts_with(&format!("/projects/{project}/apps/web/deployments/")),
+        "{}",
+        location(&response)
+    );
+    assert_eq!(app.wait_for_deployments(&project, "web").await, "succeeded");
     assert_eq!(container_env(&project), expected_env());
 
     // The editor shows the saved set, the secret masked, and no stale banner.
@@ -195,7 +200,7 @@ async fn saving_never_restarts_the_app_and_says_it_still_has_the_old_values() {
 
     let response = app.post_form(&base, &format!("{base}/redeploy"), &[]).await;
     assert_eq!(response.status(), 303);
-    app.wait_for_status(&project, "web", "running").await;
+    assert_eq!(app.wait_for_deployments(&project, "web").await, "succeeded");
     assert_eq!(container_env(&project)["MODE"], "one");
     assert!(!app.get_html(&base).await.contains("id=\"env-stale\""));
 }
@@ -438,7 +443,7 @@ async fn scripts_set_list_and_delete_variables_through_the_api() {
     )
     .await;
     assert_eq!(status, 200);
-    app.wait_for_status(&project, "web", "running").await;
+    assert_eq!(app.wait_for_deployments(&project, "web").await, "succeeded");
     let env = container_env(&project);
     assert_eq!(
         (env["API_KEY"].as_str(), env["MODE"].as_str()),
@@ -473,7 +478,7 @@ async fn shared_variables_are_referenced_by_apps_and_show_who_uses_them() {
     let text = "URL=${project.DB_HOST}/${global.REGION}\n";
     let response = post_bulk(&app, &project, "save", "0", text, &[("redeploy", "1")]).await;
     assert_eq!(response.status(), 303);
-    app.wait_for_status(&project, "web", "running").await;
+    assert_eq!(app.wait_for_deployments(&project, "web").await, "succeeded");
     assert_eq!(container_env(&project)["URL"], "shared-db/eu");
     let html = app.get_html(&project_env).await;
     let uses = section(&html, "env-uses");
@@ -584,7 +589,7 @@ async fn the_row_flags_decide_what_reaches_the_container() {
         )
         .await;
     assert_eq!(response.status(), 303);
-    app.wait_for_status(&project, "web", "running").await;
+    assert_eq!(app.wait_for_deployments(&project, "web").await, "succeeded");
     let expected: BTreeMap<String, String> = [
         ("A", "1"),
         ("LITERAL", "${A} $$"),

@@ -75,6 +75,8 @@ impl TestApp {
             // Domains default to ACME: tests must never reach Let's Encrypt. Nothing
             // listens on port 9, so attempts fail at once; ACME tests set Pebble's directory.
             .args(["--acme-directory", "https://127.0.0.1:9/directory"])
+            // Everything this berth creates carries the label tests/run's cleanup check looks for.
+            .args(["--object-label", &format!("berth.test=e2e-{}", std::process::id())])
             .env(
                 "RUST_LOG",
                 std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -151,17 +153,29 @@ impl TestApp {
     /// GET through the edge's HTTP listener as if `host` resolved to 127.0.0.1
     /// (a plain client: no cookies, no redirects followed).
     pub async fn get_via_edge(&self, host: &str, path: &str) -> reqwest::Response {
+        self.edge_client(&[host])
+            .get(self.edge_url(host, path))
+            .send()
+            .await
+            .expect("the edge answers")
+    }
+
+    /// A plain client (no cookies, no redirects followed, 30 s timeout) that
+    /// reaches the edge's HTTP listener for each of `hosts`; see [`TestApp::edge_url`].
+    pub fn edge_client(&self, hosts: &[&str]) -> reqwest::Client {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.edge_http_port()));
-        reqwest::Client::builder()
-            .resolve(host, addr)
+        hosts
+            .iter()
+            .fold(reqwest::Client::builder(), |b, host| b.resolve(host, addr))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap()
-            .get(format!("http://{host}:{}{path}", addr.port()))
-            .send()
-            .await
-            .expect("the edge answers")
+    }
+
+    /// `http://{host}:{edge port}{path}`, for a client from [`TestApp::edge_client`].
+    pub fn edge_url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.edge_http_port())
     }
 
     pub fn at(&self, path: &str) -> String {
@@ -315,6 +329,32 @@ impl TestApp {
         }
     }
 
+    /// Deploys answer at once; this polls the app's deployments page until
+    /// none is queued or running, and returns the newest one's status.
+    pub async fn wait_for_deployments(&self, project: &str, app: &str) -> String {
+        let path = format!("/projects/{project}/apps/{app}/deployments");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let html = self.get_html(&path).await;
+            if !html.contains("deploy-queued") && !html.contains("deploy-running") {
+                let marker = "class=\"status deploy-";
+                let newest = html
+                    .find(marker)
+                    .map(|i| {
+                        let rest = &html[i + marker.len()..];
+                        rest[..rest.find('"').unwrap_or(0)].to_owned()
+                    })
+                    .unwrap_or_default();
+                return newest;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployments of {project}/{app} never ended; last page:\n{html}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Runs a berth CLI command against this app's data dir.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         run_cli(&self.data_dir, args, stdin)
@@ -386,6 +426,135 @@ impl Drop for TestApp {
     }
 }
 
+/// The JSON API with a token made by the CLI. The methods without an app
+/// name act on the app `web`.
+pub struct Api {
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(app: &TestApp) -> Api {
+        let out = app.cli(
+            &["token", "create", "--name", &format!("t{}", &hex_id()[..6])],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Api {
+            token: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        app: &TestApp,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        app.api(&self.token, method, path, body).await
+    }
+
+    pub async fn get(&self, app: &TestApp, path: &str) -> serde_json::Value {
+        let (status, body) = self.send(app, reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.send(app, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// Polls deployment `number` of the app `web` until it is no longer queued or running.
+    pub async fn wait_for_end(&self, app: &TestApp, project: &str, number: i64) -> serde_json::Value {
+        self.wait_for_deployment(app, project, "web", number).await
+    }
+
+    /// Polls the deployment until it is no longer queued or running.
+    pub async fn wait_for_deployment(
+        &self,
+        app: &TestApp,
+        project: &str,
+        name: &str,
+        number: i64,
+    ) -> serde_json::Value {
+        let path = format!("/api/v1/projects/{project}/apps/{name}/deployments/{number}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let dep = self.get(app, &path).await;
+            if !matches!(dep["status"].as_str(), Some("queued" | "running")) {
+                return dep;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment #{number} of {name} never ended: {dep}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Deletes an app through the API; the status.
+    pub async fn delete_app(&self, app: &TestApp, project: &str, name: &str) -> u16 {
+        let path = format!("/api/v1/projects/{project}/apps/{name}");
+        self.send(app, reqwest::Method::DELETE, &path, None).await.0
+    }
+
+    /// Queues a deployment of the app `web` from its source; its number.
+    pub async fn deploy(&self, app: &TestApp, project: &str) -> i64 {
+        self.start(app, project, "web", "deploy").await
+    }
+
+    /// `POST /api/v1/projects/{project}/apps/{name}/{action}` (`deploy`,
+    /// `redeploy`, `deployments/N/rollback`), which answers 202 with the
+    /// deployment queued; its number.
+    pub async fn start(&self, app: &TestApp, project: &str, name: &str, action: &str) -> i64 {
+        let path = format!("/api/v1/projects/{project}/apps/{name}/{action}");
+        let (status, dep) = self.post(app, &path, serde_json::json!({})).await;
+        assert_eq!(status, 202, "POST {path}: {dep}");
+        dep["number"].as_i64().unwrap()
+    }
+
+    /// Saves deploy settings of the app `web`.
+    pub async fn settings(&self, app: &TestApp, project: &str, settings: serde_json::Value) {
+        self.settings_of(app, project, "web", settings).await;
+    }
+
+    pub async fn settings_of(
+        &self,
+        app: &TestApp,
+        project: &str,
+        name: &str,
+        settings: serde_json::Value,
+    ) {
+        let path = format!("/api/v1/projects/{project}/apps/{name}/deploy-settings");
+        let (status, body) = self.post(app, &path, settings).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// A deployment's log (from the API) as one text.
+pub fn deployment_log(dep: &serde_json::Value) -> String {
+    dep["log"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 pub fn run_cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(BERTH)
@@ -407,6 +576,19 @@ pub fn run_cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> std::proc
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
+}
+
+/// Runs a docker CLI listing and returns its lines.
+pub fn docker_list(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Containers and the network berth made for `project`, found by label.
@@ -436,6 +618,14 @@ fn remove_project_objects(project: &str) {
     }
     for id in networks {
         let _ = Command::new("docker").args(["network", "rm", &id]).output();
+    }
+    // berth keeps volumes when it removes containers; the test's go here.
+    let filter = format!("label=berth.project={project}");
+    for name in docker_list(&["volume", "ls", "-q", "--filter", &filter]) {
+        let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
+    }
+    for id in docker_list(&["images", "-q", "--filter", &filter]) {
+        let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
     }
 }
 

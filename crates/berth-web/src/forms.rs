@@ -176,6 +176,7 @@ pub fn parse_strategy(
 }
 
 /// A new app as parsed from [`AppInput`].
+#[derive(Debug)]
 pub struct ParsedApp {
     pub new: NewApp,
     pub source: Source,

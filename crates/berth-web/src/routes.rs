@@ -340,6 +340,11 @@ fn deployment_routes(t: &mut Table) {
     );
     t.post(
         Session,
+        "/projects/{project}/apps/{app}/redeploy",
+        pages::deployments::redeploy,
+    );
+    t.post(
+        Session,
         "/projects/{project}/apps/{app}/deploy-settings",
         pages::deployments::save_settings,
     );

@@ -43,6 +43,10 @@ pub struct DeploymentOut {
     /// The whole log (only when one deployment is asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<Vec<String>>,
+    /// This deployment in the API (poll it until `status` ends).
+    pub url: String,
+    /// Its live log on the dashboard (server-sent events).
+    pub log_url: String,
 }
 
 impl DeploymentOut {
@@ -63,6 +67,14 @@ impl DeploymentOut {
             started_at: d.started_at,
             finished_at: d.finished_at,
             log: None,
+            url: format!(
+                "/api/v1/projects/{}/apps/{}/deployments/{}",
+                app.project, app.name, d.number
+            ),
+            log_url: format!(
+                "/projects/{}/apps/{}/deployments/{}/events",
+                app.project, app.name, d.number
+            ),
         }
     }
 }
@@ -159,7 +171,7 @@ fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName),
     ))
 }
 
-/// Queues a deployment from the app's source (its image, pulled when missing, or its git repository, built); poll the deployment until it ends.
+/// "Deploy": queues a deployment from the app's source (its image, pulled again, or its git repository, built); returns at once, poll `url` until it ends.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/deploy", tag = "deployments",
     params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 202, body = DeploymentOut), (status = 404, body = ErrorBody)))]
@@ -173,7 +185,7 @@ pub async fn deploy_app(
     Ok((StatusCode::ACCEPTED, Json(DeploymentOut::new(&dep, &app))))
 }
 
-/// Deploys the image that serves now again (no pull, no build), e.g. to apply saved variables; zero downtime.
+/// "Redeploy": runs the image that serves now again with the current settings and saved variables (no pull, no build; `deploy` does those). Returns the queued deployment at once.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/redeploy", tag = "deployments",
     params(("project" = String, Path), ("app" = String, Path)),
     responses((status = 202, body = DeploymentOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -184,7 +196,7 @@ pub async fn redeploy_app(
     let (project, name) = names(&project, &app)?;
     let dep = state
         .engine
-        .redeploy_serving(&project, &name, "api redeploy")
+        .redeploy_app(&project, &name, "api redeploy")
         .await?;
     let app = state.engine.find_app(&project, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(DeploymentOut::new(&dep, &app))))

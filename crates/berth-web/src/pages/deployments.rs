@@ -354,6 +354,20 @@ pub async fn deploy(
     Ok(Redirect::to(&deployment_url(&project, &name, dep.number)).into_response())
 }
 
+/// "Redeploy": the serving image again with the current settings and env.
+pub async fn redeploy(
+    State(state): State<AppState>,
+    Path((project, app)): Path<(String, String)>,
+    _: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<Response, WebError> {
+    let (project, name) = names(&project, &app)?;
+    let dep = state
+        .engine
+        .redeploy_app(&project, &name, "dashboard redeploy")
+        .await?;
+    Ok(Redirect::to(&deployment_url(&project, &name, dep.number)).into_response())
+}
+
 pub async fn rollback(
     State(state): State<AppState>,
     Path((project, app, number)): Path<(String, String, String)>,

@@ -94,7 +94,8 @@ async fn run(redeploys: usize) -> Result<(), String> {
         if response.status() != 303 {
             return Err(format!("creating the app answered {}", response.status()));
         }
-        app.wait_for_status(&project, scenario.name, "running").await;
+        app.wait_for_status(&project, scenario.name, "running")
+            .await;
         measure(&api, &project, &scenario, redeploys).await?;
     }
     Ok(())

@@ -130,7 +130,11 @@ async fn scripts_drive_projects_and_apps_through_the_api() {
         409,
         "not empty yet"
     );
-    assert_eq!(api.delete(&path).await, 204);
+    assert_eq!(
+        api.delete(&path).await,
+        200,
+        "deleting an app answers the volumes it kept"
+    );
     assert_eq!(api.get(&path).await.0, 404);
     assert_eq!(
         api.delete(&format!("/api/v1/projects/{project}")).await,

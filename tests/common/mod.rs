@@ -76,7 +76,10 @@ impl TestApp {
             // listens on port 9, so attempts fail at once; ACME tests set Pebble's directory.
             .args(["--acme-directory", "https://127.0.0.1:9/directory"])
             // Everything this berth creates carries the label tests/run's cleanup check looks for.
-            .args(["--object-label", &format!("berth.test=e2e-{}", std::process::id())])
+            .args([
+                "--object-label",
+                &format!("berth.test=e2e-{}", std::process::id()),
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -475,11 +478,18 @@ impl Api {
     }
 
     /// Polls deployment `number` of the app `web` until it is no longer queued or running.
-    pub async fn wait_for_end(&self, app: &TestApp, project: &str, number: i64) -> serde_json::Value {
+    pub async fn wait_for_end(
+        &self,
+        app: &TestApp,
+        project: &str,
+        number: i64,
+    ) -> serde_json::Value {
         self.wait_for_deployment(app, project, "web", number).await
     }
 
-    /// Polls the deployment until it is no longer queued or running.
+    /// Polls the deployment until it is no longer queued or running. It may
+    /// not exist yet: an app's first deployment is recorded just after the
+    /// app is created.
     pub async fn wait_for_deployment(
         &self,
         app: &TestApp,
@@ -490,8 +500,9 @@ impl Api {
         let path = format!("/api/v1/projects/{project}/apps/{name}/deployments/{number}");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let dep = self.get(app, &path).await;
-            if !matches!(dep["status"].as_str(), Some("queued" | "running")) {
+            let (status, dep) = self.send(app, reqwest::Method::GET, &path, None).await;
+            assert!(status == 200 || status == 404, "GET {path}: {status} {dep}");
+            if status == 200 && !matches!(dep["status"].as_str(), Some("queued" | "running")) {
                 return dep;
             }
             assert!(
@@ -622,7 +633,9 @@ fn remove_project_objects(project: &str) {
     // berth keeps volumes when it removes containers; the test's go here.
     let filter = format!("label=berth.project={project}");
     for name in docker_list(&["volume", "ls", "-q", "--filter", &filter]) {
-        let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &name])
+            .output();
     }
     for id in docker_list(&["images", "-q", "--filter", &filter]) {
         let _ = Command::new("docker").args(["rmi", "-f", &id]).output();

@@ -268,7 +268,9 @@ pub enum BindRefusal {
     DockerSocket(String),
     #[error("{path} is a system directory ({dir})")]
     SystemDir { path: String, dir: String },
-    #[error("{0} is berth's data dir or one of its parents: it holds the secret key and the database")]
+    #[error(
+        "{0} is berth's data dir or one of its parents: it holds the secret key and the database"
+    )]
     DataDir(String),
     #[error("{path} is outside the volumes root {root}; put host directories for apps under it")]
     OutsideRoot { path: String, root: String },
@@ -444,7 +446,10 @@ mod tests {
     #[test]
     fn bind_mounts_stay_under_the_volumes_root() {
         let r = rules();
-        assert_eq!(r.check(Path::new("/var/lib/berth/volumes/app/uploads")), Ok(()));
+        assert_eq!(
+            r.check(Path::new("/var/lib/berth/volumes/app/uploads")),
+            Ok(())
+        );
         assert_eq!(r.check(Path::new("/")), Err(BindRefusal::Root));
         assert!(matches!(
             r.check(Path::new("/etc")),
@@ -462,7 +467,13 @@ mod tests {
             r.check(Path::new("/run/docker.sock")),
             Err(BindRefusal::DockerSocket(_))
         ));
-        for data in ["/var/lib/berth", "/var/lib", "/var", "/var/lib/berth/certs", "/var/lib/berth/volumes"] {
+        for data in [
+            "/var/lib/berth",
+            "/var/lib",
+            "/var",
+            "/var/lib/berth/certs",
+            "/var/lib/berth/volumes",
+        ] {
             assert!(
                 matches!(r.check(Path::new(data)), Err(BindRefusal::DataDir(_))),
                 "{data}"

@@ -440,10 +440,11 @@ impl Engine {
                     &mut recreating,
                 )
                 .await?;
-                deployments::finish(self.store(), dep_id, DeploymentStatus::Succeeded, None)
-                    .await?;
+                // The line first: a live log ends when it sees the status change.
                 self.log(dep_id, format!("deployment #{} succeeded", dep.number))
                     .await;
+                deployments::finish(self.store(), dep_id, DeploymentStatus::Succeeded, None)
+                    .await?;
                 tracing::info!(project.name = %app.project, app.name = %app.name, deployment.number = dep.number, "deployment succeeded");
                 if let Err(err) = self.prune_images(&app, &settings).await {
                     tracing::warn!(app.name = %app.name, error = %err, "image cleanup failed");
@@ -608,6 +609,19 @@ impl Engine {
             )
             .await
             .map_err(DeployError::from)?;
+            // New requests wait at the edge now; those already under way
+            // finish before the old container gets its SIGTERM.
+            if let Some(port) = old.host_port {
+                let grace = Duration::from_secs(u64::from(settings.drain_secs));
+                if !self.drain_upstream(port, grace).await {
+                    self.log(
+                        dep.id,
+                        "grace period over with requests still in flight: stopping anyway"
+                            .to_owned(),
+                    )
+                    .await;
+                }
+            }
             let timeout = i32::try_from(settings.stop_timeout_secs).unwrap_or(10);
             self.log(
                 dep.id,
@@ -728,8 +742,7 @@ impl Engine {
                 let message = format!("the previous version could not be started again: {err}");
                 self.log(dep.id, message.clone()).await;
                 let _ =
-                    apps::set_status(self.store(), app.id, AppStatus::Failed, Some(&message))
-                        .await;
+                    apps::set_status(self.store(), app.id, AppStatus::Failed, Some(&message)).await;
             }
         }
         self.routes_changed().await;
@@ -1245,6 +1258,22 @@ impl Engine {
             tracing::info!(app.name = %app.name, deployment.number = dep.number, deployment.status = status.as_str(), "reconciled an interrupted deployment");
             self.log(dep.id, reason.to_owned()).await;
             deployments::finish(self.store(), dep.id, status, Some(reason)).await?;
+            // A recreate stops the old container before the new one runs:
+            // interrupted in between, the old version starts again.
+            if !took_over
+                && app.desired_state == apps::DesiredState::Running
+                && let Some(id) = &app.container_id
+                && let Some(old) = self.docker().inspect_container(id).await?
+                && matches!(old.state, ContainerState::Exited | ContainerState::Created)
+            {
+                tracing::info!(app.name = %app.name, container.name = %old.name, "starting the previous version again after an interrupted recreate");
+                self.log(
+                    dep.id,
+                    format!("starting the previous version ({}) again", old.name),
+                )
+                .await;
+                self.docker().start_container(&old.id).await?;
+            }
         }
         drop(recording);
         let apps = apps::list_all(self.store()).await?;

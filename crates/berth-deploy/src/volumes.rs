@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use berth_core::{
-    AppName, AppVolume, DeployStrategy, HostPath, MountPath, ProjectName, ResourceKind,
-    VolumeName, VolumeSource, docker_volume_name,
+    AppName, AppVolume, DeployStrategy, HostPath, MountPath, ProjectName, ResourceKind, VolumeName,
+    VolumeSource, docker_volume_name,
 };
 use berth_docker::{ContainerInfo, Mount, MountKind};
 use berth_store::apps::{self, App};
@@ -176,17 +176,24 @@ impl Engine {
         let app = self.find_app(project, name).await?;
         let existing = self.app_volumes(&app).await?;
         if existing.iter().any(|v| v.name == request.name) {
-            return Err(invalid(format!("the app already has a volume named {}", request.name)));
+            return Err(invalid(format!(
+                "the app already has a volume named {}",
+                request.name
+            )));
         }
         if existing.iter().any(|v| v.target == request.target) {
-            return Err(invalid(format!("the app already mounts a volume at {}", request.target)));
+            return Err(invalid(format!(
+                "the app already mounts a volume at {}",
+                request.target
+            )));
         }
         let dangerous = app.dangerous_mounts || confirm_dangerous;
         self.check_volumes(std::slice::from_ref(&request), dangerous)?;
         if confirm_dangerous && !app.dangerous_mounts {
             apps::set_dangerous_mounts(self.store(), app.id, true).await?;
         }
-        self.record_volumes(&app, std::slice::from_ref(&request)).await?;
+        self.record_volumes(&app, std::slice::from_ref(&request))
+            .await?;
         tracing::info!(project.name = %project, app.name = %name, volume.name = %request.name, volume.target = %request.target, "volume added");
         Ok(apps::find_by_id(self.store(), app.id).await?)
     }
@@ -201,7 +208,9 @@ impl Engine {
     ) -> Result<(), DeployError> {
         let app = self.find_app(project, name).await?;
         if !volumes::remove(self.store(), app.id, volume).await? {
-            return Err(DeployError::Store(berth_store::StoreError::NotFound { what: "volume" }));
+            return Err(DeployError::Store(berth_store::StoreError::NotFound {
+                what: "volume",
+            }));
         }
         tracing::info!(project.name = %project, app.name = %name, volume.name = %volume, "volume detached (kept)");
         Ok(())
@@ -210,7 +219,11 @@ impl Engine {
     /// A Docker volume name for the app's volume that no volume has yet: an
     /// orphan of an earlier app of the same name keeps its data and its
     /// name, and is attached only when the user says so.
-    async fn free_volume_name(&self, app: &App, volume: &VolumeName) -> Result<String, DeployError> {
+    async fn free_volume_name(
+        &self,
+        app: &App,
+        volume: &VolumeName,
+    ) -> Result<String, DeployError> {
         let base = docker_volume_name(&app.project, &app.name, volume);
         let taken: Vec<String> = volumes::list_all(self.store())
             .await?
@@ -286,12 +299,9 @@ impl Engine {
                 VolumeSource::Bind(path) => {
                     // Under the volumes root berth makes the directory; anything
                     // else (confirmed as dangerous) must exist already.
-                    if path.as_path().starts_with(self.volumes_root())
-                        && !path.as_path().exists()
-                    {
-                        std::fs::create_dir_all(path.as_path()).map_err(|e| {
-                            DeployError::Tool(format!("cannot create {path}: {e}"))
-                        })?;
+                    if path.as_path().starts_with(self.volumes_root()) && !path.as_path().exists() {
+                        std::fs::create_dir_all(path.as_path())
+                            .map_err(|e| DeployError::Tool(format!("cannot create {path}: {e}")))?;
                     }
                     mounts.push(Mount::Bind {
                         source: path.to_string(),
@@ -417,7 +427,9 @@ impl Engine {
             .await?
             .into_iter()
             .find(|v| !v.bind && v.name == name)
-            .ok_or(DeployError::Store(berth_store::StoreError::NotFound { what: "volume" }))
+            .ok_or(DeployError::Store(berth_store::StoreError::NotFound {
+                what: "volume",
+            }))
     }
 
     /// Removes an orphaned volume and its data. `confirm` must be the
@@ -428,7 +440,9 @@ impl Engine {
         if confirm.trim() != name {
             return Err(DeployError::Invalid {
                 field: "confirm",
-                message: format!("type the volume's name ({name}) to delete it and its data; nothing was deleted"),
+                message: format!(
+                    "type the volume's name ({name}) to delete it and its data; nothing was deleted"
+                ),
             });
         }
         if let Some(owner) = &volume.owner {
@@ -459,7 +473,9 @@ impl Engine {
         if volume.owner.is_some() {
             return Err(DeployError::Invalid {
                 field: "volume",
-                message: format!("{name} is mounted by an app already: only orphaned volumes can be attached"),
+                message: format!(
+                    "{name} is mounted by an app already: only orphaned volumes can be attached"
+                ),
             });
         }
         if volume.project.as_deref() != Some(project.as_str()) {
@@ -540,7 +556,10 @@ fn resolve_existing(path: &Path) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest = Vec::new();
     while !existing.exists() {
-        match (existing.file_name().map(|n| n.to_owned()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_owned()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();

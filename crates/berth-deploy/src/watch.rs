@@ -74,15 +74,20 @@ impl Engine {
         for c in &others {
             let kind = c.labels.get(KIND).map(String::as_str).unwrap_or_default();
             match ResourceKind::parse(kind) {
-                Some(kind) => tracing::debug!(container.name = %c.name, berth.kind = %kind, "a container of a kind this version does not reconcile yet; left alone"),
-                None => tracing::warn!(container.name = %c.name, berth.kind = %kind, "a container labelled with a kind this version does not know; left alone"),
+                Some(kind) => {
+                    tracing::debug!(container.name = %c.name, berth.kind = %kind, "a container of a kind this version does not reconcile yet; left alone")
+                }
+                None => {
+                    tracing::warn!(container.name = %c.name, berth.kind = %kind, "a container labelled with a kind this version does not know; left alone")
+                }
             }
         }
         let apps = apps::list_all(self.store()).await?;
         for container in &containers {
             let owned = apps.iter().any(|app| owns(app, container));
             // Only a container that says which app it ran for is attributable.
-            let attributable = container.labels.contains_key(PROJECT) && container.labels.contains_key(APP);
+            let attributable =
+                container.labels.contains_key(PROJECT) && container.labels.contains_key(APP);
             if !owned && attributable {
                 tracing::info!(container.name = %container.name, "removing a container of an app that is gone (its volumes stay)");
                 self.docker().remove_container(&container.id).await?;

@@ -267,7 +267,11 @@ pub async fn set_container(
 }
 
 /// Records whether the admin confirmed dangerous bind mounts for the app.
-pub async fn set_dangerous_mounts(store: &Store, id: i64, confirmed: bool) -> Result<(), StoreError> {
+pub async fn set_dangerous_mounts(
+    store: &Store,
+    id: i64,
+    confirmed: bool,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET dangerous_mounts = ?, updated_at = ? WHERE id = ?")
         .bind(confirmed)
         .bind(now())

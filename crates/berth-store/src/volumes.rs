@@ -58,12 +58,11 @@ const SELECT: &str = "SELECT p.name AS project, a.name AS app, v.name, v.kind, v
 
 /// The app's mounts, by mount path.
 pub async fn list_for_app(store: &Store, app_id: i64) -> Result<Vec<AppVolume>, StoreError> {
-    let rows: Vec<RawVolume> = sqlx::query_as(&format!(
-        "{SELECT} WHERE v.app_id = ? ORDER BY v.target"
-    ))
-    .bind(app_id)
-    .fetch_all(store.pool())
-    .await?;
+    let rows: Vec<RawVolume> =
+        sqlx::query_as(&format!("{SELECT} WHERE v.app_id = ? ORDER BY v.target"))
+            .bind(app_id)
+            .fetch_all(store.pool())
+            .await?;
     rows.into_iter()
         .map(|r| r.parse().map(|o| o.volume))
         .collect()

@@ -160,16 +160,14 @@ impl VolumeInput {
 }
 
 /// Parses `rolling`, `recreate`, or empty (berth chooses).
-pub fn parse_strategy(
-    errors: &mut FieldErrors,
-    input: &str,
-) -> Option<Option<DeployStrategy>> {
+pub fn parse_strategy(errors: &mut FieldErrors, input: &str) -> Option<Option<DeployStrategy>> {
     match input.trim() {
         "" | "auto" => Some(None),
         s => errors
             .check(
                 "strategy",
-                DeployStrategy::parse(s).ok_or("must be rolling, recreate, or empty for berth's choice"),
+                DeployStrategy::parse(s)
+                    .ok_or("must be rolling, recreate, or empty for berth's choice"),
             )
             .map(Some),
     }

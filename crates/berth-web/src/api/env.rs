@@ -256,9 +256,8 @@ pub async fn set_app_env(
             .collect(),
         redeployed: input.redeploy,
         deployment,
-        deployment_url: deployment.map(|n| {
-            format!("/api/v1/projects/{project}/apps/{name}/deployments/{n}")
-        }),
+        deployment_url: deployment
+            .map(|n| format!("/api/v1/projects/{project}/apps/{name}/deployments/{n}")),
         env: env_out(&app, &set, false),
     }))
 }

@@ -17,7 +17,11 @@ use crate::{AppState, WebError};
 pub(crate) fn routes(t: &mut Table) {
     t.get(Access::Bearer, "/api/v1/volumes", list_volumes);
     t.delete(Access::Bearer, "/api/v1/volumes/{volume}", delete_volume);
-    t.post(Access::Bearer, "/api/v1/volumes/{volume}/attach", attach_volume);
+    t.post(
+        Access::Bearer,
+        "/api/v1/volumes/{volume}/attach",
+        attach_volume,
+    );
     t.get(
         Access::Bearer,
         "/api/v1/projects/{project}/apps/{app}/volumes",
@@ -261,8 +265,7 @@ pub async fn detach_app_volume(
     Path((project, app, volume)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let volume =
-        VolumeName::parse(&volume).map_err(|_| ApiError(WebError::NotFound("volume")))?;
+    let volume = VolumeName::parse(&volume).map_err(|_| ApiError(WebError::NotFound("volume")))?;
     state.engine.detach_volume(&project, &name, &volume).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -182,7 +182,16 @@ async fn page(
     name: &AppName,
     flash: String,
 ) -> Result<AppPage, WebError> {
-    page_with_form(state, user, project, name, flash, VolumeInput::default(), FieldErrors::default()).await
+    page_with_form(
+        state,
+        user,
+        project,
+        name,
+        flash,
+        VolumeInput::default(),
+        FieldErrors::default(),
+    )
+    .await
 }
 
 async fn page_with_form(
@@ -256,13 +265,31 @@ pub async fn add_volume(
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response()),
         Err(WebError::Invalid(errors)) => {
-            let page = page_with_form(&state, &user, &project, &name, String::new(), input.volume, errors).await?;
+            let page = page_with_form(
+                &state,
+                &user,
+                &project,
+                &name,
+                String::new(),
+                input.volume,
+                errors,
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
         }
         Err(err @ WebError::Conflict(_)) => {
             let mut errors = FieldErrors::default();
             errors.add("volume_name", err.public_message());
-            let page = page_with_form(&state, &user, &project, &name, String::new(), input.volume, errors).await?;
+            let page = page_with_form(
+                &state,
+                &user,
+                &project,
+                &name,
+                String::new(),
+                input.volume,
+                errors,
+            )
+            .await?;
             Ok((StatusCode::CONFLICT, render(&page)).into_response())
         }
         Err(err) => Err(err),
@@ -278,7 +305,9 @@ pub async fn detach_volume(
     let (project, name) = parse_names(&project, &app)?;
     let volume = parse_path(berth_core::VolumeName::parse, &volume, "volume")?;
     match state.engine.detach_volume(&project, &name, &volume).await {
-        Ok(()) => Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response()),
+        Ok(()) => {
+            Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response())
+        }
         Err(err) => failed_action(&state, &user, &project, &name, err).await,
     }
 }

@@ -140,7 +140,11 @@ impl SettingsInput {
                 .unwrap_or_default(),
             restart_policy: s.restart_policy.clone(),
             keep_images: s.keep_images.to_string(),
-            strategy: s.strategy.map(|s| s.as_str()).unwrap_or_default().to_owned(),
+            strategy: s
+                .strategy
+                .map(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned(),
             hold_secs: s.hold_secs.to_string(),
         }
     }

@@ -47,7 +47,11 @@ async fn page(
 }
 
 /// A refused action shows the page again with why, and changes nothing.
-async fn refused(state: &AppState, user: &CurrentUser, err: WebError) -> Result<Response, WebError> {
+async fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    err: WebError,
+) -> Result<Response, WebError> {
     if matches!(err, WebError::Internal(_)) {
         return Err(err);
     }

@@ -264,7 +264,17 @@ pub async fn add_volume(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response()),
-        Err(WebError::Invalid(errors)) => {
+        // The form comes back as typed, with the reason next to its field.
+        Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+            let status = err.status_code();
+            let errors = match err {
+                WebError::Invalid(errors) => errors,
+                other => {
+                    let mut errors = FieldErrors::default();
+                    errors.add("volume_name", other.public_message());
+                    errors
+                }
+            };
             let page = page_with_form(
                 &state,
                 &user,
@@ -275,22 +285,7 @@ pub async fn add_volume(
                 errors,
             )
             .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
-        }
-        Err(err @ WebError::Conflict(_)) => {
-            let mut errors = FieldErrors::default();
-            errors.add("volume_name", err.public_message());
-            let page = page_with_form(
-                &state,
-                &user,
-                &project,
-                &name,
-                String::new(),
-                input.volume,
-                errors,
-            )
-            .await?;
-            Ok((StatusCode::CONFLICT, render(&page)).into_response())
+            Ok((status, render(&page)).into_response())
         }
         Err(err) => Err(err),
     }

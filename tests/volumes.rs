@@ -55,22 +55,22 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn container_exists(name: &str) -> bool {
+/// Whether Docker has the `object` (`container`, `volume`) called `name`.
+fn docker_has(object: &str, name: &str) -> bool {
     Command::new("docker")
-        .args(["container", "inspect", name])
+        .args([object, "inspect", name])
         .output()
         .unwrap()
         .status
         .success()
 }
 
+fn container_exists(name: &str) -> bool {
+    docker_has("container", name)
+}
+
 fn volume_exists(name: &str) -> bool {
-    Command::new("docker")
-        .args(["volume", "inspect", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
+    docker_has("volume", name)
 }
 
 /// Runs `sql` on berth's database with the sqlite3 CLI; its trimmed output.

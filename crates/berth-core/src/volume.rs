@@ -51,6 +51,25 @@ impl VolumeName {
         VolumeName::parse(&name).unwrap_or_else(|_| VolumeName("data".to_owned()))
     }
 
+    /// `<name>-<n>` (the name shortened to make room): a second volume whose
+    /// natural name is taken. Always valid, so a loop that counts `n` up ends.
+    pub fn with_suffix(&self, n: u32) -> VolumeName {
+        let suffix = format!("-{n}");
+        let keep = 40usize.saturating_sub(suffix.len()).min(self.0.len());
+        VolumeName(format!("{}{suffix}", self.0[..keep].trim_end_matches('-')))
+    }
+
+    /// The first of `self`, `self-2`, `self-3`, … that `taken` refuses.
+    pub fn first_free(&self, taken: impl Fn(&VolumeName) -> bool) -> VolumeName {
+        let mut candidate = self.clone();
+        let mut n = 2;
+        while taken(&candidate) {
+            candidate = self.with_suffix(n);
+            n += 1;
+        }
+        candidate
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -215,6 +234,24 @@ pub enum VolumeSource {
     Volume(String),
     /// A host directory or file.
     Bind(HostPath),
+}
+
+impl VolumeSource {
+    /// `volume` or `bind`, as the store, the pages and the API name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VolumeSource::Volume(_) => "volume",
+            VolumeSource::Bind(_) => "bind",
+        }
+    }
+
+    /// The Docker volume's name, or the host path.
+    pub fn location(&self) -> &str {
+        match self {
+            VolumeSource::Volume(name) => name,
+            VolumeSource::Bind(path) => path.as_str(),
+        }
+    }
 }
 
 /// One mount of an app: what, where, and how.
@@ -495,6 +532,23 @@ mod tests {
         assert_eq!(name("/DATA_dir"), "data-dir");
         let long = name("/a/very/long/path/that/goes/on/and/on/for/ever/data");
         assert!(long.len() <= 40 && long.ends_with("data"), "{long}");
+    }
+
+    #[test]
+    fn suffixed_names_stay_valid_and_distinct() {
+        let long = VolumeName::parse(&"a".repeat(40)).unwrap();
+        for n in [2, 10, 12345] {
+            let s = long.with_suffix(n);
+            assert_eq!(VolumeName::parse(s.as_str()), Ok(s.clone()));
+            assert!(s.as_str().ends_with(&format!("-{n}")), "{s}");
+        }
+        let data = VolumeName::parse("data").unwrap();
+        let taken = ["data", "data-2"];
+        assert_eq!(
+            data.first_free(|c| taken.contains(&c.as_str())).as_str(),
+            "data-3"
+        );
+        assert_eq!(data.first_free(|_| false), data);
     }
 
     #[test]

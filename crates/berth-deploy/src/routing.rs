@@ -85,7 +85,7 @@ impl Engine {
             .host_port
             .or(app.host_port)
             .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        Some(link.edge.hold(app.name.as_str(), upstream, limit))
+        Some(link.edge.hold(&route_name(app), upstream, limit))
     }
 
     /// Rebuilds the edge's whole route table from the store and swaps it in.
@@ -200,6 +200,12 @@ pub(crate) fn default_host(
         .ok()
 }
 
+/// The name the edge knows an app by (its error pages show it, and holds
+/// go by it): `<project>/<app>`, so same-named apps of two projects differ.
+fn route_name(app: &App) -> String {
+    format!("{}/{}", app.project, app.name)
+}
+
 /// The route table for the edge: each app's default host first, then the
 /// domains users added (which win over a default host with the same name),
 /// then the dashboard's domain.
@@ -218,15 +224,18 @@ pub fn build_routes(
     let mut routes = Vec::with_capacity(apps.len() + domains.len() + 1);
     for app in apps {
         if let Some(host) = default_host(base_domain, &app.project, &app.name) {
-            routes.push(Route::app(host.as_str(), app.name.as_str(), upstream(app)));
+            routes.push(Route::app(host.as_str(), &route_name(app), upstream(app)));
         }
     }
     for domain in domains {
         let target = match &domain.target {
-            DomainTarget::App => Target::App {
-                name: domain.app.to_string(),
-                upstream: by_id.get(&domain.app_id).and_then(|a| upstream(a)),
-            },
+            DomainTarget::App => {
+                let app = by_id.get(&domain.app_id);
+                Target::App {
+                    name: app.map_or_else(|| domain.app.to_string(), |a| route_name(a)),
+                    upstream: app.and_then(|a| upstream(a)),
+                }
+            }
             DomainTarget::Static { dir, spa_fallback } => Target::Static {
                 dir: dir.clone(),
                 spa_fallback: *spa_fallback,

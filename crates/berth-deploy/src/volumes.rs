@@ -38,8 +38,9 @@ pub struct StorageVolume {
     pub owner: Option<VolumeOwner>,
     /// The project it was made in (from its labels); attach only within it.
     pub project: Option<String>,
-    /// The app it was made for (from its labels).
+    /// The app it was made for, and its name there (from its labels).
     pub made_for: Option<String>,
+    pub made_as: Option<String>,
     pub size_bytes: Option<u64>,
     /// How many containers (running or not) mount it.
     pub containers: u64,
@@ -262,13 +263,8 @@ impl Engine {
             if rows.iter().any(|v| v.target == target) {
                 continue;
             }
-            let mut name = VolumeName::for_path(&target);
-            let mut n = 2;
-            while rows.iter().any(|v| v.name == name) {
-                name = VolumeName::parse(&format!("{}-{n}", VolumeName::for_path(&target)))
-                    .unwrap_or_else(|_| name.clone());
-                n += 1;
-            }
+            let name =
+                VolumeName::for_path(&target).first_free(|c| rows.iter().any(|v| &v.name == c));
             let volume = AppVolume {
                 source: VolumeSource::Volume(self.free_volume_name(app, &name).await?),
                 name,
@@ -383,6 +379,7 @@ impl Engine {
                     bind: true,
                     project: Some(row.project.to_string()),
                     made_for: Some(row.app.to_string()),
+                    made_as: Some(row.volume.name.to_string()),
                     owner: Some(VolumeOwner {
                         project: row.project,
                         app: row.app,
@@ -409,6 +406,7 @@ impl Engine {
             out.push(StorageVolume {
                 project: v.labels.get(PROJECT).cloned(),
                 made_for: v.labels.get(APP).cloned(),
+                made_as: v.labels.get(VOLUME).cloned(),
                 size_bytes: use_.and_then(|u| u.size_bytes),
                 containers: use_.map(|u| u.containers).unwrap_or(0),
                 bind: false,
@@ -422,21 +420,46 @@ impl Engine {
         Ok(out)
     }
 
-    async fn find_storage(&self, name: &str) -> Result<StorageVolume, DeployError> {
-        self.list_storage()
+    /// One volume berth made, without its size (measuring every volume is
+    /// for the Storage page): its owner and the containers that use it.
+    async fn find_volume(&self, name: &str) -> Result<StorageVolume, DeployError> {
+        let not_found = || DeployError::Store(berth_store::StoreError::NotFound { what: "volume" });
+        let volume = self
+            .docker()
+            .inspect_volume(name)
+            .await?
+            .ok_or_else(not_found)?;
+        // Only this installation's volumes are berth's to delete or attach.
+        if volume.labels.get(INSTANCE).map(String::as_str) != Some(self.instance_id()) {
+            return Err(not_found());
+        }
+        let owner = volumes::list_all(self.store())
             .await?
             .into_iter()
-            .find(|v| !v.bind && v.name == name)
-            .ok_or(DeployError::Store(berth_store::StoreError::NotFound {
-                what: "volume",
-            }))
+            .find(|row| row.volume.source == VolumeSource::Volume(name.to_owned()))
+            .map(|row| VolumeOwner {
+                project: row.project,
+                app: row.app,
+                volume: row.volume,
+            });
+        let containers = self.docker().containers_using_volume(name).await?;
+        Ok(StorageVolume {
+            name: name.to_owned(),
+            bind: false,
+            owner,
+            project: volume.labels.get(PROJECT).cloned(),
+            made_for: volume.labels.get(APP).cloned(),
+            made_as: volume.labels.get(VOLUME).cloned(),
+            size_bytes: None,
+            containers: containers.len() as u64,
+        })
     }
 
     /// Removes an orphaned volume and its data. `confirm` must be the
     /// volume's name; a volume an app still mounts, or a container still
     /// uses, is refused.
     pub async fn delete_volume(&self, name: &str, confirm: &str) -> Result<(), DeployError> {
-        let volume = self.find_storage(name).await?;
+        let volume = self.find_volume(name).await?;
         if confirm.trim() != name {
             return Err(DeployError::Invalid {
                 field: "confirm",
@@ -454,6 +477,22 @@ impl Engine {
                 ),
             });
         }
+        if volume.in_use() {
+            let users: Vec<String> = self
+                .docker()
+                .containers_using_volume(name)
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            return Err(DeployError::Invalid {
+                field: "confirm",
+                message: format!(
+                    "{name} is used by the container(s) {}: remove them first; nothing was deleted",
+                    users.join(", ")
+                ),
+            });
+        }
         self.docker().remove_volume(name).await?;
         tracing::info!(volume.name = %name, "orphaned volume deleted on request");
         Ok(())
@@ -465,11 +504,10 @@ impl Engine {
     pub async fn attach_volume(
         &self,
         name: &str,
-        project: &ProjectName,
         app: &AppName,
         target: &MountPath,
     ) -> Result<App, DeployError> {
-        let volume = self.find_storage(name).await?;
+        let volume = self.find_volume(name).await?;
         if volume.owner.is_some() {
             return Err(DeployError::Invalid {
                 field: "volume",
@@ -478,37 +516,27 @@ impl Engine {
                 ),
             });
         }
-        if volume.project.as_deref() != Some(project.as_str()) {
-            return Err(DeployError::Invalid {
-                field: "app",
-                message: format!(
-                    "{name} belongs to the project {}: attach it to an app there",
-                    volume.project.as_deref().unwrap_or("(unknown)")
-                ),
-            });
-        }
-        let app = self.find_app(project, app).await?;
+        let project = volume
+            .project
+            .as_deref()
+            .and_then(|p| ProjectName::parse(p).ok())
+            .ok_or_else(|| DeployError::Invalid {
+                field: "volume",
+                message: format!("{name} carries no project label: it cannot be attached"),
+            })?;
+        let app = self.find_app(&project, app).await?;
         let existing = self.app_volumes(&app).await?;
         if let Some(old) = existing.iter().find(|v| &v.target == target) {
             volumes::remove(self.store(), app.id, &old.name).await?;
             tracing::info!(app.name = %app.name, volume.name = %old.name, "volume detached to make room for an attached one (kept)");
         }
-        let label_name = self
-            .docker()
-            .inspect_volume(name)
-            .await?
-            .and_then(|v| v.labels.get(VOLUME).cloned())
-            .and_then(|n| VolumeName::parse(&n).ok())
-            .unwrap_or_else(|| VolumeName::for_path(target));
-        let mut vname = label_name.clone();
-        let mut n = 2;
-        while existing
-            .iter()
-            .any(|v| v.name == vname && &v.target != target)
-        {
-            vname = VolumeName::parse(&format!("{label_name}-{n}")).unwrap_or(vname);
-            n += 1;
-        }
+        // The name it had in its old app, unless another of this app's volumes has it.
+        let vname = volume
+            .made_as
+            .as_deref()
+            .and_then(|n| VolumeName::parse(n).ok())
+            .unwrap_or_else(|| VolumeName::for_path(target))
+            .first_free(|c| existing.iter().any(|v| &v.name == c && &v.target != target));
         volumes::add(
             self.store(),
             app.id,

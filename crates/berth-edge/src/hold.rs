@@ -14,9 +14,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// How long a request waits for a held app when the app sets no limit of its own.
-pub const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(10);
-
 /// The holds in force and the requests waiting on them.
 #[derive(Default)]
 pub(crate) struct Holds {
@@ -194,6 +191,9 @@ impl Drop for HoldGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine's default hold (deploy settings' `hold_secs`).
+    const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(10);
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))

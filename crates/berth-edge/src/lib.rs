@@ -10,7 +10,7 @@ pub mod server;
 pub mod statics;
 pub mod tls;
 
-pub use hold::{DEFAULT_HOLD_LIMIT, HoldGuard};
+pub use hold::HoldGuard;
 pub use proxy::Limits;
 pub use routes::{Route, RouteTable, Target};
 pub use server::{Edge, EdgeError, Listeners, serve};

@@ -110,10 +110,8 @@ impl Edge {
     /// published yet). A route of `app` with another upstream is not held:
     /// publish the new container once it serves, then release. Holds may
     /// overlap; a request waits until every one that covers it is released,
-    /// at most the longest of their limits ([`DEFAULT_HOLD_LIMIT`] is the
-    /// usual one).
-    ///
-    /// [`DEFAULT_HOLD_LIMIT`]: crate::DEFAULT_HOLD_LIMIT
+    /// at most the longest of their limits (the app's deploy settings hold
+    /// it 10 s unless the user changes that).
     pub fn hold(&self, app: &str, upstream: Option<SocketAddr>, limit: Duration) -> HoldGuard {
         self.holds.hold(app, upstream, limit)
     }

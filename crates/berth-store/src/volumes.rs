@@ -77,25 +77,17 @@ pub async fn list_all(store: &Store) -> Result<Vec<OwnedVolume>, StoreError> {
     rows.into_iter().map(RawVolume::parse).collect()
 }
 
-fn kind_and_source(source: &VolumeSource) -> (&'static str, &str) {
-    match source {
-        VolumeSource::Volume(name) => ("volume", name.as_str()),
-        VolumeSource::Bind(path) => ("bind", path.as_str()),
-    }
-}
-
 /// Adds a mount to the app. A second volume with the same name or mount
 /// path is `AlreadyExists`.
 pub async fn add(store: &Store, app_id: i64, volume: &AppVolume) -> Result<(), StoreError> {
-    let (kind, source) = kind_and_source(&volume.source);
     sqlx::query(
         "INSERT INTO app_volumes (app_id, name, kind, source, target, read_only, from_image, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(app_id)
     .bind(volume.name.as_str())
-    .bind(kind)
-    .bind(source)
+    .bind(volume.source.kind())
+    .bind(volume.source.location())
     .bind(volume.target.as_str())
     .bind(volume.read_only)
     .bind(volume.from_image)

@@ -208,28 +208,28 @@ pub struct AppPage {
     pub volume_errors: FieldErrors,
 }
 
-/// One mount of an app, as its page shows it.
+/// One mount of an app, as its page and `GET …/apps/{app}/volumes` show it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct VolumeRow {
+    /// The volume's name in the app.
     pub name: String,
     /// `volume` or `bind`.
     pub kind: &'static str,
     /// The Docker volume's name or the host path.
     pub source: String,
+    /// Where it is mounted in the container.
     pub target: String,
     pub read_only: bool,
+    /// Made by berth for a path the image declares with VOLUME.
     pub from_image: bool,
 }
 
 impl From<&berth_core::AppVolume> for VolumeRow {
     fn from(v: &berth_core::AppVolume) -> VolumeRow {
-        let (kind, source) = match &v.source {
-            berth_core::VolumeSource::Volume(name) => ("volume", name.clone()),
-            berth_core::VolumeSource::Bind(path) => ("bind", path.to_string()),
-        };
         VolumeRow {
             name: v.name.to_string(),
-            kind,
-            source,
+            kind: v.source.kind(),
+            source: v.source.location().to_owned(),
             target: v.target.to_string(),
             read_only: v.read_only,
             from_image: v.from_image,

@@ -12,6 +12,7 @@ use super::ApiJson;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::{FieldErrors, VolumeInput};
 use crate::routes::{Access, Table};
+use crate::views::VolumeRow;
 use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
@@ -56,8 +57,10 @@ pub struct VolumeOut {
     pub made_for: Option<String>,
     /// Bytes, as Docker measures them; null when unknown.
     pub size_bytes: Option<u64>,
-    /// How many containers (running or not) mount it.
+    /// How many containers (running or not) mount it; Docker counts this
+    /// for volumes only, so it is 0 for a bind mount.
     pub containers: u64,
+    /// `containers > 0` (always false for a bind mount, see `containers`).
     pub in_use: bool,
 }
 
@@ -78,34 +81,6 @@ impl From<&berth_deploy::StorageVolume> for VolumeOut {
     }
 }
 
-/// One mount of an app.
-#[derive(Serialize, ToSchema)]
-pub struct AppVolumeOut {
-    pub name: String,
-    /// `volume` or `bind`.
-    pub kind: &'static str,
-    /// The Docker volume's name, or the host path.
-    pub source: String,
-    pub target: String,
-    pub read_only: bool,
-    /// Made by berth for a path the image declares with VOLUME.
-    pub from_image: bool,
-}
-
-impl From<&berth_core::AppVolume> for AppVolumeOut {
-    fn from(v: &berth_core::AppVolume) -> AppVolumeOut {
-        let row = crate::views::VolumeRow::from(v);
-        AppVolumeOut {
-            name: row.name,
-            kind: row.kind,
-            source: row.source,
-            target: row.target,
-            read_only: row.read_only,
-            from_image: row.from_image,
-        }
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct AppVolumesOut {
     /// `rolling` or `recreate`: how the next deployment replaces the container.
@@ -114,7 +89,7 @@ pub struct AppVolumesOut {
     pub strategy_reason: String,
     /// The admin allowed bind mounts outside the volumes root for this app.
     pub dangerous_mounts: bool,
-    pub volumes: Vec<AppVolumeOut>,
+    pub volumes: Vec<VolumeRow>,
 }
 
 #[utoipa::path(get, path = "/api/v1/volumes", tag = "volumes",
@@ -176,19 +151,7 @@ pub async fn attach_volume(
     let (Some(app), Some(target)) = (app, target) else {
         return Err(ApiError(WebError::Invalid(errors)));
     };
-    let project = state
-        .engine
-        .list_storage()
-        .await?
-        .into_iter()
-        .find(|v| v.name == volume && !v.bind)
-        .and_then(|v| v.project)
-        .and_then(|p| ProjectName::parse(&p).ok())
-        .ok_or(ApiError(WebError::NotFound("volume")))?;
-    let app = state
-        .engine
-        .attach_volume(&volume, &project, &app, &target)
-        .await?;
+    let app = state.engine.attach_volume(&volume, &app, &target).await?;
     app_volumes_out(&state, &app).await
 }
 
@@ -202,7 +165,7 @@ async fn app_volumes_out(
         strategy: strategy.as_str(),
         strategy_reason,
         dangerous_mounts: app.dangerous_mounts,
-        volumes: volumes.iter().map(AppVolumeOut::from).collect(),
+        volumes: volumes.iter().map(VolumeRow::from).collect(),
     }))
 }
 

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_core::{AppName, MountPath, ProjectName};
+use berth_core::{AppName, MountPath};
 
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
@@ -93,22 +93,13 @@ pub async fn attach(
     CsrfForm(input): CsrfForm<AttachInput>,
 ) -> Result<Response, WebError> {
     let result = async {
-        let project = state
-            .engine
-            .list_storage()
-            .await?
-            .into_iter()
-            .find(|v| v.name == volume)
-            .and_then(|v| v.project)
-            .ok_or(WebError::NotFound("volume"))?;
-        let project = ProjectName::parse(&project).map_err(|_| WebError::NotFound("project"))?;
         let app = AppName::parse(&input.app).map_err(|e| invalid("app", e))?;
         let target = MountPath::parse(&input.target).map_err(|e| invalid("target", e))?;
-        state
-            .engine
-            .attach_volume(&volume, &project, &app, &target)
-            .await?;
-        Ok::<_, WebError>(format!("/projects/{project}/apps/{app}#storage"))
+        let app = state.engine.attach_volume(&volume, &app, &target).await?;
+        Ok::<_, WebError>(format!(
+            "/projects/{}/apps/{}#storage",
+            app.project, app.name
+        ))
     }
     .await;
     match result {

@@ -675,7 +675,9 @@ async fn reconcile_leaves_alone_a_container_and_a_volume_berth_did_not_create_an
     let volume = format!("berth-test-volume-{id}");
     own.volumes.push(volume.clone());
     docker(&["volume", "create", "--label", OWN_LABEL, &volume]);
-    // One of this installation's, of a kind this version does not know.
+    // One of this installation's, of a kind this version does not know,
+    // even though it names the serving app: the app rules (which remove
+    // a second container of an app) must not reach it.
     let spaceship = format!("berth-test-spaceship-{id}");
     own.containers.push(spaceship.clone());
     run(
@@ -684,6 +686,8 @@ async fn reconcile_leaves_alone_a_container_and_a_volume_berth_did_not_create_an
             "berth.managed=true".to_owned(),
             format!("berth.instance={instance}"),
             "berth.kind=spaceship".to_owned(),
+            format!("berth.project={project}"),
+            "berth.app=web".to_owned(),
         ],
     );
     // And one reconcile does remove: this installation's container of an
@@ -734,12 +738,11 @@ async fn reconcile_leaves_alone_a_container_and_a_volume_berth_did_not_create_an
         volume_exists(&ghost_volume),
         "reconcile never removes a volume"
     );
-    // berth's own app is fine too.
+    // berth's own app is fine too, beside the spaceship that names it.
     app_status_becomes(&app, &api, &project, "web", "running").await;
-    assert_eq!(
-        project_containers(&project),
-        [format!("berth_{project}_web_1")]
-    );
+    let mut expected = vec![spaceship.clone(), format!("berth_{project}_web_1")];
+    expected.sort();
+    assert_eq!(project_containers(&project), expected);
 }
 
 #[tokio::test]

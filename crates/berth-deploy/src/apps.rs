@@ -2,7 +2,6 @@ use berth_core::{AppName, AppStatus, ProjectName};
 use berth_store::apps::{self, App, DesiredState, NewApp};
 use berth_store::deployments::{self, Source};
 
-use crate::naming::{APP, INSTANCE, PROJECT};
 use crate::{DeployError, Engine, container_name, network_name};
 
 /// How long a container gets to stop after SIGTERM before it is killed.
@@ -160,12 +159,7 @@ impl Engine {
         let _guard = lock.lock().await;
         let mounts = self.app_volumes(&app).await?;
         apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
-        let labels = [
-            (INSTANCE, self.instance_id()),
-            (PROJECT, project.as_str()),
-            (APP, name.as_str()),
-        ];
-        for container in self.docker().list_containers(&labels).await? {
+        for container in self.app_containers(&app).await? {
             self.docker().remove_container(&container.id).await?;
         }
         self.remove_built_images(app.id).await?;

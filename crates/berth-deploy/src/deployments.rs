@@ -1153,15 +1153,20 @@ impl Engine {
     }
 
     /// Every container of this installation that belongs to the app.
-    async fn app_containers(&self, app: &App) -> Result<Vec<ContainerInfo>, DeployError> {
-        Ok(self
+    pub(crate) async fn app_containers(
+        &self,
+        app: &App,
+    ) -> Result<Vec<ContainerInfo>, DeployError> {
+        let mut containers = self
             .docker()
             .list_containers(&[
                 (INSTANCE, self.instance_id()),
                 (PROJECT, app.project.as_str()),
                 (APP, app.name.as_str()),
             ])
-            .await?)
+            .await?;
+        containers.retain(|c| crate::naming::is_app_kind(&c.labels));
+        Ok(containers)
     }
 
     /// Keeps the images of the app's last `keep_images` successful

@@ -23,6 +23,13 @@ pub(crate) const APP: &str = "berth.app";
 /// What kind of resource owns the object (`app`, `stack`, `database`, `job`):
 /// reconcile treats each kind by its own rules and leaves unknown kinds alone.
 pub(crate) const KIND: &str = "berth.kind";
+/// Whether the app rules apply to a container: kind `app`, or no kind at all
+/// (made before kinds existed). Containers of any other kind are not the
+/// app service's to stop or remove, whatever other labels they carry.
+pub(crate) fn is_app_kind(labels: &std::collections::BTreeMap<String, String>) -> bool {
+    matches!(labels.get(KIND).map(String::as_str), None | Some("app"))
+}
+
 /// The resource (for an app: its name) and the service within it.
 pub(crate) const RESOURCE: &str = "berth.resource";
 pub(crate) const SERVICE: &str = "berth.service";

@@ -9,7 +9,7 @@ use berth_docker::{ContainerEvent, ContainerInfo, ContainerState};
 use berth_store::apps::{self, App, DesiredState};
 use futures_util::StreamExt;
 
-use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT};
+use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT, is_app_kind};
 use crate::{DeployError, Engine};
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -59,18 +59,12 @@ impl Engine {
             .docker()
             .list_containers(&[(MANAGED, "true"), (INSTANCE, instance.as_str())])
             .await?;
-        // Deployments first: leftovers of an interrupted one go, in-flight ones are left alone.
-        let skip = self.reconcile_deployments(&containers).await?;
-        let containers: Vec<ContainerInfo> = containers
-            .into_iter()
-            .filter(|c| !skip.contains(&c.id))
-            .collect();
         // Each kind by its own rules: only apps' containers are berth's to
-        // remove here (their volumes stay). A kind this version does not
-        // handle (a newer berth's, or one still to come) is left alone.
-        let (containers, others): (Vec<ContainerInfo>, Vec<ContainerInfo>) = containers
-            .into_iter()
-            .partition(|c| matches!(c.labels.get(KIND).map(String::as_str), None | Some("app")));
+        // touch here (removing one keeps its volumes). A kind this version
+        // does not handle (a newer berth's, or one still to come) is left
+        // alone, by the deployment pass below too.
+        let (containers, others): (Vec<ContainerInfo>, Vec<ContainerInfo>) =
+            containers.into_iter().partition(|c| is_app_kind(&c.labels));
         for c in &others {
             let kind = c.labels.get(KIND).map(String::as_str).unwrap_or_default();
             match ResourceKind::parse(kind) {
@@ -82,6 +76,12 @@ impl Engine {
                 }
             }
         }
+        // Deployments first: leftovers of an interrupted one go, in-flight ones are left alone.
+        let skip = self.reconcile_deployments(&containers).await?;
+        let containers: Vec<ContainerInfo> = containers
+            .into_iter()
+            .filter(|c| !skip.contains(&c.id))
+            .collect();
         let apps = apps::list_all(self.store()).await?;
         for container in &containers {
             let owned = apps.iter().any(|app| owns(app, container));

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use berth_deploy::Engine;
+use berth_deploy::Runtime;
 use berth_docker::DockerClient;
 use berth_store::{Store, sessions, users};
 use tokio::sync::watch;
@@ -30,8 +30,8 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
     let docker = DockerClient::connect(args.docker_host.as_deref())
         .context("invalid --docker-host / DOCKER_HOST")?;
-    let engine = Engine::new(store.clone(), docker).await?;
-    engine.configure(berth_deploy::Options {
+    let runtime = Runtime::new(store.clone(), docker).await?;
+    runtime.configure(berth_deploy::Options {
         volumes_root: args.volumes_root.clone(),
         object_labels: args.object_label.iter().cloned().collect(),
     });
@@ -80,7 +80,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         addr
     };
-    engine
+    runtime
         .attach_edge(edge.clone(), args.base_domain.clone(), dashboard_upstream)
         .await
         .context("cannot build the edge's routes")?;
@@ -138,9 +138,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     let watcher = tokio::spawn({
-        let engine = engine.clone();
+        let runtime = runtime.clone();
         let stop = stopped(stop_rx.clone());
-        async move { engine.watch_docker(stop).await }
+        async move { runtime.watch_docker(stop).await }
     });
     let janitor = tokio::spawn({
         let store = store.clone();
@@ -165,7 +165,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let state = berth_web::AppState::new(engine, setup_token).with_certificates(certs);
+    let state = berth_web::AppState::new(runtime.services(), setup_token).with_certificates(certs);
     tracing::info!(listen = %addr, "dashboard listening");
     berth_web::serve(listener, state, stopped(stop_rx))
         .await

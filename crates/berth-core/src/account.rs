@@ -124,3 +124,35 @@ mod tests {
         assert_eq!(p.expose(), "correct horse");
     }
 }
+
+/// An admin account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: crate::UserId,
+    pub username: String,
+}
+
+/// A browser session just opened.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The cookie value: shown to the browser once, never stored.
+    pub token: String,
+    pub csrf_token: String,
+}
+
+/// Whose session a cookie is, and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user_id: crate::UserId,
+    pub username: String,
+    pub csrf_token: String,
+}
+
+/// An API token (its secret is never kept, only a hash of it).
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: crate::ApiTokenId,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}

@@ -2,12 +2,12 @@ use berth_core::{AppName, AppStatus, ProjectName};
 use berth_store::apps::{self, App, DesiredState, NewApp};
 use berth_store::deployments::{self, Source};
 
-use crate::{DeployError, Engine, container_name, network_name};
+use crate::{Apps, DeployError, Runtime, container_name, network_name};
 
 /// How long a container gets to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT_SECS: i32 = 10;
 
-impl Engine {
+impl Apps {
     /// Records the app and starts launching it in the background; the returned
     /// app is `pending` and its status moves on as the launch proceeds.
     pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
@@ -15,7 +15,7 @@ impl Engine {
             .await
     }
 
-    /// [`Engine::create_app`] with where its deployments come from (the
+    /// [`Apps::create_app`] with where its deployments come from (the
     /// same deploy settings as saving that source afterwards, the other
     /// settings at their defaults), its volumes and its deploy strategy
     /// (`None`: berth chooses), all in place before the first deployment.
@@ -78,7 +78,7 @@ impl Engine {
         project: &ProjectName,
         name: &AppName,
     ) -> Result<App, DeployError> {
-        Ok(apps::find(self.store(), project, name).await?)
+        self.app(project, name).await
     }
 
     pub async fn start_app(
@@ -157,7 +157,7 @@ impl Engine {
         let app = self.find_app(project, name).await?;
         let lock = self.app_lock(app.id);
         let _guard = lock.lock().await;
-        let mounts = self.app_volumes(&app).await?;
+        let mounts = self.storage().app_volumes(&app).await?;
         apps::set_desired_state(self.store(), app.id, DesiredState::Stopped).await?;
         for container in self.app_containers(&app).await? {
             self.docker().remove_container(&container.id).await?;
@@ -194,6 +194,17 @@ impl Engine {
             },
             None => Ok(Vec::new()),
         }
+    }
+}
+
+impl Runtime {
+    /// The app by its project and name (every service looks apps up so).
+    pub(crate) async fn app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+    ) -> Result<App, DeployError> {
+        Ok(apps::find(self.store(), project, name).await?)
     }
 
     /// Launches the app in the background as a recorded deployment (queued

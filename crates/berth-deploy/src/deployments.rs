@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_core::{AppName, AppStatus, DeployStrategy, ProjectName, ResourceKind};
 use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
-use berth_store::apps::{self, App};
+use berth_store::apps::{self, App, DesiredState};
 use berth_store::deployments::{
     self, DeploySettings, Deployment, DeploymentStatus, NewDeployment, Source,
 };
@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::naming::{APP, DEPLOYMENT, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE};
-use crate::{DeployError, Engine, deployment_container_name, network_name};
+use crate::{DeployError, Deployments, Runtime, deployment_container_name, network_name};
 
 /// How long a switch waits before counting in-flight requests to the old upstream.
 const DRAIN_SETTLE: Duration = Duration::from_millis(250);
@@ -36,7 +36,7 @@ const WAIT_FOR_END: Duration = Duration::from_secs(900);
 
 /// Deployments this process queued or runs, with the token that cancels them.
 /// One not listed here but queued or running in the store was interrupted by
-/// a restart of berth (see [`Engine::reconcile_deployments`]).
+/// a restart of berth (see [`Runtime::reconcile_deployments`]).
 #[derive(Default)]
 pub(crate) struct Active {
     tokens: Mutex<HashMap<i64, CancellationToken>>,
@@ -110,7 +110,7 @@ struct Recreating {
     hold: Option<berth_edge::HoldGuard>,
 }
 
-impl Engine {
+impl Deployments {
     /// Queues a deployment of the app from its source (its image, or its git
     /// repository) and returns at once; the deployment runs when the app's
     /// earlier one is done. A deployment still queued is replaced.
@@ -120,29 +120,8 @@ impl Engine {
         name: &AppName,
         trigger: &str,
     ) -> Result<Deployment, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         self.enqueue_from_source(&app, trigger).await
-    }
-
-    pub(crate) async fn enqueue_from_source(
-        &self,
-        app: &App,
-        trigger: &str,
-    ) -> Result<Deployment, DeployError> {
-        let settings = deployments::settings(self.store(), app.id).await?;
-        let image = match settings.source {
-            Source::Image => Some(app.image.to_pullable()),
-            Source::Git(_) => None,
-        };
-        self.enqueue(
-            app,
-            NewDeployment {
-                trigger: trigger.to_owned(),
-                image,
-                ..NewDeployment::default()
-            },
-        )
-        .await
     }
 
     /// Queues a deployment of the image that serves now (no pull, no build):
@@ -153,7 +132,7 @@ impl Engine {
         name: &AppName,
         trigger: &str,
     ) -> Result<Deployment, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let serving = deployments::list_for_app(self.store(), app.id, 10_000)
             .await?
             .into_iter()
@@ -175,6 +154,25 @@ impl Engine {
         .await
     }
 
+    /// "Redeploy": queues a deployment of the image that serves now with
+    /// the current settings and saved environment, and returns it at once
+    /// (no pull, no build; "Deploy" does those). A reference that does not
+    /// resolve is refused before anything is queued.
+    pub async fn redeploy_app(
+        &self,
+        project: &ProjectName,
+        name: &AppName,
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
+        let app = self.app(project, name).await?;
+        // A reference that does not resolve must not cost the running container.
+        self.runtime_env(&app).await?;
+        apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
+        let dep = self.redeploy_serving(project, name, trigger).await?;
+        tracing::info!(project.name = %project, app.name = %name, deployment.number = dep.number, "redeploy queued");
+        Ok(dep)
+    }
+
     /// Queues a deployment of the image a kept deployment ran.
     pub async fn rollback_app(
         &self,
@@ -182,7 +180,7 @@ impl Engine {
         name: &AppName,
         number: i64,
     ) -> Result<Deployment, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let target = deployments::find_number(self.store(), app.id, number).await?;
         let Some(image) = target
             .image
@@ -216,7 +214,7 @@ impl Engine {
         name: &AppName,
         number: i64,
     ) -> Result<Deployment, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let dep = deployments::find_number(self.store(), app.id, number).await?;
         if dep.status == DeploymentStatus::Queued
             && deployments::cancel_queued(self.store(), dep.id, "cancelled by the user").await?
@@ -251,9 +249,14 @@ impl Engine {
         name: &AppName,
         number: i64,
     ) -> Result<(App, Deployment), DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let dep = deployments::find_number(self.store(), app.id, number).await?;
         Ok((app, dep))
+    }
+
+    /// The deployment as stored now (its status moves on while it runs).
+    pub async fn reload(&self, dep: &Deployment) -> Result<Deployment, DeployError> {
+        Ok(deployments::find(self.store(), dep.id).await?)
     }
 
     /// The deployment's log lines after `after_seq`, as (seq, line).
@@ -293,6 +296,55 @@ impl Engine {
         deployments::save_settings(self.store(), app.id, settings).await?;
         tracing::info!(project.name = %app.project, app.name = %app.name, "deploy settings saved");
         Ok(())
+    }
+
+    /// The public half of the app's SSH deploy key (to add to the
+    /// repository as a read-only deploy key), made on first use. The
+    /// private half stays sealed in the store and is never shown.
+    pub async fn deploy_key(&self, app: &App) -> Result<String, DeployError> {
+        if let Some(public) = deployments::deploy_key_public(self.store(), app.id).await? {
+            return Ok(public);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = self
+            .data_dir()
+            .join("builds")
+            .join(format!("keygen-{}-{nanos}", app.id));
+        std::fs::create_dir_all(self.data_dir().join("builds"))
+            .map_err(|e| DeployError::Tool(format!("cannot create the builds dir: {e}")))?;
+        let comment = format!("berth {}/{}", app.project, app.name);
+        let (public, private) = crate::git::generate_key(&dir, &comment)
+            .await
+            .map_err(DeployError::Tool)?;
+        let public = deployments::save_deploy_key(self.store(), app.id, &public, &private).await?;
+        tracing::info!(project.name = %app.project, app.name = %app.name, "deploy key created");
+        Ok(public)
+    }
+}
+
+impl Runtime {
+    pub(crate) async fn enqueue_from_source(
+        &self,
+        app: &App,
+        trigger: &str,
+    ) -> Result<Deployment, DeployError> {
+        let settings = deployments::settings(self.store(), app.id).await?;
+        let image = match settings.source {
+            Source::Image => Some(app.image.to_pullable()),
+            Source::Git(_) => None,
+        };
+        self.enqueue(
+            app,
+            NewDeployment {
+                trigger: trigger.to_owned(),
+                image,
+                ..NewDeployment::default()
+            },
+        )
+        .await
     }
 
     /// Records the deployment, replaces one still queued, and runs it in the
@@ -869,7 +921,7 @@ impl Engine {
         let context = crate::git::context_tar(dir, &git.subdir)
             .await
             .map_err(Stop::Failed)?;
-        let build_args = self.app_build_args(app).await?;
+        let build_args = self.env().app_build_args(app).await?;
         let tag = build_tag(app, dep.number);
         self.log(
             dep.id,
@@ -926,32 +978,6 @@ impl Engine {
 
     fn build_dir(&self, dep_id: i64) -> PathBuf {
         self.data_dir().join("builds").join(dep_id.to_string())
-    }
-
-    /// The public half of the app's SSH deploy key (to add to the
-    /// repository as a read-only deploy key), made on first use. The
-    /// private half stays sealed in the store and is never shown.
-    pub async fn deploy_key(&self, app: &App) -> Result<String, DeployError> {
-        if let Some(public) = deployments::deploy_key_public(self.store(), app.id).await? {
-            return Ok(public);
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir = self
-            .data_dir()
-            .join("builds")
-            .join(format!("keygen-{}-{nanos}", app.id));
-        std::fs::create_dir_all(self.data_dir().join("builds"))
-            .map_err(|e| DeployError::Tool(format!("cannot create the builds dir: {e}")))?;
-        let comment = format!("berth {}/{}", app.project, app.name);
-        let (public, private) = crate::git::generate_key(&dir, &comment)
-            .await
-            .map_err(DeployError::Tool)?;
-        let public = deployments::save_deploy_key(self.store(), app.id, &public, &private).await?;
-        tracing::info!(project.name = %app.project, app.name = %app.name, "deploy key created");
-        Ok(public)
     }
 
     async fn pull(

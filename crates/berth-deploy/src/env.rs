@@ -3,12 +3,11 @@
 
 use berth_core::env::{Scope, Scopes, resolve};
 use berth_core::{AppName, EnvVar, ProjectName};
-use berth_store::apps::{self, App, DesiredState};
-use berth_store::deployments::Deployment;
+use berth_store::apps::{self, App};
 use berth_store::env::{self, EnvSet, HistoryEntry, Owner, Saved};
 use berth_store::projects;
 
-use crate::{DeployError, Engine};
+use crate::{DeployError, Env, Runtime};
 
 /// How many saves the history shows.
 pub const HISTORY_LIMIT: i64 = 50;
@@ -46,37 +45,20 @@ pub struct SharedUse {
     pub apps: Vec<String>,
 }
 
-impl Engine {
+impl Env {
     /// The app and its saved variables.
     pub async fn app_env(
         &self,
         project: &ProjectName,
         name: &AppName,
     ) -> Result<(App, EnvSet), DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let set = env::load(self.store(), Owner::App(app.id)).await?;
         Ok((app, set))
     }
 
     pub async fn app_env_history(&self, app: &App) -> Result<Vec<HistoryEntry>, DeployError> {
         Ok(env::history(self.store(), Owner::App(app.id), HISTORY_LIMIT).await?)
-    }
-
-    pub async fn app_env_snapshot(
-        &self,
-        app: &App,
-        version: i64,
-    ) -> Result<Vec<EnvVar>, DeployError> {
-        Ok(env::snapshot(self.store(), Owner::App(app.id), version).await?)
-    }
-
-    /// The shared variables an app can reference.
-    async fn shared_for(&self, project: &ProjectName) -> Result<(EnvSet, EnvSet), DeployError> {
-        let project = projects::find_by_name(self.store(), project).await?;
-        Ok((
-            env::load(self.store(), Owner::Project(project.id)).await?,
-            env::load(self.store(), Owner::Global).await?,
-        ))
     }
 
     /// Every reference in `vars` must resolve against the app's shared variables.
@@ -106,7 +88,7 @@ impl Engine {
         vars: &[EnvVar],
         actor: &str,
     ) -> Result<Saved, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         self.check_app_env(project, vars).await?;
         let saved = env::save(
             self.store(),
@@ -132,7 +114,7 @@ impl Engine {
         version: i64,
         actor: &str,
     ) -> Result<Saved, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let vars = env::snapshot(self.store(), Owner::App(app.id), version).await?;
         self.check_app_env(project, &vars).await?;
         let note = format!("reverted to version {version}");
@@ -147,49 +129,6 @@ impl Engine {
         .await?;
         tracing::info!(project.name = %project, app.name = %name, env.version = saved.version, actor, "environment reverted to version {version}");
         Ok(saved)
-    }
-
-    /// "Redeploy": queues a deployment of the image that serves now with
-    /// the current settings and saved environment, and returns it at once
-    /// (no pull, no build; "Deploy" does those). A reference that does not
-    /// resolve is refused before anything is queued.
-    pub async fn redeploy_app(
-        &self,
-        project: &ProjectName,
-        name: &AppName,
-        trigger: &str,
-    ) -> Result<Deployment, DeployError> {
-        let app = self.find_app(project, name).await?;
-        // A reference that does not resolve must not cost the running container.
-        self.runtime_env(&app).await?;
-        apps::set_desired_state(self.store(), app.id, DesiredState::Running).await?;
-        let dep = self.redeploy_serving(project, name, trigger).await?;
-        tracing::info!(project.name = %project, app.name = %name, deployment.number = dep.number, "redeploy queued");
-        Ok(dep)
-    }
-
-    /// The runtime variables of the app, resolved, with the version they come from.
-    pub(crate) async fn runtime_env(
-        &self,
-        app: &App,
-    ) -> Result<(i64, Vec<(String, String)>), DeployError> {
-        let set = env::load(self.store(), Owner::App(app.id)).await?;
-        let (shared, global) = self.shared_for(&app.project).await?;
-        let scopes = Scopes {
-            owner: &set.vars,
-            project: &shared.vars,
-            global: &global.vars,
-        };
-        let resolved =
-            resolve(scopes, Scope::Owner).map_err(|e| DeployError::Env(EnvErrors::resolve(e)))?;
-        Ok((
-            set.version,
-            resolved
-                .into_iter()
-                .filter(|(var, _)| var.flags.runtime)
-                .map(|(var, value)| (var.key.to_string(), value))
-                .collect(),
-        ))
     }
 
     /// The build-time variables of the app, resolved: the build arguments
@@ -209,14 +148,6 @@ impl Engine {
             .filter(|(var, _)| var.flags.build)
             .map(|(var, value)| (var.key.to_string(), value))
             .collect())
-    }
-
-    pub(crate) async fn mark_env_deployed(
-        &self,
-        app: &App,
-        version: i64,
-    ) -> Result<(), DeployError> {
-        Ok(env::mark_deployed(self.store(), Owner::App(app.id), version).await?)
     }
 
     async fn shared_owner(&self, scope: &SharedScope) -> Result<Owner, DeployError> {
@@ -391,5 +322,48 @@ impl Engine {
             }
         }
         Ok(uses)
+    }
+}
+
+impl Runtime {
+    /// The shared variables an app can reference.
+    async fn shared_for(&self, project: &ProjectName) -> Result<(EnvSet, EnvSet), DeployError> {
+        let project = projects::find_by_name(self.store(), project).await?;
+        Ok((
+            env::load(self.store(), Owner::Project(project.id)).await?,
+            env::load(self.store(), Owner::Global).await?,
+        ))
+    }
+
+    /// The runtime variables of the app, resolved, with the version they come from.
+    pub(crate) async fn runtime_env(
+        &self,
+        app: &App,
+    ) -> Result<(i64, Vec<(String, String)>), DeployError> {
+        let set = env::load(self.store(), Owner::App(app.id)).await?;
+        let (shared, global) = self.shared_for(&app.project).await?;
+        let scopes = Scopes {
+            owner: &set.vars,
+            project: &shared.vars,
+            global: &global.vars,
+        };
+        let resolved =
+            resolve(scopes, Scope::Owner).map_err(|e| DeployError::Env(EnvErrors::resolve(e)))?;
+        Ok((
+            set.version,
+            resolved
+                .into_iter()
+                .filter(|(var, _)| var.flags.runtime)
+                .map(|(var, value)| (var.key.to_string(), value))
+                .collect(),
+        ))
+    }
+
+    pub(crate) async fn mark_env_deployed(
+        &self,
+        app: &App,
+        version: i64,
+    ) -> Result<(), DeployError> {
+        Ok(env::mark_deployed(self.store(), Owner::App(app.id), version).await?)
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod apps;
 mod deployments;
 mod env;
@@ -10,6 +11,7 @@ mod health;
 mod naming;
 mod projects;
 mod routing;
+mod services;
 mod volumes;
 mod watch;
 mod webhooks;
@@ -21,37 +23,52 @@ use std::time::{Duration, Instant};
 use berth_docker::{DockerClient, EngineInfo};
 use berth_store::Store;
 
+pub use accounts::SESSION_LIFETIME_SECS;
 pub use apps::human_bytes;
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
+pub use services::{
+    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Storage, System, Webhooks,
+};
 pub use volumes::{StorageVolume, VolumeChoice, VolumeOwner, VolumeRequest};
 pub use webhooks::{WebhookOutcome, hmac_hex};
 
-/// The service layer: one per process, cheap to clone.
+/// What every service shares: the store, the Docker client, per-resource
+/// locks, the edge link, the deployments running in this process and the
+/// Docker event watcher. One per process, cheap to clone. Callers outside
+/// this crate start and configure it, then use its [`Services`]; the store
+/// and Docker stay inside.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Runtime {
     inner: Arc<Inner>,
+}
+
+/// What a lock is held on: one action at a time per resource, so a restart
+/// cannot interleave with a delete. Stacks and databases get their own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ResourceKey {
+    App(i64),
 }
 
 struct Inner {
     store: Store,
     docker: DockerClient,
     instance_id: String,
-    /// One action at a time per app, so a restart cannot interleave with a delete.
-    app_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// The last engine status and when it was read: pages ask often, Docker need not answer each time.
-    engine_status: Mutex<StatusCache>,
+    /// One action at a time per resource (see [`ResourceKey`]).
+    locks: Mutex<HashMap<ResourceKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last Docker status and when it was read: pages ask often, Docker need not answer each time.
+    docker_status: Mutex<StatusCache>,
     /// The edge whose routes follow the apps; unset when berth runs without one (tests of the web layer).
     edge: std::sync::OnceLock<routing::EdgeLink>,
     /// Deployments queued or running in this process, with their cancel tokens.
     deploys: deployments::Active,
-    /// Set once at start (see [`Engine::configure`]); defaults otherwise.
+    /// Set once at start (see [`Runtime::configure`]); defaults otherwise.
     options: std::sync::OnceLock<ResolvedOptions>,
 }
 
-/// Settings of the engine that come from the command line.
+/// Settings of the runtime that come from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Where bind mounts may come from (default `<data dir>/volumes`).
@@ -70,16 +87,16 @@ pub(crate) struct ResolvedOptions {
 /// The last engine status and when it was read; `refreshing` while a background read runs.
 #[derive(Default)]
 struct StatusCache {
-    value: Option<(Instant, EngineStatus)>,
+    value: Option<(Instant, DockerStatus)>,
     refreshing: bool,
 }
 
-/// How long an engine status read from Docker is shown before it is read again.
-const ENGINE_STATUS_TTL: Duration = Duration::from_secs(3);
+/// How long a status read from Docker is shown before it is read again.
+const DOCKER_STATUS_TTL: Duration = Duration::from_secs(3);
 
 /// The Docker engine as the dashboard shows it.
 #[derive(Debug, Clone)]
-pub enum EngineStatus {
+pub enum DockerStatus {
     Available(EngineInfo),
     Unavailable {
         /// What berth tried, e.g. `unix:///var/run/docker.sock`.
@@ -89,16 +106,16 @@ pub enum EngineStatus {
     },
 }
 
-impl Engine {
-    pub async fn new(store: Store, docker: DockerClient) -> Result<Engine, DeployError> {
+impl Runtime {
+    pub async fn new(store: Store, docker: DockerClient) -> Result<Runtime, DeployError> {
         let instance_id = berth_store::settings::instance_id(&store).await?;
-        Ok(Engine {
+        Ok(Runtime {
             inner: Arc::new(Inner {
                 store,
                 docker,
                 instance_id,
-                app_locks: Mutex::new(HashMap::new()),
-                engine_status: Mutex::new(StatusCache::default()),
+                locks: Mutex::new(HashMap::new()),
+                docker_status: Mutex::new(StatusCache::default()),
                 edge: std::sync::OnceLock::new(),
                 deploys: deployments::Active::default(),
                 options: std::sync::OnceLock::new(),
@@ -115,7 +132,7 @@ impl Engine {
             object_labels: options.object_labels,
         };
         if self.inner.options.set(resolved).is_err() {
-            tracing::warn!("the engine was configured twice; keeping the first");
+            tracing::warn!("the runtime was configured twice; keeping the first");
         }
     }
 
@@ -140,38 +157,49 @@ impl Engine {
             .unwrap_or_else(std::env::temp_dir)
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
-    pub fn docker(&self) -> &DockerClient {
+    pub(crate) fn docker(&self) -> &DockerClient {
         &self.inner.docker
     }
 
-    pub fn instance_id(&self) -> &str {
+    pub(crate) fn instance_id(&self) -> &str {
         &self.inner.instance_id
     }
 
-    /// The engine's status, read from Docker at most every few seconds.
-    pub async fn engine_status(&self) -> EngineStatus {
+    fn lock_for(&self, key: ResourceKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().expect("lock map poisoned");
+        locks.entry(key).or_default().clone()
+    }
+
+    fn app_lock(&self, app_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock_for(ResourceKey::App(app_id))
+    }
+}
+
+impl System {
+    /// Docker's status as the dashboard shows it, read at most every few seconds.
+    pub async fn docker_status(&self) -> DockerStatus {
         {
             let mut cache = self
                 .inner
-                .engine_status
+                .docker_status
                 .lock()
                 .expect("status cache poisoned");
             if let Some((at, status)) = &cache.value {
                 let status = status.clone();
                 // Stale: show what we have and refresh in the background, so a
                 // page never waits on Docker once berth has heard from it.
-                if at.elapsed() >= ENGINE_STATUS_TTL && !cache.refreshing {
+                if at.elapsed() >= DOCKER_STATUS_TTL && !cache.refreshing {
                     cache.refreshing = true;
-                    let engine = self.clone();
+                    let system = self.clone();
                     tokio::spawn(async move {
-                        let fresh = engine.read_engine_status().await;
-                        let mut cache = engine
+                        let fresh = system.read_docker_status().await;
+                        let mut cache = system
                             .inner
-                            .engine_status
+                            .docker_status
                             .lock()
                             .expect("status cache poisoned");
                         *cache = StatusCache {
@@ -183,20 +211,20 @@ impl Engine {
                 return status;
             }
         }
-        let status = self.read_engine_status().await;
+        let status = self.read_docker_status().await;
         let mut cache = self
             .inner
-            .engine_status
+            .docker_status
             .lock()
             .expect("status cache poisoned");
         cache.value = Some((Instant::now(), status.clone()));
         status
     }
 
-    async fn read_engine_status(&self) -> EngineStatus {
+    async fn read_docker_status(&self) -> DockerStatus {
         match self.docker().engine_info().await {
-            Ok(info) => EngineStatus::Available(info),
-            Err(err) => EngineStatus::Unavailable {
+            Ok(info) => DockerStatus::Available(info),
+            Err(err) => DockerStatus::Unavailable {
                 target: self.docker().target().to_owned(),
                 error: err.to_string(),
                 hint: err.hint(),
@@ -204,8 +232,8 @@ impl Engine {
         }
     }
 
-    fn app_lock(&self, app_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.app_locks.lock().expect("app lock map poisoned");
-        locks.entry(app_id).or_default().clone()
+    /// What berth connects to, e.g. `unix:///var/run/docker.sock`.
+    pub fn docker_target(&self) -> &str {
+        self.docker().target()
     }
 }

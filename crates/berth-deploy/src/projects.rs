@@ -1,9 +1,9 @@
 use berth_core::ProjectName;
 use berth_store::projects::{self, Project, ProjectSummary};
 
-use crate::{DeployError, Engine, network_name};
+use crate::{DeployError, Projects, network_name};
 
-impl Engine {
+impl Projects {
     pub async fn create_project(&self, name: &ProjectName) -> Result<Project, DeployError> {
         let project = projects::create(self.store(), name).await?;
         tracing::info!(project.name = %name, "project created");

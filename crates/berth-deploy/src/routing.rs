@@ -16,7 +16,7 @@ use berth_edge::{Edge, Route, Target};
 use berth_store::apps::{self, App};
 use berth_store::domains::{self, Domain, DomainTarget, NewDomain};
 
-use crate::{DeployError, Engine};
+use crate::{DeployError, Domains, Runtime};
 
 /// What the engine needs to keep the edge's routes current.
 pub(crate) struct EdgeLink {
@@ -27,7 +27,7 @@ pub(crate) struct EdgeLink {
     rebuild: tokio::sync::Mutex<()>,
 }
 
-impl Engine {
+impl Runtime {
     /// Connects the engine to the edge and publishes the first route table.
     /// Apps get the default host `<app>.<project>.<base_domain>`.
     pub async fn attach_edge(
@@ -46,17 +46,6 @@ impl Engine {
             tracing::warn!("the edge was attached twice; keeping the first");
         }
         self.refresh_routes().await
-    }
-
-    /// The host every app answers to without any domain set up.
-    pub fn default_host(&self, project: &ProjectName, app: &AppName) -> Option<DomainName> {
-        let link = self.inner.edge.get()?;
-        default_host(&link.base_domain, project, app)
-    }
-
-    /// Where `host` + `path` can be opened through the edge, for links.
-    pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
-        Some(self.inner.edge.get()?.edge.site_url(host, path))
     }
 
     /// After a switch, waits until the edge has no request (or WebSocket)
@@ -115,6 +104,19 @@ impl Engine {
             tracing::warn!(error = %err, "could not rebuild the edge routes");
         }
     }
+}
+
+impl Domains {
+    /// The host every app answers to without any domain set up.
+    pub fn default_host(&self, project: &ProjectName, app: &AppName) -> Option<DomainName> {
+        let link = self.inner.edge.get()?;
+        default_host(&link.base_domain, project, app)
+    }
+
+    /// Where `host` + `path` can be opened through the edge, for links.
+    pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
+        Some(self.inner.edge.get()?.edge.site_url(host, path))
+    }
 
     /// The app and its domains.
     pub async fn list_domains(
@@ -122,7 +124,7 @@ impl Engine {
         project: &ProjectName,
         app: &AppName,
     ) -> Result<(App, Vec<Domain>), DeployError> {
-        let app = self.find_app(project, app).await?;
+        let app = self.app(project, app).await?;
         let domains = domains::list_for_app(self.store(), app.id).await?;
         Ok((app, domains))
     }
@@ -134,7 +136,7 @@ impl Engine {
         app: &AppName,
         new: NewDomain,
     ) -> Result<Domain, DeployError> {
-        let app = self.find_app(project, app).await?;
+        let app = self.app(project, app).await?;
         if let DomainTarget::Static { dir, .. } = &new.target {
             check_static_dir(dir)?;
         }
@@ -152,7 +154,7 @@ impl Engine {
         host: &DomainName,
         prefix: Option<&PathPrefix>,
     ) -> Result<(), DeployError> {
-        let app = self.find_app(project, app).await?;
+        let app = self.app(project, app).await?;
         domains::remove(self.store(), app.id, host, prefix).await?;
         tracing::info!(project.name = %project, app.name = %app.name, domain.host = %host, "domain removed");
         self.routes_changed().await;

@@ -16,7 +16,7 @@ use berth_store::apps::{self, App};
 use berth_store::volumes::{self, OwnedVolume};
 
 use crate::naming::{APP, APP_ID, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE, VOLUME};
-use crate::{DeployError, Engine};
+use crate::{DeployError, Runtime, Storage};
 
 /// A mount the user asks for: a named volume, or a host path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,19 +82,7 @@ pub(crate) struct PreparedMounts {
     pub count: usize,
 }
 
-impl Engine {
-    /// Where bind mounts may come from without the "dangerous mount" confirmation.
-    pub fn volumes_root(&self) -> PathBuf {
-        self.options().volumes_root.clone()
-    }
-
-    fn bind_rules(&self) -> berth_core::BindRules {
-        berth_core::BindRules {
-            volumes_root: self.volumes_root(),
-            data_dir: self.data_dir(),
-        }
-    }
-
+impl Storage {
     /// The app's mounts, by mount path.
     pub async fn app_volumes(&self, app: &App) -> Result<Vec<AppVolume>, DeployError> {
         Ok(volumes::list_for_app(self.store(), app.id).await?)
@@ -102,68 +90,9 @@ impl Engine {
 
     /// The strategy the app's next deployment uses, and why.
     pub async fn app_strategy(&self, app: &App) -> Result<(DeployStrategy, String), DeployError> {
-        let settings = self.deploy_settings(app).await?;
+        let settings = self.deployments().deploy_settings(app).await?;
         let count = volumes::list_for_app(self.store(), app.id).await?.len();
         Ok(DeployStrategy::choose(settings.strategy, count))
-    }
-
-    /// Refuses a bind mount the rules do not allow, unless the admin
-    /// confirmed dangerous mounts. Symlinks are resolved first, so a link
-    /// under the volumes root cannot lead out of it.
-    pub(crate) fn check_volumes(
-        &self,
-        requests: &[VolumeRequest],
-        dangerous_confirmed: bool,
-    ) -> Result<(), DeployError> {
-        let rules = self.bind_rules();
-        for (i, a) in requests.iter().enumerate() {
-            if requests[..i].iter().any(|b| b.name == a.name) {
-                return Err(invalid(format!("two volumes are named {}", a.name)));
-            }
-            if requests[..i].iter().any(|b| b.target == a.target) {
-                return Err(invalid(format!("two volumes are mounted at {}", a.target)));
-            }
-            let Some(host) = &a.host_path else { continue };
-            if dangerous_confirmed {
-                continue;
-            }
-            let resolved = resolve_existing(host.as_path());
-            for path in [host.as_path(), resolved.as_path()] {
-                if let Err(refusal) = rules.check(path) {
-                    return Err(invalid(format!(
-                        "{refusal}. Refused; an admin may allow it by ticking \"dangerous mount\" for this app."
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Records the app's mounts (after [`Engine::check_volumes`]).
-    pub(crate) async fn record_volumes(
-        &self,
-        app: &App,
-        requests: &[VolumeRequest],
-    ) -> Result<(), DeployError> {
-        for request in requests {
-            let source = match &request.host_path {
-                Some(path) => VolumeSource::Bind(path.clone()),
-                None => VolumeSource::Volume(self.free_volume_name(app, &request.name).await?),
-            };
-            volumes::add(
-                self.store(),
-                app.id,
-                &AppVolume {
-                    name: request.name.clone(),
-                    source,
-                    target: request.target.clone(),
-                    read_only: request.read_only,
-                    from_image: false,
-                },
-            )
-            .await?;
-        }
-        Ok(())
     }
 
     /// Adds a mount to an app; it takes effect with the next deployment.
@@ -174,7 +103,7 @@ impl Engine {
         request: VolumeRequest,
         confirm_dangerous: bool,
     ) -> Result<App, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let existing = self.app_volumes(&app).await?;
         if existing.iter().any(|v| v.name == request.name) {
             return Err(invalid(format!(
@@ -207,7 +136,7 @@ impl Engine {
         name: &AppName,
         volume: &VolumeName,
     ) -> Result<(), DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         if !volumes::remove(self.store(), app.id, volume).await? {
             return Err(DeployError::Store(berth_store::StoreError::NotFound {
                 what: "volume",
@@ -215,152 +144,6 @@ impl Engine {
         }
         tracing::info!(project.name = %project, app.name = %name, volume.name = %volume, "volume detached (kept)");
         Ok(())
-    }
-
-    /// A Docker volume name for the app's volume that no volume has yet: an
-    /// orphan of an earlier app of the same name keeps its data and its
-    /// name, and is attached only when the user says so.
-    async fn free_volume_name(
-        &self,
-        app: &App,
-        volume: &VolumeName,
-    ) -> Result<String, DeployError> {
-        let base = docker_volume_name(&app.project, &app.name, volume);
-        let taken: Vec<String> = volumes::list_all(self.store())
-            .await?
-            .into_iter()
-            .filter_map(|o| match o.volume.source {
-                VolumeSource::Volume(name) => Some(name),
-                VolumeSource::Bind(_) => None,
-            })
-            .collect();
-        let mut candidate = base.clone();
-        for n in 2.. {
-            if !taken.contains(&candidate)
-                && self.docker().inspect_volume(&candidate).await?.is_none()
-            {
-                return Ok(candidate);
-            }
-            candidate = format!("{base}-{n}");
-        }
-        unreachable!("an unbounded counter finds a free name")
-    }
-
-    /// Makes sure every path the image declares with `VOLUME` has a named
-    /// volume of its own (recorded once, kept for good), creates missing
-    /// Docker volumes and host directories, and returns the mounts.
-    pub(crate) async fn prepare_mounts(
-        &self,
-        app: &App,
-        declared: &[String],
-    ) -> Result<PreparedMounts, DeployError> {
-        let mut rows = volumes::list_for_app(self.store(), app.id).await?;
-        for path in declared {
-            let Ok(target) = MountPath::parse(path) else {
-                tracing::warn!(app.name = %app.name, volume.target = %path, "the image declares a volume path berth cannot mount; Docker gives it an anonymous volume");
-                continue;
-            };
-            if rows.iter().any(|v| v.target == target) {
-                continue;
-            }
-            let name =
-                VolumeName::for_path(&target).first_free(|c| rows.iter().any(|v| &v.name == c));
-            let volume = AppVolume {
-                source: VolumeSource::Volume(self.free_volume_name(app, &name).await?),
-                name,
-                target,
-                read_only: false,
-                from_image: true,
-            };
-            volumes::add(self.store(), app.id, &volume).await?;
-            tracing::info!(app.name = %app.name, volume.target = %volume.target, "a named volume for a path the image declares");
-            rows.push(volume);
-        }
-        let mut mounts = Vec::with_capacity(rows.len());
-        let mut fresh_targets = Vec::new();
-        for v in &rows {
-            match &v.source {
-                VolumeSource::Volume(docker_name) => {
-                    let labels = self.volume_labels(app, &v.name);
-                    let (_, created) = self.docker().ensure_volume(docker_name, &labels).await?;
-                    if created {
-                        fresh_targets.push(v.target.to_string());
-                    }
-                    mounts.push(Mount::Volume {
-                        name: docker_name.clone(),
-                        target: v.target.to_string(),
-                        read_only: v.read_only,
-                    });
-                }
-                VolumeSource::Bind(path) => {
-                    // Under the volumes root berth makes the directory; anything
-                    // else (confirmed as dangerous) must exist already.
-                    if path.as_path().starts_with(self.volumes_root()) && !path.as_path().exists() {
-                        std::fs::create_dir_all(path.as_path())
-                            .map_err(|e| DeployError::Tool(format!("cannot create {path}: {e}")))?;
-                    }
-                    mounts.push(Mount::Bind {
-                        source: path.to_string(),
-                        target: v.target.to_string(),
-                        read_only: v.read_only,
-                    });
-                }
-            }
-        }
-        Ok(PreparedMounts {
-            mounts,
-            fresh_targets,
-            count: rows.len(),
-        })
-    }
-
-    fn volume_labels(&self, app: &App, volume: &VolumeName) -> BTreeMap<String, String> {
-        let mut labels = self.object_labels();
-        labels.extend([
-            (MANAGED.to_owned(), "true".to_owned()),
-            (INSTANCE.to_owned(), self.instance_id().to_owned()),
-            (KIND.to_owned(), ResourceKind::App.as_str().to_owned()),
-            (PROJECT.to_owned(), app.project.to_string()),
-            (RESOURCE.to_owned(), app.name.to_string()),
-            (SERVICE.to_owned(), app.name.to_string()),
-            (APP.to_owned(), app.name.to_string()),
-            (APP_ID.to_owned(), app.id.to_string()),
-            (VOLUME.to_owned(), volume.to_string()),
-        ]);
-        labels
-    }
-
-    /// Moves the data of a container made before volumes existed into the
-    /// named volumes just created for the same paths: each anonymous volume
-    /// of `old` at one of `fresh_targets` is copied into `new` (created,
-    /// not started). Returns what was moved, for the deployment's log.
-    pub(crate) async fn adopt_anonymous_data(
-        &self,
-        old: &ContainerInfo,
-        new_id: &str,
-        fresh_targets: &[String],
-    ) -> Result<Vec<String>, DeployError> {
-        let mut moved = Vec::new();
-        for mount in &old.mounts {
-            let anonymous = mount.kind == MountKind::Volume
-                && mount
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| !n.starts_with("berth_"));
-            if !anonymous || !fresh_targets.contains(&mount.destination) {
-                continue;
-            }
-            let bytes = self
-                .docker()
-                .copy_path(&old.id, &mount.destination, new_id)
-                .await?;
-            moved.push(format!(
-                "moved {} of data at {} from the old container's anonymous volume into its named volume",
-                crate::human_bytes(bytes),
-                mount.destination
-            ));
-        }
-        Ok(moved)
     }
 
     /// Every volume berth made (and every bind mount an app has), with its
@@ -524,7 +307,7 @@ impl Engine {
                 field: "volume",
                 message: format!("{name} carries no project label: it cannot be attached"),
             })?;
-        let app = self.find_app(&project, app).await?;
+        let app = self.app(&project, app).await?;
         let existing = self.app_volumes(&app).await?;
         if let Some(old) = existing.iter().find(|v| &v.target == target) {
             volumes::remove(self.store(), app.id, &old.name).await?;
@@ -551,6 +334,224 @@ impl Engine {
         .await?;
         tracing::info!(volume.name = %name, app.name = %app.name, volume.target = %target, "orphaned volume attached");
         Ok(app)
+    }
+}
+
+impl Runtime {
+    fn bind_rules(&self) -> berth_core::BindRules {
+        berth_core::BindRules {
+            volumes_root: self.options().volumes_root.clone(),
+            data_dir: self.data_dir(),
+        }
+    }
+
+    /// Refuses a bind mount the rules do not allow, unless the admin
+    /// confirmed dangerous mounts. Symlinks are resolved first, so a link
+    /// under the volumes root cannot lead out of it.
+    pub(crate) fn check_volumes(
+        &self,
+        requests: &[VolumeRequest],
+        dangerous_confirmed: bool,
+    ) -> Result<(), DeployError> {
+        let rules = self.bind_rules();
+        for (i, a) in requests.iter().enumerate() {
+            if requests[..i].iter().any(|b| b.name == a.name) {
+                return Err(invalid(format!("two volumes are named {}", a.name)));
+            }
+            if requests[..i].iter().any(|b| b.target == a.target) {
+                return Err(invalid(format!("two volumes are mounted at {}", a.target)));
+            }
+            let Some(host) = &a.host_path else { continue };
+            if dangerous_confirmed {
+                continue;
+            }
+            let resolved = resolve_existing(host.as_path());
+            for path in [host.as_path(), resolved.as_path()] {
+                if let Err(refusal) = rules.check(path) {
+                    return Err(invalid(format!(
+                        "{refusal}. Refused; an admin may allow it by ticking \"dangerous mount\" for this app."
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the app's mounts (after [`Runtime::check_volumes`]).
+    pub(crate) async fn record_volumes(
+        &self,
+        app: &App,
+        requests: &[VolumeRequest],
+    ) -> Result<(), DeployError> {
+        for request in requests {
+            let source = match &request.host_path {
+                Some(path) => VolumeSource::Bind(path.clone()),
+                None => VolumeSource::Volume(self.free_volume_name(app, &request.name).await?),
+            };
+            volumes::add(
+                self.store(),
+                app.id,
+                &AppVolume {
+                    name: request.name.clone(),
+                    source,
+                    target: request.target.clone(),
+                    read_only: request.read_only,
+                    from_image: false,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A Docker volume name for the app's volume that no volume has yet: an
+    /// orphan of an earlier app of the same name keeps its data and its
+    /// name, and is attached only when the user says so.
+    async fn free_volume_name(
+        &self,
+        app: &App,
+        volume: &VolumeName,
+    ) -> Result<String, DeployError> {
+        let base = docker_volume_name(&app.project, &app.name, volume);
+        let taken: Vec<String> = volumes::list_all(self.store())
+            .await?
+            .into_iter()
+            .filter_map(|o| match o.volume.source {
+                VolumeSource::Volume(name) => Some(name),
+                VolumeSource::Bind(_) => None,
+            })
+            .collect();
+        let mut candidate = base.clone();
+        for n in 2.. {
+            if !taken.contains(&candidate)
+                && self.docker().inspect_volume(&candidate).await?.is_none()
+            {
+                return Ok(candidate);
+            }
+            candidate = format!("{base}-{n}");
+        }
+        unreachable!("an unbounded counter finds a free name")
+    }
+
+    /// Makes sure every path the image declares with `VOLUME` has a named
+    /// volume of its own (recorded once, kept for good), creates missing
+    /// Docker volumes and host directories, and returns the mounts.
+    pub(crate) async fn prepare_mounts(
+        &self,
+        app: &App,
+        declared: &[String],
+    ) -> Result<PreparedMounts, DeployError> {
+        let mut rows = volumes::list_for_app(self.store(), app.id).await?;
+        for path in declared {
+            let Ok(target) = MountPath::parse(path) else {
+                tracing::warn!(app.name = %app.name, volume.target = %path, "the image declares a volume path berth cannot mount; Docker gives it an anonymous volume");
+                continue;
+            };
+            if rows.iter().any(|v| v.target == target) {
+                continue;
+            }
+            let name =
+                VolumeName::for_path(&target).first_free(|c| rows.iter().any(|v| &v.name == c));
+            let volume = AppVolume {
+                source: VolumeSource::Volume(self.free_volume_name(app, &name).await?),
+                name,
+                target,
+                read_only: false,
+                from_image: true,
+            };
+            volumes::add(self.store(), app.id, &volume).await?;
+            tracing::info!(app.name = %app.name, volume.target = %volume.target, "a named volume for a path the image declares");
+            rows.push(volume);
+        }
+        let mut mounts = Vec::with_capacity(rows.len());
+        let mut fresh_targets = Vec::new();
+        for v in &rows {
+            match &v.source {
+                VolumeSource::Volume(docker_name) => {
+                    let labels = self.volume_labels(app, &v.name);
+                    let (_, created) = self.docker().ensure_volume(docker_name, &labels).await?;
+                    if created {
+                        fresh_targets.push(v.target.to_string());
+                    }
+                    mounts.push(Mount::Volume {
+                        name: docker_name.clone(),
+                        target: v.target.to_string(),
+                        read_only: v.read_only,
+                    });
+                }
+                VolumeSource::Bind(path) => {
+                    // Under the volumes root berth makes the directory; anything
+                    // else (confirmed as dangerous) must exist already.
+                    if path
+                        .as_path()
+                        .starts_with(self.options().volumes_root.clone())
+                        && !path.as_path().exists()
+                    {
+                        std::fs::create_dir_all(path.as_path())
+                            .map_err(|e| DeployError::Tool(format!("cannot create {path}: {e}")))?;
+                    }
+                    mounts.push(Mount::Bind {
+                        source: path.to_string(),
+                        target: v.target.to_string(),
+                        read_only: v.read_only,
+                    });
+                }
+            }
+        }
+        Ok(PreparedMounts {
+            mounts,
+            fresh_targets,
+            count: rows.len(),
+        })
+    }
+
+    fn volume_labels(&self, app: &App, volume: &VolumeName) -> BTreeMap<String, String> {
+        let mut labels = self.object_labels();
+        labels.extend([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (INSTANCE.to_owned(), self.instance_id().to_owned()),
+            (KIND.to_owned(), ResourceKind::App.as_str().to_owned()),
+            (PROJECT.to_owned(), app.project.to_string()),
+            (RESOURCE.to_owned(), app.name.to_string()),
+            (SERVICE.to_owned(), app.name.to_string()),
+            (APP.to_owned(), app.name.to_string()),
+            (APP_ID.to_owned(), app.id.to_string()),
+            (VOLUME.to_owned(), volume.to_string()),
+        ]);
+        labels
+    }
+
+    /// Moves the data of a container made before volumes existed into the
+    /// named volumes just created for the same paths: each anonymous volume
+    /// of `old` at one of `fresh_targets` is copied into `new` (created,
+    /// not started). Returns what was moved, for the deployment's log.
+    pub(crate) async fn adopt_anonymous_data(
+        &self,
+        old: &ContainerInfo,
+        new_id: &str,
+        fresh_targets: &[String],
+    ) -> Result<Vec<String>, DeployError> {
+        let mut moved = Vec::new();
+        for mount in &old.mounts {
+            let anonymous = mount.kind == MountKind::Volume
+                && mount
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| !n.starts_with("berth_"));
+            if !anonymous || !fresh_targets.contains(&mount.destination) {
+                continue;
+            }
+            let bytes = self
+                .docker()
+                .copy_path(&old.id, &mount.destination, new_id)
+                .await?;
+            moved.push(format!(
+                "moved {} of data at {} from the old container's anonymous volume into its named volume",
+                crate::human_bytes(bytes),
+                mount.destination
+            ));
+        }
+        Ok(moved)
     }
 
     /// Removes the app's named Docker volumes (deleting the app "with its

@@ -10,11 +10,11 @@ use berth_store::apps::{self, App, DesiredState};
 use futures_util::StreamExt;
 
 use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT, is_app_kind};
-use crate::{DeployError, Engine};
+use crate::{DeployError, Runtime};
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-impl Engine {
+impl Runtime {
     /// Runs until `shutdown` completes. Survives Docker going away and coming back.
     pub async fn watch_docker(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::{DeployError, Engine};
+use crate::{DeployError, Webhooks};
 
 /// What a webhook call led to.
 #[derive(Debug)]
@@ -18,14 +18,14 @@ pub enum WebhookOutcome {
     Ignored(String),
 }
 
-impl Engine {
+impl Webhooks {
     /// The app's webhook secret (made on first use).
     pub async fn webhook_secret(
         &self,
         project: &ProjectName,
         name: &AppName,
     ) -> Result<String, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         Ok(deployments::webhook_secret(self.store(), app.id).await?)
     }
 
@@ -35,7 +35,7 @@ impl Engine {
         project: &ProjectName,
         name: &AppName,
     ) -> Result<String, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         tracing::info!(project.name = %project, app.name = %name, "webhook secret regenerated");
         Ok(deployments::regenerate_webhook_secret(self.store(), app.id).await?)
     }
@@ -50,7 +50,7 @@ impl Engine {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookOutcome, DeployError> {
-        let app = self.find_app(project, name).await?;
+        let app = self.app(project, name).await?;
         let secret = deployments::webhook_secret(self.store(), app.id).await?;
         let header = |n: &str| -> Option<String> {
             headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())

@@ -1,19 +1,12 @@
 //! Bearer tokens for `/api/v1`. The token is printed once; only its hash is kept.
 
+use berth_core::{ApiToken, ApiTokenId};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now, random_token, sha256_hex};
 
 /// Every token starts with this, so one found in a log or a repo is recognisable.
 pub const PREFIX: &str = "berth_";
-
-#[derive(Debug, Clone)]
-pub struct ApiToken {
-    pub id: i64,
-    pub name: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
 
 /// Returns the token itself: the only time it is ever visible.
 pub async fn create(store: &Store, name: &str) -> Result<(ApiToken, String), StoreError> {
@@ -30,7 +23,7 @@ pub async fn create(store: &Store, name: &str) -> Result<(ApiToken, String), Sto
     .map_err(StoreError::on_unique("a token with that name"))?;
     Ok((
         ApiToken {
-            id,
+            id: ApiTokenId::new(id),
             name: name.to_owned(),
             created_at,
             last_used_at: None,
@@ -50,7 +43,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<ApiToken>
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|r| ApiToken {
-        id: r.get("id"),
+        id: ApiTokenId::new(r.get("id")),
         name: r.get("name"),
         created_at: r.get("created_at"),
         last_used_at: r.get("last_used_at"),

@@ -1,26 +1,13 @@
 //! Browser sessions. The cookie holds a random token; the table holds its hash.
 
+use berth_core::{NewSession, SessionUser, UserId};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now, random_token, sha256_hex};
 
 pub const LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// The cookie value: shown to the browser once, never stored.
-    pub token: String,
-    pub csrf_token: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionUser {
-    pub user_id: i64,
-    pub username: String,
-    pub csrf_token: String,
-}
-
-pub async fn create(store: &Store, user_id: i64) -> Result<NewSession, StoreError> {
+pub async fn create(store: &Store, user_id: UserId) -> Result<NewSession, StoreError> {
     let token = random_token(32);
     let csrf_token = random_token(32);
     let created = now();
@@ -28,7 +15,7 @@ pub async fn create(store: &Store, user_id: i64) -> Result<NewSession, StoreErro
         "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(sha256_hex(&token))
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(&csrf_token)
     .bind(created)
     .bind(created + LIFETIME_SECS)
@@ -47,7 +34,7 @@ pub async fn find_user(store: &Store, token: &str) -> Result<Option<SessionUser>
     .fetch_optional(store.pool())
     .await?;
     Ok(row.map(|r| SessionUser {
-        user_id: r.get("user_id"),
+        user_id: UserId::new(r.get("user_id")),
         username: r.get("username"),
         csrf_token: r.get("csrf_token"),
     }))

@@ -1,13 +1,7 @@
-use berth_core::Username;
+use berth_core::{User, UserId, Username};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now};
-
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-}
 
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -30,7 +24,7 @@ pub async fn create(
     .await
     .map_err(StoreError::on_unique("a user with that name"))?;
     Ok(User {
-        id,
+        id: UserId::new(id),
         username: username.as_str().to_owned(),
     })
 }
@@ -52,7 +46,7 @@ pub async fn create_first(
     .fetch_optional(store.pool())
     .await?;
     Ok(id.map(|id| User {
-        id,
+        id: UserId::new(id),
         username: username.as_str().to_owned(),
     }))
 }
@@ -69,7 +63,7 @@ pub async fn find_for_login(
     Ok(row.map(|r| {
         (
             User {
-                id: r.get("id"),
+                id: UserId::new(r.get("id")),
                 username: r.get("username"),
             },
             r.get("password_hash"),

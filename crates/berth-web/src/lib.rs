@@ -13,7 +13,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use berth_deploy::Engine;
+use berth_deploy::{
+    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Storage, System, Webhooks,
+};
 use tokio::net::TcpListener;
 
 pub use auth::rate_limit::LoginLimiter;
@@ -26,7 +28,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) engine: Engine,
+    pub(crate) projects: Projects,
+    pub(crate) apps: Apps,
+    pub(crate) deployments: Deployments,
+    pub(crate) env: Env,
+    pub(crate) domains: Domains,
+    pub(crate) storage: Storage,
+    pub(crate) webhooks: Webhooks,
+    pub(crate) accounts: Accounts,
+    pub(crate) system: System,
     /// The one-time token that claims a fresh install; `None` once an admin exists.
     pub(crate) setup_token: Arc<Mutex<Option<String>>>,
     pub(crate) limiter: Arc<LoginLimiter>,
@@ -35,9 +45,28 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, setup_token: Option<String>) -> AppState {
+    pub fn new(services: Services, setup_token: Option<String>) -> AppState {
+        let Services {
+            projects,
+            apps,
+            deployments,
+            env,
+            domains,
+            storage,
+            webhooks,
+            accounts,
+            system,
+        } = services;
         AppState {
-            engine,
+            projects,
+            apps,
+            deployments,
+            env,
+            domains,
+            storage,
+            webhooks,
+            accounts,
+            system,
             setup_token: Arc::new(Mutex::new(setup_token)),
             limiter: Arc::new(LoginLimiter::default()),
             certs: None,

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::response::Html;
-use berth_deploy::EngineStatus;
+use berth_deploy::DockerStatus;
 use berth_store::apps::App;
 
 use crate::forms::{AppInput, FieldErrors};
@@ -78,10 +78,10 @@ pub struct EngineView {
     pub hint: String,
 }
 
-impl From<EngineStatus> for EngineView {
-    fn from(status: EngineStatus) -> EngineView {
+impl From<DockerStatus> for EngineView {
+    fn from(status: DockerStatus) -> EngineView {
         match status {
-            EngineStatus::Available(info) => EngineView {
+            DockerStatus::Available(info) => EngineView {
                 ok: true,
                 version: info.version,
                 api_version: info.api_version,
@@ -107,7 +107,7 @@ impl From<EngineStatus> for EngineView {
                 error: String::new(),
                 hint: String::new(),
             },
-            EngineStatus::Unavailable {
+            DockerStatus::Unavailable {
                 target,
                 error,
                 hint,

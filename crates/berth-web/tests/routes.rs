@@ -7,7 +7,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use berth_core::{Password, Username};
-use berth_deploy::Engine;
+use berth_deploy::Runtime;
 use berth_docker::DockerClient;
 use berth_store::{Store, passwords, sessions, users};
 use berth_web::{Access, AppState, route_table, router};
@@ -36,10 +36,10 @@ async fn state() -> (tempfile::TempDir, AppState, Store) {
     let store = Store::open(dir.path()).await.unwrap();
     // Nothing listens there: a route that reached Docker would fail loudly, not pass.
     let docker = DockerClient::connect(Some("unix:///nonexistent/berth-routes.sock")).unwrap();
-    let engine = Engine::new(store.clone(), docker).await.unwrap();
+    let runtime = Runtime::new(store.clone(), docker).await.unwrap();
     (
         dir,
-        AppState::new(engine, Some("setup-token".into())),
+        AppState::new(runtime.services(), Some("setup-token".into())),
         store,
     )
 }

@@ -76,7 +76,7 @@ fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName),
 pub async fn list_all_apps(State(state): State<AppState>) -> Result<Json<Vec<AppOut>>, ApiError> {
     Ok(Json(
         state
-            .engine
+            .apps
             .list_apps()
             .await?
             .iter()
@@ -92,10 +92,10 @@ pub async fn list_apps(
     Path(project): Path<String>,
 ) -> Result<Json<Vec<AppOut>>, ApiError> {
     let project = project_name(&project)?;
-    state.engine.find_project(&project).await?;
+    state.projects.find_project(&project).await?;
     Ok(Json(
         state
-            .engine
+            .apps
             .list_apps_in_project(&project)
             .await?
             .iter()
@@ -116,7 +116,7 @@ pub async fn create_app(
     let project = project_name(&project)?;
     let p = input.parse(&project).map_err(WebError::Invalid)?;
     let app = state
-        .engine
+        .apps
         .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(AppOut::from(&app))))
@@ -130,7 +130,7 @@ pub async fn get_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     Ok(Json(AppOut::from(
-        &state.engine.find_app(&project, &name).await?,
+        &state.apps.find_app(&project, &name).await?,
     )))
 }
 
@@ -166,7 +166,7 @@ pub async fn delete_app(
             return Err(ApiError(WebError::Invalid(errors)));
         }
     };
-    let volumes_kept = state.engine.delete_app(&project, &name, volumes).await?;
+    let volumes_kept = state.apps.delete_app(&project, &name, volumes).await?;
     Ok(Json(DeletedOut { volumes_kept }))
 }
 
@@ -178,7 +178,7 @@ pub async fn start_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     Ok(Json(AppOut::from(
-        &state.engine.start_app(&project, &name).await?,
+        &state.apps.start_app(&project, &name).await?,
     )))
 }
 
@@ -190,7 +190,7 @@ pub async fn stop_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     Ok(Json(AppOut::from(
-        &state.engine.stop_app(&project, &name).await?,
+        &state.apps.stop_app(&project, &name).await?,
     )))
 }
 
@@ -202,7 +202,7 @@ pub async fn restart_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     Ok(Json(AppOut::from(
-        &state.engine.restart_app(&project, &name).await?,
+        &state.apps.restart_app(&project, &name).await?,
     )))
 }
 
@@ -215,12 +215,12 @@ pub async fn get_app_logs(
     Query(query): Query<LogsQuery>,
 ) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let app = state.apps.find_app(&project, &name).await?;
     let lines = query
         .lines
         .unwrap_or(crate::pages::apps::LOG_LINES)
         .clamp(1, 10_000);
     Ok(Json(LogsOut {
-        lines: state.engine.app_logs(&app, lines).await?,
+        lines: state.apps.app_logs(&app, lines).await?,
     }))
 }

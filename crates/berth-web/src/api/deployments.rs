@@ -180,8 +180,8 @@ pub async fn deploy_app(
     Path((project, app)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<DeploymentOut>), ApiError> {
     let (project, name) = names(&project, &app)?;
-    let dep = state.engine.deploy_app(&project, &name, "api").await?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let dep = state.deployments.deploy_app(&project, &name, "api").await?;
+    let app = state.apps.find_app(&project, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(DeploymentOut::new(&dep, &app))))
 }
 
@@ -195,10 +195,10 @@ pub async fn redeploy_app(
 ) -> Result<(StatusCode, Json<DeploymentOut>), ApiError> {
     let (project, name) = names(&project, &app)?;
     let dep = state
-        .engine
+        .deployments
         .redeploy_app(&project, &name, "api redeploy")
         .await?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let app = state.apps.find_app(&project, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(DeploymentOut::new(&dep, &app))))
 }
 
@@ -211,8 +211,8 @@ pub async fn list_deployments(
     Path((project, app)): Path<(String, String)>,
 ) -> Result<Json<Vec<DeploymentOut>>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let app = state.engine.find_app(&project, &name).await?;
-    let list = state.engine.list_deployments(&app).await?;
+    let app = state.apps.find_app(&project, &name).await?;
+    let list = state.deployments.list_deployments(&app).await?;
     Ok(Json(
         list.iter().map(|d| DeploymentOut::new(d, &app)).collect(),
     ))
@@ -228,10 +228,10 @@ pub async fn get_deployment(
 ) -> Result<Json<DeploymentOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     let (app, dep) = state
-        .engine
+        .deployments
         .find_deployment(&project, &name, number)
         .await?;
-    let log = state.engine.deployment_log(&dep, 0).await?;
+    let log = state.deployments.deployment_log(&dep, 0).await?;
     let mut out = DeploymentOut::new(&dep, &app);
     out.log = Some(log.into_iter().map(|(_, l)| l).collect());
     Ok(Json(out))
@@ -246,8 +246,11 @@ pub async fn rollback_deployment(
     Path((project, app, number)): Path<(String, String, i64)>,
 ) -> Result<(StatusCode, Json<DeploymentOut>), ApiError> {
     let (project, name) = names(&project, &app)?;
-    let dep = state.engine.rollback_app(&project, &name, number).await?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let dep = state
+        .deployments
+        .rollback_app(&project, &name, number)
+        .await?;
+    let app = state.apps.find_app(&project, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(DeploymentOut::new(&dep, &app))))
 }
 
@@ -261,10 +264,10 @@ pub async fn cancel_deployment(
 ) -> Result<Json<DeploymentOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     let dep = state
-        .engine
+        .deployments
         .cancel_deployment(&project, &name, number)
         .await?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let app = state.apps.find_app(&project, &name).await?;
     Ok(Json(DeploymentOut::new(&dep, &app)))
 }
 
@@ -276,10 +279,10 @@ pub async fn get_deploy_settings(
     Path((project, app)): Path<(String, String)>,
 ) -> Result<Json<DeploySettingsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let app = state.engine.find_app(&project, &name).await?;
-    let settings = state.engine.deploy_settings(&app).await?;
+    let app = state.apps.find_app(&project, &name).await?;
+    let settings = state.deployments.deploy_settings(&app).await?;
     let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
-    out.deploy_key = state.engine.deploy_key(&app).await?;
+    out.deploy_key = state.deployments.deploy_key(&app).await?;
     Ok(Json(out))
 }
 
@@ -293,8 +296,8 @@ pub async fn set_deploy_settings(
     ApiJson(input): ApiJson<DeploySettingsIn>,
 ) -> Result<Json<DeploySettingsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let app = state.engine.find_app(&project, &name).await?;
-    let mut s = SettingsInput::from_settings(&state.engine.deploy_settings(&app).await?);
+    let app = state.apps.find_app(&project, &name).await?;
+    let mut s = SettingsInput::from_settings(&state.deployments.deploy_settings(&app).await?);
     let num = |v: Option<u32>, old: &mut String| {
         if let Some(v) = v {
             *old = v.to_string();
@@ -336,8 +339,11 @@ pub async fn set_deploy_settings(
         None => {}
     }
     let settings = s.parse().map_err(WebError::Invalid)?;
-    state.engine.save_deploy_settings(&app, &settings).await?;
+    state
+        .deployments
+        .save_deploy_settings(&app, &settings)
+        .await?;
     let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
-    out.deploy_key = state.engine.deploy_key(&app).await?;
+    out.deploy_key = state.deployments.deploy_key(&app).await?;
     Ok(Json(out))
 }

@@ -198,10 +198,10 @@ pub async fn list_domains(
     Path((project, app)): Path<(String, String)>,
 ) -> Result<Json<DomainsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let (_, domains) = state.engine.list_domains(&project, &name).await?;
+    let (_, domains) = state.domains.list_domains(&project, &name).await?;
     Ok(Json(DomainsOut {
         default_host: state
-            .engine
+            .domains
             .default_host(&project, &name)
             .map(|h| h.to_string()),
         domains: domains.iter().map(DomainOut::from).collect(),
@@ -219,7 +219,7 @@ pub async fn add_domain(
 ) -> Result<(StatusCode, Json<DomainOut>), ApiError> {
     let (project, name) = names(&project, &app)?;
     let new = input.parse().map_err(WebError::Invalid)?;
-    let domain = state.engine.add_domain(&project, &name, new).await?;
+    let domain = state.domains.add_domain(&project, &name, new).await?;
     Ok((StatusCode::CREATED, Json(DomainOut::from(&domain))))
 }
 
@@ -241,7 +241,7 @@ pub async fn delete_domain(
         .transpose()
         .map_err(|_| ApiError(WebError::NotFound("domain")))?;
     state
-        .engine
+        .domains
         .remove_domain(&project, &name, &host, prefix.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -260,7 +260,7 @@ pub async fn get_dashboard_domain(
 ) -> Result<Json<DashboardDomain>, ApiError> {
     Ok(Json(DashboardDomain {
         domain: state
-            .engine
+            .domains
             .dashboard_domain()
             .await?
             .map(|d| d.to_string()),
@@ -291,7 +291,7 @@ pub async fn set_dashboard_domain(
             }
         }
     };
-    state.engine.set_dashboard_domain(domain.as_ref()).await?;
+    state.domains.set_dashboard_domain(domain.as_ref()).await?;
     Ok(Json(DashboardDomain {
         domain: domain.map(|d| d.to_string()),
     }))

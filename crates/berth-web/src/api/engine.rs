@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::State;
-use berth_deploy::EngineStatus;
+use berth_deploy::DockerStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,9 +35,9 @@ pub struct DiskOut {
 #[utoipa::path(get, path = "/api/v1/engine", tag = "engine",
     responses((status = 200, body = EngineOut), (status = 401, body = ErrorBody)))]
 pub async fn get_engine(State(state): State<AppState>) -> Result<Json<EngineOut>, ApiError> {
-    let target = state.engine.docker().target().to_owned();
-    Ok(Json(match state.engine.engine_status().await {
-        EngineStatus::Available(info) => EngineOut {
+    let target = state.system.docker_target().to_owned();
+    Ok(Json(match state.system.docker_status().await {
+        DockerStatus::Available(info) => EngineOut {
             available: true,
             target,
             version: Some(info.version),
@@ -54,7 +54,7 @@ pub async fn get_engine(State(state): State<AppState>) -> Result<Json<EngineOut>
             error: None,
             hint: None,
         },
-        EngineStatus::Unavailable {
+        DockerStatus::Unavailable {
             target,
             error,
             hint,

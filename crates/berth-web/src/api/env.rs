@@ -154,7 +154,7 @@ pub async fn get_app_env(
     Query(query): Query<EnvQuery>,
 ) -> Result<Json<EnvOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let (app, set) = state.engine.app_env(&project, &name).await?;
+    let (app, set) = state.env.app_env(&project, &name).await?;
     Ok(Json(env_out(&app, &set, query.reveal)))
 }
 
@@ -170,7 +170,7 @@ pub async fn set_app_env(
     ApiJson(input): ApiJson<EnvSetIn>,
 ) -> Result<Json<EnvSavedOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let (_, saved) = state.engine.app_env(&project, &name).await?;
+    let (_, saved) = state.env.app_env(&project, &name).await?;
     let mut given: Vec<EnvVar> = Vec::new();
     if let Some(text) = &input.dotenv {
         let entries = berth_core::dotenv::parse(text).map_err(|lines| {
@@ -230,13 +230,13 @@ pub async fn set_app_env(
     };
     let expected = Some(input.version.unwrap_or(saved.version));
     let result = state
-        .engine
+        .env
         .save_app_env(&project, &name, expected, &vars, &caller.0)
         .await?;
     let deployment = if input.redeploy {
         Some(
             state
-                .engine
+                .deployments
                 .redeploy_app(&project, &name, "api env redeploy")
                 .await?
                 .number,
@@ -244,7 +244,7 @@ pub async fn set_app_env(
     } else {
         None
     };
-    let (app, set) = state.engine.app_env(&project, &name).await?;
+    let (app, set) = state.env.app_env(&project, &name).await?;
     Ok(Json(EnvSavedOut {
         changes: result
             .changes
@@ -272,7 +272,7 @@ pub async fn delete_app_env_var(
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let (_, saved) = state.engine.app_env(&project, &name).await?;
+    let (_, saved) = state.env.app_env(&project, &name).await?;
     if !saved.vars.iter().any(|v| v.key.as_str() == key) {
         return Err(ApiError(WebError::NotFound("variable")));
     }
@@ -284,7 +284,7 @@ pub async fn delete_app_env_var(
         .collect();
     let expected = Some(query.version.unwrap_or(saved.version));
     state
-        .engine
+        .env
         .save_app_env(&project, &name, expected, &vars, &caller.0)
         .await?;
     Ok(StatusCode::NO_CONTENT)

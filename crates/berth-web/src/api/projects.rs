@@ -27,7 +27,7 @@ pub(super) fn project_name(name: &str) -> Result<ProjectName, ApiError> {
 pub async fn list_projects(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ProjectOut>>, ApiError> {
-    let projects = state.engine.list_projects().await?;
+    let projects = state.projects.list_projects().await?;
     Ok(Json(
         projects
             .into_iter()
@@ -47,7 +47,7 @@ pub async fn create_project(
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> Result<(StatusCode, Json<ProjectOut>), ApiError> {
     let name = input.parse().map_err(WebError::Invalid)?;
-    let project = state.engine.create_project(&name).await?;
+    let project = state.projects.create_project(&name).await?;
     Ok((
         StatusCode::CREATED,
         Json(ProjectOut {
@@ -66,8 +66,8 @@ pub async fn get_project(
     Path(project): Path<String>,
 ) -> Result<Json<ProjectOut>, ApiError> {
     let name = project_name(&project)?;
-    let project = state.engine.find_project(&name).await?;
-    let app_count = state.engine.list_apps_in_project(&name).await?.len() as i64;
+    let project = state.projects.find_project(&name).await?;
+    let app_count = state.apps.list_apps_in_project(&name).await?.len() as i64;
     Ok(Json(ProjectOut {
         name: project.name.to_string(),
         app_count,
@@ -84,7 +84,7 @@ pub async fn delete_project(
     Path(project): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .engine
+        .projects
         .delete_project(&project_name(&project)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -97,7 +97,7 @@ pub struct AppVolumesOut {
 pub async fn list_volumes(State(state): State<AppState>) -> Result<Json<Vec<VolumeOut>>, ApiError> {
     Ok(Json(
         state
-            .engine
+            .storage
             .list_storage()
             .await?
             .iter()
@@ -121,7 +121,7 @@ pub async fn delete_volume(
     Query(query): Query<ConfirmQuery>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .engine
+        .storage
         .delete_volume(&volume, query.confirm.as_deref().unwrap_or_default())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -151,7 +151,7 @@ pub async fn attach_volume(
     let (Some(app), Some(target)) = (app, target) else {
         return Err(ApiError(WebError::Invalid(errors)));
     };
-    let app = state.engine.attach_volume(&volume, &app, &target).await?;
+    let app = state.storage.attach_volume(&volume, &app, &target).await?;
     app_volumes_out(&state, &app).await
 }
 
@@ -159,8 +159,8 @@ async fn app_volumes_out(
     state: &AppState,
     app: &berth_store::apps::App,
 ) -> Result<Json<AppVolumesOut>, ApiError> {
-    let volumes = state.engine.app_volumes(app).await?;
-    let (strategy, strategy_reason) = state.engine.app_strategy(app).await?;
+    let volumes = state.storage.app_volumes(app).await?;
+    let (strategy, strategy_reason) = state.storage.app_strategy(app).await?;
     Ok(Json(AppVolumesOut {
         strategy: strategy.as_str(),
         strategy_reason,
@@ -184,7 +184,7 @@ pub async fn list_app_volumes(
     Path((project, app)): Path<(String, String)>,
 ) -> Result<Json<AppVolumesOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
-    let app = state.engine.find_app(&project, &name).await?;
+    let app = state.apps.find_app(&project, &name).await?;
     app_volumes_out(&state, &app).await
 }
 
@@ -213,7 +213,7 @@ pub async fn add_app_volume(
         return Err(ApiError(WebError::Invalid(errors)));
     };
     let app = state
-        .engine
+        .storage
         .add_volume(&project, &name, request, input.dangerous)
         .await?;
     app_volumes_out(&state, &app).await
@@ -229,6 +229,9 @@ pub async fn detach_app_volume(
 ) -> Result<StatusCode, ApiError> {
     let (project, name) = names(&project, &app)?;
     let volume = VolumeName::parse(&volume).map_err(|_| ApiError(WebError::NotFound("volume")))?;
-    state.engine.detach_volume(&project, &name, &volume).await?;
+    state
+        .storage
+        .detach_volume(&project, &name, &volume)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_store::{api_tokens, sessions, users};
 
 use crate::error::ApiError;
 use crate::{AppState, WebError};
@@ -59,7 +58,7 @@ pub async fn require_session(
     next: Next,
 ) -> Response {
     if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
-        match sessions::find_user(state.engine.store(), &token).await {
+        match state.accounts.session_user(&token).await {
             Ok(Some(user)) => {
                 req.extensions_mut().insert(CurrentUser {
                     username: user.username,
@@ -72,9 +71,9 @@ pub async fn require_session(
             Err(err) => return WebError::from(err).into_response(),
         }
     }
-    match users::count(state.engine.store()).await {
-        Ok(0) => Redirect::to("/setup").into_response(),
-        Ok(_) => Redirect::to("/login").into_response(),
+    match state.accounts.has_admin().await {
+        Ok(false) => Redirect::to("/setup").into_response(),
+        Ok(true) => Redirect::to("/login").into_response(),
         Err(err) => WebError::from(err).into_response(),
     }
 }
@@ -92,7 +91,7 @@ pub async fn require_bearer(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     if let Some(token) = token {
-        match api_tokens::authenticate(state.engine.store(), token).await {
+        match state.accounts.authenticate_token(token).await {
             Ok(Some(token)) => {
                 req.extensions_mut()
                     .insert(ApiCaller(format!("api token {}", token.name)));

@@ -19,7 +19,7 @@ pub async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Html<String>, WebError> {
-    let apps = state.engine.list_apps().await?;
+    let apps = state.apps.list_apps().await?;
     Ok(render(&AppsPage {
         chrome: Chrome::from(&user),
         apps: apps.iter().map(AppRow::from).collect(),
@@ -35,7 +35,7 @@ pub async fn create(
     let project = parse_path(ProjectName::parse, &project, "project")?;
     let result = match input.parse(&project) {
         Ok(p) => state
-            .engine
+            .apps
             .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)
             .await
             .map_err(WebError::from),
@@ -125,7 +125,7 @@ pub async fn delete(
     } else {
         VolumeChoice::Keep
     };
-    match state.engine.delete_app(&project, &name, volumes).await {
+    match state.apps.delete_app(&project, &name, volumes).await {
         Ok(_) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(err) => failed_action(&state, &user, &project, &name, err).await,
     }
@@ -148,11 +148,11 @@ async fn act(
     action: Action,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &app)?;
-    let engine = &state.engine;
+    let apps = &state.apps;
     let result = match action {
-        Action::Start => engine.start_app(&project, &name).await,
-        Action::Stop => engine.stop_app(&project, &name).await,
-        Action::Restart => engine.restart_app(&project, &name).await,
+        Action::Start => apps.start_app(&project, &name).await,
+        Action::Stop => apps.stop_app(&project, &name).await,
+        Action::Restart => apps.restart_app(&project, &name).await,
     };
     match result {
         Ok(_) => Ok(Redirect::to(&app_url(&project, &name)).into_response()),
@@ -203,10 +203,10 @@ async fn page_with_form(
     volume_form: VolumeInput,
     volume_errors: FieldErrors,
 ) -> Result<AppPage, WebError> {
-    let app = state.engine.find_app(project, name).await?;
-    let volumes = state.engine.app_volumes(&app).await?;
-    let (strategy, strategy_why) = state.engine.app_strategy(&app).await?;
-    let (logs, logs_error) = match state.engine.app_logs(&app, LOG_LINES).await {
+    let app = state.apps.find_app(project, name).await?;
+    let volumes = state.storage.app_volumes(&app).await?;
+    let (strategy, strategy_why) = state.storage.app_strategy(&app).await?;
+    let (logs, logs_error) = match state.apps.app_logs(&app, LOG_LINES).await {
         Ok(logs) => (logs, String::new()),
         Err(err) => (
             Vec::new(),
@@ -256,7 +256,7 @@ pub async fn add_volume(
     let mut errors = FieldErrors::default();
     let result = match input.volume.parse(&mut errors) {
         Some(request) if errors.is_empty() => state
-            .engine
+            .storage
             .add_volume(&project, &name, request, input.dangerous.is_some())
             .await
             .map_err(WebError::from),
@@ -299,7 +299,7 @@ pub async fn detach_volume(
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &app)?;
     let volume = parse_path(berth_core::VolumeName::parse, &volume, "volume")?;
-    match state.engine.detach_volume(&project, &name, &volume).await {
+    match state.storage.detach_volume(&project, &name, &volume).await {
         Ok(()) => {
             Ok(Redirect::to(&format!("{}#storage", app_url(&project, &name))).into_response())
         }

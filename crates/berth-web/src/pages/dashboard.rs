@@ -21,11 +21,11 @@ pub async fn page(
     project_input: String,
     errors: FieldErrors,
 ) -> Result<DashboardPage, WebError> {
-    let engine = state.engine.engine_status().await;
-    let projects = state.engine.list_projects().await?;
-    let app_count = state.engine.count_apps().await?;
+    let engine = state.system.docker_status().await;
+    let projects = state.projects.list_projects().await?;
+    let app_count = state.apps.count_apps().await?;
     let attention = state
-        .engine
+        .apps
         .apps_needing_attention()
         .await?
         .iter()

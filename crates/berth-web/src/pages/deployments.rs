@@ -308,14 +308,14 @@ async fn page(
     errors: FieldErrors,
     flash: String,
 ) -> Result<DeploymentsPage, WebError> {
-    let app = state.engine.find_app(project, name).await?;
-    let deployments = state.engine.list_deployments(&app).await?;
+    let app = state.apps.find_app(project, name).await?;
+    let deployments = state.deployments.list_deployments(&app).await?;
     let settings = match typed {
         Some(t) => t,
-        None => SettingsInput::from_settings(&state.engine.deploy_settings(&app).await?),
+        None => SettingsInput::from_settings(&state.deployments.deploy_settings(&app).await?),
     };
-    let secret = state.engine.webhook_secret(project, name).await?;
-    let (deploy_key, deploy_key_error) = match state.engine.deploy_key(&app).await {
+    let secret = state.webhooks.webhook_secret(project, name).await?;
+    let (deploy_key, deploy_key_error) = match state.deployments.deploy_key(&app).await {
         Ok(key) => (key, String::new()),
         Err(err) => {
             tracing::warn!(error = %err, "no deploy key");
@@ -352,7 +352,7 @@ pub async fn deploy(
 ) -> Result<Response, WebError> {
     let (project, name) = names(&project, &app)?;
     let dep = state
-        .engine
+        .deployments
         .deploy_app(&project, &name, "dashboard")
         .await?;
     Ok(Redirect::to(&deployment_url(&project, &name, dep.number)).into_response())
@@ -366,7 +366,7 @@ pub async fn redeploy(
 ) -> Result<Response, WebError> {
     let (project, name) = names(&project, &app)?;
     let dep = state
-        .engine
+        .deployments
         .redeploy_app(&project, &name, "dashboard redeploy")
         .await?;
     Ok(Redirect::to(&deployment_url(&project, &name, dep.number)).into_response())
@@ -379,7 +379,10 @@ pub async fn rollback(
 ) -> Result<Response, WebError> {
     let (project, name) = names(&project, &app)?;
     let number = parse_path(|n: &str| n.parse::<i64>(), &number, "deployment")?;
-    let dep = state.engine.rollback_app(&project, &name, number).await?;
+    let dep = state
+        .deployments
+        .rollback_app(&project, &name, number)
+        .await?;
     Ok(Redirect::to(&deployment_url(&project, &name, dep.number)).into_response())
 }
 
@@ -391,7 +394,7 @@ pub async fn cancel(
     let (project, name) = names(&project, &app)?;
     let number = parse_path(|n: &str| n.parse::<i64>(), &number, "deployment")?;
     state
-        .engine
+        .deployments
         .cancel_deployment(&project, &name, number)
         .await?;
     Ok(Redirect::to(&deployment_url(&project, &name, number)).into_response())
@@ -405,10 +408,10 @@ pub async fn save_settings(
     CsrfForm(input): CsrfForm<SettingsInput>,
 ) -> Result<Response, WebError> {
     let (project, name) = names(&project, &app)?;
-    let app_row = state.engine.find_app(&project, &name).await?;
+    let app_row = state.apps.find_app(&project, &name).await?;
     let result = match input.parse() {
         Ok(settings) => state
-            .engine
+            .deployments
             .save_deploy_settings(&app_row, &settings)
             .await
             .map_err(WebError::from),
@@ -444,7 +447,7 @@ pub async fn regenerate_webhook(
 ) -> Result<Response, WebError> {
     let (project, name) = names(&project, &app)?;
     state
-        .engine
+        .webhooks
         .regenerate_webhook_secret(&project, &name)
         .await?;
     Ok(Redirect::to(&format!(
@@ -461,10 +464,10 @@ pub async fn show(
     let (project, name) = names(&project, &app)?;
     let number = parse_path(|n: &str| n.parse::<i64>(), &number, "deployment")?;
     let (app, dep) = state
-        .engine
+        .deployments
         .find_deployment(&project, &name, number)
         .await?;
-    let log = state.engine.deployment_log(&dep, 0).await?;
+    let log = state.deployments.deployment_log(&dep, 0).await?;
     let now = berth_store::now();
     Ok(render(&DeploymentPage {
         chrome: Chrome::from(&user),
@@ -495,7 +498,7 @@ pub async fn events(
     let (project, name) = names(&project, &app)?;
     let number = parse_path(|n: &str| n.parse::<i64>(), &number, "deployment")?;
     let (_, dep) = state
-        .engine
+        .deployments
         .find_deployment(&project, &name, number)
         .await?;
     let after: i64 = headers
@@ -504,18 +507,21 @@ pub async fn events(
         .and_then(|v| v.parse().ok())
         .or(query.after)
         .unwrap_or(0);
-    Ok(Sse::new(log_events(state.engine.clone(), dep, after)).keep_alive(KeepAlive::default()))
+    Ok(
+        Sse::new(log_events(state.deployments.clone(), dep, after))
+            .keep_alive(KeepAlive::default()),
+    )
 }
 
 /// Polls the stored log: the store is the one source, so a page opened
 /// late, a reconnect and a second viewer all see the same lines.
 pub(crate) fn log_events(
-    engine: berth_deploy::Engine,
+    deployments: berth_deploy::Deployments,
     dep: Deployment,
     after: i64,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct S {
-        engine: berth_deploy::Engine,
+        deployments: berth_deploy::Deployments,
         dep: Deployment,
         after: i64,
         pending: std::collections::VecDeque<Event>,
@@ -523,7 +529,7 @@ pub(crate) fn log_events(
     }
     futures_util::stream::unfold(
         S {
-            engine,
+            deployments,
             dep,
             after,
             pending: Default::default(),
@@ -538,9 +544,9 @@ pub(crate) fn log_events(
                     return None;
                 }
                 // Read the status before the lines, so no line written before the end is missed.
-                let current = berth_store::deployments::find(s.engine.store(), s.dep.id).await;
+                let current = s.deployments.reload(&s.dep).await;
                 let finished = current.as_ref().map_or(true, |d| !d.status.is_active());
-                if let Ok(lines) = s.engine.deployment_log(&s.dep, s.after).await {
+                if let Ok(lines) = s.deployments.deployment_log(&s.dep, s.after).await {
                     for (seq, line) in lines {
                         s.after = seq;
                         s.pending.push_back(

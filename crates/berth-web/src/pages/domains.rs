@@ -65,7 +65,7 @@ pub async fn add(
     let input = input.unticked_boxes_are_false();
     let result = match input.parse() {
         Ok(new) => state
-            .engine
+            .domains
             .add_domain(&project, &name, new)
             .await
             .map(drop)
@@ -114,7 +114,7 @@ pub async fn remove(
     let host = parse_path(DomainName::parse, &form.host, "domain")?;
     let prefix = parse_path(PathPrefix::parse, &form.path_prefix, "domain")?;
     match state
-        .engine
+        .domains
         .remove_domain(&project, &name, &host, Some(&prefix))
         .await
     {
@@ -168,14 +168,14 @@ async fn page(
     name: &AppName,
     forms: Forms,
 ) -> Result<DomainsPage, WebError> {
-    let (app, domains) = state.engine.list_domains(project, name).await?;
+    let (app, domains) = state.domains.list_domains(project, name).await?;
     let default_host = state
-        .engine
+        .domains
         .default_host(project, name)
         .map(|h| h.to_string())
         .unwrap_or_default();
     let default_url = state
-        .engine
+        .domains
         .site_url(&default_host, "/")
         .filter(|_| !default_host.is_empty())
         .unwrap_or_default();
@@ -207,7 +207,7 @@ fn row(state: &AppState, d: &Domain) -> DomainRow {
         host: d.host.to_string(),
         path_prefix: d.path_prefix.to_string(),
         url: (!d.host.is_wildcard())
-            .then(|| state.engine.site_url(d.host.as_str(), &path))
+            .then(|| state.domains.site_url(d.host.as_str(), &path))
             .flatten(),
         strip_prefix: d.strip_prefix,
         serves,

@@ -8,7 +8,7 @@ use crate::AppState;
 pub async fn healthz(
     State(state): State<AppState>,
 ) -> (axum::http::StatusCode, Json<serde_json::Value>) {
-    match berth_store::users::count(state.engine.store()).await {
+    match state.accounts.has_admin().await {
         Ok(_) => (axum::http::StatusCode::OK, Json(json!({ "status": "ok" }))),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");

@@ -1,7 +1,6 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_store::{passwords, sessions, users};
 
 use super::ClientIp;
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
@@ -18,7 +17,7 @@ pub struct LoginForm {
 }
 
 pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
-    if users::count(state.engine.store()).await? == 0 {
+    if !state.accounts.has_admin().await? {
         return Ok(Redirect::to("/setup").into_response());
     }
     Ok(pre_session_page(&headers, |csrf| LoginPage {
@@ -34,7 +33,6 @@ pub async fn submit(
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
-    let store = state.engine.store();
     let again = |status: StatusCode, error: String| {
         let (csrf, _) = pre_session_token(&headers);
         (
@@ -54,13 +52,11 @@ pub async fn submit(
             WebError::TooManyAttempts.to_string(),
         ));
     }
-    let found = users::find_for_login(store, form.username.trim()).await?;
-    // Verify against a dummy hash when the user is unknown, so timing does not tell.
-    let hash = found
-        .as_ref()
-        .map_or(passwords::DUMMY_HASH, |(_, h)| h.as_str());
-    let valid = passwords::verify(&form.password, hash).await && found.is_some();
-    let Some((user, _)) = found.filter(|_| valid) else {
+    let Some((_, session)) = state
+        .accounts
+        .log_in(form.username.trim(), &form.password)
+        .await?
+    else {
         state.limiter.record_failure(ip);
         tracing::info!(client.ip = %ip, "failed login");
         return Ok(again(
@@ -69,13 +65,11 @@ pub async fn submit(
         ));
     };
     state.limiter.record_success(ip);
-    let session = sessions::create(store, user.id).await?;
-    tracing::info!(user.name = %user.username, "logged in");
     let cookie = set_cookie(
         &headers,
         SESSION_COOKIE,
         &session.token,
-        sessions::LIFETIME_SECS,
+        berth_deploy::SESSION_LIFETIME_SECS,
     );
     Ok(([cookie], Redirect::to("/")).into_response())
 }
@@ -86,7 +80,7 @@ pub async fn logout(
     headers: HeaderMap,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
-    sessions::delete(state.engine.store(), &user.session_token).await?;
+    state.accounts.log_out(&user.session_token).await?;
     let cookie = set_cookie(&headers, SESSION_COOKIE, "", 0);
     Ok(([cookie], Redirect::to("/login")).into_response())
 }

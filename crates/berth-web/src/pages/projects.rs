@@ -17,7 +17,7 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let result = match input.parse() {
         Ok(name) => state
-            .engine
+            .projects
             .create_project(&name)
             .await
             .map_err(WebError::from),
@@ -59,7 +59,7 @@ pub async fn delete(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
-    match state.engine.delete_project(&project).await {
+    match state.projects.delete_project(&project).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
         Err(err) => {
             let err = WebError::from(err);
@@ -89,8 +89,8 @@ pub async fn page(
     errors: FieldErrors,
     flash: String,
 ) -> Result<ProjectPage, WebError> {
-    state.engine.find_project(project).await?;
-    let apps = state.engine.list_apps_in_project(project).await?;
+    state.projects.find_project(project).await?;
+    let apps = state.apps.list_apps_in_project(project).await?;
     Ok(ProjectPage {
         chrome: Chrome::from(user),
         project: project.to_string(),

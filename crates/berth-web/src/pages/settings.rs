@@ -29,7 +29,7 @@ pub struct DashboardDomainForm {
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Response, WebError> {
-    let current = state.engine.dashboard_domain().await?;
+    let current = state.domains.dashboard_domain().await?;
     let input = current
         .as_ref()
         .map(ToString::to_string)
@@ -59,7 +59,7 @@ pub async fn set_dashboard_domain(
             }
         },
     };
-    state.engine.set_dashboard_domain(domain.as_ref()).await?;
+    state.domains.set_dashboard_domain(domain.as_ref()).await?;
     Ok(Redirect::to("/settings").into_response())
 }
 
@@ -80,7 +80,7 @@ async fn page(
     errors: FieldErrors,
 ) -> Result<SettingsPage, WebError> {
     let current = state
-        .engine
+        .domains
         .dashboard_domain()
         .await?
         .map(|d| d.to_string())
@@ -88,7 +88,7 @@ async fn page(
     let url = if current.is_empty() {
         String::new()
     } else {
-        state.engine.site_url(&current, "/").unwrap_or_default()
+        state.domains.site_url(&current, "/").unwrap_or_default()
     };
     Ok(SettingsPage {
         chrome: Chrome::from(user),

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::{Password, Username};
-use berth_store::{passwords, sessions, users};
 use subtle::ConstantTimeEq;
 
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
@@ -26,7 +25,7 @@ pub struct SetupForm {
 }
 
 pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
-    if users::count(state.engine.store()).await? > 0 {
+    if state.accounts.has_admin().await? {
         return Ok(Redirect::to("/login").into_response());
     }
     Ok(pre_session_page(&headers, |csrf| SetupPage {
@@ -42,8 +41,7 @@ pub async fn submit(
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> Result<Response, WebError> {
-    let store = state.engine.store();
-    if users::count(store).await? > 0 {
+    if state.accounts.has_admin().await? {
         return Ok(Redirect::to("/login").into_response());
     }
     let mut errors = FieldErrors::default();
@@ -75,18 +73,19 @@ pub async fn submit(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
-    let hash = passwords::hash(&password).await?;
-    let Some(user) = users::create_first(store, &username, &hash).await? else {
+    let Some((_, session)) = state
+        .accounts
+        .create_first_admin(&username, &password)
+        .await?
+    else {
         return Ok(Redirect::to("/login").into_response());
     };
     *state.setup_token.lock().expect("setup token poisoned") = None;
-    tracing::info!(user.name = %user.username, "admin account created through setup");
-    let session = sessions::create(store, user.id).await?;
     let cookie = set_cookie(
         &headers,
         SESSION_COOKIE,
         &session.token,
-        sessions::LIFETIME_SECS,
+        berth_deploy::SESSION_LIFETIME_SECS,
     );
     Ok(([cookie], Redirect::to("/")).into_response())
 }

@@ -37,7 +37,7 @@ async fn page(
     flash: String,
     error: bool,
 ) -> Result<StoragePage, WebError> {
-    let volumes = state.engine.list_storage().await?;
+    let volumes = state.storage.list_storage().await?;
     Ok(StoragePage {
         chrome: Chrome::from(user),
         volumes: volumes.iter().map(StorageRow::from).collect(),
@@ -72,7 +72,7 @@ pub async fn delete(
     Path(volume): Path<String>,
     CsrfForm(input): CsrfForm<DeleteInput>,
 ) -> Result<Response, WebError> {
-    match state.engine.delete_volume(&volume, &input.confirm).await {
+    match state.storage.delete_volume(&volume, &input.confirm).await {
         Ok(()) => Ok(Redirect::to("/storage").into_response()),
         Err(err) => refused(&state, &user, err.into()).await,
     }
@@ -95,7 +95,7 @@ pub async fn attach(
     let result = async {
         let app = AppName::parse(&input.app).map_err(|e| invalid("app", e))?;
         let target = MountPath::parse(&input.target).map_err(|e| invalid("target", e))?;
-        let app = state.engine.attach_volume(&volume, &app, &target).await?;
+        let app = state.storage.attach_volume(&volume, &app, &target).await?;
         Ok::<_, WebError>(format!(
             "/projects/{}/apps/{}#storage",
             app.project, app.name

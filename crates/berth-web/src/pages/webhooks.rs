@@ -56,7 +56,7 @@ async fn handle(
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
     let outcome = match state
-        .engine
+        .webhooks
         .webhook_deploy(&project, &app, secret, &pairs, body)
         .await
     {

@@ -63,12 +63,12 @@ impl Target {
     async fn load(&self, state: &AppState) -> Result<(Option<App>, EnvSet), WebError> {
         match self {
             Target::App { project, app } => {
-                let (app, set) = state.engine.app_env(project, app).await?;
+                let (app, set) = state.env.app_env(project, app).await?;
                 Ok((Some(app), set))
             }
             _ => {
                 let scope = self.scope().expect("shared targets have a scope");
-                Ok((None, state.engine.shared_env(&scope).await?))
+                Ok((None, state.env.shared_env(&scope).await?))
             }
         }
     }
@@ -83,14 +83,14 @@ impl Target {
         match self {
             Target::App { project, app } => {
                 state
-                    .engine
+                    .env
                     .save_app_env(project, app, Some(expected), vars, actor)
                     .await
             }
             _ => {
                 let scope = self.scope().expect("shared targets have a scope");
                 state
-                    .engine
+                    .env
                     .save_shared_env(&scope, Some(expected), vars, actor)
                     .await
             }
@@ -103,8 +103,8 @@ impl Target {
         app: Option<&App>,
     ) -> Result<Vec<HistoryEntry>, WebError> {
         Ok(match (self.scope(), app) {
-            (Some(scope), _) => state.engine.shared_env_history(&scope).await?,
-            (None, Some(app)) => state.engine.app_env_history(app).await?,
+            (Some(scope), _) => state.env.shared_env_history(&scope).await?,
+            (None, Some(app)) => state.env.app_env_history(app).await?,
             (None, None) => Vec::new(),
         })
     }
@@ -156,7 +156,7 @@ async fn context(
 ) -> Result<Context, WebError> {
     let (app, set) = target.load(state).await?;
     let uses = match target.scope() {
-        Some(scope) => state.engine.shared_env_uses(&scope, &set.vars).await?,
+        Some(scope) => state.env.shared_env_uses(&scope, &set.vars).await?,
         None => Vec::new(),
     };
     Ok(Context {
@@ -518,7 +518,7 @@ async fn checked(
 ) -> Result<Vec<EnvVar>, DraftErrors> {
     let vars = to_vars(draft, &ctx.set.vars)?;
     let check = match &ctx.target {
-        Target::App { project, .. } => state.engine.check_app_env(project, &vars).await,
+        Target::App { project, .. } => state.env.check_app_env(project, &vars).await,
         _ => Ok(()),
     };
     match check {
@@ -625,7 +625,7 @@ async fn redeploy_then_show(
     app: &AppName,
 ) -> Result<Response, WebError> {
     match state
-        .engine
+        .deployments
         .redeploy_app(project, app, "dashboard redeploy")
         .await
     {
@@ -748,7 +748,7 @@ pub async fn revert(
     let result = match &target {
         Target::App { project, app } => {
             state
-                .engine
+                .env
                 .revert_app_env(
                     project,
                     app,
@@ -761,7 +761,7 @@ pub async fn revert(
         _ => {
             let scope = target.scope().expect("shared targets have a scope");
             state
-                .engine
+                .env
                 .revert_shared_env(&scope, Some(form.expected), form.version, &user.username)
                 .await
         }

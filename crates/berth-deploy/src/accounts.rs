@@ -1,0 +1,68 @@
+//! Admin accounts, browser sessions and API tokens: what logging in,
+//! claiming a fresh install and calling the API need.
+
+use berth_core::{ApiToken, NewSession, Password, SessionUser, User, Username};
+use berth_store::{api_tokens, passwords, sessions, users};
+
+use crate::{Accounts, DeployError};
+
+/// How long a browser session lasts, in seconds.
+pub const SESSION_LIFETIME_SECS: i64 = sessions::LIFETIME_SECS;
+
+impl Accounts {
+    /// Whether an admin exists (until one does, only setup is open).
+    pub async fn has_admin(&self) -> Result<bool, DeployError> {
+        Ok(users::count(self.store()).await? > 0)
+    }
+
+    /// Creates the first admin and a session for them; `None` when an admin
+    /// already exists (two setups racing: only one wins).
+    pub async fn create_first_admin(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<Option<(User, NewSession)>, DeployError> {
+        let hash = passwords::hash(password).await?;
+        let Some(user) = users::create_first(self.store(), username, &hash).await? else {
+            return Ok(None);
+        };
+        tracing::info!(user.name = %user.username, "admin account created through setup");
+        let session = sessions::create(self.store(), user.id).await?;
+        Ok(Some((user, session)))
+    }
+
+    /// Checks a login and opens a session; `None` for a wrong name or
+    /// password. An unknown name is checked against a dummy hash, so the
+    /// time taken does not tell which it was.
+    pub async fn log_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<(User, NewSession)>, DeployError> {
+        let found = users::find_for_login(self.store(), username).await?;
+        let hash = found
+            .as_ref()
+            .map_or(passwords::DUMMY_HASH, |(_, h)| h.as_str());
+        let valid = passwords::verify(password, hash).await && found.is_some();
+        let Some((user, _)) = found.filter(|_| valid) else {
+            return Ok(None);
+        };
+        let session = sessions::create(self.store(), user.id).await?;
+        tracing::info!(user.name = %user.username, "logged in");
+        Ok(Some((user, session)))
+    }
+
+    /// The user a session cookie belongs to, while the session lasts.
+    pub async fn session_user(&self, token: &str) -> Result<Option<SessionUser>, DeployError> {
+        Ok(sessions::find_user(self.store(), token).await?)
+    }
+
+    pub async fn log_out(&self, session_token: &str) -> Result<(), DeployError> {
+        Ok(sessions::delete(self.store(), session_token).await?)
+    }
+
+    /// The API token a bearer token stands for, recording its use.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Option<ApiToken>, DeployError> {
+        Ok(api_tokens::authenticate(self.store(), token).await?)
+    }
+}

@@ -21,8 +21,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use berth_core::DesiredState;
+use berth_core::NewApp;
 use berth_core::{AppName, AppStatus, ImageRef, Port, ProjectName};
-use berth_store::apps::{self, DesiredState, NewApp};
+use berth_store::apps;
 use berth_store::{Store, projects};
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");

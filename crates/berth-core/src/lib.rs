@@ -2,29 +2,47 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod app;
+pub mod certificate;
 mod command;
+pub mod deployment;
 mod domain;
 pub mod dotenv;
 pub mod env;
+mod env_set;
 mod ids;
 mod image;
 mod name;
 mod port;
+mod project;
+mod route;
 
 pub use account::{
     ApiToken, NewSession, Password, PasswordError, SessionUser, User, Username, UsernameError,
 };
+pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};
+pub use deployment::{DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck};
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};
+pub use env_set::{EnvSet, HistoryEntry, Owner, Saved};
 pub use ids::{ApiTokenId, AppId, DeploymentId, DomainId, ProjectId, UserId};
 pub use image::{ImageRef, ImageRefError};
 pub use name::{AppName, NameError, ProjectName};
 pub use port::{Port, PortError};
+pub use project::{Project, ProjectSummary};
+pub use route::{Domain, DomainTarget, NewDomain, TlsMode};
 mod status;
 pub use status::AppStatus;
 mod volume;
 pub use volume::{
-    AppVolume, BindRefusal, BindRules, DeployStrategy, HostPath, MountPath, PathError,
+    AppVolume, BindRefusal, BindRules, DeployStrategy, HostPath, MountPath, OwnedVolume, PathError,
     ResourceKind, VolumeName, VolumeSource, docker_volume_name,
 };
+
+/// Seconds since the Unix epoch: the one clock stored times use.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -454,6 +454,14 @@ impl fmt::Display for ResourceKind {
     }
 }
 
+/// A mount with the app that has it, for the Storage page.
+#[derive(Debug, Clone)]
+pub struct OwnedVolume {
+    pub project: crate::ProjectName,
+    pub app: crate::AppName,
+    pub volume: AppVolume,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,11 @@
+use berth_core::App;
+use berth_core::AppId;
+use berth_core::DesiredState;
+use berth_core::NewApp;
+use berth_core::deployment::Source;
 use berth_core::{AppName, AppStatus, ProjectName};
-use berth_store::apps::{self, App, DesiredState, NewApp};
-use berth_store::deployments::{self, Source};
+use berth_store::apps;
+use berth_store::deployments;
 
 use crate::{Apps, DeployError, Runtime, container_name, network_name};
 
@@ -31,13 +36,13 @@ impl Apps {
         crate::deployments::check_source(&source)?;
         self.check_volumes(&volumes, new.dangerous_mounts)?;
         let app = apps::create(self.store(), project, &new).await?;
-        let settings = deployments::DeploySettings {
+        let settings = berth_core::DeploySettings {
             source,
             strategy,
-            ..deployments::DeploySettings::default()
+            ..berth_core::DeploySettings::default()
         };
         let recorded = async {
-            if settings != deployments::DeploySettings::default() {
+            if settings != berth_core::DeploySettings::default() {
                 deployments::save_settings(self.store(), app.id, &settings).await?;
             }
             self.record_volumes(&app, &volumes).await
@@ -209,7 +214,7 @@ impl Runtime {
 
     /// Launches the app in the background as a recorded deployment (queued
     /// behind any deployment of the app already running).
-    pub(crate) fn spawn_launch(&self, app_id: i64, trigger: &'static str) {
+    pub(crate) fn spawn_launch(&self, app_id: AppId, trigger: &'static str) {
         let engine = self.clone();
         tokio::spawn(async move {
             let result = match apps::find_by_id(engine.store(), app_id).await {
@@ -217,7 +222,7 @@ impl Runtime {
                 Err(err) => Err(err.into()),
             };
             if let Err(err) = result {
-                tracing::warn!(app.id = app_id, error = %err, "launch failed");
+                tracing::warn!(app.id = %app_id, error = %err, "launch failed");
             }
         });
     }
@@ -225,14 +230,14 @@ impl Runtime {
     /// Brings the app's container up from scratch as a deployment; the
     /// caller holds the app's lock. Failures are recorded on the deployment
     /// and on the app (status `failed` with Docker's message).
-    pub(crate) async fn launch_locked(&self, app_id: i64) -> Result<(), DeployError> {
+    pub(crate) async fn launch_locked(&self, app_id: AppId) -> Result<(), DeployError> {
         self.deploy_now_locked(app_id, "start").await
     }
 
     /// Reads the published port of a started container and marks the app running.
     pub(crate) async fn record_running(
         &self,
-        app_id: i64,
+        app_id: AppId,
         container_id: &str,
     ) -> Result<(), DeployError> {
         let info = self.docker().inspect_container(container_id).await?;

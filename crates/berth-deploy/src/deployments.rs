@@ -12,12 +12,17 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use berth_core::App;
+use berth_core::DeploySettings;
+use berth_core::Deployment;
+use berth_core::DeploymentStatus;
+use berth_core::DesiredState;
+use berth_core::deployment::Source;
+use berth_core::{AppId, DeploymentId};
 use berth_core::{AppName, AppStatus, DeployStrategy, ProjectName, ResourceKind};
 use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
-use berth_store::apps::{self, App, DesiredState};
-use berth_store::deployments::{
-    self, DeploySettings, Deployment, DeploymentStatus, NewDeployment, Source,
-};
+use berth_store::apps;
+use berth_store::deployments::{self, NewDeployment};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +44,7 @@ const WAIT_FOR_END: Duration = Duration::from_secs(900);
 /// a restart of berth (see [`Runtime::reconcile_deployments`]).
 #[derive(Default)]
 pub(crate) struct Active {
-    tokens: Mutex<HashMap<i64, CancellationToken>>,
+    tokens: Mutex<HashMap<DeploymentId, CancellationToken>>,
     /// Held from recording a deployment until it is tracked, and by reconcile
     /// while it decides which deployments were interrupted: a deployment this
     /// process just queued is never mistaken for one a crash left behind.
@@ -47,19 +52,19 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    fn track(&self, id: i64) -> CancellationToken {
+    fn track(&self, id: DeploymentId) -> CancellationToken {
         let mut tokens = self.tokens.lock().expect("active deployments poisoned");
         tokens.entry(id).or_default().clone()
     }
 
-    fn forget(&self, id: i64) {
+    fn forget(&self, id: DeploymentId) {
         self.tokens
             .lock()
             .expect("active deployments poisoned")
             .remove(&id);
     }
 
-    fn cancel(&self, id: i64) -> bool {
+    fn cancel(&self, id: DeploymentId) -> bool {
         match self
             .tokens
             .lock()
@@ -74,7 +79,7 @@ impl Active {
         }
     }
 
-    fn is_tracked(&self, id: i64) -> bool {
+    fn is_tracked(&self, id: DeploymentId) -> bool {
         self.tokens
             .lock()
             .expect("active deployments poisoned")
@@ -228,7 +233,7 @@ impl Deployments {
     }
 
     /// Polls the deployment until it is no longer queued or running.
-    pub async fn wait_for_deployment(&self, id: i64) -> Result<Deployment, DeployError> {
+    pub async fn wait_for_deployment(&self, id: DeploymentId) -> Result<Deployment, DeployError> {
         let deadline = Instant::now() + WAIT_FOR_END;
         loop {
             let dep = deployments::find(self.store(), id).await?;
@@ -373,14 +378,14 @@ impl Runtime {
         Ok(dep)
     }
 
-    pub(crate) fn spawn_deployment(&self, app_id: i64, dep_id: i64) {
+    pub(crate) fn spawn_deployment(&self, app_id: AppId, dep_id: DeploymentId) {
         self.inner.deploys.track(dep_id);
         let engine = self.clone();
         tokio::spawn(async move {
             let lock = engine.app_lock(app_id);
             let _guard = lock.lock().await;
             if let Err(err) = engine.run_deployment_locked(dep_id).await {
-                tracing::warn!(deployment.id = dep_id, error = %err, "deployment failed");
+                tracing::warn!(deployment.id = %dep_id, error = %err, "deployment failed");
             }
             engine.inner.deploys.forget(dep_id);
         });
@@ -389,7 +394,7 @@ impl Runtime {
     /// Records a deployment and runs it now; the caller holds the app's lock.
     pub(crate) async fn deploy_now_locked(
         &self,
-        app_id: i64,
+        app_id: AppId,
         trigger: &str,
     ) -> Result<(), DeployError> {
         let app = apps::find_by_id(self.store(), app_id).await?;
@@ -414,7 +419,10 @@ impl Runtime {
 
     /// Runs a queued deployment to its end. Errors are recorded on the
     /// deployment (and on the app when nothing else serves it).
-    pub(crate) async fn run_deployment_locked(&self, dep_id: i64) -> Result<(), DeployError> {
+    pub(crate) async fn run_deployment_locked(
+        &self,
+        dep_id: DeploymentId,
+    ) -> Result<(), DeployError> {
         let dep = deployments::find(self.store(), dep_id).await?;
         if dep.status != DeploymentStatus::Queued {
             return Ok(()); // cancelled or replaced while it waited
@@ -452,7 +460,7 @@ impl Runtime {
         let token = self.inner.deploys.track(dep_id);
         let app = apps::find_by_id(self.store(), dep.app_id).await?;
         // Deploying is asking for the app to run.
-        apps::set_desired_state(self.store(), app.id, apps::DesiredState::Running).await?;
+        apps::set_desired_state(self.store(), app.id, berth_core::DesiredState::Running).await?;
         let settings = deployments::settings(self.store(), app.id).await?;
         let serving = self.serving_container(&app).await?;
         let fresh = serving.is_none();
@@ -871,7 +879,7 @@ impl Runtime {
         &self,
         app: &App,
         dep: &Deployment,
-        git: &berth_store::deployments::GitSource,
+        git: &berth_core::GitSource,
         dir: &std::path::Path,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, Stop> {
@@ -976,7 +984,7 @@ impl Runtime {
         Ok(tag)
     }
 
-    fn build_dir(&self, dep_id: i64) -> PathBuf {
+    fn build_dir(&self, dep_id: DeploymentId) -> PathBuf {
         self.data_dir().join("builds").join(dep_id.to_string())
     }
 
@@ -1235,7 +1243,7 @@ impl Runtime {
     }
 
     /// Removes the images berth built for the app (when the app is deleted).
-    pub(crate) async fn remove_built_images(&self, app_id: i64) -> Result<(), DeployError> {
+    pub(crate) async fn remove_built_images(&self, app_id: AppId) -> Result<(), DeployError> {
         for d in deployments::list_for_app(self.store(), app_id, 10_000).await? {
             if d.built
                 && !d.pruned
@@ -1258,7 +1266,7 @@ impl Runtime {
         containers: &[ContainerInfo],
     ) -> Result<HashSet<String>, DeployError> {
         let mut skip = HashSet::new();
-        let mut in_flight: HashSet<(i64, String)> = HashSet::new();
+        let mut in_flight: HashSet<(AppId, String)> = HashSet::new();
         let recording = self.inner.deploys.recording.lock().await;
         for dep in deployments::list_active(self.store()).await? {
             if self.inner.deploys.is_tracked(dep.id) {
@@ -1292,7 +1300,7 @@ impl Runtime {
             // A recreate stops the old container before the new one runs:
             // interrupted in between, the old version starts again.
             if !took_over
-                && app.desired_state == apps::DesiredState::Running
+                && app.desired_state == berth_core::DesiredState::Running
                 && let Some(id) = &app.container_id
                 && let Some(old) = self.docker().inspect_container(id).await?
                 && matches!(old.state, ContainerState::Exited | ContainerState::Created)
@@ -1338,7 +1346,7 @@ impl Runtime {
     }
 
     /// Whether a deployment of the app is queued or running.
-    pub(crate) async fn has_active_deployment(&self, app_id: i64) -> Result<bool, DeployError> {
+    pub(crate) async fn has_active_deployment(&self, app_id: AppId) -> Result<bool, DeployError> {
         Ok(deployments::list_active(self.store())
             .await?
             .iter()
@@ -1346,9 +1354,9 @@ impl Runtime {
     }
 
     /// Appends one line to a deployment's log; a failure to write is logged, not fatal.
-    pub(crate) async fn log(&self, dep_id: i64, line: String) {
+    pub(crate) async fn log(&self, dep_id: DeploymentId, line: String) {
         if let Err(err) = deployments::append_log(self.store(), dep_id, &[line]).await {
-            tracing::warn!(deployment.id = dep_id, error = %err, "could not write the deployment log");
+            tracing::warn!(deployment.id = %dep_id, error = %err, "could not write the deployment log");
         }
     }
 }

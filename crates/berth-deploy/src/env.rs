@@ -1,10 +1,15 @@
 //! Environment variables: the service functions the dashboard and the API
 //! share, and the environment a container is created with.
 
+use berth_core::App;
+use berth_core::EnvSet;
+use berth_core::HistoryEntry;
+use berth_core::Owner;
+use berth_core::Saved;
 use berth_core::env::{Scope, Scopes, resolve};
 use berth_core::{AppName, EnvVar, ProjectName};
-use berth_store::apps::{self, App};
-use berth_store::env::{self, EnvSet, HistoryEntry, Owner, Saved};
+use berth_store::apps;
+use berth_store::env;
 use berth_store::projects;
 
 use crate::{DeployError, Env, Runtime};

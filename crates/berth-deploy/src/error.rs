@@ -1,10 +1,21 @@
 use berth_docker::DockerError;
 use berth_store::StoreError;
 
+/// What a service call can fail with. The store's errors that the user
+/// can act on arrive as their own kinds (not found, conflict); the rest
+/// stay `Store`, an internal failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The name is taken, the project still has apps, and the like.
+    #[error("{0}")]
+    Conflict(String),
+    /// Someone else saved the variables meanwhile.
+    #[error("the variables were changed meanwhile (now version {current})")]
+    VersionConflict { current: i64 },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Docker(#[from] DockerError),
     /// References that do not resolve (unknown, circular, malformed).
@@ -22,4 +33,17 @@ pub enum DeployError {
     /// A tool berth runs on the server failed (e.g. `ssh-keygen`).
     #[error("{0}")]
     Tool(String),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(err: StoreError) -> DeployError {
+        match err {
+            StoreError::NotFound { what } => DeployError::NotFound { what },
+            StoreError::VersionConflict { current } => DeployError::VersionConflict { current },
+            StoreError::AlreadyExists { .. } | StoreError::ProjectNotEmpty => {
+                DeployError::Conflict(err.to_string())
+            }
+            other => DeployError::Store(other),
+        }
+    }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use berth_core::HealthCheck;
 use berth_docker::{ContainerState, DockerClient};
-use berth_store::deployments::HealthCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use berth_core::AppId;
 use berth_docker::{DockerClient, EngineInfo};
 use berth_store::Store;
 
@@ -49,7 +50,7 @@ pub struct Runtime {
 /// cannot interleave with a delete. Stacks and databases get their own keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ResourceKey {
-    App(i64),
+    App(AppId),
 }
 
 struct Inner {
@@ -174,7 +175,7 @@ impl Runtime {
         locks.entry(key).or_default().clone()
     }
 
-    fn app_lock(&self, app_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+    fn app_lock(&self, app_id: AppId) -> Arc<tokio::sync::Mutex<()>> {
         self.lock_for(ResourceKey::App(app_id))
     }
 }

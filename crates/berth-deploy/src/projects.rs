@@ -1,5 +1,7 @@
+use berth_core::Project;
 use berth_core::ProjectName;
-use berth_store::projects::{self, Project, ProjectSummary};
+use berth_core::ProjectSummary;
+use berth_store::projects;
 
 use crate::{DeployError, Projects, network_name};
 

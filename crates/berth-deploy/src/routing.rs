@@ -11,10 +11,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_core::App;
+use berth_core::AppId;
+use berth_core::Domain;
+use berth_core::DomainTarget;
+use berth_core::NewDomain;
 use berth_core::{AppName, AppStatus, DomainName, PathPrefix, ProjectName};
 use berth_edge::{Edge, Route, Target};
-use berth_store::apps::{self, App};
-use berth_store::domains::{self, Domain, DomainTarget, NewDomain};
+use berth_store::apps;
+use berth_store::domains;
 
 use crate::{DeployError, Domains, Runtime};
 
@@ -222,7 +227,7 @@ pub fn build_routes(
             .filter(|_| app.status == AppStatus::Running)
             .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
     };
-    let by_id: HashMap<i64, &App> = apps.iter().map(|a| (a.id, a)).collect();
+    let by_id: HashMap<AppId, &App> = apps.iter().map(|a| (a.id, a)).collect();
     let mut routes = Vec::with_capacity(apps.len() + domains.len() + 1);
     for app in apps {
         if let Some(host) = default_host(base_domain, &app.project, &app.name) {

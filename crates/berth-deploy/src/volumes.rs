@@ -7,13 +7,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use berth_core::App;
+use berth_core::OwnedVolume;
 use berth_core::{
     AppName, AppVolume, DeployStrategy, HostPath, MountPath, ProjectName, ResourceKind, VolumeName,
     VolumeSource, docker_volume_name,
 };
 use berth_docker::{ContainerInfo, Mount, MountKind};
-use berth_store::apps::{self, App};
-use berth_store::volumes::{self, OwnedVolume};
+use berth_store::apps;
+use berth_store::volumes;
 
 use crate::naming::{APP, APP_ID, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE, VOLUME};
 use crate::{DeployError, Runtime, Storage};
@@ -138,9 +140,7 @@ impl Storage {
     ) -> Result<(), DeployError> {
         let app = self.app(project, name).await?;
         if !volumes::remove(self.store(), app.id, volume).await? {
-            return Err(DeployError::Store(berth_store::StoreError::NotFound {
-                what: "volume",
-            }));
+            return Err(DeployError::NotFound { what: "volume" });
         }
         tracing::info!(project.name = %project, app.name = %name, volume.name = %volume, "volume detached (kept)");
         Ok(())
@@ -206,7 +206,7 @@ impl Storage {
     /// One volume berth made, without its size (measuring every volume is
     /// for the Storage page): its owner and the containers that use it.
     async fn find_volume(&self, name: &str) -> Result<StorageVolume, DeployError> {
-        let not_found = || DeployError::Store(berth_store::StoreError::NotFound { what: "volume" });
+        let not_found = || DeployError::NotFound { what: "volume" };
         let volume = self
             .docker()
             .inspect_volume(name)

@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use berth_core::App;
+use berth_core::DesiredState;
 use berth_core::{AppName, AppStatus, ProjectName, ResourceKind};
 use berth_docker::{ContainerEvent, ContainerInfo, ContainerState};
-use berth_store::apps::{self, App, DesiredState};
+use berth_store::apps;
 use futures_util::StreamExt;
 
 use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT, is_app_kind};

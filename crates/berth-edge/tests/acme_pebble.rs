@@ -84,7 +84,7 @@ async fn setup_with(pebble: Pebble, challenge: &str, renew_before: Option<Durati
 }
 
 /// Requests a certificate and runs passes of the background work until it is there.
-async fn obtain(setup: &Setup, domain: &str) -> berth_store::certificates::Certificate {
+async fn obtain(setup: &Setup, domain: &str) -> berth_core::certificate::Certificate {
     setup.manager.tick(&[domain.to_owned()]).await;
     let cert = setup
         .manager

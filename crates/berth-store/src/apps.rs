@@ -1,55 +1,9 @@
+use berth_core::{App, AppId, DesiredState, NewApp};
 use berth_core::{AppName, AppStatus, Command, ImageRef, Port, ProjectName};
 use sqlx::FromRow;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{Store, StoreError, now};
-
-/// What the user asked for when creating an app from an image.
-#[derive(Debug, Clone)]
-pub struct NewApp {
-    pub name: AppName,
-    pub image: ImageRef,
-    pub container_port: Port,
-    pub command: Option<Command>,
-    /// The admin confirmed bind mounts that berth refuses by default.
-    pub dangerous_mounts: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DesiredState {
-    Running,
-    Stopped,
-}
-
-impl DesiredState {
-    fn as_str(self) -> &'static str {
-        match self {
-            DesiredState::Running => "running",
-            DesiredState::Stopped => "stopped",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct App {
-    pub id: i64,
-    pub project: ProjectName,
-    pub name: AppName,
-    pub image: ImageRef,
-    pub container_port: Port,
-    pub command: Option<Command>,
-    pub desired_state: DesiredState,
-    pub status: AppStatus,
-    /// Progress, an error from Docker, or an exit code: shown beside the status.
-    pub status_detail: Option<String>,
-    pub container_id: Option<String>,
-    /// The port published on 127.0.0.1 for the current container.
-    pub host_port: Option<u16>,
-    /// The admin confirmed bind mounts that berth refuses by default.
-    pub dangerous_mounts: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
 
 const SELECT: &str = "SELECT a.id, p.name AS project, a.name, a.image, a.container_port, a.command,
     a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.dangerous_mounts, a.created_at, a.updated_at
@@ -86,7 +40,7 @@ impl RawApp {
             .transpose()?;
         let port = self.container_port;
         Ok(App {
-            id: self.id,
+            id: AppId::new(self.id),
             project: ProjectName::parse(&self.project)
                 .map_err(|e| StoreError::corrupt("project name", e))?,
             name: AppName::parse(&self.name).map_err(|e| StoreError::corrupt("app name", e))?,
@@ -147,12 +101,12 @@ pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Resul
     .await
     .map_err(StoreError::on_unique("an app with that name in this project"))?
     .ok_or(StoreError::NotFound { what: "project" })?;
-    find_by_id(store, id).await
+    find_by_id(store, AppId::new(id)).await
 }
 
-pub async fn find_by_id(store: &Store, id: i64) -> Result<App, StoreError> {
+pub async fn find_by_id(store: &Store, id: AppId) -> Result<App, StoreError> {
     let row = sqlx::query(&format!("{SELECT} WHERE a.id = ?"))
-        .bind(id)
+        .bind(id.get())
         .fetch_optional(store.pool())
         .await?
         .ok_or(StoreError::NotFound { what: "app" })?;
@@ -221,7 +175,7 @@ pub async fn list_in_project(store: &Store, project: &ProjectName) -> Result<Vec
 
 pub async fn set_status(
     store: &Store,
-    id: i64,
+    id: AppId,
     status: AppStatus,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -229,7 +183,7 @@ pub async fn set_status(
         .bind(status.as_str())
         .bind(detail)
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
@@ -237,13 +191,13 @@ pub async fn set_status(
 
 pub async fn set_desired_state(
     store: &Store,
-    id: i64,
+    id: AppId,
     desired: DesiredState,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET desired_state = ?, updated_at = ? WHERE id = ?")
         .bind(desired.as_str())
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
@@ -252,7 +206,7 @@ pub async fn set_desired_state(
 /// Records the container now serving the app (or none).
 pub async fn set_container(
     store: &Store,
-    id: i64,
+    id: AppId,
     container_id: Option<&str>,
     host_port: Option<u16>,
 ) -> Result<(), StoreError> {
@@ -260,7 +214,7 @@ pub async fn set_container(
         .bind(container_id)
         .bind(host_port.map(i64::from))
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
@@ -269,21 +223,21 @@ pub async fn set_container(
 /// Records whether the admin confirmed dangerous bind mounts for the app.
 pub async fn set_dangerous_mounts(
     store: &Store,
-    id: i64,
+    id: AppId,
     confirmed: bool,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE apps SET dangerous_mounts = ?, updated_at = ? WHERE id = ?")
         .bind(confirmed)
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
 }
 
-pub async fn delete(store: &Store, id: i64) -> Result<(), StoreError> {
+pub async fn delete(store: &Store, id: AppId) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM apps WHERE id = ?")
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())

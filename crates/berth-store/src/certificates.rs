@@ -1,71 +1,10 @@
 //! TLS certificates of the edge, ACME accounts and the ACME settings.
 //! Rows only point at key files; the keys themselves never enter SQLite.
 
+use berth_core::certificate::{AcmeAccount, AcmeSettings, Certificate, Issued, Source};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now};
-
-/// Where a certificate comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Acme,
-    Uploaded,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Acme => "acme",
-            Source::Uploaded => "uploaded",
-        }
-    }
-
-    fn parse(value: &str) -> Result<Source, StoreError> {
-        match value {
-            "acme" => Ok(Source::Acme),
-            "uploaded" => Ok(Source::Uploaded),
-            other => Err(StoreError::corrupt("certificate source", other)),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Certificate {
-    pub id: i64,
-    pub domain: String,
-    pub source: Source,
-    pub names: Vec<String>,
-    pub issuer: Option<String>,
-    pub serial: Option<String>,
-    pub not_before: Option<i64>,
-    pub not_after: Option<i64>,
-    pub cert_path: Option<String>,
-    pub key_path: Option<String>,
-    pub account_id: Option<i64>,
-    pub ari_start: Option<i64>,
-    pub ari_end: Option<i64>,
-    pub last_attempt_at: Option<i64>,
-    pub next_attempt_at: Option<i64>,
-    pub failures: i64,
-    pub last_error: Option<String>,
-    pub rate_limited: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// What berth learned from a certificate it just obtained or accepted.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub names: Vec<String>,
-    pub issuer: String,
-    pub serial: String,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub cert_path: String,
-    pub key_path: String,
-    pub account_id: Option<i64>,
-    pub next_attempt_at: Option<i64>,
-}
 
 const COLUMNS: &str = "id, domain, source, names, issuer, serial, not_before, not_after, \
      cert_path, key_path, account_id, ari_start, ari_end, last_attempt_at, next_attempt_at, \
@@ -77,7 +16,8 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Certificate, StoreError> {
     Ok(Certificate {
         id: r.get("id"),
         domain: r.get("domain"),
-        source: Source::parse(&source)?,
+        source: Source::parse(&source)
+            .ok_or_else(|| StoreError::corrupt("certificate source", &source))?,
         names: serde_json::from_str(&names)
             .map_err(|e| StoreError::corrupt("certificate names", e))?,
         issuer: r.get("issuer"),
@@ -290,15 +230,6 @@ pub async fn delete(store: &Store, id: i64) -> Result<Certificate, StoreError> {
     from_row(&row)
 }
 
-#[derive(Debug, Clone)]
-pub struct AcmeAccount {
-    pub id: i64,
-    pub directory_url: String,
-    pub email: String,
-    pub account_url: String,
-    pub credentials_path: String,
-}
-
 pub async fn find_account(
     store: &Store,
     directory_url: &str,
@@ -349,15 +280,6 @@ pub async fn insert_account(
         account_url: account_url.to_owned(),
         credentials_path: credentials_path.to_owned(),
     })
-}
-
-/// ACME settings as stored (the EAB HMAC key is a file, not a setting).
-#[derive(Debug, Clone, Default)]
-pub struct AcmeSettings {
-    pub email: Option<String>,
-    pub directory_url: Option<String>,
-    pub eab_key_id: Option<String>,
-    pub challenge: Option<String>,
 }
 
 const SETTING_KEYS: [&str; 4] = [

@@ -2,70 +2,15 @@
 //! deploy settings (source, health check, limits, webhook secret, deploy key).
 
 use berth_core::DeployStrategy;
+use berth_core::deployment::{
+    DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, Source,
+};
+use berth_core::{AppId, DeploymentId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::crypto::current_key;
 use crate::{Store, StoreError, now};
-
-/// Where a deployment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl DeploymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeploymentStatus::Queued => "queued",
-            DeploymentStatus::Running => "running",
-            DeploymentStatus::Succeeded => "succeeded",
-            DeploymentStatus::Failed => "failed",
-            DeploymentStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            DeploymentStatus::Queued,
-            DeploymentStatus::Running,
-            DeploymentStatus::Succeeded,
-            DeploymentStatus::Failed,
-            DeploymentStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-
-    /// Queued or running: not finished yet.
-    pub fn is_active(self) -> bool {
-        matches!(self, DeploymentStatus::Queued | DeploymentStatus::Running)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Deployment {
-    pub id: i64,
-    pub app_id: i64,
-    pub number: i64,
-    pub status: DeploymentStatus,
-    pub trigger: String,
-    pub image: Option<String>,
-    pub image_id: Option<String>,
-    pub commit_sha: Option<String>,
-    pub rollback_of: Option<i64>,
-    pub container_id: Option<String>,
-    pub reason: Option<String>,
-    pub built: bool,
-    pub pruned: bool,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-}
 
 const SELECT: &str = "SELECT id, app_id, number, status, trigger, image, image_id, commit_sha,
     rollback_of, container_id, reason, built, pruned, created_at, started_at, finished_at
@@ -74,8 +19,8 @@ const SELECT: &str = "SELECT id, app_id, number, status, trigger, image, image_i
 fn from_row(r: &SqliteRow) -> Result<Deployment, StoreError> {
     let status: String = r.get("status");
     Ok(Deployment {
-        id: r.get("id"),
-        app_id: r.get("app_id"),
+        id: DeploymentId::new(r.get("id")),
+        app_id: AppId::new(r.get("app_id")),
         number: r.get("number"),
         status: DeploymentStatus::parse(&status)
             .ok_or_else(|| StoreError::corrupt("deployment status", &status))?,
@@ -109,7 +54,7 @@ pub struct NewDeployment {
 /// burst of pushes deploys only the newest.
 pub async fn enqueue(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     new: &NewDeployment,
 ) -> Result<(Deployment, Vec<Deployment>), StoreError> {
     // IMMEDIATE: take the write lock before reading, so a concurrent writer
@@ -118,11 +63,11 @@ pub async fn enqueue(
     let ts = now();
     let number: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app_id = ?")
-            .bind(app_id)
+            .bind(app_id.get())
             .fetch_one(&mut *tx)
             .await?;
     let replaced_rows = sqlx::query(&format!("{SELECT} WHERE app_id = ? AND status = 'queued'"))
-        .bind(app_id)
+        .bind(app_id.get())
         .fetch_all(&mut *tx)
         .await?;
     let replaced: Vec<Deployment> = replaced_rows
@@ -135,14 +80,14 @@ pub async fn enqueue(
     )
     .bind(format!("replaced by deployment #{number}"))
     .bind(ts)
-    .bind(app_id)
+    .bind(app_id.get())
     .execute(&mut *tx)
     .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO deployments (app_id, number, status, trigger, image, image_id, rollback_of, created_at)
          VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(number)
     .bind(&new.trigger)
     .bind(&new.image)
@@ -152,14 +97,14 @@ pub async fn enqueue(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok((find(store, id).await?, replaced))
+    Ok((find(store, DeploymentId::new(id)).await?, replaced))
 }
 
 /// Records a container that predates deployments as deployment 0 (succeeded),
 /// so it can be told apart, drained and rolled back to like any other.
 pub async fn adopt_legacy(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     image: &str,
     container_id: &str,
 ) -> Result<Deployment, StoreError> {
@@ -168,7 +113,7 @@ pub async fn adopt_legacy(
         "INSERT OR IGNORE INTO deployments (app_id, number, status, trigger, image, container_id, created_at, started_at, finished_at)
          VALUES (?, 0, 'succeeded', 'before deployments', ?, ?, ?, ?, ?)",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(image)
     .bind(container_id)
     .bind(ts)
@@ -179,9 +124,9 @@ pub async fn adopt_legacy(
     find_number(store, app_id, 0).await
 }
 
-pub async fn find(store: &Store, id: i64) -> Result<Deployment, StoreError> {
+pub async fn find(store: &Store, id: DeploymentId) -> Result<Deployment, StoreError> {
     let row = sqlx::query(&format!("{SELECT} WHERE id = ?"))
-        .bind(id)
+        .bind(id.get())
         .fetch_optional(store.pool())
         .await?
         .ok_or(StoreError::NotFound { what: "deployment" })?;
@@ -190,11 +135,11 @@ pub async fn find(store: &Store, id: i64) -> Result<Deployment, StoreError> {
 
 pub async fn find_number(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     number: i64,
 ) -> Result<Deployment, StoreError> {
     let row = sqlx::query(&format!("{SELECT} WHERE app_id = ? AND number = ?"))
-        .bind(app_id)
+        .bind(app_id.get())
         .bind(number)
         .fetch_optional(store.pool())
         .await?
@@ -205,13 +150,13 @@ pub async fn find_number(
 /// The app's deployments, newest first.
 pub async fn list_for_app(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     limit: i64,
 ) -> Result<Vec<Deployment>, StoreError> {
     let rows = sqlx::query(&format!(
         "{SELECT} WHERE app_id = ? ORDER BY number DESC LIMIT ?"
     ))
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
@@ -228,10 +173,10 @@ pub async fn list_active(store: &Store) -> Result<Vec<Deployment>, StoreError> {
     rows.iter().map(from_row).collect()
 }
 
-pub async fn mark_running(store: &Store, id: i64) -> Result<(), StoreError> {
+pub async fn mark_running(store: &Store, id: DeploymentId) -> Result<(), StoreError> {
     sqlx::query("UPDATE deployments SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'")
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
@@ -240,7 +185,7 @@ pub async fn mark_running(store: &Store, id: i64) -> Result<(), StoreError> {
 /// Ends a deployment (succeeded, failed or cancelled) with an optional reason.
 pub async fn finish(
     store: &Store,
-    id: i64,
+    id: DeploymentId,
     status: DeploymentStatus,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -248,20 +193,24 @@ pub async fn finish(
         .bind(status.as_str())
         .bind(reason)
         .bind(now())
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
 }
 
 /// Cancels a deployment that is still queued; false if it already started or ended.
-pub async fn cancel_queued(store: &Store, id: i64, reason: &str) -> Result<bool, StoreError> {
+pub async fn cancel_queued(
+    store: &Store,
+    id: DeploymentId,
+    reason: &str,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE deployments SET status = 'cancelled', reason = ?, finished_at = ? WHERE id = ? AND status = 'queued'",
     )
     .bind(reason)
     .bind(now())
-    .bind(id)
+    .bind(id.get())
     .execute(store.pool())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -269,7 +218,7 @@ pub async fn cancel_queued(store: &Store, id: i64, reason: &str) -> Result<bool,
 
 pub async fn set_image(
     store: &Store,
-    id: i64,
+    id: DeploymentId,
     image: &str,
     image_id: Option<&str>,
     built: bool,
@@ -278,16 +227,16 @@ pub async fn set_image(
         .bind(image)
         .bind(image_id)
         .bind(built)
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
 }
 
-pub async fn set_commit(store: &Store, id: i64, commit: &str) -> Result<(), StoreError> {
+pub async fn set_commit(store: &Store, id: DeploymentId, commit: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE deployments SET commit_sha = ? WHERE id = ?")
         .bind(commit)
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
@@ -295,27 +244,31 @@ pub async fn set_commit(store: &Store, id: i64, commit: &str) -> Result<(), Stor
 
 pub async fn set_container(
     store: &Store,
-    id: i64,
+    id: DeploymentId,
     container_id: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE deployments SET container_id = ? WHERE id = ?")
         .bind(container_id)
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
 }
 
-pub async fn mark_pruned(store: &Store, id: i64) -> Result<(), StoreError> {
+pub async fn mark_pruned(store: &Store, id: DeploymentId) -> Result<(), StoreError> {
     sqlx::query("UPDATE deployments SET pruned = 1 WHERE id = ?")
-        .bind(id)
+        .bind(id.get())
         .execute(store.pool())
         .await?;
     Ok(())
 }
 
 /// Appends lines to the deployment's log.
-pub async fn append_log(store: &Store, id: i64, lines: &[String]) -> Result<(), StoreError> {
+pub async fn append_log(
+    store: &Store,
+    id: DeploymentId,
+    lines: &[String],
+) -> Result<(), StoreError> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -325,7 +278,7 @@ pub async fn append_log(store: &Store, id: i64, lines: &[String]) -> Result<(), 
     let mut seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?",
     )
-    .bind(id)
+    .bind(id.get())
     .fetch_one(&mut *tx)
     .await?;
     let ts = now();
@@ -334,7 +287,7 @@ pub async fn append_log(store: &Store, id: i64, lines: &[String]) -> Result<(), 
         sqlx::query(
             "INSERT INTO deployment_logs (deployment_id, seq, at, line) VALUES (?, ?, ?, ?)",
         )
-        .bind(id)
+        .bind(id.get())
         .bind(seq)
         .bind(ts)
         .bind(line)
@@ -348,94 +301,22 @@ pub async fn append_log(store: &Store, id: i64, lines: &[String]) -> Result<(), 
 /// Log lines after `after_seq` (0 for all), as (seq, line), oldest first.
 pub async fn log_since(
     store: &Store,
-    id: i64,
+    id: DeploymentId,
     after_seq: i64,
 ) -> Result<Vec<(i64, String)>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, line FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq",
     )
-    .bind(id)
+    .bind(id.get())
     .bind(after_seq)
     .fetch_all(store.pool())
     .await?;
     Ok(rows.iter().map(|r| (r.get("seq"), r.get("line"))).collect())
 }
 
-/// How an app is deployed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploySettings {
-    pub source: Source,
-    pub health: HealthCheck,
-    pub drain_secs: u32,
-    pub stop_timeout_secs: u32,
-    pub memory_mb: Option<u32>,
-    pub cpu_millis: Option<u32>,
-    /// Docker's name: `no`, `unless-stopped`, `on-failure`, `always`.
-    pub restart_policy: String,
-    pub keep_images: u32,
-    /// `None`: berth chooses (see [`DeployStrategy::choose`]).
-    pub strategy: Option<DeployStrategy>,
-    /// How long the edge holds the app's requests during a recreate switch.
-    pub hold_secs: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// The app's image reference.
-    Image,
-    Git(GitSource),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GitSource {
-    /// `https://…`, `ssh://…`, `git@host:path`, `file://…` or a local path.
-    pub url: String,
-    pub branch: String,
-    /// Build context inside the repository; empty for its root.
-    pub subdir: String,
-    /// Dockerfile path inside the context; empty for `Dockerfile`.
-    pub dockerfile: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
-    /// An HTTP path to GET on the new container; `None` uses the image's
-    /// HEALTHCHECK, or else "still running after `start_secs`".
-    pub path: Option<String>,
-    pub expected_status: u16,
-    pub interval_ms: u32,
-    pub timeout_ms: u32,
-    pub retries: u32,
-    pub start_secs: u32,
-}
-
-impl Default for DeploySettings {
-    fn default() -> Self {
-        DeploySettings {
-            source: Source::Image,
-            health: HealthCheck {
-                path: None,
-                expected_status: 200,
-                interval_ms: 1000,
-                timeout_ms: 2000,
-                retries: 30,
-                start_secs: 1,
-            },
-            drain_secs: 2,
-            stop_timeout_secs: 10,
-            memory_mb: None,
-            cpu_millis: None,
-            restart_policy: "unless-stopped".to_owned(),
-            keep_images: 5,
-            strategy: None,
-            hold_secs: 10,
-        }
-    }
-}
-
-pub async fn settings(store: &Store, app_id: i64) -> Result<DeploySettings, StoreError> {
+pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, StoreError> {
     let Some(r) = sqlx::query("SELECT * FROM deploy_settings WHERE app_id = ?")
-        .bind(app_id)
+        .bind(app_id.get())
         .fetch_optional(store.pool())
         .await?
     else {
@@ -483,7 +364,7 @@ pub async fn settings(store: &Store, app_id: i64) -> Result<DeploySettings, Stor
 
 pub async fn save_settings(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     s: &DeploySettings,
 ) -> Result<(), StoreError> {
     let (source, git) = match &s.source {
@@ -506,7 +387,7 @@ pub async fn save_settings(
             restart_policy = excluded.restart_policy, keep_images = excluded.keep_images,
             strategy = excluded.strategy, hold_secs = excluded.hold_secs",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(source)
     .bind(blank(&git.url))
     .bind(blank(&git.branch))
@@ -536,18 +417,18 @@ pub(crate) fn webhook_aad(app_id: i64) -> String {
 }
 
 /// The app's webhook secret, creating one on first use.
-pub async fn webhook_secret(store: &Store, app_id: i64) -> Result<String, StoreError> {
+pub async fn webhook_secret(store: &Store, app_id: AppId) -> Result<String, StoreError> {
     let key = current_key(store).await?;
     let row =
         sqlx::query("SELECT webhook_nonce, webhook_secret FROM deploy_settings WHERE app_id = ?")
-            .bind(app_id)
+            .bind(app_id.get())
             .fetch_optional(store.pool())
             .await?;
     if let Some(r) = row {
         let nonce: Option<Vec<u8>> = r.get("webhook_nonce");
         let sealed: Option<Vec<u8>> = r.get("webhook_secret");
         if let (Some(nonce), Some(sealed)) = (nonce, sealed) {
-            let plain = key.open(&webhook_aad(app_id), &nonce, &sealed)?;
+            let plain = key.open(&webhook_aad(app_id.get()), &nonce, &sealed)?;
             return String::from_utf8(plain).map_err(|e| StoreError::corrupt("webhook secret", e));
         }
     }
@@ -555,15 +436,15 @@ pub async fn webhook_secret(store: &Store, app_id: i64) -> Result<String, StoreE
 }
 
 /// Replaces the app's webhook secret (the old URL stops working).
-pub async fn regenerate_webhook_secret(store: &Store, app_id: i64) -> Result<String, StoreError> {
+pub async fn regenerate_webhook_secret(store: &Store, app_id: AppId) -> Result<String, StoreError> {
     let key = current_key(store).await?;
     let secret = crate::random_token(24);
-    let (nonce, sealed) = key.seal(&webhook_aad(app_id), secret.as_bytes());
+    let (nonce, sealed) = key.seal(&webhook_aad(app_id.get()), secret.as_bytes());
     sqlx::query(
         "INSERT INTO deploy_settings (app_id, webhook_nonce, webhook_secret) VALUES (?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET webhook_nonce = excluded.webhook_nonce, webhook_secret = excluded.webhook_secret",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(nonce)
     .bind(sealed)
     .execute(store.pool())
@@ -576,11 +457,11 @@ pub(crate) fn deploy_key_aad(app_id: i64) -> String {
 }
 
 /// The public half of the app's SSH deploy key (OpenSSH format), if it has one.
-pub async fn deploy_key_public(store: &Store, app_id: i64) -> Result<Option<String>, StoreError> {
+pub async fn deploy_key_public(store: &Store, app_id: AppId) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT deploy_key_public FROM deploy_settings WHERE app_id = ? AND deploy_key_private IS NOT NULL",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .fetch_optional(store.pool())
     .await?
     .flatten())
@@ -588,21 +469,26 @@ pub async fn deploy_key_public(store: &Store, app_id: i64) -> Result<Option<Stri
 
 /// The private half of the app's SSH deploy key (OpenSSH PEM), decrypted;
 /// for writing to a 0600 file for `ssh -i` only, never to show.
-pub async fn deploy_key_private(store: &Store, app_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+pub async fn deploy_key_private(
+    store: &Store,
+    app_id: AppId,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let key = current_key(store).await?;
     let row = sqlx::query(
         "SELECT deploy_key_nonce, deploy_key_private FROM deploy_settings WHERE app_id = ?",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .fetch_optional(store.pool())
     .await?;
     let Some(r) = row else { return Ok(None) };
     let nonce: Option<Vec<u8>> = r.get("deploy_key_nonce");
     let sealed: Option<Vec<u8>> = r.get("deploy_key_private");
     match (nonce, sealed) {
-        (Some(nonce), Some(sealed)) => {
-            Ok(Some(key.open(&deploy_key_aad(app_id), &nonce, &sealed)?))
-        }
+        (Some(nonce), Some(sealed)) => Ok(Some(key.open(
+            &deploy_key_aad(app_id.get()),
+            &nonce,
+            &sealed,
+        )?)),
         _ => Ok(None),
     }
 }
@@ -611,19 +497,19 @@ pub async fn deploy_key_private(store: &Store, app_id: i64) -> Result<Option<Vec
 /// public key in place (so two first uses at once agree on one key).
 pub async fn save_deploy_key(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     public: &str,
     private: &[u8],
 ) -> Result<String, StoreError> {
     let key = current_key(store).await?;
-    let (nonce, sealed) = key.seal(&deploy_key_aad(app_id), private);
+    let (nonce, sealed) = key.seal(&deploy_key_aad(app_id.get()), private);
     sqlx::query(
         "INSERT INTO deploy_settings (app_id, deploy_key_public, deploy_key_nonce, deploy_key_private) VALUES (?, ?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET deploy_key_public = excluded.deploy_key_public,
             deploy_key_nonce = excluded.deploy_key_nonce, deploy_key_private = excluded.deploy_key_private
          WHERE deploy_settings.deploy_key_private IS NULL",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(public)
     .bind(nonce)
     .bind(sealed)

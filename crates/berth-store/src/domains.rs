@@ -1,6 +1,7 @@
 //! The edge's routes: domains (host + path prefix) of apps, static sites
 //! mounted on them, and the dashboard's own domain.
 
+use berth_core::{AppId, Domain, DomainId, DomainTarget, NewDomain, TlsMode};
 use std::path::PathBuf;
 
 use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
@@ -8,73 +9,6 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{Store, StoreError, now};
-
-/// How a domain gets its certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Obtained (and renewed) from the ACME CA.
-    Acme,
-    /// A certificate the user uploaded.
-    Uploaded,
-    /// Plain HTTP only.
-    None,
-}
-
-impl TlsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Acme => "acme",
-            TlsMode::Uploaded => "uploaded",
-            TlsMode::None => "none",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<TlsMode> {
-        match value {
-            "acme" => Some(TlsMode::Acme),
-            "uploaded" => Some(TlsMode::Uploaded),
-            "none" => Some(TlsMode::None),
-            _ => None,
-        }
-    }
-}
-
-/// Where a domain's requests go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainTarget {
-    /// The app's current container.
-    App,
-    /// Files from a directory on the server.
-    Static { dir: PathBuf, spa_fallback: bool },
-}
-
-/// A domain as the user asked for it.
-#[derive(Debug, Clone)]
-pub struct NewDomain {
-    pub host: DomainName,
-    pub path_prefix: PathPrefix,
-    pub strip_prefix: bool,
-    pub target: DomainTarget,
-    pub tls_mode: TlsMode,
-    pub redirect_https: bool,
-    pub hsts: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Domain {
-    pub id: i64,
-    pub app_id: i64,
-    pub project: ProjectName,
-    pub app: AppName,
-    pub host: DomainName,
-    pub path_prefix: PathPrefix,
-    pub strip_prefix: bool,
-    pub target: DomainTarget,
-    pub tls_mode: TlsMode,
-    pub redirect_https: bool,
-    pub hsts: bool,
-    pub created_at: i64,
-}
 
 const SELECT: &str =
     "SELECT d.id, d.app_id, p.name AS project, a.name AS app, d.host, d.path_prefix,
@@ -85,8 +19,8 @@ fn from_row(r: &SqliteRow) -> Result<Domain, StoreError> {
     let text = |col: &str| -> String { r.get(col) };
     let static_dir: Option<String> = r.get("static_dir");
     Ok(Domain {
-        id: r.get("id"),
-        app_id: r.get("app_id"),
+        id: DomainId::new(r.get("id")),
+        app_id: AppId::new(r.get("app_id")),
         project: ProjectName::parse(&text("project"))
             .map_err(|e| StoreError::corrupt("project name", e))?,
         app: AppName::parse(&text("app")).map_err(|e| StoreError::corrupt("app name", e))?,
@@ -110,7 +44,7 @@ fn from_row(r: &SqliteRow) -> Result<Domain, StoreError> {
 }
 
 /// Adds a domain to an app. The same host and prefix can be routed only once.
-pub async fn add(store: &Store, app_id: i64, new: &NewDomain) -> Result<Domain, StoreError> {
+pub async fn add(store: &Store, app_id: AppId, new: &NewDomain) -> Result<Domain, StoreError> {
     let (static_dir, spa) = match &new.target {
         DomainTarget::App => (None, false),
         DomainTarget::Static { dir, spa_fallback } => {
@@ -122,7 +56,7 @@ pub async fn add(store: &Store, app_id: i64, new: &NewDomain) -> Result<Domain, 
              tls_mode, redirect_https, hsts, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(new.host.as_str())
     .bind(new.path_prefix.as_str())
     .bind(new.strip_prefix)
@@ -143,11 +77,11 @@ pub async fn add(store: &Store, app_id: i64, new: &NewDomain) -> Result<Domain, 
 }
 
 /// The app's domains, by host then prefix.
-pub async fn list_for_app(store: &Store, app_id: i64) -> Result<Vec<Domain>, StoreError> {
+pub async fn list_for_app(store: &Store, app_id: AppId) -> Result<Vec<Domain>, StoreError> {
     let rows = sqlx::query(&format!(
         "{SELECT} WHERE d.app_id = ? ORDER BY d.host, d.path_prefix"
     ))
-    .bind(app_id)
+    .bind(app_id.get())
     .fetch_all(store.pool())
     .await?;
     rows.iter().map(from_row).collect()
@@ -165,14 +99,14 @@ pub async fn list_all(store: &Store) -> Result<Vec<Domain>, StoreError> {
 /// given). `NotFound` when nothing matched.
 pub async fn remove(
     store: &Store,
-    app_id: i64,
+    app_id: AppId,
     host: &DomainName,
     path_prefix: Option<&PathPrefix>,
 ) -> Result<u64, StoreError> {
     let result = sqlx::query(
         "DELETE FROM domains WHERE app_id = ? AND host = ? AND (?3 IS NULL OR path_prefix = ?3)",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(host.as_str())
     .bind(path_prefix.map(PathPrefix::as_str))
     .execute(store.pool())

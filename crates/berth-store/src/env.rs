@@ -2,39 +2,13 @@
 //! global shared set; later a stack), encrypted at rest, with a version per
 //! owner and a history of every save.
 
-use berth_core::{EnvChange, EnvFlags, EnvKey, EnvVar};
+use berth_core::{AppId, EnvSet, HistoryEntry, Owner, Saved};
+use berth_core::{EnvFlags, EnvKey, EnvVar};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::crypto::{SecretKey, current_key, ensure_current};
 use crate::{Store, StoreError, now};
-
-/// Whose variables these are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Owner {
-    App(i64),
-    /// Shared by the apps of one project: `${project.NAME}`.
-    Project(i64),
-    /// Shared by every app: `${global.NAME}`.
-    Global,
-}
-
-impl Owner {
-    fn kind(self) -> &'static str {
-        match self {
-            Owner::App(_) => "app",
-            Owner::Project(_) => "project",
-            Owner::Global => "global",
-        }
-    }
-
-    fn id(self) -> i64 {
-        match self {
-            Owner::App(id) | Owner::Project(id) => id,
-            Owner::Global => 0,
-        }
-    }
-}
 
 pub(crate) fn var_aad(kind: &str, id: i64, key: &str) -> String {
     format!("env:{kind}:{id}:{key}")
@@ -42,36 +16,6 @@ pub(crate) fn var_aad(kind: &str, id: i64, key: &str) -> String {
 
 pub(crate) fn snapshot_aad(kind: &str, id: i64, version: i64) -> String {
     format!("env-history:{kind}:{id}:{version}")
-}
-
-/// An owner's variables as saved.
-#[derive(Debug, Clone, Default)]
-pub struct EnvSet {
-    /// 0 before the first save.
-    pub version: i64,
-    /// The version the running container was created with, if known.
-    pub deployed_version: Option<i64>,
-    pub vars: Vec<EnvVar>,
-}
-
-/// The result of a save.
-#[derive(Debug, Clone)]
-pub struct Saved {
-    /// The version now current (unchanged when nothing changed).
-    pub version: i64,
-    /// Empty when the new set equals the old one: no version is recorded then.
-    pub changes: Vec<EnvChange>,
-}
-
-/// One save in the history.
-#[derive(Debug, Clone)]
-pub struct HistoryEntry {
-    pub version: i64,
-    pub actor: String,
-    pub created_at: i64,
-    /// (key, "added" | "changed" | "removed")
-    pub changes: Vec<(String, String)>,
-    pub note: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -303,14 +247,14 @@ pub async fn mark_deployed(store: &Store, owner: Owner, version: i64) -> Result<
 }
 
 /// Every app's variables, to find which apps use a shared variable.
-pub async fn all_app_sets(store: &Store) -> Result<Vec<(i64, Vec<EnvVar>)>, StoreError> {
+pub async fn all_app_sets(store: &Store) -> Result<Vec<(AppId, Vec<EnvVar>)>, StoreError> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT DISTINCT owner_id FROM env_vars WHERE owner_kind = 'app' ORDER BY owner_id",
     )
     .fetch_all(store.pool())
     .await?;
     let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
+    for id in ids.into_iter().map(AppId::new) {
         out.push((id, load(store, Owner::App(id)).await?.vars));
     }
     Ok(out)

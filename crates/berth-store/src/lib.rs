@@ -81,7 +81,7 @@ impl Store {
 
 /// Seconds since the Unix epoch: the one clock for every stored time.
 pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    berth_core::unix_now()
 }
 
 /// A random token, hex encoded, for cookies and API tokens.

@@ -1,25 +1,13 @@
 use berth_core::ProjectName;
+use berth_core::{Project, ProjectId, ProjectSummary};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now};
 
-#[derive(Debug, Clone)]
-pub struct Project {
-    pub id: i64,
-    pub name: ProjectName,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ProjectSummary {
-    pub project: Project,
-    pub app_count: i64,
-}
-
 fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Project, StoreError> {
     let name: String = r.get("name");
     Ok(Project {
-        id: r.get("id"),
+        id: ProjectId::new(r.get("id")),
         name: ProjectName::parse(&name).map_err(|e| StoreError::corrupt("project name", e))?,
         created_at: r.get("created_at"),
     })

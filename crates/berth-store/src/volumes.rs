@@ -1,18 +1,11 @@
 //! Which app mounts which volume where. Rows only: the Docker volumes
 //! themselves outlive their rows (see migration 0007).
 
+use berth_core::{AppId, OwnedVolume};
 use berth_core::{AppName, AppVolume, HostPath, MountPath, ProjectName, VolumeName, VolumeSource};
 use sqlx::FromRow;
 
 use crate::{Store, StoreError, now};
-
-/// A mount with the app that has it, for the Storage page.
-#[derive(Debug, Clone)]
-pub struct OwnedVolume {
-    pub project: ProjectName,
-    pub app: AppName,
-    pub volume: AppVolume,
-}
 
 #[derive(FromRow)]
 struct RawVolume {
@@ -57,10 +50,10 @@ const SELECT: &str = "SELECT p.name AS project, a.name AS app, v.name, v.kind, v
     FROM app_volumes v JOIN apps a ON a.id = v.app_id JOIN projects p ON p.id = a.project_id";
 
 /// The app's mounts, by mount path.
-pub async fn list_for_app(store: &Store, app_id: i64) -> Result<Vec<AppVolume>, StoreError> {
+pub async fn list_for_app(store: &Store, app_id: AppId) -> Result<Vec<AppVolume>, StoreError> {
     let rows: Vec<RawVolume> =
         sqlx::query_as(&format!("{SELECT} WHERE v.app_id = ? ORDER BY v.target"))
-            .bind(app_id)
+            .bind(app_id.get())
             .fetch_all(store.pool())
             .await?;
     rows.into_iter()
@@ -79,12 +72,12 @@ pub async fn list_all(store: &Store) -> Result<Vec<OwnedVolume>, StoreError> {
 
 /// Adds a mount to the app. A second volume with the same name or mount
 /// path is `AlreadyExists`.
-pub async fn add(store: &Store, app_id: i64, volume: &AppVolume) -> Result<(), StoreError> {
+pub async fn add(store: &Store, app_id: AppId, volume: &AppVolume) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO app_volumes (app_id, name, kind, source, target, read_only, from_image, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(app_id)
+    .bind(app_id.get())
     .bind(volume.name.as_str())
     .bind(volume.source.kind())
     .bind(volume.source.location())
@@ -102,9 +95,9 @@ pub async fn add(store: &Store, app_id: i64, volume: &AppVolume) -> Result<(), S
 
 /// Removes the app's mount (the row; the Docker volume stays). Returns
 /// whether there was one.
-pub async fn remove(store: &Store, app_id: i64, name: &VolumeName) -> Result<bool, StoreError> {
+pub async fn remove(store: &Store, app_id: AppId, name: &VolumeName) -> Result<bool, StoreError> {
     let done = sqlx::query("DELETE FROM app_volumes WHERE app_id = ? AND name = ?")
-        .bind(app_id)
+        .bind(app_id.get())
         .bind(name.as_str())
         .execute(store.pool())
         .await?;

@@ -1,12 +1,18 @@
 //! Certificate rows and the hosts that want ACME, against a real SQLite file.
 
+use berth_core::DomainTarget;
+use berth_core::NewApp;
+use berth_core::NewDomain;
+use berth_core::TlsMode;
+use berth_core::certificate::Issued;
+use berth_core::certificate::Source;
 use berth_core::{AppName, DomainName, ImageRef, PathPrefix, Port, ProjectName};
-use berth_store::apps::{self, NewApp};
-use berth_store::certificates::{self, Issued, Source};
-use berth_store::domains::{self, DomainTarget, NewDomain, TlsMode};
+use berth_store::apps;
+use berth_store::certificates;
+use berth_store::domains;
 use berth_store::{Store, projects};
 
-async fn store_with_app() -> (tempfile::TempDir, Store, i64) {
+async fn store_with_app() -> (tempfile::TempDir, Store, berth_core::AppId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let project = ProjectName::parse("demo").unwrap();
@@ -27,7 +33,7 @@ async fn store_with_app() -> (tempfile::TempDir, Store, i64) {
     (dir, store, app.id)
 }
 
-async fn add(store: &Store, app: i64, host: &str, prefix: &str, tls_mode: TlsMode) {
+async fn add(store: &Store, app: berth_core::AppId, host: &str, prefix: &str, tls_mode: TlsMode) {
     domains::add(
         store,
         app,

@@ -2,19 +2,21 @@
 //! queue that keeps only the newest waiting deployment, logs read by
 //! position, settings with defaults, and the webhook secret sealed at rest.
 
+use berth_core::DeploySettings;
+use berth_core::DeploymentStatus;
+use berth_core::GitSource;
+use berth_core::deployment::Source;
 use berth_core::{AppName, ImageRef, Port, ProjectName};
-use berth_store::deployments::{
-    self, DeploySettings, DeploymentStatus, GitSource, NewDeployment, Source,
-};
+use berth_store::deployments::{self, NewDeployment};
 use berth_store::{Store, apps, crypto, projects};
 
-async fn an_app(store: &Store) -> i64 {
+async fn an_app(store: &Store) -> berth_core::AppId {
     let project = ProjectName::parse("demo").unwrap();
     projects::create(store, &project).await.unwrap();
     apps::create(
         store,
         &project,
-        &apps::NewApp {
+        &berth_core::NewApp {
             name: AppName::parse("web").unwrap(),
             image: ImageRef::parse("berth-test/web").unwrap(),
             container_port: Port::parse("8080").unwrap(),
@@ -106,7 +108,7 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
             subdir: "site".into(),
             dockerfile: String::new(),
         }),
-        health: berth_store::deployments::HealthCheck {
+        health: berth_core::HealthCheck {
             path: Some("/healthz".into()),
             ..defaults.health.clone()
         },

@@ -1,8 +1,12 @@
 //! Domains against a real SQLite file in a temp dir.
 
+use berth_core::DomainTarget;
+use berth_core::NewApp;
+use berth_core::NewDomain;
+use berth_core::TlsMode;
 use berth_core::{AppName, DomainName, ImageRef, PathPrefix, Port, ProjectName};
-use berth_store::apps::{self, NewApp};
-use berth_store::domains::{self, DomainTarget, NewDomain, TlsMode};
+use berth_store::apps;
+use berth_store::domains;
 use berth_store::{Store, StoreError, projects};
 
 fn domain(host: &str, prefix: &str, target: DomainTarget) -> NewDomain {

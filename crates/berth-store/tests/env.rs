@@ -4,8 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use berth_core::Owner;
 use berth_core::{AppName, EnvFlags, EnvKey, EnvVar, ImageRef, Port, ProjectName};
-use berth_store::env::{self, Owner};
+use berth_store::env;
 use berth_store::{Store, StoreError, apps, crypto, projects};
 
 const SECRET: &str = "s3cr3t-value-that-must-never-be-on-disk";
@@ -33,7 +34,7 @@ async fn an_app(store: &Store) -> Owner {
     let app = apps::create(
         store,
         &project,
-        &apps::NewApp {
+        &berth_core::NewApp {
             name: AppName::parse("web").unwrap(),
             image: ImageRef::parse("berth-test/web").unwrap(),
             container_port: Port::parse("8080").unwrap(),

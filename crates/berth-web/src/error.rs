@@ -3,7 +3,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use berth_deploy::DeployError;
 use berth_docker::DockerError;
-use berth_store::StoreError;
 
 use crate::forms::FieldErrors;
 use crate::views;
@@ -75,18 +74,6 @@ impl WebError {
     }
 }
 
-impl From<StoreError> for WebError {
-    fn from(err: StoreError) -> WebError {
-        match err {
-            StoreError::NotFound { what } => WebError::NotFound(what),
-            StoreError::AlreadyExists { .. }
-            | StoreError::ProjectNotEmpty
-            | StoreError::VersionConflict { .. } => WebError::Conflict(err.to_string()),
-            other => WebError::Internal(Box::new(other)),
-        }
-    }
-}
-
 impl From<DockerError> for WebError {
     fn from(err: DockerError) -> WebError {
         match err {
@@ -123,7 +110,11 @@ impl From<berth_edge::tls::TlsError> for WebError {
 impl From<DeployError> for WebError {
     fn from(err: DeployError) -> WebError {
         match err {
-            DeployError::Store(e) => e.into(),
+            DeployError::NotFound { what } => WebError::NotFound(what),
+            e @ (DeployError::Conflict(_) | DeployError::VersionConflict { .. }) => {
+                WebError::Conflict(e.to_string())
+            }
+            e @ DeployError::Store(_) => WebError::Internal(Box::new(e)),
             DeployError::Docker(e) => e.into(),
             DeployError::Env(e) => {
                 let mut errors = FieldErrors::default();

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use berth_core::GitSource;
+use berth_core::NewApp;
+use berth_core::deployment::Source;
 use berth_core::{
     AppName, Command, DeployStrategy, HostPath, ImageRef, MountPath, Port, ProjectName, VolumeName,
 };
 use berth_deploy::VolumeRequest;
-use berth_store::apps::NewApp;
-use berth_store::deployments::{GitSource, Source};
 
 #[derive(Debug, Clone, Default)]
 pub struct FieldErrors(BTreeMap<&'static str, String>);

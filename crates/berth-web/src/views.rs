@@ -3,8 +3,8 @@
 
 use askama::Template;
 use axum::response::Html;
+use berth_core::App;
 use berth_deploy::DockerStatus;
-use berth_store::apps::App;
 
 use crate::forms::{AppInput, FieldErrors};
 

@@ -1,8 +1,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use berth_core::App;
 use berth_core::AppName;
-use berth_store::apps::{App, DesiredState};
+use berth_core::DesiredState;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_store::certificates::{Certificate, Source};
+use berth_core::certificate::Certificate;
+use berth_core::certificate::Source;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -62,7 +63,10 @@ pub struct AcmeSettingsOut {
 fn out(state: &AppState, cert: Certificate) -> Result<CertificateOut, ApiError> {
     let certs = state.certs()?;
     Ok(CertificateOut {
-        state: certs.state(&cert, berth_store::now()).as_str().to_owned(),
+        state: certs
+            .state(&cert, berth_core::unix_now())
+            .as_str()
+            .to_owned(),
         in_use: cert.source == Source::Uploaded || certs.in_use(&cert.domain),
         id: cert.id,
         domain: cert.domain,

@@ -5,9 +5,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use berth_core::App;
 use berth_core::AppName;
-use berth_store::apps::App;
-use berth_store::deployments::Deployment;
+use berth_core::Deployment;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use berth_core::Domain;
+use berth_core::DomainTarget;
+use berth_core::NewDomain;
+use berth_core::TlsMode;
 use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
-use berth_store::domains::{Domain, DomainTarget, NewDomain, TlsMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

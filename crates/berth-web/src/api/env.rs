@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use berth_core::App;
+use berth_core::EnvSet;
 use berth_core::{AppName, EnvFlags, EnvKey, EnvVar, ProjectName};
-use berth_store::apps::App;
-use berth_store::env::EnvSet;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -157,7 +157,7 @@ pub async fn attach_volume(
 
 async fn app_volumes_out(
     state: &AppState,
-    app: &berth_store::apps::App,
+    app: &berth_core::App,
 ) -> Result<Json<AppVolumesOut>, ApiError> {
     let volumes = state.storage.app_volumes(app).await?;
     let (strategy, strategy_reason) = state.storage.app_strategy(app).await?;

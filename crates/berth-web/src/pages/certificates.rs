@@ -6,8 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::certificate::Certificate;
+use berth_core::certificate::Source;
 use berth_edge::acme::{CertManager, Challenge};
-use berth_store::certificates::{Certificate, Source};
 
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
@@ -125,7 +126,7 @@ async fn page(
     form: Form,
 ) -> Result<CertificatesPage, WebError> {
     let certs = state.certs()?;
-    let now = berth_store::now();
+    let now = berth_core::unix_now();
     let form_errors_empty = form.upload_errors.is_empty() && form.acme_errors.is_empty();
     let rows: Vec<CertRow> = certs
         .list()

@@ -10,9 +10,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use berth_core::App;
+use berth_core::DeploySettings;
+use berth_core::Deployment;
+use berth_core::GitSource;
+use berth_core::HealthCheck;
+use berth_core::deployment::Source;
 use berth_core::{AppName, ProjectName};
-use berth_store::apps::App;
-use berth_store::deployments::{DeploySettings, Deployment, GitSource, HealthCheck, Source};
 use futures_util::Stream;
 
 use super::parse_path;
@@ -57,7 +61,7 @@ impl DeploymentRow {
             finished: when(d.finished_at, now),
             serving,
             can_rollback: !serving
-                && d.status == berth_store::deployments::DeploymentStatus::Succeeded
+                && d.status == berth_core::DeploymentStatus::Succeeded
                 && !d.pruned
                 && d.image.is_some(),
         }
@@ -326,7 +330,7 @@ async fn page(
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let now = berth_store::now();
+    let now = berth_core::unix_now();
     Ok(DeploymentsPage {
         chrome: Chrome::from(user),
         any_active: deployments.iter().any(|d| d.status.is_active()),
@@ -468,7 +472,7 @@ pub async fn show(
         .find_deployment(&project, &name, number)
         .await?;
     let log = state.deployments.deployment_log(&dep, 0).await?;
-    let now = berth_store::now();
+    let now = berth_core::unix_now();
     Ok(render(&DeploymentPage {
         chrome: Chrome::from(&user),
         deployment: DeploymentRow::new(&dep, &app, now),

@@ -3,8 +3,9 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::Domain;
+use berth_core::DomainTarget;
 use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
-use berth_store::domains::{Domain, DomainTarget};
 
 use super::parse_path;
 use super::projects::field_errors;

@@ -61,7 +61,7 @@ async fn handle(
         .await
     {
         Ok(outcome) => outcome,
-        Err(berth_deploy::DeployError::Store(berth_store::StoreError::NotFound { .. })) => {
+        Err(berth_deploy::DeployError::NotFound { .. }) => {
             return Err(ApiError(WebError::Unauthorized));
         }
         Err(err) => {

@@ -15,11 +15,12 @@ use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::App;
+use berth_core::EnvSet;
+use berth_core::HistoryEntry;
+use berth_core::Saved;
 use berth_core::{AppName, EnvChange, EnvVar, ProjectName};
 use berth_deploy::{DeployError, SharedScope, SharedUse};
-use berth_store::StoreError;
-use berth_store::apps::App;
-use berth_store::env::{EnvSet, HistoryEntry, Saved};
 
 use self::draft::{Draft, DraftErrors, MASK, Mode, rows_for, to_vars};
 use crate::auth::CurrentUser;
@@ -590,7 +591,7 @@ pub async fn save(
         .await
     {
         Ok(saved) => saved,
-        Err(DeployError::Store(StoreError::VersionConflict { .. })) => {
+        Err(DeployError::VersionConflict { .. }) => {
             // Show the diff against the latest and keep what was typed.
             let ctx = context(&state, &user, target).await?;
             let changes = berth_core::env::diff(&ctx.set.vars, &vars);

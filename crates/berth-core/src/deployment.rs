@@ -1,0 +1,134 @@
+//! Deployments: numbered launches of an app, and how an app is deployed.
+
+use crate::{AppId, DeployStrategy, DeploymentId};
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Queued => "queued",
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DeploymentStatus::Queued,
+            DeploymentStatus::Running,
+            DeploymentStatus::Succeeded,
+            DeploymentStatus::Failed,
+            DeploymentStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Queued or running: not finished yet.
+    pub fn is_active(self) -> bool {
+        matches!(self, DeploymentStatus::Queued | DeploymentStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub app_id: AppId,
+    pub number: i64,
+    pub status: DeploymentStatus,
+    pub trigger: String,
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    pub commit_sha: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub container_id: Option<String>,
+    pub reason: Option<String>,
+    pub built: bool,
+    pub pruned: bool,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// How an app is deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploySettings {
+    pub source: Source,
+    pub health: HealthCheck,
+    pub drain_secs: u32,
+    pub stop_timeout_secs: u32,
+    pub memory_mb: Option<u32>,
+    pub cpu_millis: Option<u32>,
+    /// Docker's name: `no`, `unless-stopped`, `on-failure`, `always`.
+    pub restart_policy: String,
+    pub keep_images: u32,
+    /// `None`: berth chooses (see [`DeployStrategy::choose`]).
+    pub strategy: Option<DeployStrategy>,
+    /// How long the edge holds the app's requests during a recreate switch.
+    pub hold_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The app's image reference.
+    Image,
+    Git(GitSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GitSource {
+    /// `https://…`, `ssh://…`, `git@host:path`, `file://…` or a local path.
+    pub url: String,
+    pub branch: String,
+    /// Build context inside the repository; empty for its root.
+    pub subdir: String,
+    /// Dockerfile path inside the context; empty for `Dockerfile`.
+    pub dockerfile: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// An HTTP path to GET on the new container; `None` uses the image's
+    /// HEALTHCHECK, or else "still running after `start_secs`".
+    pub path: Option<String>,
+    pub expected_status: u16,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub retries: u32,
+    pub start_secs: u32,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        DeploySettings {
+            source: Source::Image,
+            health: HealthCheck {
+                path: None,
+                expected_status: 200,
+                interval_ms: 1000,
+                timeout_ms: 2000,
+                retries: 30,
+                start_secs: 1,
+            },
+            drain_secs: 2,
+            stop_timeout_secs: 10,
+            memory_mb: None,
+            cpu_millis: None,
+            restart_policy: "unless-stopped".to_owned(),
+            keep_images: 5,
+            strategy: None,
+            hold_secs: 10,
+        }
+    }
+}

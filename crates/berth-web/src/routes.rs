@@ -11,6 +11,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+// Hidden in utoipa's docs but what its own utoipa-axum uses to collect a
+// path's schemas; the route test fails if a referenced schema goes missing.
 use utoipa::__dev::SchemaReferences;
 use utoipa::openapi::path::{HttpMethod, Paths};
 use utoipa::openapi::{RefOr, Schema};

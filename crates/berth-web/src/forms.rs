@@ -1,22 +1,29 @@
 //! Turning submitted text into core types, one field at a time, so that every
 //! error can be shown next to its field with what the user typed kept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use std::path::PathBuf;
+
+use berth_core::DomainTarget;
 use berth_core::GitSource;
 use berth_core::NewApp;
+use berth_core::NewDomain;
+use berth_core::TlsMode;
 use berth_core::deployment::Source;
 use berth_core::{
-    AppName, Command, DeployStrategy, HostPath, ImageRef, MountPath, Port, ProjectName, VolumeName,
+    AppName, Command, DeployStrategy, DomainName, HostPath, ImageRef, MountPath, PathPrefix, Port,
+    ProjectName, VolumeName,
 };
 use berth_deploy::VolumeRequest;
 
 #[derive(Debug, Clone, Default)]
-pub struct FieldErrors(BTreeMap<&'static str, String>);
+pub struct FieldErrors(BTreeMap<Cow<'static, str>, String>);
 
 impl FieldErrors {
-    pub fn add(&mut self, field: &'static str, message: impl std::fmt::Display) {
-        self.0.insert(field, message.to_string());
+    pub fn add(&mut self, field: impl Into<Cow<'static, str>>, message: impl std::fmt::Display) {
+        self.0.insert(field.into(), message.to_string());
     }
 
     pub fn get(&self, field: &str) -> Option<&str> {
@@ -30,7 +37,7 @@ impl FieldErrors {
     pub fn to_map(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
 
@@ -45,7 +52,7 @@ impl FieldErrors {
 }
 
 /// The app form as typed: every field a string, so it can be shown again.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct AppInput {
     /// DNS label: lowercase letters, digits and '-'.
     #[serde(default)]
@@ -53,9 +60,7 @@ pub struct AppInput {
     /// Image reference, e.g. `nginx:1.27` or `ghcr.io/owner/app:v2`.
     #[serde(default)]
     pub image: String,
-    /// The port the container listens on (number or string).
-    #[serde(default, deserialize_with = "string_or_number")]
-    #[schema(value_type = String)]
+    #[serde(default)]
     pub port: String,
     /// Optional command, split like a shell would split words (never run through a shell).
     #[serde(default)]
@@ -78,21 +83,19 @@ pub struct AppInput {
     /// `rolling`, `recreate`, or empty: berth chooses (`recreate` when the app has volumes).
     #[serde(default)]
     pub strategy: String,
-    /// The app's volumes (JSON API). Paths the image declares with VOLUME get one each by themselves.
-    #[serde(default)]
+    /// Volumes given as a list (the API's); the create form has one row, `volume`.
+    #[serde(skip)]
     pub volumes: Vec<VolumeInput>,
     /// The create form's one volume row (the app page adds more).
     #[serde(default, flatten)]
-    #[schema(ignore)]
     pub volume: FormVolume,
     /// Allow bind mounts outside the volumes root (system paths, the data dir, the Docker socket). The app page shows it.
     #[serde(default, deserialize_with = "checkbox")]
-    #[schema(value_type = bool)]
     pub dangerous_mounts: bool,
 }
 
 /// One volume of an app as typed.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct VolumeInput {
     /// The volume's name in the app (a DNS label), e.g. `data`.
     #[serde(default)]
@@ -104,7 +107,6 @@ pub struct VolumeInput {
     #[serde(default)]
     pub target: String,
     #[serde(default, deserialize_with = "checkbox")]
-    #[schema(value_type = bool)]
     pub read_only: bool,
 }
 
@@ -183,18 +185,10 @@ pub struct ParsedApp {
     pub strategy: Option<DeployStrategy>,
 }
 
-/// A checkbox (`on`, `true`, `1`) in a form, or a JSON boolean.
+/// A checkbox: ticked is `on` (or `true`, `1`, `yes`).
 fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        B(bool),
-        S(String),
-    }
-    Ok(match serde::Deserialize::deserialize(d)? {
-        Either::B(b) => b,
-        Either::S(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
-    })
+    let s: String = serde::Deserialize::deserialize(d)?;
+    Ok(matches!(s.trim(), "on" | "true" | "1" | "yes"))
 }
 
 impl AppInput {
@@ -280,6 +274,113 @@ impl AppInput {
     }
 }
 
+/// A domain (or, with `static_dir`, a static site) as typed, so a form can
+/// show it again with its errors.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct DomainInput {
+    /// `app.example.com` or `*.example.com`.
+    #[serde(default)]
+    pub host: String,
+    /// Optional path prefix such as `/blog`; empty or `/` for the whole host.
+    #[serde(default)]
+    pub path_prefix: String,
+    /// Remove the prefix before passing the path on (default false; static sites always strip).
+    #[serde(default, deserialize_with = "flag")]
+    pub strip_prefix: Option<bool>,
+    /// `acme` (default), `uploaded` or `none`.
+    #[serde(default)]
+    pub tls_mode: String,
+    /// Redirect plain HTTP to HTTPS once a certificate exists (default true).
+    #[serde(default, deserialize_with = "flag")]
+    pub redirect_https: Option<bool>,
+    /// Send Strict-Transport-Security over HTTPS (default false).
+    #[serde(default, deserialize_with = "flag")]
+    pub hsts: Option<bool>,
+    /// Serve this absolute directory instead of the app (a static site).
+    #[serde(default)]
+    pub static_dir: Option<String>,
+    /// For a static site: answer `index.html` for paths that do not exist.
+    #[serde(default, deserialize_with = "flag")]
+    pub spa_fallback: Option<bool>,
+}
+
+impl DomainInput {
+    pub fn is_static(&self) -> bool {
+        self.static_dir.is_some()
+    }
+
+    /// An HTML form leaves an unticked box out; there, absent means no.
+    pub fn unticked_boxes_are_false(mut self) -> DomainInput {
+        for flag in [
+            &mut self.strip_prefix,
+            &mut self.redirect_https,
+            &mut self.hsts,
+            &mut self.spa_fallback,
+        ] {
+            flag.get_or_insert(false);
+        }
+        self
+    }
+
+    pub fn parse(&self) -> Result<NewDomain, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let host = errors.check("host", DomainName::parse(&self.host));
+        let path_prefix = errors.check("path_prefix", PathPrefix::parse(&self.path_prefix));
+        let tls_mode = match self.tls_mode.trim() {
+            "" => Some(TlsMode::Acme),
+            mode => errors.check(
+                "tls_mode",
+                TlsMode::parse(mode).ok_or("must be acme, uploaded or none"),
+            ),
+        };
+        let target = match &self.static_dir {
+            None => Some(DomainTarget::App),
+            Some(dir) if dir.trim().is_empty() => {
+                errors.add("static_dir", "is required");
+                None
+            }
+            Some(dir) if !dir.trim().starts_with('/') => {
+                errors.add(
+                    "static_dir",
+                    "must be an absolute path, such as /srv/blog/public",
+                );
+                None
+            }
+            Some(dir) => Some(DomainTarget::Static {
+                dir: PathBuf::from(dir.trim()),
+                spa_fallback: self.spa_fallback.unwrap_or(false),
+            }),
+        };
+        match (host, path_prefix, tls_mode, target) {
+            (Some(host), Some(path_prefix), Some(tls_mode), Some(target)) if errors.is_empty() => {
+                Ok(NewDomain {
+                    host,
+                    path_prefix,
+                    // A static site's files sit at the root of its directory.
+                    strip_prefix: matches!(target, DomainTarget::Static { .. })
+                        || self.strip_prefix.unwrap_or(false),
+                    target,
+                    tls_mode,
+                    redirect_https: self.redirect_https.unwrap_or(true),
+                    hsts: self.hsts.unwrap_or(false),
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A ticked checkbox's value (any but `false`/`off`/`0`/`no`); absent is `None`.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(s.map(|s| {
+        !matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "" | "false" | "off" | "0" | "no"
+        )
+    }))
+}
+
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct ProjectInput {
     /// DNS label: lowercase letters, digits and '-'.
@@ -294,19 +395,6 @@ impl ProjectInput {
             .check("name", ProjectName::parse(&self.name))
             .ok_or(errors)
     }
-}
-
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        S(String),
-        N(i64),
-    }
-    Ok(match serde::Deserialize::deserialize(d)? {
-        Either::S(s) => s,
-        Either::N(n) => n.to_string(),
-    })
 }
 
 /// An uploaded certificate as typed: the domain it is for, the chain (leaf
@@ -333,8 +421,8 @@ impl std::fmt::Debug for CertificateUpload {
     }
 }
 
-/// The ACME settings form (and API body).
-#[derive(Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+/// The ACME settings form.
+#[derive(Clone, Default, serde::Deserialize)]
 pub struct AcmeSettingsForm {
     /// Contact e-mail for the CA (expiry notices); may be empty.
     #[serde(default)]

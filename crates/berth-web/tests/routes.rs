@@ -2,7 +2,8 @@
 //! file; Docker is never reached because auth answers first) and proves that
 //! only login, setup, `/healthz`, static assets and the deploy webhooks
 //! (whose credential is the app's secret) answer without credentials, that every state-changing dashboard route wants its CSRF
-//! token, and that every API route is in the OpenAPI document.
+//! token, that every API route is in the OpenAPI document, and that a
+//! wrongly typed API field is reported under its name.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -58,7 +59,7 @@ async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
     assert!(table.len() > 20, "the table lists every route");
 
     for route in &table {
-        let public = PUBLIC.contains(&route.path);
+        let public = PUBLIC.contains(&route.path.as_str());
         assert_eq!(
             route.access == Access::Public,
             public,
@@ -71,7 +72,7 @@ async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
         }
         let request = Request::builder()
             .method(route.method.clone())
-            .uri(concrete(route.path))
+            .uri(concrete(&route.path))
             .body(Body::empty())
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -103,7 +104,7 @@ async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
                 // A wrong token is refused the same way.
                 let request = Request::builder()
                     .method(route.method.clone())
-                    .uri(concrete(route.path))
+                    .uri(concrete(&route.path))
                     .header("authorization", "Bearer berth_not-a-token")
                     .body(Body::empty())
                     .unwrap();
@@ -153,7 +154,7 @@ async fn every_dashboard_post_needs_the_sessions_csrf_token() {
         for body in ["", "csrf=wrong", "name=x"] {
             let request = Request::builder()
                 .method(Method::POST)
-                .uri(concrete(route.path))
+                .uri(concrete(&route.path))
                 .header("cookie", format!("berth_session={}", session.token))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Body::from(body))
@@ -202,7 +203,7 @@ async fn every_api_route_is_described_in_the_openapi_document() {
     {
         let method = route.method.as_str().to_lowercase();
         assert!(
-            doc["paths"][route.path][&method].is_object(),
+            doc["paths"][route.path.as_str()][&method].is_object(),
             "{} {} is missing from openapi.json",
             route.method,
             route.path
@@ -212,4 +213,51 @@ async fn every_api_route_is_described_in_the_openapi_document() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // The schemas come with the routes that use them: none is missing.
+    let text = doc.to_string();
+    let references: Vec<&str> = text
+        .split("\"$ref\":\"#/components/schemas/")
+        .skip(1)
+        .collect();
+    assert!(references.len() > 20, "the bodies refer to their schemas");
+    for reference in references {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "schema {name} is referenced but not in openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrongly_typed_api_field_is_a_422_under_that_field() {
+    let (_dir, state, store) = state().await;
+    let (_, token) = berth_store::api_tokens::create(&store, "routes-test")
+        .await
+        .unwrap();
+    let app = router(state);
+    for (body, field) in [
+        (r#"{"drain_secs": "5"}"#, "drain_secs"),
+        (r#"{"restart_policy": "sometimes"}"#, "restart_policy"),
+        (r#"{"cpus": true}"#, "cpus"),
+        ("[]", "body"),
+        ("{", "body"),
+    ] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/projects/demo/apps/web/deploy-settings")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(error["fields"][field].is_string(), "{body}: {error}");
+    }
 }

@@ -8,10 +8,25 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiJson;
+use super::deployments::{SourceKind, StrategyChoice};
 use super::projects::project_name;
+use super::volumes::VolumeIn;
 use crate::error::{ApiError, ErrorBody};
-use crate::forms::AppInput;
+use crate::forms::{AppInput, FormVolume, VolumeInput};
+use crate::routes::Table;
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_list_all_apps, list_all_apps);
+    t.api(__path_list_apps, list_apps);
+    t.api(__path_create_app, create_app);
+    t.api(__path_get_app, get_app);
+    t.api(__path_delete_app, delete_app);
+    t.api(__path_start_app, start_app);
+    t.api(__path_stop_app, stop_app);
+    t.api(__path_restart_app, restart_app);
+    t.api(__path_get_app_logs, get_app_logs);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct AppOut {
@@ -51,6 +66,73 @@ impl From<&App> for AppOut {
             .to_owned(),
             container_id: app.container_id.clone(),
             local_address: crate::views::AppRow::from(app).address,
+        }
+    }
+}
+
+/// A new app.
+#[derive(Deserialize, ToSchema)]
+pub struct AppIn {
+    /// DNS label: lowercase letters, digits and '-'.
+    pub name: String,
+    /// Image reference, e.g. `nginx:1.27` or `ghcr.io/owner/app:v2`; with a
+    /// git source it may be left out (berth names the images it builds).
+    #[serde(default)]
+    pub image: String,
+    /// The port the container listens on.
+    pub port: u16,
+    /// Optional command, split like a shell would split words (never run through a shell).
+    #[serde(default)]
+    pub command: String,
+    /// Where deployments come from, as in the deploy settings (default `image`).
+    pub source: Option<SourceKind>,
+    /// With `source` `git`: `https://…`, `ssh://…`, `file:///path` or a path on the server.
+    #[serde(default)]
+    pub git_url: String,
+    /// With `source` `git`: the branch; empty for the repository's default branch.
+    #[serde(default)]
+    pub git_branch: String,
+    /// With `source` `git`: the build context inside the repository; empty for its root.
+    #[serde(default)]
+    pub git_subdir: String,
+    /// With `source` `git`: the Dockerfile inside the context; empty for `Dockerfile`.
+    #[serde(default)]
+    pub dockerfile: String,
+    /// Default `auto`.
+    pub strategy: Option<StrategyChoice>,
+    /// The app's volumes. Paths the image declares with VOLUME get one each by themselves.
+    #[serde(default)]
+    pub volumes: Vec<VolumeIn>,
+    /// Allow bind mounts outside the volumes root (system paths, the data dir, the Docker socket). The app page shows it.
+    #[serde(default)]
+    pub dangerous_mounts: bool,
+}
+
+impl From<AppIn> for AppInput {
+    /// The create form's fields, so both are checked by one parse.
+    fn from(a: AppIn) -> AppInput {
+        AppInput {
+            name: a.name,
+            image: a.image,
+            port: a.port.to_string(),
+            command: a.command,
+            source: a
+                .source
+                .map(SourceKind::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            git_url: a.git_url,
+            git_branch: a.git_branch,
+            git_subdir: a.git_subdir,
+            dockerfile: a.dockerfile,
+            strategy: a
+                .strategy
+                .map(StrategyChoice::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            volumes: a.volumes.into_iter().map(VolumeInput::from).collect(),
+            volume: FormVolume::default(),
+            dangerous_mounts: a.dangerous_mounts,
         }
     }
 }
@@ -107,15 +189,17 @@ pub async fn list_apps(
 
 /// Creates the app and starts launching it; poll the app until `status` is `running` (or `failed`).
 /// With `source` `git` the first deployment builds the repository (the image may then be empty).
-#[utoipa::path(post, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)), request_body = AppInput,
+#[utoipa::path(post, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)), request_body = AppIn,
     responses((status = 202, body = AppOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_app(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    ApiJson(input): ApiJson<AppInput>,
+    ApiJson(input): ApiJson<AppIn>,
 ) -> Result<(StatusCode, Json<AppOut>), ApiError> {
     let project = project_name(&project)?;
-    let p = input.parse(&project).map_err(WebError::Invalid)?;
+    let p = AppInput::from(input)
+        .parse(&project)
+        .map_err(WebError::Invalid)?;
     let app = state
         .apps
         .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)

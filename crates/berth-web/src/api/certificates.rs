@@ -6,14 +6,26 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use berth_core::certificate::Certificate;
 use berth_core::certificate::Source;
-use serde::Serialize;
+use berth_edge::acme::{AcmeSettingsInput, Challenge};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
 use crate::error::{ApiError, ErrorBody};
-use crate::forms::{AcmeSettingsForm, CertificateUpload};
+use crate::forms::CertificateUpload;
 use crate::pages::certificates::cert_id;
+use crate::routes::Table;
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_list_certificates, list_certificates);
+    t.api(__path_upload_certificate, upload_certificate);
+    t.api(__path_get_certificate, get_certificate);
+    t.api(__path_delete_certificate, delete_certificate);
+    t.api(__path_renew_certificate, renew_certificate);
+    t.api(__path_get_acme_settings, get_acme_settings);
+    t.api(__path_save_acme_settings, save_acme_settings);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct CertificateOut {
@@ -47,6 +59,57 @@ pub struct CertificateOut {
     pub rate_limited: bool,
     /// The CA's suggested renewal window (ACME renewal information), unix seconds.
     pub renewal_window: Option<[i64; 2]>,
+}
+
+/// The ACME settings, replaced whole.
+#[derive(Deserialize, ToSchema)]
+pub struct AcmeSettingsIn {
+    /// Contact e-mail for the CA (expiry notices); may be empty.
+    #[serde(default)]
+    pub email: String,
+    /// `production` (Let's Encrypt, the default), `staging`, or a directory URL.
+    #[serde(default)]
+    pub directory: String,
+    /// External account binding key id, for CAs that require one.
+    #[serde(default)]
+    pub eab_key_id: String,
+    /// External account binding HMAC key (base64url). Write-only: empty keeps the stored one.
+    #[serde(default)]
+    pub eab_hmac: String,
+    /// Remove the stored EAB HMAC key.
+    #[serde(default)]
+    pub clear_eab: bool,
+    /// Default `http-01`.
+    pub challenge: Option<ChallengeIn>,
+}
+
+/// How the CA checks a domain.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+pub enum ChallengeIn {
+    /// On port 80.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// On port 443, for servers without port 80.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl From<AcmeSettingsIn> for AcmeSettingsInput {
+    fn from(a: AcmeSettingsIn) -> AcmeSettingsInput {
+        AcmeSettingsInput {
+            email: a.email,
+            directory: a.directory,
+            eab_key_id: a.eab_key_id,
+            eab_hmac: a.eab_hmac,
+            clear_eab: a.clear_eab,
+            challenge: match a.challenge.unwrap_or(ChallengeIn::Http01) {
+                ChallengeIn::Http01 => Challenge::Http01,
+                ChallengeIn::TlsAlpn01 => Challenge::TlsAlpn01,
+            }
+            .as_str()
+            .to_owned(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,15 +233,15 @@ pub async fn get_acme_settings(
 
 /// Replaces the ACME settings. `directory` is `production`, `staging` or a URL.
 #[utoipa::path(post, path = "/api/v1/acme", tag = "certificates",
-    request_body = AcmeSettingsForm,
+    request_body = AcmeSettingsIn,
     responses((status = 200, body = AcmeSettingsOut), (status = 422, body = ErrorBody)))]
 pub async fn save_acme_settings(
     State(state): State<AppState>,
-    ApiJson(input): ApiJson<AcmeSettingsForm>,
+    ApiJson(input): ApiJson<AcmeSettingsIn>,
 ) -> Result<Json<AcmeSettingsOut>, ApiError> {
     state
         .certs()?
-        .save_settings(&input.to_input())
+        .save_settings(&input.into())
         .await
         .map_err(WebError::from)?;
     get_acme_settings(State(state)).await

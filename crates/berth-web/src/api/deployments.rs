@@ -7,15 +7,31 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use berth_core::App;
 use berth_core::AppName;
+use berth_core::DeploySettings;
+use berth_core::DeployStrategy;
 use berth_core::Deployment;
-use serde::Serialize;
+use berth_core::GitSource;
+use berth_core::deployment::Source;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
 use super::projects::project_name;
 use crate::error::{ApiError, ErrorBody};
 use crate::pages::deployments::SettingsInput;
+use crate::routes::Table;
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_deploy_app, deploy_app);
+    t.api(__path_redeploy_app, redeploy_app);
+    t.api(__path_list_deployments, list_deployments);
+    t.api(__path_get_deployment, get_deployment);
+    t.api(__path_rollback_deployment, rollback_deployment);
+    t.api(__path_cancel_deployment, cancel_deployment);
+    t.api(__path_get_deploy_settings, get_deploy_settings);
+    t.api(__path_set_deploy_settings, set_deploy_settings);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct DeploymentOut {
@@ -79,71 +95,149 @@ impl DeploymentOut {
     }
 }
 
+/// Where deployments come from.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The app's image, pulled again.
+    Image,
+    /// The app's git repository, built.
+    Git,
+}
+
+/// Docker's restart policy for the app's container.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    UnlessStopped,
+    OnFailure,
+    Always,
+}
+
+impl SourceKind {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Image => "image",
+            SourceKind::Git => "git",
+        }
+    }
+}
+
+impl RestartPolicy {
+    fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+/// How the next deployment replaces the container.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyChoice {
+    /// Berth chooses: `recreate` when the app has volumes, else `rolling`.
+    Auto,
+    Rolling,
+    Recreate,
+}
+
+impl StrategyChoice {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            StrategyChoice::Auto => "auto",
+            StrategyChoice::Rolling => "rolling",
+            StrategyChoice::Recreate => "recreate",
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DeploySettingsOut {
-    /// `image` or `git`.
-    pub source: String,
+    pub source: SourceKind,
     pub git_url: String,
     pub git_branch: String,
     pub git_subdir: String,
     pub dockerfile: String,
+    /// Empty: no HTTP check (the image's HEALTHCHECK, or still running after `health_start_secs`).
     pub health_path: String,
-    pub health_status: String,
-    pub health_interval_ms: String,
-    pub health_timeout_ms: String,
-    pub health_retries: String,
-    pub health_start_secs: String,
-    pub drain_secs: String,
-    pub stop_timeout_secs: String,
-    pub memory_mb: String,
-    pub cpus: String,
-    pub restart_policy: String,
-    pub keep_images: String,
-    /// `rolling`, `recreate`, or empty when berth chooses (recreate with volumes, else rolling).
-    pub strategy: String,
+    pub health_status: u16,
+    pub health_interval_ms: u32,
+    pub health_timeout_ms: u32,
+    pub health_retries: u32,
+    pub health_start_secs: u32,
+    pub drain_secs: u32,
+    pub stop_timeout_secs: u32,
+    /// Null: no memory limit.
+    pub memory_mb: Option<u32>,
+    /// Null: no CPU limit.
+    pub cpus: Option<f64>,
+    pub restart_policy: RestartPolicy,
+    pub keep_images: u32,
+    pub strategy: StrategyChoice,
     /// Seconds the edge holds the app's requests during a recreate switch.
-    pub hold_secs: String,
+    pub hold_secs: u32,
     /// The public half of the app's SSH deploy key (OpenSSH format, made on
     /// first use): add it to the repository as a read-only deploy key for
     /// `ssh://…` or `git@host:path` sources. The private half is never shown.
     pub deploy_key: String,
 }
 
-impl From<SettingsInput> for DeploySettingsOut {
-    fn from(s: SettingsInput) -> Self {
+impl DeploySettingsOut {
+    fn new(s: &DeploySettings, deploy_key: String) -> DeploySettingsOut {
+        let git = match &s.source {
+            Source::Git(g) => g.clone(),
+            Source::Image => GitSource::default(),
+        };
         DeploySettingsOut {
-            source: s.source,
-            git_url: s.git_url,
-            git_branch: s.git_branch,
-            git_subdir: s.git_subdir,
-            dockerfile: s.dockerfile,
-            health_path: s.health_path,
-            health_status: s.health_status,
-            health_interval_ms: s.health_interval_ms,
-            health_timeout_ms: s.health_timeout_ms,
-            health_retries: s.health_retries,
-            health_start_secs: s.health_start_secs,
+            source: match s.source {
+                Source::Image => SourceKind::Image,
+                Source::Git(_) => SourceKind::Git,
+            },
+            git_url: git.url,
+            git_branch: git.branch,
+            git_subdir: git.subdir,
+            dockerfile: git.dockerfile,
+            health_path: s.health.path.clone().unwrap_or_default(),
+            health_status: s.health.expected_status,
+            health_interval_ms: s.health.interval_ms,
+            health_timeout_ms: s.health.timeout_ms,
+            health_retries: s.health.retries,
+            health_start_secs: s.health.start_secs,
             drain_secs: s.drain_secs,
             stop_timeout_secs: s.stop_timeout_secs,
             memory_mb: s.memory_mb,
-            cpus: s.cpus,
-            restart_policy: s.restart_policy,
+            cpus: s.cpu_millis.map(|m| f64::from(m) / 1000.0),
+            restart_policy: match s.restart_policy.as_str() {
+                "no" => RestartPolicy::No,
+                "on-failure" => RestartPolicy::OnFailure,
+                "always" => RestartPolicy::Always,
+                _ => RestartPolicy::UnlessStopped,
+            },
             keep_images: s.keep_images,
-            strategy: s.strategy,
+            strategy: match s.strategy {
+                None => StrategyChoice::Auto,
+                Some(DeployStrategy::Rolling) => StrategyChoice::Rolling,
+                Some(DeployStrategy::Recreate) => StrategyChoice::Recreate,
+            },
             hold_secs: s.hold_secs,
-            deploy_key: String::new(),
+            deploy_key,
         }
     }
 }
 
 /// Settings to change; fields left out keep their value.
-#[derive(serde::Deserialize, ToSchema, Default)]
+#[derive(Deserialize, ToSchema, Default)]
 pub struct DeploySettingsIn {
-    pub source: Option<String>,
+    pub source: Option<SourceKind>,
     pub git_url: Option<String>,
     pub git_branch: Option<String>,
     pub git_subdir: Option<String>,
     pub dockerfile: Option<String>,
+    /// Empty removes the HTTP check.
     pub health_path: Option<String>,
     pub health_status: Option<u32>,
     pub health_interval_ms: Option<u32>,
@@ -156,12 +250,60 @@ pub struct DeploySettingsIn {
     pub memory_mb: Option<u32>,
     /// 0 removes the limit.
     pub cpus: Option<f64>,
-    pub restart_policy: Option<String>,
+    pub restart_policy: Option<RestartPolicy>,
     pub keep_images: Option<u32>,
-    /// `rolling`, `recreate`, or `` for berth's choice.
-    pub strategy: Option<String>,
+    pub strategy: Option<StrategyChoice>,
     /// Seconds (1–600) the edge holds requests during a recreate switch.
     pub hold_secs: Option<u32>,
+}
+
+impl DeploySettingsIn {
+    /// Applies the change to the form's fields, so the dashboard's parse
+    /// checks it (the same ranges and messages, under the same field names).
+    fn apply(self, s: &mut SettingsInput) {
+        let text = |v: Option<&str>, old: &mut String| {
+            if let Some(v) = v {
+                v.clone_into(old);
+            }
+        };
+        text(self.source.map(SourceKind::as_str), &mut s.source);
+        text(self.git_url.as_deref(), &mut s.git_url);
+        text(self.git_branch.as_deref(), &mut s.git_branch);
+        text(self.git_subdir.as_deref(), &mut s.git_subdir);
+        text(self.dockerfile.as_deref(), &mut s.dockerfile);
+        text(self.health_path.as_deref(), &mut s.health_path);
+        text(
+            self.restart_policy.map(RestartPolicy::as_str),
+            &mut s.restart_policy,
+        );
+        text(self.strategy.map(StrategyChoice::as_str), &mut s.strategy);
+        for (v, old) in [
+            (self.health_status, &mut s.health_status),
+            (self.health_interval_ms, &mut s.health_interval_ms),
+            (self.health_timeout_ms, &mut s.health_timeout_ms),
+            (self.health_retries, &mut s.health_retries),
+            (self.health_start_secs, &mut s.health_start_secs),
+            (self.drain_secs, &mut s.drain_secs),
+            (self.stop_timeout_secs, &mut s.stop_timeout_secs),
+            (self.keep_images, &mut s.keep_images),
+            (self.hold_secs, &mut s.hold_secs),
+        ] {
+            if let Some(v) = v {
+                *old = v.to_string();
+            }
+        }
+        // 0 is "no limit", which the form writes as an empty field.
+        match self.memory_mb {
+            Some(0) => s.memory_mb.clear(),
+            Some(m) => s.memory_mb = m.to_string(),
+            None => {}
+        }
+        match self.cpus {
+            Some(0.0) => s.cpus.clear(),
+            Some(c) => s.cpus = c.to_string(),
+            None => {}
+        }
+    }
 }
 
 fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName), ApiError> {
@@ -281,9 +423,8 @@ pub async fn get_deploy_settings(
     let (project, name) = names(&project, &app)?;
     let app = state.apps.find_app(&project, &name).await?;
     let settings = state.deployments.deploy_settings(&app).await?;
-    let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
-    out.deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(out))
+    let deploy_key = state.deployments.deploy_key(&app).await?;
+    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
 }
 
 /// Changes how the app deploys (source, health check, drain, limits, restart policy, kept images); applies from the next deployment.
@@ -298,52 +439,12 @@ pub async fn set_deploy_settings(
     let (project, name) = names(&project, &app)?;
     let app = state.apps.find_app(&project, &name).await?;
     let mut s = SettingsInput::from_settings(&state.deployments.deploy_settings(&app).await?);
-    let num = |v: Option<u32>, old: &mut String| {
-        if let Some(v) = v {
-            *old = v.to_string();
-        }
-    };
-    if let Some(v) = input.source {
-        s.source = v;
-    }
-    for (v, field) in [
-        (input.git_url, &mut s.git_url),
-        (input.git_branch, &mut s.git_branch),
-        (input.git_subdir, &mut s.git_subdir),
-        (input.dockerfile, &mut s.dockerfile),
-        (input.health_path, &mut s.health_path),
-        (input.restart_policy, &mut s.restart_policy),
-        (input.strategy, &mut s.strategy),
-    ] {
-        if let Some(v) = v {
-            *field = v;
-        }
-    }
-    num(input.health_status, &mut s.health_status);
-    num(input.health_interval_ms, &mut s.health_interval_ms);
-    num(input.health_timeout_ms, &mut s.health_timeout_ms);
-    num(input.health_retries, &mut s.health_retries);
-    num(input.health_start_secs, &mut s.health_start_secs);
-    num(input.drain_secs, &mut s.drain_secs);
-    num(input.stop_timeout_secs, &mut s.stop_timeout_secs);
-    num(input.keep_images, &mut s.keep_images);
-    num(input.hold_secs, &mut s.hold_secs);
-    match input.memory_mb {
-        Some(0) => s.memory_mb.clear(),
-        Some(m) => s.memory_mb = m.to_string(),
-        None => {}
-    }
-    match input.cpus {
-        Some(0.0) => s.cpus.clear(),
-        Some(c) => s.cpus = c.to_string(),
-        None => {}
-    }
+    input.apply(&mut s);
     let settings = s.parse().map_err(WebError::Invalid)?;
     state
         .deployments
         .save_deploy_settings(&app, &settings)
         .await?;
-    let mut out = DeploySettingsOut::from(SettingsInput::from_settings(&settings));
-    out.deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(out))
+    let deploy_key = state.deployments.deploy_key(&app).await?;
+    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
 }

@@ -1,16 +1,12 @@
 //! `/api/v1/projects/{project}/apps/{app}/domains`: an app's domains and the
-//! static sites mounted on them. The input type is shared with the
-//! dashboard's domains tab, so both parse the same way.
-
-use std::path::PathBuf;
+//! static sites mounted on them. The input is checked by the dashboard's
+//! domains form's parse.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use berth_core::Domain;
 use berth_core::DomainTarget;
-use berth_core::NewDomain;
-use berth_core::TlsMode;
 use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,13 +14,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiJson;
 use super::projects::project_name;
 use crate::error::{ApiError, ErrorBody};
-use crate::forms::FieldErrors;
+use crate::forms::{DomainInput, FieldErrors};
+use crate::routes::Table;
 use crate::{AppState, WebError};
 
-/// A domain (or, with `static_dir`, a static site) as typed, so a form can
-/// show it again with its errors.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-pub struct DomainInput {
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_list_domains, list_domains);
+    t.api(__path_add_domain, add_domain);
+    t.api(__path_delete_domain, delete_domain);
+    t.api(__path_get_dashboard_domain, get_dashboard_domain);
+    t.api(__path_set_dashboard_domain, set_dashboard_domain);
+}
+
+/// A domain (or, with `static_dir`, a static site) to add.
+#[derive(Deserialize, ToSchema)]
+pub struct DomainIn {
     /// `app.example.com` or `*.example.com`.
     #[serde(default)]
     pub host: String,
@@ -32,111 +36,51 @@ pub struct DomainInput {
     #[serde(default)]
     pub path_prefix: String,
     /// Remove the prefix before passing the path on (default false; static sites always strip).
-    #[serde(default, deserialize_with = "flag")]
-    #[schema(value_type = Option<bool>)]
     pub strip_prefix: Option<bool>,
-    /// `acme` (default), `uploaded` or `none`.
-    #[serde(default)]
-    pub tls_mode: String,
+    /// Default `acme`.
+    pub tls_mode: Option<TlsModeIn>,
     /// Redirect plain HTTP to HTTPS once a certificate exists (default true).
-    #[serde(default, deserialize_with = "flag")]
-    #[schema(value_type = Option<bool>)]
     pub redirect_https: Option<bool>,
     /// Send Strict-Transport-Security over HTTPS (default false).
-    #[serde(default, deserialize_with = "flag")]
-    #[schema(value_type = Option<bool>)]
     pub hsts: Option<bool>,
     /// Serve this absolute directory instead of the app (a static site).
-    #[serde(default)]
     pub static_dir: Option<String>,
     /// For a static site: answer `index.html` for paths that do not exist.
-    #[serde(default, deserialize_with = "flag")]
-    #[schema(value_type = Option<bool>)]
     pub spa_fallback: Option<bool>,
 }
 
-impl DomainInput {
-    pub fn is_static(&self) -> bool {
-        self.static_dir.is_some()
-    }
-
-    /// An HTML form leaves an unticked box out; there, absent means no.
-    pub fn unticked_boxes_are_false(mut self) -> DomainInput {
-        for flag in [
-            &mut self.strip_prefix,
-            &mut self.redirect_https,
-            &mut self.hsts,
-            &mut self.spa_fallback,
-        ] {
-            flag.get_or_insert(false);
-        }
-        self
-    }
-
-    pub fn parse(&self) -> Result<NewDomain, FieldErrors> {
-        let mut errors = FieldErrors::default();
-        let host = errors.check("host", DomainName::parse(&self.host));
-        let path_prefix = errors.check("path_prefix", PathPrefix::parse(&self.path_prefix));
-        let tls_mode = match self.tls_mode.trim() {
-            "" => Some(TlsMode::Acme),
-            mode => errors.check(
-                "tls_mode",
-                TlsMode::parse(mode).ok_or("must be acme, uploaded or none"),
-            ),
-        };
-        let target = match &self.static_dir {
-            None => Some(DomainTarget::App),
-            Some(dir) if dir.trim().is_empty() => {
-                errors.add("static_dir", "is required");
-                None
-            }
-            Some(dir) if !dir.trim().starts_with('/') => {
-                errors.add(
-                    "static_dir",
-                    "must be an absolute path, such as /srv/blog/public",
-                );
-                None
-            }
-            Some(dir) => Some(DomainTarget::Static {
-                dir: PathBuf::from(dir.trim()),
-                spa_fallback: self.spa_fallback.unwrap_or(false),
-            }),
-        };
-        match (host, path_prefix, tls_mode, target) {
-            (Some(host), Some(path_prefix), Some(tls_mode), Some(target)) if errors.is_empty() => {
-                Ok(NewDomain {
-                    host,
-                    path_prefix,
-                    // A static site's files sit at the root of its directory.
-                    strip_prefix: matches!(target, DomainTarget::Static { .. })
-                        || self.strip_prefix.unwrap_or(false),
-                    target,
-                    tls_mode,
-                    redirect_https: self.redirect_https.unwrap_or(true),
-                    hsts: self.hsts.unwrap_or(false),
-                })
-            }
-            _ => Err(errors),
-        }
-    }
+/// Where the domain's certificate comes from.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsModeIn {
+    /// Obtained from the ACME CA.
+    Acme,
+    /// Uploaded (`POST /api/v1/certificates`).
+    Uploaded,
+    /// Plain HTTP only.
+    None,
 }
 
-/// A JSON `true`/`false`, or a form checkbox's `on` (any non-empty value but `false`/`off`/`0`).
-fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        B(bool),
-        S(String),
+impl From<DomainIn> for DomainInput {
+    /// The dashboard's fields, so both are checked by one parse.
+    fn from(d: DomainIn) -> DomainInput {
+        DomainInput {
+            host: d.host,
+            path_prefix: d.path_prefix,
+            strip_prefix: d.strip_prefix,
+            tls_mode: match d.tls_mode {
+                None => "",
+                Some(TlsModeIn::Acme) => "acme",
+                Some(TlsModeIn::Uploaded) => "uploaded",
+                Some(TlsModeIn::None) => "none",
+            }
+            .to_owned(),
+            redirect_https: d.redirect_https,
+            hsts: d.hsts,
+            static_dir: d.static_dir,
+            spa_fallback: d.spa_fallback,
+        }
     }
-    Ok(match Option::<Either>::deserialize(d)? {
-        None => None,
-        Some(Either::B(b)) => Some(b),
-        Some(Either::S(s)) => Some(!matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "" | "false" | "off" | "0" | "no"
-        )),
-    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -213,15 +157,17 @@ pub async fn list_domains(
 
 /// Adds a domain, or a static site when `static_dir` is given. Routed at once.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps/{app}/domains", tag = "domains",
-    params(("project" = String, Path), ("app" = String, Path)), request_body = DomainInput,
+    params(("project" = String, Path), ("app" = String, Path)), request_body = DomainIn,
     responses((status = 201, body = DomainOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_domain(
     State(state): State<AppState>,
     Path((project, app)): Path<(String, String)>,
-    ApiJson(input): ApiJson<DomainInput>,
+    ApiJson(input): ApiJson<DomainIn>,
 ) -> Result<(StatusCode, Json<DomainOut>), ApiError> {
     let (project, name) = names(&project, &app)?;
-    let new = input.parse().map_err(WebError::Invalid)?;
+    let new = DomainInput::from(input)
+        .parse()
+        .map_err(WebError::Invalid)?;
     let domain = state.domains.add_domain(&project, &name, new).await?;
     Ok((StatusCode::CREATED, Json(DomainOut::from(&domain))))
 }

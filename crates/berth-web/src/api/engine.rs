@@ -6,6 +6,11 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Table;
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_get_engine, get_engine);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct EngineOut {

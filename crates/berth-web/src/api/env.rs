@@ -19,7 +19,14 @@ use super::projects::project_name;
 use crate::auth::ApiCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::FieldErrors;
+use crate::routes::Table;
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_get_app_env, get_app_env);
+    t.api(__path_set_app_env, set_app_env);
+    t.api(__path_delete_app_env_var, delete_app_env_var);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct EnvVarOut {

@@ -11,42 +11,61 @@ pub mod projects;
 pub mod volumes;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 use utoipa::OpenApi;
+use utoipa::openapi::path::Paths;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::WebError;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::FieldErrors;
+use crate::routes::{Access, Table};
 
+/// The document's frame; the paths and their schemas come from the routes
+/// (`Table::api`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "berth API", description = "Deploy and manage apps on a berth server. Authenticate with `Authorization: Bearer <token>` (create one with `berth token create --name NAME`)."),
-    paths(
-        engine::get_engine,
-        projects::list_projects, projects::create_project, projects::get_project, projects::delete_project,
-        apps::list_all_apps, apps::list_apps, apps::create_app, apps::get_app, apps::delete_app,
-        apps::start_app, apps::stop_app, apps::restart_app, apps::get_app_logs,
-        domains::list_domains, domains::add_domain, domains::delete_domain,
-        domains::get_dashboard_domain, domains::set_dashboard_domain,
-        certificates::list_certificates, certificates::get_certificate, certificates::upload_certificate,
-        certificates::renew_certificate, certificates::delete_certificate,
-        certificates::get_acme_settings, certificates::save_acme_settings,
-        env::get_app_env, env::set_app_env, env::delete_app_env_var,
-        deployments::deploy_app, deployments::redeploy_app, deployments::list_deployments,
-        deployments::get_deployment, deployments::rollback_deployment, deployments::cancel_deployment,
-        deployments::get_deploy_settings, deployments::set_deploy_settings,
-        volumes::list_volumes, volumes::delete_volume, volumes::attach_volume,
-        volumes::list_app_volumes, volumes::add_app_volume, volumes::detach_app_volume,
-    ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+pub(crate) fn routes(t: &mut Table) {
+    engine::routes(t);
+    projects::routes(t);
+    apps::routes(t);
+    certificates::routes(t);
+    domains::routes(t);
+    env::routes(t);
+    deployments::routes(t);
+    volumes::routes(t);
+    // Last: the document describes every API route declared above.
+    let json = Bytes::from(
+        document(t.take_api_doc())
+            .to_pretty_json()
+            .unwrap_or_default(),
+    );
+    t.get(Access::Bearer, "/api/v1/openapi.json", move || async move {
+        ([(CONTENT_TYPE, "application/json")], json)
+    });
+}
+
+fn document((paths, schemas): (Paths, Vec<(String, RefOr<Schema>)>)) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.paths = paths;
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    doc
+}
 
 struct BearerAuth;
 
@@ -60,26 +79,34 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub async fn openapi_json() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "application/json")],
-        ApiDoc::openapi().to_pretty_json().unwrap_or_default(),
-    )
-}
-
-/// A JSON body whose rejection (bad JSON, wrong type, too large) is a JSON error too.
+/// A JSON body whose rejection (bad JSON, wrong type, too large) is a JSON
+/// error too, under the field at fault when there is one.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => {
-                let mut errors = FieldErrors::default();
-                errors.add("body", rejection.body_text());
-                Err(ApiError(WebError::Invalid(errors)))
-            }
+        let mut errors = FieldErrors::default();
+        // axum checks the content type, the size and the syntax; the types
+        // are checked here, where the path to a wrong value is known.
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => match serde_path_to_error::deserialize(value) {
+                Ok(value) => return Ok(ApiJson(value)),
+                Err(err) => {
+                    let path = err.path();
+                    match path.iter().next() {
+                        Some(Segment::Map { key }) if path.iter().count() == 1 => {
+                            errors.add(key.clone(), err.inner());
+                        }
+                        Some(Segment::Map { key }) => {
+                            errors.add(key.clone(), format!("{path}: {}", err.inner()));
+                        }
+                        _ => errors.add("body", err.inner()),
+                    }
+                }
+            },
+            Err(rejection) => errors.add("body", rejection.body_text()),
         }
+        Err(ApiError(WebError::Invalid(errors)))
     }
 }

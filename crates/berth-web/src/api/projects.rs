@@ -8,7 +8,15 @@ use utoipa::ToSchema;
 use super::ApiJson;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::ProjectInput;
+use crate::routes::Table;
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.api(__path_list_projects, list_projects);
+    t.api(__path_create_project, create_project);
+    t.api(__path_get_project, get_project);
+    t.api(__path_delete_project, delete_project);
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct ProjectOut {

@@ -11,33 +11,17 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiJson;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::{FieldErrors, VolumeInput};
-use crate::routes::{Access, Table};
+use crate::routes::Table;
 use crate::views::VolumeRow;
 use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
-    t.get(Access::Bearer, "/api/v1/volumes", list_volumes);
-    t.delete(Access::Bearer, "/api/v1/volumes/{volume}", delete_volume);
-    t.post(
-        Access::Bearer,
-        "/api/v1/volumes/{volume}/attach",
-        attach_volume,
-    );
-    t.get(
-        Access::Bearer,
-        "/api/v1/projects/{project}/apps/{app}/volumes",
-        list_app_volumes,
-    );
-    t.post(
-        Access::Bearer,
-        "/api/v1/projects/{project}/apps/{app}/volumes",
-        add_app_volume,
-    );
-    t.delete(
-        Access::Bearer,
-        "/api/v1/projects/{project}/apps/{app}/volumes/{volume}",
-        detach_app_volume,
-    );
+    t.api(__path_list_volumes, list_volumes);
+    t.api(__path_delete_volume, delete_volume);
+    t.api(__path_attach_volume, attach_volume);
+    t.api(__path_list_app_volumes, list_app_volumes);
+    t.api(__path_add_app_volume, add_app_volume);
+    t.api(__path_detach_app_volume, detach_app_volume);
 }
 
 /// One volume berth made (or a host path an app mounts).
@@ -188,10 +172,37 @@ pub async fn list_app_volumes(
     app_volumes_out(&state, &app).await
 }
 
+/// One volume of an app.
+#[derive(Deserialize, ToSchema)]
+pub struct VolumeIn {
+    /// The volume's name in the app (a DNS label), e.g. `data`; by default made from `target`.
+    #[serde(default)]
+    pub name: String,
+    /// Empty for a named Docker volume; a host path for a bind mount (under the volumes root unless dangerous mounts are allowed).
+    #[serde(default)]
+    pub host_path: String,
+    /// Where it is mounted in the container, e.g. `/data`.
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl From<VolumeIn> for VolumeInput {
+    /// The form's row, so both are checked by one parse.
+    fn from(v: VolumeIn) -> VolumeInput {
+        VolumeInput {
+            name: v.name,
+            host_path: v.host_path,
+            target: v.target,
+            read_only: v.read_only,
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct AddVolumeIn {
     #[serde(flatten)]
-    pub volume: VolumeInput,
+    pub volume: VolumeIn,
     /// Allow a host path outside the volumes root for this app (recorded and shown on its page).
     #[serde(default)]
     pub dangerous: bool,
@@ -208,7 +219,7 @@ pub async fn add_app_volume(
 ) -> Result<Json<AppVolumesOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     let mut errors = FieldErrors::default();
-    let request = input.volume.parse(&mut errors);
+    let request = VolumeInput::from(input.volume).parse(&mut errors);
     let Some(request) = request.filter(|_| errors.is_empty()) else {
         return Err(ApiError(WebError::Invalid(errors)));
     };

@@ -9,8 +9,31 @@ use super::projects::field_errors;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::{AppInput, FieldErrors, VolumeInput};
+use crate::routes::{Access, Table};
 use crate::views::{AppPage, AppRow, AppsPage, Chrome, VolumeRow, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Session, "/apps", list);
+    t.post(Access::Session, "/projects/{project}/apps", create);
+    t.get(Access::Session, "/projects/{project}/apps/{app}", show);
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/start",
+        start,
+    );
+    t.post(Access::Session, "/projects/{project}/apps/{app}/stop", stop);
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/restart",
+        restart,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/delete",
+        delete,
+    );
+}
 
 /// How many log lines the app page shows.
 pub const LOG_LINES: usize = 200;

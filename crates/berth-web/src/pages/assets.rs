@@ -5,6 +5,11 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
 use crate::WebError;
+use crate::routes::{Access, Table};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Public, "/static/{file}", static_file);
+}
 
 const STYLE_CSS: &str = include_str!("../../../../web/static/style.css");
 const ENV_CSS: &str = include_str!("../../../../web/static/env.css");

@@ -13,8 +13,17 @@ use berth_edge::acme::{CertManager, Challenge};
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::{AcmeSettingsForm, CertificateUpload, FieldErrors};
+use crate::routes::{Access, Table};
 use crate::views::{CertRow, CertificatesPage, Chrome, render, when};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Session, "/certificates", list);
+    t.post(Access::Session, "/certificates/upload", upload);
+    t.post(Access::Session, "/certificates/settings", save_settings);
+    t.post(Access::Session, "/certificates/{id}/renew", renew);
+    t.post(Access::Session, "/certificates/{id}/delete", delete);
+}
 
 pub async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Response, WebError> {
     let page = page(&state, &user, Form::default()).await?;

@@ -3,8 +3,13 @@ use axum::response::Html;
 
 use crate::auth::CurrentUser;
 use crate::forms::FieldErrors;
+use crate::routes::{Access, Table};
 use crate::views::{AppRow, Chrome, DashboardPage, EngineView, ProjectRow, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Session, "/", show);
+}
 
 pub async fn show(
     State(state): State<AppState>,

@@ -23,8 +23,57 @@ use super::parse_path;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::FieldErrors;
+use crate::routes::{Access, Table};
 use crate::views::{AppRow, Chrome, render, when};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deployments",
+        list,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deploy",
+        deploy,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/redeploy",
+        redeploy,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deploy-settings",
+        save_settings,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/webhook/regenerate",
+        regenerate_webhook,
+    );
+    t.get(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deployments/{number}",
+        show,
+    );
+    t.get(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/events",
+        events,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/rollback",
+        rollback,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/deployments/{number}/cancel",
+        cancel,
+    );
+}
 
 /// One deployment as lists show it.
 pub struct DeploymentRow {

@@ -9,12 +9,30 @@ use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
 
 use super::parse_path;
 use super::projects::field_errors;
-use crate::api::domains::DomainInput;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
-use crate::forms::FieldErrors;
+use crate::forms::{DomainInput, FieldErrors};
+use crate::routes::{Access, Table};
 use crate::views::{AppRow, Chrome, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(
+        Access::Session,
+        "/projects/{project}/apps/{app}/domains",
+        show,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/domains",
+        add,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/apps/{app}/domains/delete",
+        remove,
+    );
+}
 
 /// One route as the tab lists it.
 pub struct DomainRow {

@@ -3,6 +3,11 @@ use axum::extract::State;
 use serde_json::json;
 
 use crate::AppState;
+use crate::routes::{Access, Table};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Public, "/healthz", healthz);
+}
 
 /// Liveness for load balancers and scripts: answers while the database does.
 pub async fn healthz(

@@ -5,8 +5,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::ClientIp;
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
 use crate::auth::{CurrentUser, SESSION_COOKIE, set_cookie};
+use crate::routes::{Access, Table};
 use crate::views::{LoginPage, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Public, "/login", show);
+    t.post(Access::Public, "/login", submit);
+    t.post(Access::Session, "/logout", logout);
+}
 
 #[derive(serde::Deserialize)]
 pub struct LoginForm {

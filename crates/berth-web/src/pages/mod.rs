@@ -21,6 +21,24 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::WebError;
+use crate::routes::Table;
+
+pub(crate) fn routes(t: &mut Table) {
+    health::routes(t);
+    assets::routes(t);
+    setup::routes(t);
+    login::routes(t);
+    dashboard::routes(t);
+    settings::routes(t);
+    certificates::routes(t);
+    projects::routes(t);
+    apps::routes(t);
+    domains::routes(t);
+    env::routes(t);
+    deployments::routes(t);
+    webhooks::routes(t);
+    storage::routes(t);
+}
 
 pub async fn not_found() -> WebError {
     WebError::NotFound("page")

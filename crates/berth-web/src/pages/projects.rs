@@ -7,8 +7,15 @@ use super::parse_path;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::{AppInput, FieldErrors, ProjectInput};
+use crate::routes::{Access, Table};
 use crate::views::{AppRow, Chrome, ProjectPage, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.post(Access::Session, "/projects", create);
+    t.get(Access::Session, "/projects/{project}", show);
+    t.post(Access::Session, "/projects/{project}/delete", delete);
+}
 
 pub async fn create(
     State(state): State<AppState>,

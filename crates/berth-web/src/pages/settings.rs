@@ -7,8 +7,18 @@ use berth_core::DomainName;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::FieldErrors;
+use crate::routes::{Access, Table};
 use crate::views::{Chrome, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Session, "/settings", show);
+    t.post(
+        Access::Session,
+        "/settings/dashboard-domain",
+        set_dashboard_domain,
+    );
+}
 
 #[derive(askama::Template)]
 #[template(path = "settings.html")]

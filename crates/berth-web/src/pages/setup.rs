@@ -9,8 +9,14 @@ use subtle::ConstantTimeEq;
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
 use crate::auth::{SESSION_COOKIE, set_cookie};
 use crate::forms::FieldErrors;
+use crate::routes::{Access, Table};
 use crate::views::{SetupPage, render};
 use crate::{AppState, WebError};
+
+pub(crate) fn routes(t: &mut Table) {
+    t.get(Access::Public, "/setup", show);
+    t.post(Access::Public, "/setup", submit);
+}
 
 #[derive(serde::Deserialize)]
 pub struct SetupForm {

@@ -3,13 +3,32 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::post;
 use berth_core::{AppName, ProjectName};
 use berth_deploy::WebhookOutcome;
 
 use crate::error::ApiError;
+use crate::routes::{Access, Table};
 use crate::{AppState, WebError};
+
+/// Largest webhook body: push payloads with many commits outgrow the forms' limit.
+const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
+
+pub(crate) fn routes(t: &mut Table) {
+    for (path, handler) in [
+        ("/hooks/{project}/{app}/{secret}", post(with_secret)),
+        ("/hooks/{project}/{app}", post(signed)),
+    ] {
+        t.add(
+            Access::Public,
+            Method::POST,
+            path,
+            handler.layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        );
+    }
+}
 
 #[derive(serde::Serialize)]
 pub struct HookOut {

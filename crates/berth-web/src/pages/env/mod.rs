@@ -25,8 +25,33 @@ use berth_deploy::{DeployError, SharedScope, SharedUse};
 use self::draft::{Draft, DraftErrors, MASK, Mode, rows_for, to_vars};
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
+use crate::routes::{Access, Table};
 use crate::views::{AppRow, Chrome, render};
 use crate::{AppState, WebError};
+
+/// The same pages for an app's, a project's shared and the global variables;
+/// the handlers read the target from the path.
+pub(crate) fn routes(t: &mut Table) {
+    use Access::Session;
+    for base in [
+        "/projects/{project}/apps/{app}/env",
+        "/projects/{project}/env",
+        "/env",
+    ] {
+        t.get(Session, base, show);
+        t.post(Session, &format!("{base}/edit"), edit);
+        t.post(Session, &format!("{base}/review"), review);
+        t.post(Session, &format!("{base}/save"), save);
+        t.get(Session, &format!("{base}/history"), history);
+        t.post(Session, &format!("{base}/revert"), revert);
+        t.get(Session, &format!("{base}/export"), export);
+    }
+    t.post(
+        Session,
+        "/projects/{project}/apps/{app}/env/redeploy",
+        redeploy,
+    );
+}
 
 /// Whose variables a page edits, from the route's path.
 #[derive(Debug, Clone)]

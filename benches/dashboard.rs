@@ -21,9 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use berth_core::DesiredState;
-use berth_core::NewApp;
-use berth_core::{AppName, AppStatus, ImageRef, Port, ProjectName};
+use berth_core::{AppName, AppStatus, DesiredState, ImageRef, NewApp, Port, ProjectName};
 use berth_store::apps;
 use berth_store::{Store, projects};
 

@@ -70,8 +70,7 @@ pub struct DeploySettings {
     pub stop_timeout_secs: u32,
     pub memory_mb: Option<u32>,
     pub cpu_millis: Option<u32>,
-    /// Docker's name: `no`, `unless-stopped`, `on-failure`, `always`.
-    pub restart_policy: String,
+    pub restart_policy: RestartPolicy,
     pub keep_images: u32,
     /// `None`: berth chooses (see [`DeployStrategy::choose`]).
     pub strategy: Option<DeployStrategy>,
@@ -125,10 +124,67 @@ impl Default for DeploySettings {
             stop_timeout_secs: 10,
             memory_mb: None,
             cpu_millis: None,
-            restart_policy: "unless-stopped".to_owned(),
+            restart_policy: RestartPolicy::UnlessStopped,
             keep_images: 5,
             strategy: None,
             hold_secs: 10,
         }
+    }
+}
+
+/// What Docker does when the app's container exits.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (Docker's default).
+    #[default]
+    No,
+    /// Restart unless stopped on purpose, including after a daemon restart
+    /// (berth's default for apps).
+    UnlessStopped,
+    /// Restart after a non-zero exit, without limit.
+    OnFailure,
+    /// Always restart.
+    Always,
+}
+
+impl RestartPolicy {
+    pub const ALL: [RestartPolicy; 4] = [
+        RestartPolicy::No,
+        RestartPolicy::UnlessStopped,
+        RestartPolicy::OnFailure,
+        RestartPolicy::Always,
+    ];
+
+    /// Docker's name for the policy (`no`, `unless-stopped`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+
+    /// Parses Docker's name for a policy.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        RestartPolicy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_read_back_as_written_in_text_and_json() {
+        for p in RestartPolicy::ALL {
+            assert_eq!(RestartPolicy::parse(p.as_str()), Some(p));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+        }
+        assert_eq!(RestartPolicy::parse("sometimes"), None);
     }
 }

@@ -22,7 +22,9 @@ pub use account::{
 };
 pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};
-pub use deployment::{DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck};
+pub use deployment::{
+    DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, RestartPolicy,
+};
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};
 pub use env_set::{EnvSet, HistoryEntry, Owner, Saved};

@@ -1,9 +1,6 @@
-use berth_core::App;
-use berth_core::AppId;
-use berth_core::DesiredState;
-use berth_core::NewApp;
-use berth_core::deployment::Source;
-use berth_core::{AppName, AppStatus, ProjectName};
+use berth_core::{
+    App, AppId, AppName, AppStatus, DesiredState, NewApp, ProjectName, deployment::Source,
+};
 use berth_store::apps;
 use berth_store::deployments;
 

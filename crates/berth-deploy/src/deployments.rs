@@ -12,15 +12,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_core::App;
-use berth_core::DeploySettings;
-use berth_core::Deployment;
-use berth_core::DeploymentStatus;
-use berth_core::DesiredState;
-use berth_core::deployment::Source;
-use berth_core::{AppId, DeploymentId};
-use berth_core::{AppName, AppStatus, DeployStrategy, ProjectName, ResourceKind};
-use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState, RestartPolicy};
+use berth_core::{
+    App, AppId, AppName, AppStatus, DeploySettings, DeployStrategy, Deployment, DeploymentId,
+    DeploymentStatus, DesiredState, ProjectName, ResourceKind, deployment::Source,
+};
+use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState};
 use berth_store::apps;
 use berth_store::deployments::{self, NewDeployment};
 use futures_util::StreamExt;
@@ -283,12 +279,6 @@ impl Deployments {
         app: &App,
         settings: &DeploySettings,
     ) -> Result<(), DeployError> {
-        if RestartPolicy::parse(&settings.restart_policy).is_none() {
-            return Err(DeployError::Invalid {
-                field: "restart_policy",
-                message: "must be one of no, unless-stopped, on-failure, always".to_owned(),
-            });
-        }
         check_source(&settings.source)?;
         if let Some(path) = &settings.health.path
             && !path.starts_with('/')
@@ -703,8 +693,7 @@ impl Runtime {
             network,
             network_aliases: vec![app.name.to_string()],
             container_port: app.container_port.get(),
-            restart: RestartPolicy::parse(&settings.restart_policy)
-                .unwrap_or(RestartPolicy::UnlessStopped),
+            restart: settings.restart_policy,
             memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
             nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
             mounts: mounts.mounts,

@@ -1,13 +1,10 @@
 //! Environment variables: the service functions the dashboard and the API
 //! share, and the environment a container is created with.
 
-use berth_core::App;
-use berth_core::EnvSet;
-use berth_core::HistoryEntry;
-use berth_core::Owner;
-use berth_core::Saved;
-use berth_core::env::{Scope, Scopes, resolve};
-use berth_core::{AppName, EnvVar, ProjectName};
+use berth_core::{
+    App, AppName, EnvSet, EnvVar, HistoryEntry, Owner, ProjectName, Saved,
+    env::{Scope, Scopes, resolve},
+};
 use berth_store::apps;
 use berth_store::env;
 use berth_store::projects;

@@ -1,6 +1,4 @@
-use berth_core::Project;
-use berth_core::ProjectName;
-use berth_core::ProjectSummary;
+use berth_core::{Project, ProjectName, ProjectSummary};
 use berth_store::projects;
 
 use crate::{DeployError, Projects, network_name};

@@ -11,12 +11,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_core::App;
-use berth_core::AppId;
-use berth_core::Domain;
-use berth_core::DomainTarget;
-use berth_core::NewDomain;
-use berth_core::{AppName, AppStatus, DomainName, PathPrefix, ProjectName};
+use berth_core::{
+    App, AppId, AppName, AppStatus, Domain, DomainName, DomainTarget, NewDomain, PathPrefix,
+    ProjectName,
+};
 use berth_edge::{Edge, Route, Target};
 use berth_store::apps;
 use berth_store::domains;

@@ -7,11 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use berth_core::App;
-use berth_core::OwnedVolume;
 use berth_core::{
-    AppName, AppVolume, DeployStrategy, HostPath, MountPath, ProjectName, ResourceKind, VolumeName,
-    VolumeSource, docker_volume_name,
+    App, AppName, AppVolume, DeployStrategy, HostPath, MountPath, OwnedVolume, ProjectName,
+    ResourceKind, VolumeName, VolumeSource, docker_volume_name,
 };
 use berth_docker::{ContainerInfo, Mount, MountKind};
 use berth_store::apps;

@@ -4,9 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use berth_core::App;
-use berth_core::DesiredState;
-use berth_core::{AppName, AppStatus, ProjectName, ResourceKind};
+use berth_core::{App, AppName, AppStatus, DesiredState, ProjectName, ResourceKind};
 use berth_docker::{ContainerEvent, ContainerInfo, ContainerState};
 use berth_store::apps;
 use futures_util::StreamExt;

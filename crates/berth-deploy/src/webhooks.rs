@@ -2,9 +2,7 @@
 //! Gitea/Forgejo and GitLab with their signatures checked. Nothing is
 //! deployed unless the secret or signature matches (compared in constant time).
 
-use berth_core::Deployment;
-use berth_core::deployment::Source;
-use berth_core::{AppName, ProjectName};
+use berth_core::{AppName, Deployment, ProjectName, deployment::Source};
 use berth_store::deployments;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -17,6 +17,8 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 
+pub use berth_core::RestartPolicy;
+
 use crate::client::label_filters;
 use crate::{DockerClient, DockerError};
 
@@ -159,54 +161,17 @@ pub enum MountKind {
     Other,
 }
 
-/// Docker's restart policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum RestartPolicy {
-    /// Never restart (Docker's default).
-    #[default]
-    No,
-    /// Restart unless stopped on purpose, including after a daemon restart.
-    UnlessStopped,
-    /// Restart after a non-zero exit, without limit.
-    OnFailure,
-    /// Always restart.
-    Always,
-}
-
-impl RestartPolicy {
-    /// Docker's name for the policy (`no`, `unless-stopped`, …).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RestartPolicy::No => "no",
-            RestartPolicy::UnlessStopped => "unless-stopped",
-            RestartPolicy::OnFailure => "on-failure",
-            RestartPolicy::Always => "always",
-        }
-    }
-
-    /// Parses Docker's name for a policy.
-    pub fn parse(s: &str) -> Option<RestartPolicy> {
-        [
-            RestartPolicy::No,
-            RestartPolicy::UnlessStopped,
-            RestartPolicy::OnFailure,
-            RestartPolicy::Always,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-    }
-
-    fn to_bollard(self) -> BollardRestartPolicy {
-        let name = match self {
-            RestartPolicy::No => RestartPolicyNameEnum::NO,
-            RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
-            RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
-            RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
-        };
-        BollardRestartPolicy {
-            name: Some(name),
-            maximum_retry_count: None,
-        }
+/// Docker's restart policy, in bollard's terms.
+fn restart_to_bollard(policy: RestartPolicy) -> BollardRestartPolicy {
+    let name = match policy {
+        RestartPolicy::No => RestartPolicyNameEnum::NO,
+        RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+        RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+        RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+    };
+    BollardRestartPolicy {
+        name: Some(name),
+        maximum_retry_count: None,
     }
 }
 
@@ -506,7 +471,7 @@ fn waiting_for(timeout_secs: i32) -> Duration {
 
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut host_config = HostConfig {
-        restart_policy: Some(spec.restart.to_bollard()),
+        restart_policy: Some(restart_to_bollard(spec.restart)),
         memory: spec.memory_bytes,
         nano_cpus: spec.nano_cpus,
         mounts: (!spec.mounts.is_empty())

@@ -17,10 +17,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use berth_core::certificate::AcmeSettings;
-use berth_core::certificate::Certificate;
-use berth_core::certificate::Issued;
-use berth_core::certificate::Source;
+use berth_core::{
+    certificate::AcmeSettings, certificate::Certificate, certificate::Issued, certificate::Source,
+};
 use berth_store::Store;
 use berth_store::certificates;
 use instant_acme::{

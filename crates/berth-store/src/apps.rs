@@ -1,5 +1,6 @@
-use berth_core::{App, AppId, DesiredState, NewApp};
-use berth_core::{AppName, AppStatus, Command, ImageRef, Port, ProjectName};
+use berth_core::{
+    App, AppId, AppName, AppStatus, Command, DesiredState, ImageRef, NewApp, Port, ProjectName,
+};
 use sqlx::FromRow;
 use sqlx::sqlite::SqliteRow;
 

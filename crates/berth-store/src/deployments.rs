@@ -1,11 +1,12 @@
 //! Deployments of an app: numbered rows with their log lines, and the app's
 //! deploy settings (source, health check, limits, webhook secret, deploy key).
 
-use berth_core::DeployStrategy;
-use berth_core::deployment::{
-    DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, Source,
+use berth_core::{
+    AppId, DeployStrategy, DeploymentId,
+    deployment::{
+        DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, RestartPolicy, Source,
+    },
 };
-use berth_core::{AppId, DeploymentId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -352,7 +353,11 @@ pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, St
         stop_timeout_secs: num("stop_timeout_secs"),
         memory_mb: opt("memory_mb"),
         cpu_millis: opt("cpu_millis"),
-        restart_policy: r.get("restart_policy"),
+        restart_policy: {
+            let policy: String = r.get("restart_policy");
+            RestartPolicy::parse(&policy)
+                .ok_or_else(|| StoreError::corrupt("restart policy", policy))?
+        },
         keep_images: num("keep_images"),
         strategy: r
             .get::<Option<String>, _>("strategy")
@@ -403,7 +408,7 @@ pub async fn save_settings(
     .bind(i64::from(s.stop_timeout_secs))
     .bind(s.memory_mb.map(i64::from))
     .bind(s.cpu_millis.map(i64::from))
-    .bind(&s.restart_policy)
+    .bind(s.restart_policy.as_str())
     .bind(i64::from(s.keep_images))
     .bind(s.strategy.map(DeployStrategy::as_str))
     .bind(i64::from(s.hold_secs))

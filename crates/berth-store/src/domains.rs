@@ -1,10 +1,12 @@
 //! The edge's routes: domains (host + path prefix) of apps, static sites
 //! mounted on them, and the dashboard's own domain.
 
-use berth_core::{AppId, Domain, DomainId, DomainTarget, NewDomain, TlsMode};
+use berth_core::{
+    AppId, AppName, Domain, DomainId, DomainName, DomainTarget, NewDomain, PathPrefix, ProjectName,
+    TlsMode,
+};
 use std::path::PathBuf;
 
-use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 

@@ -2,8 +2,7 @@
 //! global shared set; later a stack), encrypted at rest, with a version per
 //! owner and a history of every save.
 
-use berth_core::{AppId, EnvSet, HistoryEntry, Owner, Saved};
-use berth_core::{EnvFlags, EnvKey, EnvVar};
+use berth_core::{AppId, EnvFlags, EnvKey, EnvSet, EnvVar, HistoryEntry, Owner, Saved};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 

@@ -1,5 +1,4 @@
-use berth_core::ProjectName;
-use berth_core::{Project, ProjectId, ProjectSummary};
+use berth_core::{Project, ProjectId, ProjectName, ProjectSummary};
 use sqlx::Row;
 
 use crate::{Store, StoreError, now};

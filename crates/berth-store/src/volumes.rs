@@ -1,8 +1,10 @@
 //! Which app mounts which volume where. Rows only: the Docker volumes
 //! themselves outlive their rows (see migration 0007).
 
-use berth_core::{AppId, OwnedVolume};
-use berth_core::{AppName, AppVolume, HostPath, MountPath, ProjectName, VolumeName, VolumeSource};
+use berth_core::{
+    AppId, AppName, AppVolume, HostPath, MountPath, OwnedVolume, ProjectName, VolumeName,
+    VolumeSource,
+};
 use sqlx::FromRow;
 
 use crate::{Store, StoreError, now};

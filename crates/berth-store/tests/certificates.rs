@@ -1,12 +1,9 @@
 //! Certificate rows and the hosts that want ACME, against a real SQLite file.
 
-use berth_core::DomainTarget;
-use berth_core::NewApp;
-use berth_core::NewDomain;
-use berth_core::TlsMode;
-use berth_core::certificate::Issued;
-use berth_core::certificate::Source;
-use berth_core::{AppName, DomainName, ImageRef, PathPrefix, Port, ProjectName};
+use berth_core::{
+    AppName, DomainName, DomainTarget, ImageRef, NewApp, NewDomain, PathPrefix, Port, ProjectName,
+    TlsMode, certificate::Issued, certificate::Source,
+};
 use berth_store::apps;
 use berth_store::certificates;
 use berth_store::domains;

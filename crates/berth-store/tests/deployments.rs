@@ -2,11 +2,10 @@
 //! queue that keeps only the newest waiting deployment, logs read by
 //! position, settings with defaults, and the webhook secret sealed at rest.
 
-use berth_core::DeploySettings;
-use berth_core::DeploymentStatus;
-use berth_core::GitSource;
-use berth_core::deployment::Source;
-use berth_core::{AppName, ImageRef, Port, ProjectName};
+use berth_core::{
+    AppName, DeploySettings, DeploymentStatus, GitSource, ImageRef, Port, ProjectName,
+    deployment::Source,
+};
 use berth_store::deployments::{self, NewDeployment};
 use berth_store::{Store, apps, crypto, projects};
 
@@ -114,7 +113,7 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
         },
         memory_mb: Some(256),
         cpu_millis: Some(1500),
-        restart_policy: "always".into(),
+        restart_policy: berth_core::RestartPolicy::Always,
         ..defaults
     };
     deployments::save_settings(&store, app, &settings)

@@ -1,10 +1,9 @@
 //! Domains against a real SQLite file in a temp dir.
 
-use berth_core::DomainTarget;
-use berth_core::NewApp;
-use berth_core::NewDomain;
-use berth_core::TlsMode;
-use berth_core::{AppName, DomainName, ImageRef, PathPrefix, Port, ProjectName};
+use berth_core::{
+    AppName, DomainName, DomainTarget, ImageRef, NewApp, NewDomain, PathPrefix, Port, ProjectName,
+    TlsMode,
+};
 use berth_store::apps;
 use berth_store::domains;
 use berth_store::{Store, StoreError, projects};

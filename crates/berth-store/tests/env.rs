@@ -4,8 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use berth_core::Owner;
-use berth_core::{AppName, EnvFlags, EnvKey, EnvVar, ImageRef, Port, ProjectName};
+use berth_core::{AppName, EnvFlags, EnvKey, EnvVar, ImageRef, Owner, Port, ProjectName};
 use berth_store::env;
 use berth_store::{Store, StoreError, apps, crypto, projects};
 

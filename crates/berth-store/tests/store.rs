@@ -1,8 +1,8 @@
 //! The store against a real SQLite file in a temp dir.
 
-use berth_core::DesiredState;
-use berth_core::NewApp;
-use berth_core::{AppName, AppStatus, ImageRef, Password, Port, ProjectName, Username};
+use berth_core::{
+    AppName, AppStatus, DesiredState, ImageRef, NewApp, Password, Port, ProjectName, Username,
+};
 use berth_store::apps;
 use berth_store::{Store, StoreError, api_tokens, passwords, projects, sessions, users};
 

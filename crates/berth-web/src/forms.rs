@@ -6,15 +6,10 @@ use std::collections::BTreeMap;
 
 use std::path::PathBuf;
 
-use berth_core::DomainTarget;
-use berth_core::GitSource;
-use berth_core::NewApp;
-use berth_core::NewDomain;
-use berth_core::TlsMode;
-use berth_core::deployment::Source;
 use berth_core::{
-    AppName, Command, DeployStrategy, DomainName, HostPath, ImageRef, MountPath, PathPrefix, Port,
-    ProjectName, VolumeName,
+    AppName, Command, DeployStrategy, DomainName, DomainTarget, GitSource, HostPath, ImageRef,
+    MountPath, NewApp, NewDomain, PathPrefix, Port, ProjectName, TlsMode, VolumeName,
+    deployment::Source,
 };
 use berth_deploy::VolumeRequest;
 

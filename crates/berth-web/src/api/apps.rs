@@ -1,9 +1,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use berth_core::App;
-use berth_core::AppName;
-use berth_core::DesiredState;
+use berth_core::{App, AppName, DesiredState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

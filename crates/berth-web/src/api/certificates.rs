@@ -4,8 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_core::certificate::Certificate;
-use berth_core::certificate::Source;
+use berth_core::{certificate::Certificate, certificate::Source};
 use berth_edge::acme::{AcmeSettingsInput, Challenge};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

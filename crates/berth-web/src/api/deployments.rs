@@ -5,13 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_core::App;
-use berth_core::AppName;
-use berth_core::DeploySettings;
-use berth_core::DeployStrategy;
-use berth_core::Deployment;
-use berth_core::GitSource;
-use berth_core::deployment::Source;
+use berth_core::{
+    App, AppName, DeploySettings, DeployStrategy, Deployment, GitSource, RestartPolicy,
+    deployment::Source,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -105,32 +102,11 @@ pub enum SourceKind {
     Git,
 }
 
-/// Docker's restart policy for the app's container.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    No,
-    UnlessStopped,
-    OnFailure,
-    Always,
-}
-
 impl SourceKind {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             SourceKind::Image => "image",
             SourceKind::Git => "git",
-        }
-    }
-}
-
-impl RestartPolicy {
-    fn as_str(self) -> &'static str {
-        match self {
-            RestartPolicy::No => "no",
-            RestartPolicy::UnlessStopped => "unless-stopped",
-            RestartPolicy::OnFailure => "on-failure",
-            RestartPolicy::Always => "always",
         }
     }
 }
@@ -175,6 +151,8 @@ pub struct DeploySettingsOut {
     pub memory_mb: Option<u32>,
     /// Null: no CPU limit.
     pub cpus: Option<f64>,
+    /// Docker's restart policy for the app's container.
+    #[schema(value_type = String, pattern = "^(no|unless-stopped|on-failure|always)$")]
     pub restart_policy: RestartPolicy,
     pub keep_images: u32,
     pub strategy: StrategyChoice,
@@ -211,12 +189,7 @@ impl DeploySettingsOut {
             stop_timeout_secs: s.stop_timeout_secs,
             memory_mb: s.memory_mb,
             cpus: s.cpu_millis.map(|m| f64::from(m) / 1000.0),
-            restart_policy: match s.restart_policy.as_str() {
-                "no" => RestartPolicy::No,
-                "on-failure" => RestartPolicy::OnFailure,
-                "always" => RestartPolicy::Always,
-                _ => RestartPolicy::UnlessStopped,
-            },
+            restart_policy: s.restart_policy,
             keep_images: s.keep_images,
             strategy: match s.strategy {
                 None => StrategyChoice::Auto,
@@ -250,6 +223,8 @@ pub struct DeploySettingsIn {
     pub memory_mb: Option<u32>,
     /// 0 removes the limit.
     pub cpus: Option<f64>,
+    /// `no`, `unless-stopped`, `on-failure` or `always`.
+    #[schema(value_type = Option<String>, pattern = "^(no|unless-stopped|on-failure|always)$")]
     pub restart_policy: Option<RestartPolicy>,
     pub keep_images: Option<u32>,
     pub strategy: Option<StrategyChoice>,

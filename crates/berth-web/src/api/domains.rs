@@ -5,9 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use berth_core::Domain;
-use berth_core::DomainTarget;
-use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
+use berth_core::{AppName, Domain, DomainName, DomainTarget, PathPrefix, ProjectName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use berth_core::App;
-use berth_core::EnvSet;
-use berth_core::{AppName, EnvFlags, EnvKey, EnvVar, ProjectName};
+use berth_core::{App, AppName, EnvFlags, EnvKey, EnvSet, EnvVar, ProjectName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_core::certificate::Certificate;
-use berth_core::certificate::Source;
+use berth_core::{certificate::Certificate, certificate::Source};
 use berth_edge::acme::{CertManager, Challenge};
 
 use crate::auth::CurrentUser;

@@ -10,13 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use berth_core::App;
-use berth_core::DeploySettings;
-use berth_core::Deployment;
-use berth_core::GitSource;
-use berth_core::HealthCheck;
-use berth_core::deployment::Source;
-use berth_core::{AppName, ProjectName};
+use berth_core::{
+    App, AppName, DeploySettings, Deployment, GitSource, HealthCheck, ProjectName, RestartPolicy,
+    deployment::Source,
+};
 use futures_util::Stream;
 
 use super::parse_path;
@@ -191,7 +188,7 @@ impl SettingsInput {
                 .cpu_millis
                 .map(|m| format!("{}", f64::from(m) / 1000.0))
                 .unwrap_or_default(),
-            restart_policy: s.restart_policy.clone(),
+            restart_policy: s.restart_policy.as_str().to_owned(),
             keep_images: s.keep_images.to_string(),
             strategy: s
                 .strategy
@@ -268,20 +265,20 @@ impl SettingsInput {
             errors.add("health_path", "must start with '/'");
         }
         let restart_policy = if self.restart_policy.is_empty() {
-            "unless-stopped".to_owned()
+            Some(RestartPolicy::UnlessStopped)
         } else {
-            self.restart_policy.clone()
+            RestartPolicy::parse(self.restart_policy.trim())
         };
-        if !["no", "unless-stopped", "on-failure", "always"].contains(&restart_policy.as_str()) {
+        if restart_policy.is_none() {
             errors.add(
                 "restart_policy",
                 "must be one of no, unless-stopped, on-failure, always",
             );
         }
         let strategy = crate::forms::parse_strategy(&mut errors, &self.strategy).flatten();
-        if !errors.is_empty() {
+        let Some(restart_policy) = restart_policy.filter(|_| errors.is_empty()) else {
             return Err(errors);
-        }
+        };
         Ok(DeploySettings {
             strategy,
             hold_secs,

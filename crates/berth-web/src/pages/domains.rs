@@ -3,9 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_core::Domain;
-use berth_core::DomainTarget;
-use berth_core::{AppName, DomainName, PathPrefix, ProjectName};
+use berth_core::{AppName, Domain, DomainName, DomainTarget, PathPrefix, ProjectName};
 
 use super::parse_path;
 use super::projects::field_errors;

@@ -15,11 +15,7 @@ use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_core::App;
-use berth_core::EnvSet;
-use berth_core::HistoryEntry;
-use berth_core::Saved;
-use berth_core::{AppName, EnvChange, EnvVar, ProjectName};
+use berth_core::{App, AppName, EnvChange, EnvSet, EnvVar, HistoryEntry, ProjectName, Saved};
 use berth_deploy::{DeployError, SharedScope, SharedUse};
 
 use self::draft::{Draft, DraftErrors, MASK, Mode, rows_for, to_vars};

@@ -92,6 +92,13 @@ async fn scripts_drive_projects_and_apps_through_the_api() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "pending");
     assert_eq!(body["image_pinned"], false, "no tag means latest: flagged");
+    // The first deployment exists when the answer comes, with its number and where to follow it.
+    assert_eq!(body["deployment"]["number"], 1, "{body}");
+    assert_eq!(body["deployment"]["trigger"], "create", "{body}");
+    let first = body["deployment"]["url"].as_str().expect("deployment url");
+    let (status, dep) = api.get(first).await;
+    assert_eq!(status, 200, "{dep}");
+    assert_eq!(dep["number"], 1);
 
     let path = format!("{apps}/api");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,5 +1,5 @@
 use berth_core::{
-    App, AppId, AppName, AppStatus, DesiredState, NewApp, ProjectName, deployment::Source,
+    App, AppId, AppName, AppStatus, Deployment, DesiredState, NewApp, ProjectName, deployment::Source,
 };
 use berth_store::apps;
 use berth_store::deployments;
@@ -10,18 +10,13 @@ use crate::{Apps, DeployError, Runtime, container_name, network_name};
 const STOP_TIMEOUT_SECS: i32 = 10;
 
 impl Apps {
-    /// Records the app and starts launching it in the background; the returned
-    /// app is `pending` and its status moves on as the launch proceeds.
-    pub async fn create_app(&self, project: &ProjectName, new: NewApp) -> Result<App, DeployError> {
-        self.create_app_from(project, new, Source::Image, Vec::new(), None)
-            .await
-    }
-
-    /// [`Apps::create_app`] with where its deployments come from (the
-    /// same deploy settings as saving that source afterwards, the other
-    /// settings at their defaults), its volumes and its deploy strategy
-    /// (`None`: berth chooses), all in place before the first deployment.
-    /// Everything is checked before anything is recorded.
+    /// Records the app with where its deployments come from (the same
+    /// deploy settings as saving that source afterwards, the other settings
+    /// at their defaults), its volumes and its deploy strategy (`None`:
+    /// berth chooses), all in place before the first deployment, and queues
+    /// that deployment. Everything is checked before anything is recorded.
+    /// Returns at once: the app is `pending` and its status moves on as
+    /// deployment #1 (returned too) runs.
     pub async fn create_app_from(
         &self,
         project: &ProjectName,
@@ -29,7 +24,7 @@ impl Apps {
         source: Source,
         volumes: Vec<crate::VolumeRequest>,
         strategy: Option<berth_core::DeployStrategy>,
-    ) -> Result<App, DeployError> {
+    ) -> Result<(App, Deployment), DeployError> {
         crate::deployments::check_source(&source)?;
         self.check_volumes(&volumes, new.dangerous_mounts)?;
         let app = apps::create(self.store(), project, &new).await?;
@@ -51,8 +46,8 @@ impl Apps {
             return Err(err);
         }
         tracing::info!(project.name = %project, app.name = %app.name, app.image = %app.image, "app created");
-        self.spawn_launch(app.id, "create");
-        Ok(app)
+        let deployment = self.enqueue_from_source(&app, "create").await?;
+        Ok((app, deployment))
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>, DeployError> {

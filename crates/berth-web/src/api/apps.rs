@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiJson;
-use super::deployments::{SourceKind, StrategyChoice};
+use super::deployments::{DeploymentOut, SourceKind, StrategyChoice};
 use super::projects::project_name;
 use super::volumes::VolumeIn;
 use crate::error::{ApiError, ErrorBody};
@@ -185,24 +185,40 @@ pub async fn list_apps(
     ))
 }
 
-/// Creates the app and starts launching it; poll the app until `status` is `running` (or `failed`).
+/// An app just created, with its first deployment.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAppOut {
+    #[serde(flatten)]
+    pub app: AppOut,
+    /// Deployment #1, queued: poll its `url` (or the app) until it ends.
+    pub deployment: DeploymentOut,
+}
+
+/// Creates the app and queues its first deployment; returns both at once.
+/// Poll `deployment.url` until it ends, or the app until `status` is `running` (or `failed`).
 /// With `source` `git` the first deployment builds the repository (the image may then be empty).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/apps", tag = "apps", params(("project" = String, Path)), request_body = AppIn,
-    responses((status = 202, body = AppOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = CreatedAppOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_app(
     State(state): State<AppState>,
     Path(project): Path<String>,
     ApiJson(input): ApiJson<AppIn>,
-) -> Result<(StatusCode, Json<AppOut>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedAppOut>), ApiError> {
     let project = project_name(&project)?;
     let p = AppInput::from(input)
         .parse(&project)
         .map_err(WebError::Invalid)?;
-    let app = state
+    let (app, dep) = state
         .apps
         .create_app_from(&project, p.new, p.source, p.volumes, p.strategy)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(AppOut::from(&app))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CreatedAppOut {
+            app: AppOut::from(&app),
+            deployment: DeploymentOut::new(&dep, &app),
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/apps/{app}", tag = "apps", params(("project" = String, Path), ("app" = String, Path)),

@@ -63,7 +63,7 @@ pub struct DeploymentOut {
 }
 
 impl DeploymentOut {
-    fn new(d: &Deployment, app: &App) -> DeploymentOut {
+    pub(super) fn new(d: &Deployment, app: &App) -> DeploymentOut {
         let row = crate::pages::deployments::DeploymentRow::new(d, app, 0);
         DeploymentOut {
             number: d.number,

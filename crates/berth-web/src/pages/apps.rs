@@ -65,7 +65,7 @@ pub async fn create(
         Err(errors) => Err(WebError::Invalid(errors)),
     };
     match result {
-        Ok(app) => Ok(Redirect::to(&app_url(&project, &app.name)).into_response()),
+        Ok((app, _)) => Ok(Redirect::to(&app_url(&project, &app.name)).into_response()),
         Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
             let page = super::projects::page(
                 &state,

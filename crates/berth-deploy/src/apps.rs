@@ -1,5 +1,6 @@
 use berth_core::{
-    App, AppId, AppName, AppStatus, Deployment, DesiredState, NewApp, ProjectName, deployment::Source,
+    App, AppId, AppName, AppStatus, Deployment, DesiredState, NewApp, ProjectName,
+    deployment::Source,
 };
 use berth_store::apps;
 use berth_store::deployments;

@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// Host directories apps may bind-mount live under this directory (default <data dir>/volumes); anything else needs the admin's "dangerous mount" confirmation.
     #[arg(long, env = "BERTH_VOLUMES_ROOT")]
     pub volumes_root: Option<PathBuf>,
+    /// Static sites' directories must lie under this directory (default <data dir>/static): the edge serves nothing from elsewhere.
+    #[arg(long, env = "BERTH_STATIC_ROOT")]
+    pub static_root: Option<PathBuf>,
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,

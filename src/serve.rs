@@ -31,10 +31,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let docker = DockerClient::connect(args.docker_host.as_deref())
         .context("invalid --docker-host / DOCKER_HOST")?;
     let runtime = Runtime::new(store.clone(), docker).await?;
-    runtime.configure(berth_deploy::Options {
-        volumes_root: args.volumes_root.clone(),
-        object_labels: args.object_label.iter().cloned().collect(),
-    });
+    runtime
+        .configure(berth_deploy::Options {
+            volumes_root: args.volumes_root.clone(),
+            static_root: args.static_root.clone(),
+            object_labels: args.object_label.iter().cloned().collect(),
+        })
+        .context("invalid --volumes-root or --static-root")?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

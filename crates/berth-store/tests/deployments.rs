@@ -198,3 +198,24 @@ async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() 
         Some("ssh-ed25519 AAAA first")
     );
 }
+
+#[tokio::test]
+async fn a_lost_key_is_refused_when_only_a_webhook_secret_is_sealed() {
+    // No environment variable at all: the check once counted only those,
+    // and replaced the key, leaving the webhook secret unreadable.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    deployments::webhook_secret(&store, app).await.unwrap();
+    store.close().await;
+    std::fs::remove_file(dir.path().join(crypto::KEY_FILE)).unwrap();
+    let err = Store::open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join(crypto::KEY_FILE).exists(),
+        "no new key was written"
+    );
+}

@@ -189,15 +189,15 @@ pub(crate) async fn open_keyring(
     let key = match read_key(&path)? {
         Some(key) => key,
         None => {
-            if let Some(id) = &recorded {
-                if sealed_values(pool).await? > 0 {
-                    return Err(StoreError::BadSecretKey {
-                        path,
-                        detail: format!(
-                            "it is missing, and the database holds values encrypted with key {id}: restore the file from a backup"
-                        ),
-                    });
-                }
+            if let Some(id) = &recorded
+                && sealed_values(pool).await? > 0
+            {
+                return Err(StoreError::BadSecretKey {
+                    path,
+                    detail: format!(
+                        "it is missing, and the database holds values encrypted with key {id}: restore the file from a backup"
+                    ),
+                });
             }
             let (bytes, key) = SecretKey::random();
             write_key(&path, &bytes)?;

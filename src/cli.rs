@@ -63,8 +63,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_HTTPS_LISTEN", default_value = "0.0.0.0:443")]
     pub https_listen: SocketAddr,
     /// Every app answers to <app>.<project>.<base domain>; with `localhost`, browsers on this machine reach them without DNS.
+    /// `auto`: this server's public IPv4 address under the outside wildcard-DNS service sslip.io (<a-b-c-d>.sslip.io).
     #[arg(long, env = "BERTH_BASE_DOMAIN", default_value = "localhost", value_parser = parse_base_domain)]
-    pub base_domain: berth_core::DomainName,
+    pub base_domain: BaseDomain,
+    /// Serve the dashboard over HTTPS at this domain through the edge (its certificate comes from ACME at start).
+    /// Point the domain's DNS at this server first; the dashboard's own listener stays where --listen says.
+    #[arg(long, env = "BERTH_DASHBOARD_DOMAIN", value_parser = parse_dashboard_domain)]
+    pub dashboard_domain: Option<berth_core::DomainName>,
     /// ACME directory used until one is chosen on the certificates page: production, staging (Let's Encrypt) or an https:// URL.
     #[arg(long, env = "BERTH_ACME_DIRECTORY", default_value = "production", value_parser = parse_acme_directory)]
     pub acme_directory: String,
@@ -94,11 +99,33 @@ fn parse_label(input: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_base_domain(input: &str) -> Result<berth_core::DomainName, String> {
+/// `--base-domain`: a domain, or `auto` (found at start, see [`crate::public_addr`]).
+#[derive(Debug, Clone)]
+pub enum BaseDomain {
+    Auto,
+    Domain(berth_core::DomainName),
+}
+
+fn parse_base_domain(input: &str) -> Result<BaseDomain, String> {
+    if input.trim().eq_ignore_ascii_case("auto") {
+        return Ok(BaseDomain::Auto);
+    }
     let domain =
         berth_core::DomainName::parse(input).map_err(|e| format!("the base domain {e}"))?;
     if domain.is_wildcard() {
         return Err("the base domain cannot be a wildcard: give the domain itself, such as apps.example.com".to_owned());
+    }
+    Ok(BaseDomain::Domain(domain))
+}
+
+fn parse_dashboard_domain(input: &str) -> Result<berth_core::DomainName, String> {
+    let domain =
+        berth_core::DomainName::parse(input).map_err(|e| format!("the dashboard domain {e}"))?;
+    if domain.is_wildcard() {
+        return Err(
+            "the dashboard domain cannot be a wildcard: give one name, such as berth.example.com"
+                .to_owned(),
+        );
     }
     Ok(domain)
 }

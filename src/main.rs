@@ -1,6 +1,7 @@
 //! The `berth` binary: command line and wiring. Everything else lives in `crates/`.
 
 mod cli;
+mod public_addr;
 mod serve;
 
 use clap::Parser;

@@ -256,7 +256,13 @@ pub fn build_routes(
         });
     }
     if let Some((host, addr)) = dashboard {
-        routes.push(Route::app(host.as_str(), "the berth dashboard", Some(addr)));
+        // HSTS: once a browser has seen the dashboard over HTTPS it never
+        // sends a password over plain HTTP. Plain HTTP is redirected by the
+        // edge once the certificate exists, and by the dashboard before.
+        routes.push(Route {
+            hsts: true,
+            ..Route::app(host.as_str(), "the berth dashboard", Some(addr))
+        });
     }
     routes
 }

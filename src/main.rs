@@ -3,6 +3,7 @@
 mod cli;
 mod public_addr;
 mod serve;
+mod service;
 
 use clap::Parser;
 

@@ -116,6 +116,11 @@ impl Domains {
         default_host(&link.base_domain, project, app)
     }
 
+    /// The base domain apps' default hosts live under (`None` without an edge).
+    pub fn base_domain(&self) -> Option<DomainName> {
+        Some(self.inner.edge.get()?.base_domain.clone())
+    }
+
     /// Where `host` + `path` can be opened through the edge, for links.
     pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
         Some(self.inner.edge.get()?.edge.site_url(host, path))

@@ -101,6 +101,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             .set_dashboard_domain(Some(domain))
             .await
             .context("cannot set the dashboard domain")?;
+        // A restart after fixing DNS tries at once instead of waiting out the backoff.
+        if let Some(cert) =
+            berth_store::certificates::find_by_domain(&store, domain.as_str()).await?
+            && cert.serial.is_none()
+        {
+            berth_store::certificates::make_due(&store, cert.id).await?;
+        }
     }
     let public_url = args
         .dashboard_domain

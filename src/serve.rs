@@ -109,6 +109,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             berth_store::certificates::make_due(&store, cert.id).await?;
         }
     }
+    if args.dashboard_domain.is_some() && !addr.ip().is_loopback() {
+        tracing::warn!(listen = %addr, "the dashboard's own listener is not on loopback and answers plain HTTP there; keep --listen on 127.0.0.1 when the dashboard has a domain");
+    }
     let public_url = args
         .dashboard_domain
         .as_ref()

@@ -22,21 +22,12 @@ async fn serve_with_a_dashboard_domain_serves_the_login_page_over_https_with_hst
  {
     let (http_port, tls_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port, tls_port).await;
-    let app = TestApp::spawn_with(Options {
-        http_listen: Some(format!("127.0.0.1:{http_port}")),
-        https_listen: Some(format!("127.0.0.1:{tls_port}")),
-        acme_directory: Some(pebble.directory.clone()),
-        extra_args: vec![
-            "--dashboard-domain".into(),
-            DOMAIN.into(),
-            "--acme-ca-bundle".into(),
-            pebble.ca_bundle.display().to_string(),
-            "--acme-check-interval-secs".into(),
-            "1".into(),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let mut options = Options::for_pebble(http_port, tls_port, &pebble.ca_bundle);
+    options.acme_directory = Some(pebble.directory.clone());
+    options
+        .extra_args
+        .extend(["--dashboard-domain".into(), DOMAIN.into()]);
+    let app = TestApp::spawn_with(options).await;
     assert!(
         app.url.starts_with("http://127.0.0.1:"),
         "the dashboard's own listener stays on loopback: {}",

@@ -48,6 +48,24 @@ pub struct Options {
     pub extra_args: Vec<String>,
 }
 
+impl Options {
+    /// berth on the ports Pebble validates, trusting Pebble's HTTPS root
+    /// (`ca_bundle`), with the certificate task looking every second.
+    pub fn for_pebble(http_port: u16, tls_port: u16, ca_bundle: &Path) -> Options {
+        Options {
+            http_listen: Some(format!("127.0.0.1:{http_port}")),
+            https_listen: Some(format!("127.0.0.1:{tls_port}")),
+            extra_args: vec![
+                "--acme-ca-bundle".into(),
+                ca_bundle.display().to_string(),
+                "--acme-check-interval-secs".into(),
+                "1".into(),
+            ],
+            ..Options::default()
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(Options::default()).await

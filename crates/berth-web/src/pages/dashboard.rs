@@ -89,7 +89,7 @@ async fn checklist(
             href: "/certificates#acme".to_owned(),
             done: !email.is_empty(),
             detail: if email.is_empty() {
-                "the CA writes there before a certificate expires".to_owned()
+                "your contact at the CA, for notices about your certificates".to_owned()
             } else {
                 email
             },

@@ -278,7 +278,7 @@ async fn the_api_adds_lists_and_removes_domains_and_static_sites() {
 }
 
 #[tokio::test]
-async fn the_dashboard_is_served_through_the_edge_at_its_own_domain() {
+async fn the_dashboard_is_routed_through_the_edge_at_its_own_domain_but_never_answers_plain_http() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
     assert_eq!(
@@ -306,9 +306,13 @@ async fn the_dashboard_is_served_through_the_edge_at_its_own_domain() {
         )
         .await;
     assert_eq!(response.status(), 303);
+    // Routed (no 404), but without a certificate plain HTTP gets no login
+    // form: a password must never cross the internet in clear.
     let login = app.get_via_edge("berth.example.test", "/login").await;
-    assert_eq!(login.status(), 200);
-    assert!(login.text().await.unwrap().contains("name=\"password\""));
+    assert_eq!(login.status(), 403);
+    let body = login.text().await.unwrap();
+    assert!(body.contains("only over HTTPS"), "{body}");
+    assert!(!body.contains("name=\"password\""));
     assert!(app.get_html("/settings").await.contains(&format!(
         "http://berth.example.test:{}/",
         app.edge_http_port()

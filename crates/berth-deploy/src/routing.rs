@@ -128,6 +128,11 @@ impl Domains {
         default_host(&link.base_domain, project, app)
     }
 
+    /// The base domain apps' default hosts live under (`None` without an edge).
+    pub fn base_domain(&self) -> Option<DomainName> {
+        Some(self.inner.edge.get()?.base_domain.clone())
+    }
+
     /// Where `host` + `path` can be opened through the edge, for links.
     pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
         Some(self.inner.edge.get()?.edge.site_url(host, path))
@@ -295,7 +300,13 @@ pub fn build_routes(
         });
     }
     if let Some((host, addr)) = dashboard {
-        routes.push(Route::app(host.as_str(), "the berth dashboard", Some(addr)));
+        // HSTS: once a browser has seen the dashboard over HTTPS it never
+        // sends a password over plain HTTP. Plain HTTP is redirected by the
+        // edge once the certificate exists, and by the dashboard before.
+        routes.push(Route {
+            hsts: true,
+            ..Route::app(host.as_str(), "the berth dashboard", Some(addr))
+        });
     }
     routes
 }

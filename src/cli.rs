@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// Static sites' directories must lie under this directory (default <data dir>/static): the edge serves nothing from elsewhere.
     #[arg(long, env = "BERTH_STATIC_ROOT")]
     pub static_root: Option<PathBuf>,
+    /// Git repositories on this server (file:// or a path) may be cloned only from under this directory; unset, only https:// and ssh remotes are.
+    #[arg(long, env = "BERTH_GIT_FILE_ROOT")]
+    pub git_file_root: Option<PathBuf>,
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,

@@ -35,6 +35,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .configure(berth_deploy::Options {
             volumes_root: args.volumes_root.clone(),
             static_root: args.static_root.clone(),
+            git_file_root: args.git_file_root.clone(),
             object_labels: args.object_label.iter().cloned().collect(),
         })
         .context("invalid --volumes-root or --static-root")?;

@@ -85,6 +85,9 @@ impl TestApp {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            // The tests' git repositories are temporary directories.
+            .arg("--git-file-root")
+            .arg(std::env::temp_dir())
             // Tests run in parallel: each berth's edge gets free ports unless told otherwise.
             .args([
                 "--http-listen",

@@ -76,6 +76,9 @@ pub struct Options {
     pub volumes_root: Option<std::path::PathBuf>,
     /// Where static sites' directories must lie (default `<data dir>/static`).
     pub static_root: Option<std::path::PathBuf>,
+    /// Where git repositories on this server may be cloned from (`None`:
+    /// only https and ssh remotes).
+    pub git_file_root: Option<std::path::PathBuf>,
     /// Labels put on every Docker object berth creates, besides its own
     /// (tests mark theirs with `berth.test=<run>` so cleanup finds them).
     pub object_labels: std::collections::BTreeMap<String, String>,
@@ -85,6 +88,7 @@ pub struct Options {
 pub(crate) struct ResolvedOptions {
     pub volumes_root: std::path::PathBuf,
     pub static_root: std::path::PathBuf,
+    pub git_file_root: Option<std::path::PathBuf>,
     pub object_labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -138,6 +142,7 @@ impl Runtime {
             static_root: options
                 .static_root
                 .unwrap_or_else(|| self.data_dir().join("static")),
+            git_file_root: options.git_file_root,
             object_labels: options.object_labels,
         };
         for (root, root_name) in [
@@ -164,6 +169,7 @@ impl Runtime {
         self.inner.options.get_or_init(|| ResolvedOptions {
             volumes_root: self.data_dir().join("volumes"),
             static_root: self.data_dir().join("static"),
+            git_file_root: None,
             object_labels: Default::default(),
         })
     }

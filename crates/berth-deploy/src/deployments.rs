@@ -704,6 +704,7 @@ impl Engine {
                 host_port,
                 &settings.health,
                 info.has_healthcheck,
+                recreating.stopped_old.is_some(),
                 &mut |line| lines.push(line),
             )
             .await

@@ -753,6 +753,7 @@ impl Runtime {
                 host_port,
                 &settings.health,
                 info.has_healthcheck,
+                recreating.stopped_old.is_some(),
                 &mut |line| lines.push(line),
             )
             .await

@@ -843,7 +843,14 @@ async fn git_sources_off_the_transport_list_are_refused_and_nothing_runs() {
         assert_eq!(status, 422, "{url}: {body}");
         assert!(body["fields"]["git_url"].is_string(), "{url}: {body}");
     }
+    // A health-check path is written into a request line: CR/LF would split it.
+    let (status, body) = api
+        .post(&app, &path, json!({"health_path": "/up\r\nHost: other"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["health_path"].is_string(), "{body}");
     let (_, body) = api.send(&app, reqwest::Method::GET, &path, None).await;
     assert_eq!(body["source"], "image", "nothing was saved: {body}");
+    assert_eq!(body["health_path"], "", "nothing was saved: {body}");
     assert!(!marker.exists(), "the ext:: command ran");
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_core::{
     App, AppId, AppName, AppStatus, DeploySettings, DeployStrategy, Deployment, DeploymentId,
-    DeploymentStatus, DesiredState, ProjectName, ResourceKind, deployment::Source,
+    DeploymentStatus, DesiredState, HealthCheck, ProjectName, ResourceKind, deployment::Source,
 };
 use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState};
 use berth_store::apps;
@@ -280,12 +280,15 @@ impl Deployments {
         settings: &DeploySettings,
     ) -> Result<(), DeployError> {
         self.check_source(&settings.source)?;
-        if let Some(path) = &settings.health.path
-            && !path.starts_with('/')
+        if let Some(problem) = settings
+            .health
+            .path
+            .as_deref()
+            .and_then(HealthCheck::path_problem)
         {
             return Err(DeployError::Invalid {
                 field: "health_path",
-                message: "must start with '/'".to_owned(),
+                message: problem.to_owned(),
             });
         }
         deployments::save_settings(self.store(), app.id, settings).await?;

@@ -320,3 +320,39 @@ async fn version_and_healthz_answer() {
     assert_eq!(response.status(), 200);
     assert_eq!(app.get("/static/style.css").await.status(), 200);
 }
+
+#[tokio::test]
+async fn berths_files_are_private_and_what_a_crashed_build_left_is_removed_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let data = app.data_dir.clone();
+    assert_eq!(mode(&data), 0o700);
+    for file in ["berth.db", "berth.db-wal", "berth.db-shm", "secret.key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&data.join("builds")), 0o700);
+    // A build cut off by a crash leaves its clone and its key file behind.
+    let app = app
+        .restart_on_same_data_after(|| {
+            std::fs::create_dir_all(data.join("builds/42/src")).unwrap();
+            std::fs::write(data.join("builds/42.key"), "PRIVATE KEY").unwrap();
+            crate::set_mode(&data.join("berth.db"), 0o644);
+        })
+        .await;
+    assert!(!app.data_dir.join("builds/42").exists());
+    assert!(!app.data_dir.join("builds/42.key").exists());
+    assert_eq!(mode(&app.data_dir.join("berth.db")), 0o600);
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

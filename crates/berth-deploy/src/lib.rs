@@ -162,7 +162,25 @@ impl Runtime {
         if self.inner.options.set(resolved).is_err() {
             tracing::warn!("the runtime was configured twice; keeping the first");
         }
+        self.clear_builds_dir();
         Ok(())
+    }
+
+    /// Clones and deploy-key files live in `<data dir>/builds` only while a
+    /// build runs; none runs at start, so whatever is there was left by a
+    /// crash (and may hold a private key). The dir is kept 0700.
+    fn clear_builds_dir(&self) {
+        let builds = self.data_dir().join("builds");
+        if builds.exists()
+            && let Err(err) = std::fs::remove_dir_all(&builds)
+        {
+            tracing::warn!(path = %builds.display(), error = %err, "could not remove what earlier builds left");
+        }
+        let made =
+            std::fs::create_dir_all(&builds).and_then(|()| berth_store::private(&builds, 0o700));
+        if let Err(err) = made {
+            tracing::warn!(path = %builds.display(), error = %err, "could not prepare the builds dir");
+        }
     }
 
     pub(crate) fn options(&self) -> &ResolvedOptions {

@@ -42,6 +42,12 @@ impl Store {
             path: data_dir.to_owned(),
             source,
         })?;
+        // The data dir holds the secret key, the database and deploy keys:
+        // nobody but berth's user reads any of it.
+        private(data_dir, 0o700).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = data_dir.join("berth.db");
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&path)
@@ -56,6 +62,18 @@ impl Store {
             .await?;
         migrate::run(&pool, &path).await?;
         let keyring = crypto::open_keyring(data_dir, &pool).await?;
+        // SQLite makes its files with the umask's modes (often 0644).
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let file = PathBuf::from(file);
+            if file.exists() {
+                private(&file, 0o600).map_err(|source| StoreError::DataDir {
+                    path: file.clone(),
+                    source,
+                })?;
+            }
+        }
         Ok(Store {
             pool,
             path,
@@ -96,4 +114,10 @@ pub(crate) fn random_token(bytes: usize) -> String {
 pub(crate) fn sha256_hex(value: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+/// Sets `path`'s mode (0700 for directories, 0600 for files).
+pub fn private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }

@@ -160,18 +160,22 @@ pub fn route_table() -> Vec<RouteInfo> {
 
 pub fn build(state: AppState) -> Router {
     let t = declare();
-    let session = t
-        .session
-        .route_layer(from_fn_with_state(state.clone(), require_session));
-    let bearer = t
-        .bearer
-        .route_layer(from_fn_with_state(state.clone(), require_bearer));
     let header = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
         )
     };
+    // Whatever a logged-in page or an API answer shows (revealed values,
+    // deploy keys, tokens) stays out of browser and proxy caches.
+    let session = t
+        .session
+        .route_layer(from_fn_with_state(state.clone(), require_session))
+        .layer(header("cache-control", "no-store"));
+    let bearer = t
+        .bearer
+        .route_layer(from_fn_with_state(state.clone(), require_bearer))
+        .layer(header("cache-control", "no-store"));
     Router::new()
         .merge(t.public)
         .merge(session)

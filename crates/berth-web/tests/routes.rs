@@ -261,3 +261,55 @@ async fn a_wrongly_typed_api_field_is_a_422_under_that_field() {
         assert!(error["fields"][field].is_string(), "{body}: {error}");
     }
 }
+
+#[tokio::test]
+async fn logged_in_pages_and_api_answers_are_never_cached_but_assets_are() {
+    let (_dir, state, store) = state().await;
+    let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
+        .await
+        .unwrap();
+    let user = users::create(&store, &Username::parse("admin").unwrap(), &hash)
+        .await
+        .unwrap();
+    let session = sessions::create(&store, user.id).await.unwrap();
+    let (_, token) = berth_store::api_tokens::create(&store, "cache-test")
+        .await
+        .unwrap();
+    let app = router(state);
+    let get = |uri: &str, header: (&str, String)| {
+        Request::builder()
+            .uri(uri)
+            .header(header.0, header.1)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let settings = app
+        .clone()
+        .oneshot(get(
+            "/settings",
+            ("cookie", format!("berth_session={}", session.token)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), StatusCode::OK);
+    assert_eq!(settings.headers()["cache-control"], "no-store");
+    let api = app
+        .clone()
+        .oneshot(get(
+            "/api/v1/openapi.json",
+            ("authorization", format!("Bearer {token}")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    let asset = app
+        .oneshot(get("/static/style.css", ("accept", "text/css".to_owned())))
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), StatusCode::OK);
+    assert_ne!(
+        asset.headers().get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+}

@@ -477,14 +477,16 @@ async fn a_webhook_with_a_wrong_signature_is_refused_and_deploys_nothing() {
         "sha256={}",
         berth_deploy::hmac_hex(&secret, body.as_bytes())
     );
-    let response = client
-        .post(&hook)
-        .header("x-github-event", "push")
-        .header("x-hub-signature-256", right)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let delivery = common::hex_id();
+    let push = || {
+        client
+            .post(&hook)
+            .header("x-github-event", "push")
+            .header("x-github-delivery", &delivery)
+            .header("x-hub-signature-256", &right)
+            .body(body)
+    };
+    let response = push().send().await.unwrap();
     assert_eq!(response.status(), 202);
     let queued: Value = response.json().await.unwrap();
     let dep = api
@@ -492,6 +494,11 @@ async fn a_webhook_with_a_wrong_signature_is_refused_and_deploys_nothing() {
         .await;
     assert_eq!(dep["status"], "succeeded", "{dep}");
     assert_eq!(dep["trigger"], "webhook (github)");
+    // The same signed delivery sent again is answered and deploys nothing.
+    let response = push().send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay["result"], "ignored", "{replay}");
     let response = client
         .post(format!("{hook}/{secret}"))
         .send()

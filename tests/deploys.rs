@@ -861,3 +861,54 @@ async fn git_sources_off_the_transport_list_are_refused_and_nothing_runs() {
     assert_eq!(body["health_path"], "", "nothing was saved: {body}");
     assert!(!marker.exists(), "the ext:: command ran");
 }
+
+#[tokio::test]
+async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
+    let (app, project, api) = running_web("buildslots").await;
+    let mut repos = Vec::new();
+    for n in 0..3 {
+        let repo = tempfile::tempdir().unwrap();
+        git(repo.path(), &["init", "-q", "-b", "main"]);
+        // Slow enough that the three builds overlap.
+        commit_site(
+            repo.path(),
+            &format!("build {n}"),
+            "RUN [\"/busybox\", \"sleep\", \"4\"]\n",
+        );
+        let (status, body) = api
+            .post(
+                &app,
+                &format!("/api/v1/projects/{project}/apps"),
+                json!({
+                    "name": format!("b{n}"),
+                    "image": "",
+                    "port": 8080,
+                    "source": "git",
+                    "git_url": format!("file://{}", repo.path().display()),
+                    "git_branch": "main",
+                    "git_subdir": "site",
+                }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        repos.push(repo);
+    }
+    let mut waited = 0;
+    for n in 0..3 {
+        let dep = api
+            .wait_for_deployment(&app, &project, &format!("b{n}"), 1)
+            .await;
+        assert_eq!(dep["status"], "succeeded", "{dep}");
+        let full = api
+            .get(
+                &app,
+                &format!("/api/v1/projects/{project}/apps/b{n}/deployments/1"),
+            )
+            .await;
+        let log = full["log"].to_string();
+        if log.contains("waiting for a build slot") {
+            waited += 1;
+        }
+    }
+    assert_eq!(waited, 1, "exactly one of three builds waited for a slot");
+}

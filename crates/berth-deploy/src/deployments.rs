@@ -25,6 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::naming::{APP, DEPLOYMENT, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE};
 use crate::{DeployError, Deployments, Runtime, deployment_container_name, network_name};
 
+/// How many git builds run at once across all apps.
+const BUILDS_AT_ONCE: usize = 2;
+static BUILD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUILDS_AT_ONCE);
+/// How long a clone and build may take before they are stopped.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// How long a switch waits before counting in-flight requests to the old upstream.
 const DRAIN_SETTLE: Duration = Duration::from_millis(250);
 
@@ -861,9 +867,37 @@ impl Runtime {
             .await
             .map_err(DeployError::from)?;
         }
+        // Builds take CPU, memory and disk from the apps that serve: at most
+        // BUILDS_AT_ONCE across all apps, the rest wait their turn.
+        let slot = match BUILD_SLOTS.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => {
+                self.log(
+                    dep.id,
+                    format!("waiting for a build slot ({BUILDS_AT_ONCE} builds run at a time)"),
+                )
+                .await;
+                BUILD_SLOTS
+                    .acquire()
+                    .await
+                    .map_err(|e| Stop::Failed(e.to_string()))?
+            }
+        };
         let dir = self.build_dir(dep.id);
         let _ = std::fs::remove_dir_all(&dir);
-        let result = self.build_from_git(app, dep, git, &dir, labels).await;
+        // Dropping the build on time-out kills git and closes Docker's build stream.
+        let result = tokio::time::timeout(
+            BUILD_TIMEOUT,
+            self.build_from_git(app, dep, git, &dir, labels),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Stop::Failed(format!(
+                "the clone and build took longer than {} minutes and were stopped",
+                BUILD_TIMEOUT.as_secs() / 60
+            )))
+        });
+        drop(slot);
         let _ = std::fs::remove_dir_all(&dir);
         result
     }

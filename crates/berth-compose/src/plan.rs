@@ -31,6 +31,26 @@ impl Format {
             _ => None,
         }
     }
+
+    /// Guesses a file's format: a berth template has top-level `metadata`
+    /// and `compose`; a Coolify template opens with its `# key: value`
+    /// header; anything else is a compose file.
+    pub fn detect(text: &str) -> Format {
+        let top = |key: &str| text.lines().any(|l| l.starts_with(key));
+        if top("metadata:") && top("compose:") {
+            return Format::Berth;
+        }
+        let header = text.lines().next().is_some_and(|l| {
+            ["# documentation:", "# slogan:", "# category:", "# tags:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        });
+        if header {
+            Format::Coolify
+        } else {
+            Format::Compose
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -146,8 +146,8 @@ impl Input {
 
 /// A value berth makes once at install, stores encrypted and never makes
 /// again: the plan names it, only the runtime ever holds its value.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Generated {
     pub name: String,
     #[serde(flatten)]

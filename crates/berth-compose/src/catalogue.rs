@@ -1,4 +1,126 @@
-//! berth's own templates, embedded in the binary.
+//! berth's own templates (`docker/templates/`), embedded in the binary so
+//! the catalogue needs no files at run time.
 
-/// Each template's file name (without `.yaml`) and its text.
-pub const TEMPLATES: &[(&str, &str)] = &[];
+use crate::plan::{Format, Plan};
+use crate::{Options, plan};
+
+/// One template of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// The file name without `.yaml`: the template's id.
+    pub id: &'static str,
+    pub text: &'static str,
+}
+
+impl Template {
+    pub fn plan(&self, options: &Options) -> Plan {
+        plan(self.text, Format::Berth, options)
+    }
+}
+
+macro_rules! template {
+    ($id:literal) => {
+        Template {
+            id: $id,
+            text: include_str!(concat!("../../../docker/templates/", $id, ".yaml")),
+        }
+    };
+}
+
+/// Every template, by id.
+pub const TEMPLATES: &[Template] = &[
+    template!("actual-budget"),
+    template!("forgejo"),
+    template!("ghost"),
+    template!("gitea"),
+    template!("gotify"),
+    template!("grafana"),
+    template!("linkding"),
+    template!("listmonk"),
+    template!("memos"),
+    template!("metabase"),
+    template!("miniflux"),
+    template!("minio"),
+    template!("n8n"),
+    template!("paperless-ngx"),
+    template!("prometheus"),
+    template!("umami"),
+    template!("uptime-kuma"),
+    template!("vaultwarden"),
+    template!("web-postgres-valkey"),
+    template!("wordpress"),
+];
+
+/// The template with this id.
+pub fn find(id: &str) -> Option<&'static Template> {
+    TEMPLATES.iter().find(|t| t.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::WarningKind;
+
+    #[test]
+    fn every_template_is_in_the_catalogue() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker/templates");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "yaml")
+            })
+            .count();
+        assert_eq!(
+            files,
+            TEMPLATES.len(),
+            "a file in docker/templates is missing here"
+        );
+    }
+
+    #[test]
+    fn every_template_plans_with_pinned_images_and_nothing_dangerous() {
+        for t in TEMPLATES {
+            let plan = t.plan(&Options::default());
+            assert!(plan.is_ok(), "{}: {:?}", t.id, plan.errors);
+            let meta = plan.metadata.as_ref().unwrap();
+            for w in &plan.warnings {
+                assert!(w.kind == WarningKind::Note, "{}: {}", t.id, w.message);
+            }
+            for s in &plan.services {
+                let image = s.image.as_ref().unwrap();
+                assert!(
+                    image.tag().is_some_and(|tag| tag != "latest"),
+                    "{}: {image} is not pinned",
+                    t.id
+                );
+            }
+            let main = meta.service.as_deref().unwrap();
+            assert!(plan.services.iter().any(|s| s.name == main), "{}", t.id);
+            assert!(
+                plan.routes
+                    .iter()
+                    .any(|r| r.service == main && r.port == meta.port),
+                "{}: the main service and port have a route",
+                t.id
+            );
+            // A generated value nothing uses would be a secret made for nothing.
+            for g in &plan.generated {
+                assert!(
+                    t.text.contains(&format!("${{{}}}", g.name)),
+                    "{}: {} is generated but never used",
+                    t.id,
+                    g.name
+                );
+            }
+            assert!(
+                meta.version.is_some() && !meta.description.is_empty(),
+                "{}",
+                t.id
+            );
+        }
+    }
+}

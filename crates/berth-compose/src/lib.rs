@@ -84,10 +84,19 @@ pub fn plan(text: &str, format: Format, options: &Options) -> Plan {
                 (&["compose"], t.compose)
             }
             Err(e) => {
+                let message = e.to_string();
+                // serde names an unknown field but not where it is.
+                let line = e.location().map(|l| l.line()).or_else(|| {
+                    let field = message.split('`').nth(1)?;
+                    let key = format!("{field}:");
+                    text.lines()
+                        .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&key))
+                        .map(|n| n + 1)
+                });
                 plan.errors.push(Problem::new(
-                    e.location().map(|l| l.line()),
+                    line,
                     "",
-                    format!("not a berth template: {e}"),
+                    format!("not a berth template: {message}"),
                 ));
                 return plan;
             }

@@ -165,6 +165,10 @@ pub struct Service {
     pub strategy: DeployStrategy,
 }
 
+fn is_some<S: Serializer>(content: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(content.is_some())
+}
+
 fn keys_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(env.keys())
 }
@@ -219,8 +223,9 @@ pub enum MountSource {
     Bind {
         path: String,
         /// Coolify's `content:`: written as a file (never a directory)
-        /// before the service starts.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// before the service starts. It may hold interpolated secrets, so
+        /// the JSON only says whether there is one.
+        #[serde(serialize_with = "is_some")]
         content: Option<String>,
         /// File mode for `content` (`"0755"` for a script).
         mode: Option<u32>,

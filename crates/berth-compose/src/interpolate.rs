@@ -55,9 +55,10 @@ pub struct Reference {
 pub struct Interpolator<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     budget: usize,
-    /// Coolify's reading of `${VAR:?text}`: required, with `text` as its
-    /// default (compose reads `text` as the error message).
-    required_has_default: bool,
+    /// Coolify's dialect: `${VAR:?text}` is required with `text` as its
+    /// default (compose reads `text` as the error message), and `content:`
+    /// files are not interpolated.
+    coolify: bool,
     pub references: Vec<Reference>,
     /// Required values that were not given, all of them, so a form can
     /// show every missing field at once.
@@ -84,7 +85,7 @@ impl<'a> Interpolator<'a> {
         Interpolator {
             lookup,
             budget: MAX_OUTPUT,
-            required_has_default: false,
+            coolify: false,
             references: Vec::new(),
             missing: Vec::new(),
         }
@@ -94,7 +95,7 @@ impl<'a> Interpolator<'a> {
     /// is `text`.
     pub fn coolify(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Interpolator {
-            required_has_default: true,
+            coolify: true,
             ..Interpolator::new(lookup)
         }
     }
@@ -124,7 +125,13 @@ impl<'a> Interpolator<'a> {
                 }
             }
             Value::Mapping(map) => {
-                for (_, v) in map.iter_mut() {
+                for (k, v) in map.iter_mut() {
+                    // Coolify writes `content:` files as they are: nginx's
+                    // `$remote_addr`, a script's `${VAR}` or a bcrypt hash
+                    // reach the file unchanged.
+                    if self.coolify && k.as_str() == Some("content") {
+                        continue;
+                    }
                     self.interpolate_value(v)?;
                 }
             }
@@ -248,7 +255,7 @@ impl<'a> Interpolator<'a> {
                 self.note(name, None, Some(arg));
                 if set(empty_too) {
                     Ok(value.unwrap_or_default())
-                } else if self.required_has_default && !arg.is_empty() {
+                } else if self.coolify && !arg.is_empty() {
                     self.run(arg, depth + 1)
                 } else {
                     self.missing.push(InterpolationError::Required {
@@ -365,6 +372,22 @@ mod tests {
         assert_eq!(i.interpolate("${UNSET:?UTC}").unwrap(), "UTC");
         assert!(i.interpolate("${UNSET:?}").is_err());
         assert_eq!(i.references[0].required.as_deref(), Some("UTC"));
+    }
+
+    #[test]
+    fn coolify_content_files_are_written_as_they_are() {
+        let text = "content: 'log $remote_addr ${SET} ${[a-z]}'\nother: '${SET}'";
+        let mut doc: Value = serde_norway::from_str(text).unwrap();
+        Interpolator::coolify(&env)
+            .interpolate_value(&mut doc)
+            .unwrap();
+        assert_eq!(
+            doc["content"].as_str(),
+            Some("log $remote_addr ${SET} ${[a-z]}")
+        );
+        assert_eq!(doc["other"].as_str(), Some("value"));
+        let mut doc: Value = serde_norway::from_str(text).unwrap();
+        assert!(Interpolator::new(&env).interpolate_value(&mut doc).is_err());
     }
 
     #[test]

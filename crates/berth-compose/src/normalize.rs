@@ -84,7 +84,13 @@ pub fn normalize(doc: &Value, ctx: &mut Ctx) -> Compose {
             "secrets" => compose.secrets = top_files("secrets", value, ctx),
             "configs" => compose.configs = top_files("configs", value, ctx),
             k if supported::is_extension(k) => {}
-            k => ctx.err(&[k], "unknown top-level key"),
+            k => ctx.err(
+                &[k],
+                format!(
+                    "unknown top-level key: berth reads {} and x- extensions",
+                    supported::TOP_KEYS.join(", ")
+                ),
+            ),
         }
     }
     match top.get("services").and_then(Value::as_mapping) {

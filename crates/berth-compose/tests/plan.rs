@@ -158,7 +158,12 @@ fn unknown_keys_are_errors_with_their_line() {
         ]
     );
     let p = compose("services:\n  web:\n    image: nginx:1.27.3\nplugins: {}\n");
-    assert_eq!(errors(&p), ["line 4: plugins: unknown top-level key"]);
+    assert_eq!(
+        errors(&p),
+        [
+            "line 4: plugins: unknown top-level key: berth reads configs, name, networks, secrets, services, version, volumes and x- extensions"
+        ]
+    );
 }
 
 #[test]

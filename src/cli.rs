@@ -24,10 +24,6 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at start; boxing would only move the size"
-)]
 pub enum Command {
     /// Run the dashboard, the API and the workers.
     Serve(ServeArgs),

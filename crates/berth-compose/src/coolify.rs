@@ -3,6 +3,7 @@
 
 use serde_norway::{Mapping, Value};
 
+use crate::normalize::fold_name;
 use crate::plan::Route;
 use crate::template::{Generated, GeneratedKind, Metadata};
 
@@ -180,11 +181,11 @@ pub fn scan(services: &Mapping) -> (Vec<Generated>, Vec<Route>) {
         .into_iter()
         .map(|(name, places)| {
             // The route's service is the one its name names (`SERVICE_URL_MY_APP`
-            // → `my-app`), else where it is declared with a port, else where
+            // → `my-app`, as Coolify writes service names in variables), else where it is declared with a port, else where
             // it first appears.
             let by_name = names
                 .iter()
-                .find(|s| normal(s) == name)
+                .find(|s| fold_name(s, '_', true) == name)
                 .map(|s| (*s).to_owned());
             let with_port = places.iter().find(|p| p.1.is_some()).map(|p| p.0.clone());
             let service = by_name.or(with_port).unwrap_or_else(|| places[0].0.clone());
@@ -207,20 +208,6 @@ pub fn scan(services: &Mapping) -> (Vec<Generated>, Vec<Route>) {
         })
         .collect();
     (generated, routes)
-}
-
-/// A service name as Coolify writes it in variables: `my-app` → `MY_APP`.
-fn normal(service: &str) -> String {
-    service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn env_value(service: &Value, key: &str) -> Option<String> {

@@ -240,19 +240,21 @@ fn bytes_value(v: &Value) -> Option<u64> {
     }
 }
 
+/// `name` with every character but ASCII letters and digits replaced by
+/// `sep`, letters folded to one case.
+pub(crate) fn fold_name(name: &str, sep: char, upper: bool) -> String {
+    name.chars()
+        .map(|c| match (c.is_ascii_alphanumeric(), upper) {
+            (true, true) => c.to_ascii_uppercase(),
+            (true, false) => c.to_ascii_lowercase(),
+            (false, _) => sep,
+        })
+        .collect()
+}
+
 /// berth's name for a compose volume: a DNS label, so `pg_data` → `pg-data`.
 pub fn volume_name(compose_name: &str) -> Option<VolumeName> {
-    let mangled: String = compose_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    VolumeName::parse(mangled.trim_matches('-')).ok()
+    VolumeName::parse(fold_name(compose_name, '-', false).trim_matches('-')).ok()
 }
 
 fn top_volumes(v: &Value, ctx: &mut Ctx) -> Vec<NamedVolume> {

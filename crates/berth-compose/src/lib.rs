@@ -58,69 +58,18 @@ pub fn plan(text: &str, format: Format, options: &Options) -> Plan {
         }
     };
     let (root, mut compose_doc): (&[&str], Value) = match format {
-        Format::Berth => match serde_norway::from_value::<TemplateFile>(doc) {
-            Ok(t) => {
-                plan.metadata = Some(t.metadata);
-                plan.inputs = t.inputs;
-                plan.generated = t.generated;
-                plan.routes = t
-                    .routes
-                    .iter()
-                    .map(|r| Route {
-                        service: r.service.clone(),
-                        port: Some(r.port),
-                        path: r.path.clone(),
-                        variable: r.url.clone().or_else(|| r.host.clone()),
-                    })
-                    .collect();
-                // Route variables resolve like generated ones: from `values`,
-                // or a placeholder until the runtime knows the host.
-                route_vars = t
-                    .routes
-                    .iter()
-                    .flat_map(|r| [r.url.clone(), r.host.clone()])
-                    .flatten()
-                    .collect();
-                (&["compose"], t.compose)
+        Format::Berth => match load_template(doc, text, &mut plan) {
+            Ok((compose, vars)) => {
+                route_vars = vars;
+                (&["compose"], compose)
             }
-            Err(e) => {
-                let message = e.to_string();
-                // serde names an unknown field but not where it is.
-                let line = e.location().map(|l| l.line()).or_else(|| {
-                    let field = message.split('`').nth(1)?;
-                    let key = format!("{field}:");
-                    text.lines()
-                        .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&key))
-                        .map(|n| n + 1)
-                });
-                plan.errors.push(Problem::new(
-                    line,
-                    "",
-                    format!("not a berth template: {message}"),
-                ));
+            Err(problem) => {
+                plan.errors.push(problem);
                 return plan;
             }
         },
         Format::Coolify => {
-            let (meta, ignored) = coolify::header(text);
-            plan.metadata = Some(Metadata {
-                service: None,
-                ..meta
-            });
-            if ignored {
-                plan.warnings.push(plan::Warning {
-                    service: None,
-                    kind: plan::WarningKind::Note,
-                    message:
-                        "Coolify marks this template `ignore: true` (hidden from its catalogue)"
-                            .to_owned(),
-                });
-            }
-            if let Some(services) = doc.get("services").and_then(Value::as_mapping) {
-                let (generated, routes) = coolify::scan(services);
-                plan.generated = generated;
-                plan.routes = routes;
-            }
+            load_coolify(&doc, text, &mut plan);
             (&[], doc)
         }
         Format::Compose => (&[], doc),
@@ -251,4 +200,62 @@ pub fn plan(text: &str, format: Format, options: &Options) -> Plan {
     plan.warnings = ctx.warnings;
     plan.errors = ctx.errors;
     plan
+}
+
+/// Takes a berth template's metadata, inputs, generated values and routes
+/// into the plan; returns its compose document and the route variables
+/// (which resolve like generated values: from `values`, or a placeholder
+/// until the runtime knows the host).
+fn load_template(doc: Value, text: &str, plan: &mut Plan) -> Result<(Value, Vec<String>), Problem> {
+    let t = serde_norway::from_value::<TemplateFile>(doc).map_err(|e| {
+        let message = e.to_string();
+        // serde names an unknown field but not where it is.
+        let line = e.location().map(|l| l.line()).or_else(|| {
+            let key = format!("{}:", message.split('`').nth(1)?);
+            text.lines()
+                .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&key))
+                .map(|n| n + 1)
+        });
+        Problem::new(line, "", format!("not a berth template: {message}"))
+    })?;
+    plan.routes = t
+        .routes
+        .iter()
+        .map(|r| Route {
+            service: r.service.clone(),
+            port: Some(r.port),
+            path: r.path.clone(),
+            variable: r.url.clone().or_else(|| r.host.clone()),
+        })
+        .collect();
+    let route_vars = t
+        .routes
+        .into_iter()
+        .flat_map(|r| [r.url, r.host])
+        .flatten()
+        .collect();
+    plan.metadata = Some(t.metadata);
+    plan.inputs = t.inputs;
+    plan.generated = t.generated;
+    Ok((t.compose, route_vars))
+}
+
+/// Takes a Coolify template's header, generated values and routes into
+/// the plan.
+fn load_coolify(doc: &Value, text: &str, plan: &mut Plan) {
+    let (meta, ignored) = coolify::header(text);
+    plan.metadata = Some(meta);
+    if ignored {
+        plan.warnings.push(plan::Warning {
+            service: None,
+            kind: plan::WarningKind::Note,
+            message: "Coolify marks this template `ignore: true` (hidden from its catalogue)"
+                .to_owned(),
+        });
+    }
+    if let Some(services) = doc.get("services").and_then(Value::as_mapping) {
+        let (generated, routes) = coolify::scan(services);
+        plan.generated = generated;
+        plan.routes = routes;
+    }
 }

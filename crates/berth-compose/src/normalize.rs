@@ -1035,6 +1035,32 @@ fn service_networks(v: &Value, declared: &[String], path: &[&str], ctx: &mut Ctx
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_compose_volume_name_folds_to_a_valid_name_or_none(name in ".{0,60}") {
+            if let Some(v) = volume_name(&name) {
+                prop_assert_eq!(VolumeName::parse(v.as_str()).ok(), Some(v));
+            }
+        }
+
+        #[test]
+        fn whole_seconds_and_minutes_read_back(m in 0u64..1000, s in 0u64..60) {
+            prop_assert_eq!(duration_ms(&format!("{m}m{s}s")), Some((m * 60 + s) * 1000));
+        }
+
+        #[test]
+        fn short_port_syntax_reads_back(ip in "127\\.0\\.0\\.[0-9]", host in 1u16.., target in 1u16..) {
+            let lines = Lines::new("", &[]);
+            let mut ctx = Ctx { lines: &lines, errors: Vec::new(), warnings: Vec::new() };
+            let v = Value::Sequence(vec![Value::String(format!("{ip}:{host}:{target}/udp"))]);
+            let p = &ports(&v, &[], &mut ctx)[0];
+            prop_assert_eq!(p.host_ip.as_deref(), Some(ip.as_str()));
+            prop_assert_eq!(p.published.clone(), Some(host.to_string()));
+            prop_assert_eq!((p.target, p.protocol.as_str()), (target, "udp"));
+        }
+    }
 
     #[test]
     fn durations_read_like_go() {

@@ -110,6 +110,21 @@ pub fn normalize(doc: &Value, ctx: &mut Ctx) -> Compose {
     compose
 }
 
+/// Reports every key of `v` (a mapping) not in `allowed`: a nested key
+/// berth would not apply is an error too, never dropped.
+fn check_keys(v: &Value, allowed: &[&str], path: &[&str], ctx: &mut Ctx) {
+    for (k, _) in v.as_mapping().into_iter().flatten() {
+        let k = k.as_str().unwrap_or_default();
+        if !allowed.contains(&k) && !supported::is_extension(k) {
+            let message = match allowed {
+                [] => "not supported by berth".to_owned(),
+                _ => format!("not supported here (berth reads {})", allowed.join(", ")),
+            };
+            ctx.err(&[path, &[k]].concat(), message);
+        }
+    }
+}
+
 /// A string from a scalar: compose reads `8080` and `true` as text too.
 pub fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -273,7 +288,11 @@ fn top_volumes(v: &Value, ctx: &mut Ctx) -> Vec<NamedVolume> {
                 let k = k.as_str().unwrap_or_default();
                 match k {
                     "labels" => labels = plain_key_values(val).unwrap_or_default(),
-                    "name" => {}
+                    "name" => ctx.warn(
+                        None,
+                        WarningKind::Note,
+                        format!("volumes.{name}.name is ignored: berth names the stack's volumes berth_<project>_<stack>_<volume>"),
+                    ),
                     "driver" if val.as_str() == Some("local") => {}
                     "external" => ctx.err(
                         &["volumes", name, k],
@@ -302,10 +321,15 @@ fn top_networks(v: &Value, ctx: &mut Ctx) -> Vec<String> {
     let mut out = Vec::new();
     for (name, body) in v.as_mapping().into_iter().flatten() {
         let Some(name) = name.as_str() else { continue };
-        for (k, _) in body.as_mapping().into_iter().flatten() {
+        for (k, val) in body.as_mapping().into_iter().flatten() {
             let k = k.as_str().unwrap_or_default();
             match k {
-                "driver" | "internal" | "name" | "attachable" | "labels" => {}
+                "driver" if val.as_str() == Some("bridge") => {}
+                "internal" | "name" | "attachable" | "labels" => ctx.warn(
+                    None,
+                    WarningKind::Note,
+                    format!("networks.{name}.{k} is ignored: each stack gets one bridge network of its own, where its services reach each other by name"),
+                ),
                 _ => ctx.err(
                     &["networks", name, k],
                     "not supported: each stack gets a bridge network of its own",
@@ -537,6 +561,7 @@ fn service(
             "pid" => s.pid = scalar(v),
             "platform" => s.platform = scalar(v),
             "logging" => {
+                check_keys(v, &["driver", "options"], &path, ctx);
                 let driver = v.get("driver").and_then(scalar);
                 let options = v
                     .get("options")
@@ -750,9 +775,10 @@ fn volumes(v: &Value, path: &[&str], ctx: &mut Ctx) -> Vec<Mount> {
 
 fn long_volume(map: &Mapping, path: &[&str], ctx: &mut Ctx) -> Option<Mount> {
     let get = |k: &str| map.get(k).and_then(scalar);
-    for (k, _) in map {
-        let k = k.as_str().unwrap_or_default();
-        let known = [
+    let whole = Value::Mapping(map.clone());
+    check_keys(
+        &whole,
+        &[
             "type",
             "source",
             "target",
@@ -761,13 +787,24 @@ fn long_volume(map: &Mapping, path: &[&str], ctx: &mut Ctx) -> Option<Mount> {
             "volume",
             "tmpfs",
             "consistency",
+            // Coolify's: a file's content and mode, or a directory.
             "content",
+            "mode",
             "is_directory",
             "isDirectory",
-            "mode",
-        ];
-        if !known.contains(&k) {
-            ctx.err(&[path, &[k]].concat(), "not a volume key berth supports");
+        ],
+        path,
+        ctx,
+    );
+    // berth creates missing host directories anyway; other sub-options
+    // (propagation, subpath, nocopy) would change what is mounted.
+    for (sub, allowed) in [
+        ("bind", &["create_host_path"][..]),
+        ("volume", &[][..]),
+        ("tmpfs", &["size"][..]),
+    ] {
+        if let Some(body) = map.get(sub) {
+            check_keys(body, allowed, &[path, &[sub]].concat(), ctx);
         }
     }
     let target = mount_target(&get("target").unwrap_or_default(), path, ctx)?;
@@ -825,6 +862,12 @@ fn depends_on(v: &Value, path: &[&str], ctx: &mut Ctx) -> Vec<Dependency> {
             let mut out = Vec::new();
             for (name, body) in map {
                 let Some(name) = scalar(name) else { continue };
+                check_keys(
+                    body,
+                    &["condition", "restart", "required"],
+                    &[path, &[name.as_str()]].concat(),
+                    ctx,
+                );
                 let mut dep = plain(name.clone());
                 if let Some(c) = body.get("condition").and_then(scalar) {
                     dep.condition = match c.as_str() {
@@ -879,6 +922,12 @@ fn ports(v: &Value, path: &[&str], ctx: &mut Ctx) -> Vec<PortMapping> {
                 protocol: protocol.to_owned(),
             })
         } else {
+            check_keys(
+                item,
+                &["target", "published", "host_ip", "protocol"],
+                path,
+                ctx,
+            );
             item.get("target")
                 .and_then(scalar)
                 .and_then(|t| port_range(&t))
@@ -973,10 +1022,15 @@ fn deploy(v: &Value, path: &[&str], s: &mut Service, ctx: &mut Ctx) {
 fn file_mounts(v: &Value, base: &str, path: &[&str], ctx: &mut Ctx) -> Vec<FileMount> {
     let mut out = Vec::new();
     for item in v.as_sequence().into_iter().flatten() {
+        let owner = |k: &str| item.get(k).and_then(scalar);
+        let (uid, gid) = (owner("uid"), owner("gid"));
         let (source, target, mode) = match scalar(item) {
             Some(source) => (source, None, None),
             None => (
-                item.get("source").and_then(scalar).unwrap_or_default(),
+                {
+                    check_keys(item, &["source", "target", "mode", "uid", "gid"], path, ctx);
+                    item.get("source").and_then(scalar).unwrap_or_default()
+                },
                 item.get("target").and_then(scalar),
                 item.get("mode")
                     .and_then(scalar)
@@ -999,6 +1053,8 @@ fn file_mounts(v: &Value, base: &str, path: &[&str], ctx: &mut Ctx) -> Vec<FileM
             source,
             target,
             mode,
+            uid,
+            gid,
         });
     }
     out
@@ -1024,6 +1080,9 @@ fn service_networks(v: &Value, declared: &[String], path: &[&str], ctx: &mut Ctx
                 path,
                 format!("network {name:?} is not declared at the top level"),
             );
+        }
+        if let Some(body) = body {
+            check_keys(body, &["aliases"], &[path, &[name.as_str()]].concat(), ctx);
         }
         if let Some(list) = body.and_then(|b| b.get("aliases")).and_then(strings) {
             aliases.extend(list);

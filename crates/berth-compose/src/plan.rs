@@ -287,6 +287,8 @@ pub struct FileMount {
     pub source: String,
     pub target: String,
     pub mode: Option<u32>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
 }
 
 /// A top-level volume.

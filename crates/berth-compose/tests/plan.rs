@@ -167,6 +167,20 @@ fn unknown_keys_are_errors_with_their_line() {
 }
 
 #[test]
+fn nested_keys_berth_would_not_apply_are_errors_too() {
+    let p = compose(
+        "services:\n  web:\n    image: nginx:1.27.3\n    logging: {driver: local, tag: x}\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume: {subpath: a}\n",
+    );
+    assert_eq!(
+        errors(&p),
+        [
+            "line 4: services.web.logging.tag: not supported here (berth reads driver, options)",
+            "line 9: services.web.volumes.volume.subpath: not supported by berth",
+        ]
+    );
+}
+
+#[test]
 fn extension_fields_and_merged_anchors_plan() {
     let p = compose(
         "x-common: &common\n  restart: always\n  x-note: kept for anchors\nservices:\n  web:\n    <<: *common\n    image: nginx:1.27.3\n",

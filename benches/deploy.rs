@@ -17,15 +17,18 @@
 //! on real errors (berth or Docker not working), not on a failed request.
 //! Without `--bench` (e.g. `cargo test --benches`) it does three redeploys.
 //!
-//! About a dozen requests per switch take about one second. That is the test
-//! app, not berth: its busybox httpd listens with a backlog of 9 (`ss -ltn` in
-//! its network namespace shows it). Right after a switch, each client
-//! connection's first request opens a connection to the new container. Of 16
-//! at once, the ones beyond the backlog have their SYN dropped, and the kernel
-//! sends it again after its initial 1 s timeout. Timing inside the edge showed
-//! it: the connect to the published port returns at once, because
-//! docker-proxy accepts. The answer then takes 1.00-1.03 s. An app with a
-//! usual backlog (nginx, node: 511) does not see it.
+//! Answers of about one second are the test app, not berth: its busybox httpd
+//! listens with a backlog of 9 (`ss -ltn` in its network namespace shows it)
+//! and closes every connection, so each request opens a new one. The connect
+//! to the published port returns at once (docker-proxy accepts); when the app
+//! is slow to accept, docker-proxy's SYNs beyond the backlog are dropped and
+//! sent again after the kernel's initial 1 s timeout. An app with a usual
+//! backlog (nginx, node: 511) that keeps connections alive does not see it.
+//! After a recreate the edge paces the held requests it releases (see
+//! crates/berth-edge/src/hold.rs), which removed most of these from the
+//! switches; one still under way to the old container when a hold starts
+//! makes the drain, and so the held requests, wait for it (docs/storage.md
+//! has the timeline of a switch).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -256,7 +259,8 @@ async fn measure(
         "  max latency:          {}",
         ms(all.iter().max().copied().unwrap_or_default())
     );
-    // See the module comment: the test app's listen backlog of 9.
+    // See the module comment: the test app's listen backlog of 9 and its
+    // connection per request.
     println!(
         "  requests over 500 ms: {}",
         all.iter()

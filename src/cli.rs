@@ -24,6 +24,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing would only move the size"
+)]
 pub enum Command {
     /// Run the dashboard, the API and the workers.
     Serve(ServeArgs),
@@ -42,11 +46,35 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Run berth as a systemd service that starts again after a reboot.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Compose stacks and templates.
     Stack {
         #[command(subcommand)]
         command: StackCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceCommand {
+    /// Write /etc/systemd/system/berth.service (running this binary as root,
+    /// data in /var/lib/berth unless --data-dir is given), enable and start it.
+    Install {
+        /// Print the unit and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Passed on to `berth serve --dashboard-domain`.
+        #[arg(long, value_parser = parse_dashboard_domain)]
+        dashboard_domain: Option<berth_core::DomainName>,
+        /// Passed on to `berth serve --base-domain` (a domain or `auto`).
+        #[arg(long, value_parser = check_base_domain)]
+        base_domain: Option<String>,
+    },
+    /// Stop, disable and remove the unit; the data stays.
+    Uninstall,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,8 +121,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_HTTPS_LISTEN", default_value = "0.0.0.0:443")]
     pub https_listen: SocketAddr,
     /// Every app answers to <app>.<project>.<base domain>; with `localhost`, browsers on this machine reach them without DNS.
+    /// `auto`: this server's public IPv4 address under the outside wildcard-DNS service sslip.io (<a-b-c-d>.sslip.io).
     #[arg(long, env = "BERTH_BASE_DOMAIN", default_value = "localhost", value_parser = parse_base_domain)]
-    pub base_domain: berth_core::DomainName,
+    pub base_domain: BaseDomain,
+    /// Serve the dashboard over HTTPS at this domain through the edge (its certificate comes from ACME at start).
+    /// Point the domain's DNS at this server first; the dashboard's own listener stays where --listen says.
+    #[arg(long, env = "BERTH_DASHBOARD_DOMAIN", value_parser = parse_dashboard_domain)]
+    pub dashboard_domain: Option<berth_core::DomainName>,
     /// ACME directory used until one is chosen on the certificates page: production, staging (Let's Encrypt) or an https:// URL.
     #[arg(long, env = "BERTH_ACME_DIRECTORY", default_value = "production", value_parser = parse_acme_directory)]
     pub acme_directory: String,
@@ -110,6 +143,12 @@ pub struct ServeArgs {
     /// Host directories apps may bind-mount live under this directory (default <data dir>/volumes); anything else needs the admin's "dangerous mount" confirmation.
     #[arg(long, env = "BERTH_VOLUMES_ROOT")]
     pub volumes_root: Option<PathBuf>,
+    /// Static sites' directories must lie under this directory (default <data dir>/static): the edge serves nothing from elsewhere.
+    #[arg(long, env = "BERTH_STATIC_ROOT")]
+    pub static_root: Option<PathBuf>,
+    /// Git repositories on this server (file:// or a path) may be cloned only from under this directory; unset, only https:// and ssh remotes are.
+    #[arg(long, env = "BERTH_GIT_FILE_ROOT")]
+    pub git_file_root: Option<PathBuf>,
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,
@@ -124,11 +163,40 @@ fn parse_label(input: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_base_domain(input: &str) -> Result<berth_core::DomainName, String> {
+/// `--base-domain`: a domain, or `auto` (found at start, see [`crate::public_addr`]).
+#[derive(Debug, Clone)]
+pub enum BaseDomain {
+    Auto,
+    Domain(berth_core::DomainName),
+}
+
+fn parse_base_domain(input: &str) -> Result<BaseDomain, String> {
+    if input.trim().eq_ignore_ascii_case("auto") {
+        return Ok(BaseDomain::Auto);
+    }
     let domain =
         berth_core::DomainName::parse(input).map_err(|e| format!("the base domain {e}"))?;
     if domain.is_wildcard() {
         return Err("the base domain cannot be a wildcard: give the domain itself, such as apps.example.com".to_owned());
+    }
+    Ok(BaseDomain::Domain(domain))
+}
+
+fn check_base_domain(input: &str) -> Result<String, String> {
+    match parse_base_domain(input)? {
+        BaseDomain::Auto => Ok("auto".to_owned()),
+        BaseDomain::Domain(domain) => Ok(domain.to_string()),
+    }
+}
+
+fn parse_dashboard_domain(input: &str) -> Result<berth_core::DomainName, String> {
+    let domain =
+        berth_core::DomainName::parse(input).map_err(|e| format!("the dashboard domain {e}"))?;
+    if domain.is_wildcard() {
+        return Err(
+            "the dashboard domain cannot be a wildcard: give one name, such as berth.example.com"
+                .to_owned(),
+        );
     }
     Ok(domain)
 }
@@ -183,6 +251,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secrets {
             command: SecretsCommand::RotateKey,
         } => runtime.block_on(rotate_key(&cli.data_dir)),
+        Command::Service { command } => service(&cli.data_dir, command),
         Command::Stack {
             command:
                 StackCommand::Plan {
@@ -191,6 +260,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     inputs,
                 },
         } => plan_stack(&file, format, inputs),
+    }
+}
+
+fn service(data_dir: &Path, command: ServiceCommand) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Install {
+            dry_run,
+            dashboard_domain,
+            base_domain,
+        } => {
+            // The default ./data means "not chosen": a service keeps its data in /var/lib/berth.
+            let data_dir = if data_dir == Path::new("./data") {
+                PathBuf::from(crate::service::SERVICE_DATA_DIR)
+            } else {
+                std::path::absolute(data_dir).context("cannot resolve --data-dir")?
+            };
+            let binary =
+                std::env::current_exe().context("cannot find the path of this berth binary")?;
+            let mut serve_args = Vec::new();
+            if let Some(domain) = &dashboard_domain {
+                serve_args.extend(["--dashboard-domain".to_owned(), domain.to_string()]);
+            }
+            if let Some(base) = base_domain {
+                serve_args.extend(["--base-domain".to_owned(), base]);
+            }
+            let spec = crate::service::UnitSpec {
+                binary,
+                data_dir,
+                serve_args,
+            };
+            let url = dashboard_domain.map(|d| format!("https://{d}/"));
+            crate::service::install(&spec, url.as_deref(), dry_run)
+        }
+        ServiceCommand::Uninstall => crate::service::uninstall(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The `berth` binary: command line and wiring. Everything else lives in `crates/`.
 
 mod cli;
+mod public_addr;
 mod serve;
+mod service;
 
 use clap::Parser;
 

@@ -9,7 +9,7 @@ use berth_docker::DockerClient;
 use berth_store::{Store, sessions, users};
 use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
+use crate::cli::{BaseDomain, ServeArgs};
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -31,10 +31,14 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let docker = DockerClient::connect(args.docker_host.as_deref())
         .context("invalid --docker-host / DOCKER_HOST")?;
     let runtime = Runtime::new(store.clone(), docker).await?;
-    runtime.configure(berth_deploy::Options {
-        volumes_root: args.volumes_root.clone(),
-        object_labels: args.object_label.iter().cloned().collect(),
-    });
+    runtime
+        .configure(berth_deploy::Options {
+            volumes_root: args.volumes_root.clone(),
+            static_root: args.static_root.clone(),
+            git_file_root: args.git_file_root.clone(),
+            object_labels: args.object_label.iter().cloned().collect(),
+        })
+        .context("invalid --volumes-root or --static-root")?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -80,10 +84,45 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         addr
     };
+    let base_domain = match &args.base_domain {
+        BaseDomain::Domain(domain) => domain.clone(),
+        BaseDomain::Auto => {
+            let domain = crate::public_addr::auto_base_domain()?;
+            tracing::info!(base_domain = %domain, "base domain from this server's public address (DNS by sslip.io)");
+            domain
+        }
+    };
     runtime
-        .attach_edge(edge.clone(), args.base_domain.clone(), dashboard_upstream)
+        .attach_edge(edge.clone(), base_domain.clone(), dashboard_upstream)
         .await
         .context("cannot build the edge's routes")?;
+    // The flag wins over what the settings page saved: the certificate task
+    // picks the domain up on its first pass.
+    if let Some(domain) = &args.dashboard_domain {
+        runtime
+            .services()
+            .domains
+            .set_dashboard_domain(Some(domain))
+            .await
+            .context("cannot set the dashboard domain")?;
+        // A restart after fixing DNS tries at once instead of waiting out the backoff.
+        if let Some(cert) =
+            berth_store::certificates::find_by_domain(&store, domain.as_str()).await?
+            && cert.serial.is_none()
+        {
+            berth_store::certificates::make_due(&store, cert.id).await?;
+        }
+    }
+    if args.dashboard_domain.is_some() && !addr.ip().is_loopback() {
+        tracing::warn!(listen = %addr, "the dashboard's own listener is not on loopback and answers plain HTTP there; keep --listen on 127.0.0.1 when the dashboard has a domain");
+    }
+    let public_url = args
+        .dashboard_domain
+        .as_ref()
+        .map(|domain| match edge_https.port() {
+            443 => format!("https://{domain}/"),
+            port => format!("https://{domain}:{port}/"),
+        });
 
     let setup_token = if users::count(&store).await? == 0 {
         Some(new_setup_token())
@@ -100,6 +139,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             )?;
             writeln!(out, "setup token: {token}")?;
         }
+        if let Some(url) = &public_url {
+            writeln!(
+                out,
+                "open: {url} (served once its certificate is issued; this terminal says when)"
+            )?;
+        }
+        writeln!(out, "base domain: {base_domain}")?;
         writeln!(out, "edge http: http://{edge_http}")?;
         writeln!(out, "edge https: https://{edge_https}")?;
         // Last, so scripts can read up to this line and know they have everything.
@@ -137,6 +183,16 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             certs.run(domains, stop).await
         }
     });
+    if let (Some(domain), Some(url)) = (args.dashboard_domain.clone(), public_url.clone()) {
+        tokio::spawn(report_dashboard_certificate(
+            certs.clone(),
+            store.clone(),
+            domain,
+            url,
+            addr,
+            stopped(stop_rx.clone()),
+        ));
+    }
     let watcher = tokio::spawn({
         let runtime = runtime.clone();
         let stop = stopped(stop_rx.clone());
@@ -177,6 +233,64 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Tells the terminal (and the journal) how the dashboard's certificate is
+/// doing: each failed attempt with the CA's own words and when the next one
+/// comes, then the URL once it is issued. The certificate task does the work
+/// and the retrying (with backoff); this only watches its record.
+async fn report_dashboard_certificate(
+    certs: std::sync::Arc<berth_edge::acme::CertManager>,
+    store: Store,
+    domain: berth_core::DomainName,
+    url: String,
+    local: std::net::SocketAddr,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut reported_failures = 0;
+    loop {
+        let cert = berth_store::certificates::find_by_domain(&store, domain.as_str())
+            .await
+            .ok()
+            .flatten();
+        if let Some(cert) = cert {
+            if cert.serial.is_some() && cert.failures == 0 {
+                println!("certificate for {domain} issued: open {url}");
+                tracing::info!(dashboard.domain = %domain, "the dashboard is served over HTTPS");
+                return;
+            }
+            if cert.failures > reported_failures {
+                reported_failures = cert.failures;
+                let ca = certs
+                    .settings()
+                    .await
+                    .map(|s| s.directory_url)
+                    .unwrap_or_default();
+                let error = cert.last_error.as_deref().unwrap_or("unknown error");
+                let hint = if error.starts_with("cannot reach the CA") {
+                    "Check that this server can open HTTPS connections to the CA."
+                } else {
+                    "Check that the domain's DNS points at this server and that ports 80 and 443 are open."
+                };
+                let retry = cert
+                    .next_attempt_at
+                    .map(|at| ((at - berth_store::now()).max(0) + 59) / 60)
+                    .map_or_else(String::new, |m| format!(" berth tries again in {m} min."));
+                println!(
+                    "no certificate for {domain} yet from {ca}: {error}. {hint}{retry} \
+                     Until then the dashboard is only on http://{local} (e.g. through \
+                     `ssh -L {port}:{local} <server>`); it is never served over plain HTTP on \
+                     the public ports.",
+                    port = local.port(),
+                );
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 fn acme_config(data_dir: &Path, args: &ServeArgs) -> berth_edge::acme::AcmeConfig {

@@ -195,6 +195,63 @@ async fn repeated_failed_logins_are_throttled() {
 }
 
 #[tokio::test]
+async fn fifty_parallel_wrong_logins_check_at_most_ten_passwords_in_bounded_memory() {
+    let app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = client
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_token(&html);
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        let client = client.clone();
+        let url = app.at("/login");
+        let csrf = csrf.clone();
+        attempts.spawn(async move {
+            client
+                .post(url)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", "admin"),
+                    ("password", &format!("wrong-guess-{n}")),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let statuses = attempts.join_all().await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 50, "{statuses:?}");
+    assert!(
+        checked <= 10,
+        "{checked} passwords were checked: {statuses:?}"
+    );
+    assert!(checked >= 1, "{statuses:?}");
+    // Peak resident memory of berth over its whole life so far.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kib < 150 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+#[tokio::test]
 async fn the_admin_cli_creates_admins_and_resets_passwords() {
     let mut app = TestApp::spawn().await;
     let out = app.cli(

@@ -61,6 +61,32 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.wait_for_path("/").await;
     browser.wait_for_text("#engine h2", "Docker engine").await;
     browser.wait_for_text("#engine", "Version").await;
+    // The empty dashboard shows the getting-started checklist, nothing ticked
+    // on a fresh install, each step linking to its page.
+    browser
+        .wait_for_text("#getting-started h2", "Getting started")
+        .await;
+    for (step, href) in [
+        ("base-domain", "/settings#base-domain"),
+        ("acme-email", "/certificates#acme"),
+        ("dashboard-domain", "/settings#dashboard-domain"),
+        ("first-app", "/#projects"),
+    ] {
+        let class = browser.attr(&format!("#check-{step}"), "class").await;
+        browser
+            .ensure(
+                class.as_deref() == Some("todo"),
+                format!("{step} is not ticked yet, got {class:?}"),
+            )
+            .await;
+        let link = browser.attr(&format!("#check-{step} a"), "href").await;
+        browser
+            .ensure(
+                link.as_deref().is_some_and(|l| l.ends_with(href)),
+                format!("{step} links {href}, got {link:?}"),
+            )
+            .await;
+    }
     browser.snapshot("02-dashboard").await;
     browser.assert_fits_phone().await;
 
@@ -146,6 +172,27 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
             format!("the app shows its local address, got {address:?}"),
         )
         .await;
+
+    // Back on the dashboard, the first-app step is ticked; the others are not.
+    browser.goto(&app.at("/")).await;
+    browser
+        .wait_for_text("#check-first-app", "1 app so far")
+        .await;
+    let ticked = browser.attr("#check-first-app", "class").await;
+    browser
+        .ensure(
+            ticked.as_deref() == Some("done"),
+            format!("the first-app step is ticked, got {ticked:?}"),
+        )
+        .await;
+    let base = browser.attr("#check-base-domain", "class").await;
+    browser
+        .ensure(
+            base.as_deref() == Some("todo"),
+            format!("the base domain is still localhost, got {base:?}"),
+        )
+        .await;
+    browser.snapshot("06b-checklist-ticked").await;
 
     // The address serves the app.
     browser.goto(&address).await;

@@ -19,18 +19,8 @@ use serde_json::{Value, json};
 async fn berth_with_pebble() -> (TestApp, Pebble, String) {
     let (http_port, tls_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port, tls_port).await;
-    let app = TestApp::spawn_with(Options {
-        http_listen: Some(format!("127.0.0.1:{http_port}")),
-        https_listen: Some(format!("127.0.0.1:{tls_port}")),
-        extra_args: vec![
-            "--acme-ca-bundle".into(),
-            pebble.ca_bundle.display().to_string(),
-            "--acme-check-interval-secs".into(),
-            "1".into(),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(Options::for_pebble(http_port, tls_port, &pebble.ca_bundle)).await;
     app.setup_admin().await;
     let out = app.cli(&["token", "create", "--name", "certs"], None);
     assert!(out.status.success(), "token create");

@@ -819,3 +819,38 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
 
     assert_eq!(api.delete_app(&app, &project, "web").await, 200);
 }
+
+#[tokio::test]
+async fn git_sources_off_the_transport_list_are_refused_and_nothing_runs() {
+    let (app, project, api) = running_web("gitpolicy").await;
+    let path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    let marker = std::env::temp_dir().join(format!("berth-ext-{}", common::hex_id()));
+    let ext = format!("ext::sh -c touch% {}", marker.display());
+    for url in [
+        ext.as_str(),
+        "http://127.0.0.1:1/plain.git",
+        "git://127.0.0.1/a.git",
+        "file:///etc",
+        "/root",
+    ] {
+        let (status, body) = api
+            .post(
+                &app,
+                &path,
+                json!({"source": "git", "git_url": url, "git_branch": "main"}),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert!(body["fields"]["git_url"].is_string(), "{url}: {body}");
+    }
+    // A health-check path is written into a request line: CR/LF would split it.
+    let (status, body) = api
+        .post(&app, &path, json!({"health_path": "/up\r\nHost: other"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["health_path"].is_string(), "{body}");
+    let (_, body) = api.send(&app, reqwest::Method::GET, &path, None).await;
+    assert_eq!(body["source"], "image", "nothing was saved: {body}");
+    assert_eq!(body["health_path"], "", "nothing was saved: {body}");
+    assert!(!marker.exists(), "the ext:: command ran");
+}

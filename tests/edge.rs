@@ -167,8 +167,10 @@ async fn the_api_adds_lists_and_removes_domains_and_static_sites() {
     };
     let domains = format!("/api/v1/projects/{project}/apps/web/domains");
 
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("index.html"), "<h1>docs home</h1>").unwrap();
+    // Static sites live under the static root (<data dir>/static by default).
+    let site = app.data_dir.join("static/docs");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>docs home</h1>").unwrap();
     let (status, body) = api
         .send(
             reqwest::Method::POST,
@@ -176,7 +178,7 @@ async fn the_api_adds_lists_and_removes_domains_and_static_sites() {
             Some(json!({
                 "host": "docs.test",
                 "path_prefix": "/docs",
-                "static_dir": site.path().display().to_string(),
+                "static_dir": site.display().to_string(),
                 "spa_fallback": true,
             })),
         )
@@ -276,7 +278,7 @@ async fn the_api_adds_lists_and_removes_domains_and_static_sites() {
 }
 
 #[tokio::test]
-async fn the_dashboard_is_served_through_the_edge_at_its_own_domain() {
+async fn the_dashboard_is_routed_through_the_edge_at_its_own_domain_but_never_answers_plain_http() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
     assert_eq!(
@@ -304,9 +306,13 @@ async fn the_dashboard_is_served_through_the_edge_at_its_own_domain() {
         )
         .await;
     assert_eq!(response.status(), 303);
+    // Routed (no 404), but without a certificate plain HTTP gets no login
+    // form: a password must never cross the internet in clear.
     let login = app.get_via_edge("berth.example.test", "/login").await;
-    assert_eq!(login.status(), 200);
-    assert!(login.text().await.unwrap().contains("name=\"password\""));
+    assert_eq!(login.status(), 403);
+    let body = login.text().await.unwrap();
+    assert!(body.contains("only over HTTPS"), "{body}");
+    assert!(!body.contains("name=\"password\""));
     assert!(app.get_html("/settings").await.contains(&format!(
         "http://berth.example.test:{}/",
         app.edge_http_port()
@@ -344,4 +350,73 @@ fn a_port_already_in_use_stops_berth_with_the_port_and_the_fix() {
     assert!(stderr.contains("--http-listen"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("dashboard:"), "{stdout}");
+}
+
+#[tokio::test]
+async fn static_sites_stay_inside_the_static_root_and_no_symlink_leads_out() {
+    let mut app = TestApp::spawn().await;
+    let project = running_web_app(&mut app, "statics").await;
+    let out = app.cli(&["token", "create", "--name", "statics"], None);
+    assert!(out.status.success());
+    let api = Api {
+        app: &app,
+        token: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+    };
+    let domains = format!("/api/v1/projects/{project}/apps/web/domains");
+
+    // Directories that would publish the host, or berth's own secrets, are refused.
+    let data_dir = app.data_dir.display().to_string();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_dir = outside.path().display().to_string();
+    let escaping = format!("{}/static/../..", app.data_dir.display());
+    for dir in [
+        "/",
+        "/etc",
+        &data_dir,
+        "/srv/x/../..",
+        &outside_dir,
+        &escaping,
+    ] {
+        let (status, body) = api
+            .send(
+                reqwest::Method::POST,
+                &domains,
+                Some(json!({"host": "files.test", "static_dir": dir})),
+            )
+            .await;
+        assert_eq!(status, 422, "{dir}: {body}");
+        assert!(body["fields"]["static_dir"].is_string(), "{dir}: {body}");
+    }
+
+    // Inside an allowed site, links out of it answer 404; a link inside works.
+    std::fs::write(outside.path().join("secret.txt"), "not for the internet").unwrap();
+    let site = app.data_dir.join("static/site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>site home</h1>").unwrap();
+    std::os::unix::fs::symlink("/etc", site.join("etc")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), site.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(app.data_dir.join("secret.key"), site.join("key.txt")).unwrap();
+    std::os::unix::fs::symlink("index.html", site.join("home.html")).unwrap();
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &domains,
+            Some(json!({"host": "files.test", "static_dir": site.display().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        text_via_edge(&app, "files.test", "/")
+            .await
+            .contains("site home")
+    );
+    assert!(
+        text_via_edge(&app, "files.test", "/home.html")
+            .await
+            .contains("site home")
+    );
+    for path in ["/etc/passwd", "/etc/hostname", "/leak.txt", "/key.txt"] {
+        let response = app.get_via_edge("files.test", path).await;
+        assert_eq!(response.status(), 404, "{path}");
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::{TestApp, csrf_token, docker_objects_of, location};
 use serde_json::{Value, json};
@@ -632,4 +633,41 @@ async fn the_editor_script_is_served_like_the_stylesheet() {
         "text/javascript; charset=utf-8"
     );
     assert!(response.text().await.unwrap().contains("beforeunload"));
+}
+
+#[tokio::test]
+async fn an_interpolation_bomb_is_refused_quickly_and_saves_nothing() {
+    let (app, project) = running_app("envbomb").await;
+    let out = app.cli(&["token", "create", "--name", "bomb"], None);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let path = format!("/api/v1/projects/{project}/apps/web/env");
+    // 30 doublings of 8 bytes: 8 GiB if nothing stopped it; about 1 KB to send.
+    let mut vars = vec![json!({"key": "A0", "value": "xxxxxxxx"})];
+    for n in 1..=30 {
+        vars.push(
+            json!({"key": format!("A{n}"), "value": format!("${{A{}}}${{A{}}}", n - 1, n - 1)}),
+        );
+    }
+    let started = Instant::now();
+    let (status, body) = app
+        .api(
+            &token,
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "vars": vars })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("KiB"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (_, body) = app.api(&token, reqwest::Method::GET, &path, None).await;
+    assert_eq!(body["version"], 0, "nothing was saved: {body}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kib < 200 * 1024, "peak RSS {peak_kib} KiB");
 }

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub edge_https: String,
     /// HTTP client with a cookie jar that never follows redirects, so tests see them.
     pub http: reqwest::Client,
+    /// What berth printed on stdout after its dashboard line.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
     projects: Vec<String>,
@@ -40,8 +42,28 @@ pub struct Options {
     /// must know the port before berth starts); a free port by default.
     pub http_listen: Option<String>,
     pub https_listen: Option<String>,
+    /// The ACME directory (`--acme-directory`); by default one nothing listens on.
+    pub acme_directory: Option<String>,
     /// More `berth serve` arguments, e.g. `--acme-ca-bundle FILE`.
     pub extra_args: Vec<String>,
+}
+
+impl Options {
+    /// berth on the ports Pebble validates, trusting Pebble's HTTPS root
+    /// (`ca_bundle`), with the certificate task looking every second.
+    pub fn for_pebble(http_port: u16, tls_port: u16, ca_bundle: &Path) -> Options {
+        Options {
+            http_listen: Some(format!("127.0.0.1:{http_port}")),
+            https_listen: Some(format!("127.0.0.1:{tls_port}")),
+            extra_args: vec![
+                "--acme-ca-bundle".into(),
+                ca_bundle.display().to_string(),
+                "--acme-check-interval-secs".into(),
+                "1".into(),
+            ],
+            ..Options::default()
+        }
+    }
 }
 
 impl TestApp {
@@ -63,6 +85,9 @@ impl TestApp {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            // The tests' git repositories are temporary directories.
+            .arg("--git-file-root")
+            .arg(std::env::temp_dir())
             // Tests run in parallel: each berth's edge gets free ports unless told otherwise.
             .args([
                 "--http-listen",
@@ -74,7 +99,13 @@ impl TestApp {
             ])
             // Domains default to ACME: tests must never reach Let's Encrypt. Nothing
             // listens on port 9, so attempts fail at once; ACME tests set Pebble's directory.
-            .args(["--acme-directory", "https://127.0.0.1:9/directory"])
+            .args([
+                "--acme-directory",
+                options
+                    .acme_directory
+                    .as_deref()
+                    .unwrap_or("https://127.0.0.1:9/directory"),
+            ])
             // Everything this berth creates carries the label tests/run's cleanup check looks for.
             .args([
                 "--object-label",
@@ -121,8 +152,17 @@ impl TestApp {
                 edge_https = Some(a.to_owned());
             }
         }
-        // Drain the rest of stdout in the background so berth never blocks on it.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        // Keep reading stdout in the background so berth never blocks on it;
+        // what it prints later is kept for `wait_for_output`.
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let output = output.clone();
+            move || {
+                while let Ok(line) = rx.recv() {
+                    output.lock().unwrap().push(line);
+                }
+            }
+        });
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -138,9 +178,34 @@ impl TestApp {
             edge_https: edge_https
                 .expect("berth prints its edge https address before the dashboard line"),
             http,
+            output,
             child: Some(child),
             _tmp: tmp,
             projects: Vec::new(),
+        }
+    }
+
+    /// The first line berth printed after its dashboard line that starts
+    /// with `prefix`, waiting up to `max` for it.
+    pub async fn wait_for_output(&self, prefix: &str, max: Duration) -> String {
+        let deadline = Instant::now() + max;
+        loop {
+            let found = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth never printed a line starting with {prefix:?}; it printed {:?}",
+                self.output.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

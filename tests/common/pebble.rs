@@ -213,6 +213,8 @@ fn pebble_https_identity() -> (String, String, String) {
 /// What [`https_get`] saw.
 pub struct HttpsResponse {
     pub status: u16,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// The certificate chain the server presented, leaf first.
     pub peer_certificates: Vec<CertificateDer<'static>>,
@@ -224,6 +226,29 @@ pub async fn https_get(
     addr: &str,
     server_name: &str,
     path: &str,
+    root: &CertificateDer<'static>,
+) -> Result<HttpsResponse, String> {
+    https_request(addr, server_name, "GET", path, &[], "", root).await
+}
+
+impl HttpsResponse {
+    /// The first value of a header (`name` in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Like [`https_get`], with any method, extra headers and a body.
+pub async fn https_request(
+    addr: &str,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
     root: &CertificateDer<'static>,
 ) -> Result<HttpsResponse, String> {
     let mut store = rustls::RootCertStore::empty();
@@ -250,17 +275,28 @@ pub async fn https_get(
         .peer_certificates()
         .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
         .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {server_name}\r\n{extra}{length}Connection: close\r\n\r\n{body}"
+    );
     tls.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     // A peer that closes without close_notify still gave us the response.
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut raw)).await;
-    let (status, body) = parse_response(&raw)?;
+    let (status, headers, body) = parse_response(&raw)?;
     Ok(HttpsResponse {
         status,
+        headers,
         body,
         peer_certificates,
     })
@@ -275,10 +311,12 @@ async fn plain_post(addr: &str, path: &str, body: &str) -> u16 {
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let _ = tcp.read_to_end(&mut raw).await;
-    parse_response(&raw).map(|(s, _)| s).unwrap_or(0)
+    parse_response(&raw).map(|(s, _, _)| s).unwrap_or(0)
 }
 
-fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
+type Headers = Vec<(String, String)>;
+
+fn parse_response(raw: &[u8]) -> Result<(u16, Headers, Vec<u8>), String> {
     let head_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -289,6 +327,12 @@ fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("no status")?;
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     let mut body = raw[head_end + 4..].to_vec();
     if head
         .to_ascii_lowercase()
@@ -296,7 +340,7 @@ fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
     {
         body = dechunk(&body);
     }
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

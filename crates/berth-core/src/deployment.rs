@@ -108,6 +108,21 @@ pub struct HealthCheck {
     pub start_secs: u32,
 }
 
+impl HealthCheck {
+    /// Why `path` cannot be the request target of the HTTP check, if it
+    /// cannot: it is written into a request line, where a CR or LF would
+    /// start a second request.
+    pub fn path_problem(path: &str) -> Option<&'static str> {
+        if !path.starts_with('/') {
+            Some("must start with '/'")
+        } else if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            Some("may not contain spaces or control characters such as CR or LF")
+        } else {
+            None
+        }
+    }
+}
+
 impl Default for DeploySettings {
     fn default() -> Self {
         DeploySettings {
@@ -177,6 +192,14 @@ impl RestartPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_health_path_is_one_request_target() {
+        assert_eq!(HealthCheck::path_problem("/healthz?full=1"), None);
+        assert!(HealthCheck::path_problem("healthz").is_some());
+        assert!(HealthCheck::path_problem("/a\r\nHost: evil").is_some());
+        assert!(HealthCheck::path_problem("/a b").is_some());
+    }
 
     #[test]
     fn restart_policies_read_back_as_written_in_text_and_json() {

@@ -251,7 +251,19 @@ pub enum InterpolationError {
     Cycle(String),
     #[error("global variables can only refer to other global variables ({0})")]
     OutOfScope(String),
+    #[error("references nest more than {MAX_DEPTH} deep")]
+    TooDeep,
+    #[error("the value grows past {} KiB once its references are filled in", MAX_RESOLVED_BYTES / 1024)]
+    TooLong,
 }
+
+/// How deep references may nest (`A` → `B` → `C` …). Real sets nest two or
+/// three deep; a bound keeps a hostile set from recursing without end.
+pub const MAX_DEPTH: usize = 16;
+/// How long one value may grow once its references are filled in. Each
+/// `${A}${A}` doubles: without a bound, 1.4 KB of variables once grew berth
+/// to 540 MB.
+pub const MAX_RESOLVED_BYTES: usize = 128 * 1024;
 
 /// One piece of a value: text, or a reference.
 enum Piece<'a> {
@@ -390,6 +402,9 @@ impl Resolver<'_> {
         if let Some(done) = self.done.get(&id) {
             return Ok(done.clone());
         }
+        if self.visiting.len() >= MAX_DEPTH {
+            return Err(InterpolationError::TooDeep);
+        }
         if !self.visiting.insert(id.clone()) {
             return Err(InterpolationError::Cycle(
                 Reference {
@@ -399,16 +414,31 @@ impl Resolver<'_> {
                 .to_string(),
             ));
         }
+        let expanded = self.expand(scope, var);
+        self.visiting.remove(&id);
+        let out = expanded?;
+        self.done.insert(id, out.clone());
+        Ok(out)
+    }
+
+    /// The value with its references filled in, within the size bound.
+    fn expand(&mut self, scope: Scope, var: &EnvVar) -> Result<String, InterpolationError> {
         let mut out = String::with_capacity(var.value.len());
         for piece in pieces(&var.value)? {
-            match piece {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Dollar => out.push('$'),
-                Piece::Ref(r) => out.push_str(&self.reference(scope, &r)?),
+            let resolved;
+            let text = match piece {
+                Piece::Text(t) => t,
+                Piece::Dollar => "$",
+                Piece::Ref(r) => {
+                    resolved = self.reference(scope, &r)?;
+                    &resolved
+                }
+            };
+            if out.len() + text.len() > MAX_RESOLVED_BYTES {
+                return Err(InterpolationError::TooLong);
             }
+            out.push_str(text);
         }
-        self.visiting.remove(&id);
-        self.done.insert(id, out.clone());
         Ok(out)
     }
 
@@ -446,6 +476,64 @@ mod tests {
             key,
             value: value.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_doubling_bomb_and_deep_nesting_are_refused_quickly() {
+        // A0 = "xxxxxxxx", A(n+1) = "${An}${An}": 30 doublings would be 8 GiB.
+        let mut owner = vec![var("A0", "xxxxxxxx")];
+        for n in 1..=30 {
+            owner.push(var(
+                &format!("A{n}"),
+                &format!("${{A{}}}${{A{}}}", n - 1, n - 1),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let errors = resolve(
+            Scopes {
+                owner: &owner,
+                project: &[],
+                global: &[],
+            },
+            Scope::Owner,
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.error == InterpolationError::TooLong)
+        );
+        // The small ones still resolved: only the values past the bound fail.
+        assert!(errors.iter().all(|e| e.key.as_str() != "A10"), "{errors:?}");
+
+        let mut chain = vec![var("B0", "end")];
+        for n in 1..=MAX_DEPTH + 2 {
+            chain.push(var(&format!("B{n}"), &format!("${{B{}}}", n - 1)));
+        }
+        // The deepest first, so nothing is resolved yet when it is.
+        chain.reverse();
+        let errors = resolve(
+            Scopes {
+                owner: &chain,
+                project: &[],
+                global: &[],
+            },
+            Scope::Owner,
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.error == InterpolationError::TooDeep)
+        );
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.error != InterpolationError::Cycle(String::new())
+                    && !matches!(e.error, InterpolationError::Cycle(_))),
+            "a refusal leaves no false cycle behind: {errors:?}"
+        );
     }
 
     #[test]

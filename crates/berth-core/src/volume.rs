@@ -309,22 +309,55 @@ pub enum BindRefusal {
         "{0} is berth's data dir or one of its parents: it holds the secret key and the database"
     )]
     DataDir(String),
-    #[error("{path} is outside the volumes root {root}; put host directories for apps under it")]
-    OutsideRoot { path: String, root: String },
+    #[error("{path} is outside the {root_name} {root}; put the directory under it")]
+    OutsideRoot {
+        path: String,
+        root_name: &'static str,
+        root: String,
+    },
 }
 
-/// Where bind mounts may come from: under the volumes root, and never from
-/// berth's data dir (which holds the secret key and the database).
+/// Where host directories handed to the outside may come from: under a root
+/// the admin chose (the volumes root for bind mounts, the static root for
+/// static sites), and never from berth's data dir (which holds the secret
+/// key and the database), a system directory or `/`.
 #[derive(Debug, Clone)]
 pub struct BindRules {
-    pub volumes_root: PathBuf,
+    pub root: PathBuf,
+    /// How messages name the root: "volumes root", "static root".
+    pub root_name: &'static str,
     pub data_dir: PathBuf,
 }
 
 impl BindRules {
-    /// Whether an app may bind-mount `path` without the admin's "dangerous
-    /// mount" confirmation. `path` should already have its symlinks
-    /// resolved (where it exists), so a link cannot lead around the rules.
+    /// Whether the root itself is a sane choice: not `/`, a system
+    /// directory, or the data dir or one of its parents (everything under
+    /// the root is allowed, so such a root would allow the secret key).
+    pub fn check_root(&self) -> Result<(), BindRefusal> {
+        let root = &self.root;
+        let shown = root.display().to_string();
+        if root.as_path() == Path::new("/") {
+            return Err(BindRefusal::Root);
+        }
+        if self.data_dir.starts_with(root) {
+            return Err(BindRefusal::DataDir(shown));
+        }
+        if root.starts_with(&self.data_dir) {
+            return Ok(());
+        }
+        match SYSTEM_DIRS.iter().find(|d| root.starts_with(d)) {
+            Some(dir) => Err(BindRefusal::SystemDir {
+                path: shown,
+                dir: (*dir).to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `path` may be used (for a bind mount: without the admin's
+    /// "dangerous mount" confirmation). `path` should already have its
+    /// symlinks resolved (where it exists), so a link cannot lead around the
+    /// rules.
     pub fn check(&self, path: &Path) -> Result<(), BindRefusal> {
         let shown = path.display().to_string();
         let is_socket = path.file_name().is_some_and(|n| n == "docker.sock");
@@ -336,7 +369,7 @@ impl BindRules {
         }
         // The volumes root may sit inside the data dir (its default does):
         // under it is the one place in there apps may use.
-        let root = &self.volumes_root;
+        let root = &self.root;
         if path.starts_with(root) && path != root.as_path() {
             return Ok(());
         }
@@ -351,6 +384,7 @@ impl BindRules {
         }
         Err(BindRefusal::OutsideRoot {
             path: shown,
+            root_name: self.root_name,
             root: root.display().to_string(),
         })
     }
@@ -469,9 +503,36 @@ mod tests {
 
     fn rules() -> BindRules {
         BindRules {
-            volumes_root: PathBuf::from("/var/lib/berth/volumes"),
+            root: PathBuf::from("/var/lib/berth/volumes"),
+            root_name: "volumes root",
             data_dir: PathBuf::from("/var/lib/berth"),
         }
+    }
+
+    #[test]
+    fn a_root_may_not_be_slash_a_system_dir_or_hold_the_data_dir() {
+        let with_root = |root: &str| BindRules {
+            root: PathBuf::from(root),
+            ..rules()
+        };
+        assert!(with_root("/var/lib/berth/volumes").check_root().is_ok());
+        assert!(with_root("/srv/berth").check_root().is_ok());
+        assert!(matches!(
+            with_root("/").check_root(),
+            Err(BindRefusal::Root)
+        ));
+        assert!(matches!(
+            with_root("/var/lib/berth").check_root(),
+            Err(BindRefusal::DataDir(_))
+        ));
+        assert!(matches!(
+            with_root("/var").check_root(),
+            Err(BindRefusal::DataDir(_))
+        ));
+        assert!(matches!(
+            with_root("/etc/sites").check_root(),
+            Err(BindRefusal::SystemDir { .. })
+        ));
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl Apps {
         volumes: Vec<crate::VolumeRequest>,
         strategy: Option<berth_core::DeployStrategy>,
     ) -> Result<(App, Deployment), DeployError> {
-        crate::deployments::check_source(&source)?;
+        self.check_source(&source)?;
         self.check_volumes(&volumes, new.dangerous_mounts)?;
         let app = apps::create(self.store(), project, &new).await?;
         let settings = berth_core::DeploySettings {

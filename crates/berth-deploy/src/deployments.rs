@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_core::{
     App, AppId, AppName, AppStatus, DeploySettings, DeployStrategy, Deployment, DeploymentId,
-    DeploymentStatus, DesiredState, ProjectName, ResourceKind, deployment::Source,
+    DeploymentStatus, DesiredState, HealthCheck, ProjectName, ResourceKind, deployment::Source,
 };
 use berth_docker::{BuildSpec, ContainerInfo, ContainerSpec, ContainerState};
 use berth_store::apps;
@@ -279,13 +279,16 @@ impl Deployments {
         app: &App,
         settings: &DeploySettings,
     ) -> Result<(), DeployError> {
-        check_source(&settings.source)?;
-        if let Some(path) = &settings.health.path
-            && !path.starts_with('/')
+        self.check_source(&settings.source)?;
+        if let Some(problem) = settings
+            .health
+            .path
+            .as_deref()
+            .and_then(HealthCheck::path_problem)
         {
             return Err(DeployError::Invalid {
                 field: "health_path",
-                message: "must start with '/'".to_owned(),
+                message: problem.to_owned(),
             });
         }
         deployments::save_settings(self.store(), app.id, settings).await?;
@@ -753,6 +756,7 @@ impl Runtime {
                 host_port,
                 &settings.health,
                 info.has_healthcheck,
+                recreating.stopped_old.is_some(),
                 &mut |line| lines.push(line),
             )
             .await
@@ -907,7 +911,9 @@ impl Runtime {
             key_file: file.path(),
             known_hosts: &known_hosts,
         });
-        let cloned = crate::git::clone(&git.url, &git.branch, dir, ssh.as_ref()).await;
+        // Checked again: the root may have changed since the source was saved.
+        let transport = self.git_transport(&git.url)?;
+        let cloned = crate::git::clone(&git.url, &transport, &git.branch, dir, ssh.as_ref()).await;
         drop(key_file);
         let commit = cloned.map_err(Stop::Failed)?;
         deployments::set_commit(self.store(), dep.id, &commit)
@@ -1351,22 +1357,37 @@ impl Runtime {
 }
 
 /// Refuses a git source berth could not clone (or that could pass an option to git).
-pub(crate) fn check_source(source: &Source) -> Result<(), DeployError> {
-    if let Source::Git(git) = source {
-        if git.url.trim().is_empty() || git.url.starts_with('-') {
-            return Err(DeployError::Invalid {
-                field: "git_url",
-                message: "a repository URL or path is needed for a git source".to_owned(),
-            });
+impl Runtime {
+    /// Refuses a git source berth will not clone: no URL, a URL or branch
+    /// that git would read as an option, or a transport off the list (see
+    /// [`crate::git::Transport`]).
+    pub(crate) fn check_source(&self, source: &Source) -> Result<(), DeployError> {
+        if let Source::Git(git) = source {
+            if git.url.trim().is_empty() {
+                return Err(DeployError::Invalid {
+                    field: "git_url",
+                    message: "a repository URL or path is needed for a git source".to_owned(),
+                });
+            }
+            self.git_transport(&git.url)?;
+            if git.branch.starts_with('-') {
+                return Err(DeployError::Invalid {
+                    field: "git_branch",
+                    message: "a branch may not start with '-'".to_owned(),
+                });
+            }
         }
-        if git.branch.starts_with('-') {
-            return Err(DeployError::Invalid {
-                field: "git_branch",
-                message: "a branch may not start with '-'".to_owned(),
-            });
-        }
+        Ok(())
     }
-    Ok(())
+
+    fn git_transport(&self, url: &str) -> Result<crate::git::Transport, DeployError> {
+        crate::git::Transport::of(url, self.options().git_file_root.as_deref()).map_err(|message| {
+            DeployError::Invalid {
+                field: "git_url",
+                message,
+            }
+        })
+    }
 }
 
 /// Runs `work` unless the deployment is cancelled first.

@@ -13,8 +13,77 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-/// Never ask about unknown host keys or passwords on a terminal nobody watches.
-const DEFAULT_SSH: &str = "ssh -o BatchMode=yes";
+/// Never ask about unknown host keys or passwords on a terminal nobody
+/// watches, and use nothing of root's own: no ~/.ssh/config, no agent, no
+/// default identity files.
+const DEFAULT_SSH: &str =
+    "ssh -F /dev/null -o BatchMode=yes -o IdentityAgent=none -o IdentityFile=none";
+
+/// How git may reach a repository. Anything else (`http://`, `git://`,
+/// `ext::`, other helpers) is refused before git runs, and git itself is
+/// told the same list (`GIT_ALLOW_PROTOCOL`), submodules included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Https,
+    Ssh,
+    /// A repository on this server, allowed only under the admin's root.
+    File(PathBuf),
+}
+
+impl Transport {
+    /// How `url` would be reached; `file_root` is where local repositories
+    /// may be (`None`: nowhere).
+    pub(crate) fn of(url: &str, file_root: Option<&Path>) -> Result<Transport, String> {
+        let url = url.trim();
+        if url.starts_with('-') {
+            return Err("a repository URL may not start with '-'".to_owned());
+        }
+        if let Some(rest) = url.strip_prefix("https://") {
+            return if rest.is_empty() {
+                Err("the URL names no host".to_owned())
+            } else {
+                Ok(Transport::Https)
+            };
+        }
+        if is_ssh_url(url) {
+            return Ok(Transport::Ssh);
+        }
+        let path = match url.strip_prefix("file://") {
+            Some(path) => path,
+            None if url.starts_with('/') => url,
+            None => {
+                return Err(
+                    "only https://, ssh:// (or user@host:path) and, for repositories on this server, file:// URLs can be cloned"
+                        .to_owned(),
+                );
+            }
+        };
+        let Some(root) = file_root else {
+            return Err(
+                "repositories on this server can be cloned only from under the directory set with --git-file-root"
+                    .to_owned(),
+            );
+        };
+        // Resolved, so neither `..` nor a symlink leads out of the root.
+        let resolved = std::fs::canonicalize(path)
+            .map_err(|_| format!("{path} is not a repository on this server"))?;
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        if !resolved.starts_with(&root) {
+            return Err(format!(
+                "{path} is outside the git file root {}",
+                root.display()
+            ));
+        }
+        Ok(Transport::File(resolved))
+    }
+
+    fn allowed_protocols(&self) -> &'static str {
+        match self {
+            Transport::File(_) => "https:ssh:file",
+            Transport::Https | Transport::Ssh => "https:ssh",
+        }
+    }
+}
 
 /// How ssh authenticates a clone: a private key file and berth's known_hosts.
 pub(crate) struct SshKey<'a> {
@@ -25,7 +94,7 @@ pub(crate) struct SshKey<'a> {
 impl SshKey<'_> {
     fn command(&self) -> String {
         format!(
-            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
             shell_quote(&self.key_file.to_string_lossy()),
             shell_quote(&self.known_hosts.to_string_lossy()),
         )
@@ -44,7 +113,13 @@ pub(crate) fn is_ssh_url(url: &str) -> bool {
         return matches!(scheme, "ssh" | "git+ssh" | "ssh+git");
     }
     match url.split_once(':') {
-        Some((host, _)) => !host.is_empty() && !host.contains('/'),
+        // `helper::address` is git's syntax for a remote helper (`ext::`, `fd::`), not ssh.
+        Some((host, rest)) => {
+            !host.is_empty()
+                && !host.contains('/')
+                && !host.contains(char::is_whitespace)
+                && !rest.starts_with(':')
+        }
         None => false,
     }
 }
@@ -83,6 +158,7 @@ impl Drop for KeyFile {
 /// A shallow clone of `branch`; returns the commit checked out.
 pub(crate) async fn clone(
     url: &str,
+    transport: &Transport,
     branch: &str,
     into: &Path,
     ssh: Option<&SshKey<'_>>,
@@ -90,6 +166,7 @@ pub(crate) async fn clone(
     if url.starts_with('-') || branch.starts_with('-') {
         return Err("a repository URL or branch may not start with '-'".to_owned());
     }
+    let protocols = transport.allowed_protocols();
     let mut args = vec!["clone", "--quiet", "--single-branch", "--no-tags"];
     // Local clones ignore --depth with a warning; remote ones are shallow.
     if url.contains("://") && !url.starts_with("file://") || url.contains('@') {
@@ -103,8 +180,8 @@ pub(crate) async fn clone(
     let target = into.to_string_lossy().into_owned();
     args.push(&target);
     let ssh_command = ssh.map_or_else(|| DEFAULT_SSH.to_owned(), SshKey::command);
-    run(&args, None, &ssh_command).await?;
-    let head = run(&["rev-parse", "HEAD"], Some(into), DEFAULT_SSH).await?;
+    run(&args, None, &ssh_command, protocols).await?;
+    let head = run(&["rev-parse", "HEAD"], Some(into), DEFAULT_SSH, protocols).await?;
     Ok(String::from_utf8_lossy(&head).trim().to_owned())
 }
 
@@ -120,7 +197,13 @@ pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, St
     } else {
         format!("HEAD:{subdir}")
     };
-    run(&["archive", "--format=tar", &tree], Some(repo), DEFAULT_SSH).await
+    run(
+        &["archive", "--format=tar", &tree],
+        Some(repo),
+        DEFAULT_SSH,
+        "https:ssh",
+    )
+    .await
 }
 
 /// Makes a new ed25519 key pair with `ssh-keygen` (an argument array, no
@@ -159,10 +242,28 @@ pub(crate) async fn generate_key(dir: &Path, comment: &str) -> Result<(String, V
     result
 }
 
-async fn run(args: &[&str], dir: Option<&Path>, ssh_command: &str) -> Result<Vec<u8>, String> {
+/// Runs git in a clean room: none of the environment berth was started with
+/// (no GIT_* variables, credential helpers or askpass programs), no system
+/// or global gitconfig, no prompts, and only `protocols`.
+async fn run(
+    args: &[&str],
+    dir: Option<&Path>,
+    ssh_command: &str,
+    protocols: &str,
+) -> Result<Vec<u8>, String> {
     let mut cmd = Command::new("git");
     cmd.args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("HOME", "/nonexistent")
+        .env("LC_ALL", "C")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", protocols)
         .env("GIT_SSH_COMMAND", ssh_command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -190,6 +291,44 @@ async fn run(args: &[&str], dir: Option<&Path>, ssh_command: &str) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_ssh_and_files_under_the_root_may_be_cloned() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("link")).unwrap();
+        let of = |url: &str| Transport::of(url, Some(root.path()));
+        assert_eq!(of("https://example.com/a.git"), Ok(Transport::Https));
+        assert_eq!(of("ssh://git@example.com/a.git"), Ok(Transport::Ssh));
+        assert_eq!(of("git@example.com:a/b.git"), Ok(Transport::Ssh));
+        let canonical = std::fs::canonicalize(&repo).unwrap();
+        assert_eq!(
+            of(&format!("file://{}", repo.display())),
+            Ok(Transport::File(canonical.clone()))
+        );
+        assert_eq!(
+            of(&repo.display().to_string()),
+            Ok(Transport::File(canonical))
+        );
+        for refused in [
+            "ext::sh -c touch% /tmp/pwned",
+            "http://example.com/a.git",
+            "git://example.com/a.git",
+            "fd::17",
+            "-uhttps://x",
+            "file:///etc",
+            &format!("file://{}/../..", repo.display()),
+            &format!("file://{}/link", root.path().display()),
+        ] {
+            assert!(of(refused).is_err(), "{refused} was allowed");
+        }
+        assert!(
+            Transport::of(&format!("file://{}", repo.display()), None).is_err(),
+            "no root, no local clones"
+        );
+    }
 
     #[test]
     fn ssh_urls_are_told_from_other_sources() {
@@ -244,7 +383,7 @@ mod tests {
         };
         assert_eq!(
             ssh.command(),
-            "ssh -i '/data dir/it'\\''s.key' -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='/data dir/known_hosts'"
+            "ssh -F /dev/null -i '/data dir/it'\\''s.key' -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='/data dir/known_hosts'"
         );
     }
 }

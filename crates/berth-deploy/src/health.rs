@@ -13,28 +13,46 @@ use tokio::net::TcpStream;
 /// interval is 30 s, so the configured retries alone would cut it short.
 const IMAGE_HEALTHCHECK_MIN: Duration = Duration::from_secs(180);
 
+/// How often an HTTP check is tried while the edge holds the app's requests
+/// (a recreate): a try that just missed the app's start then costs the held
+/// requests this much, not a whole interval.
+const HELD_TRY_EVERY: Duration = Duration::from_millis(50);
+
 /// Waits until the container passes its check; the error says why it did not.
+/// `held`: the app's requests wait at the edge meanwhile.
 pub(crate) async fn wait_healthy(
     docker: &DockerClient,
     container_id: &str,
     host_port: Option<u16>,
     check: &HealthCheck,
     image_has_healthcheck: bool,
+    held: bool,
     log: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), String> {
     let interval = Duration::from_millis(u64::from(check.interval_ms.max(50)));
     let timeout = Duration::from_millis(u64::from(check.timeout_ms.max(100)));
     let retries = check.retries.max(1);
     if let Some(path) = &check.path {
+        // Held: more tries, as often as HELD_TRY_EVERY, within the same
+        // time (`retries` intervals).
+        let (pause, tries) = match held {
+            true if interval > HELD_TRY_EVERY => {
+                let per_interval = interval.as_millis() / HELD_TRY_EVERY.as_millis();
+                let per_interval = u32::try_from(per_interval).unwrap_or(u32::MAX);
+                (HELD_TRY_EVERY, retries.saturating_mul(per_interval))
+            }
+            _ => (interval, retries),
+        };
         let Some(port) = host_port else {
             return Err("the app publishes no port to check".to_owned());
         };
         log(format!(
-            "health check: GET {path} expecting {}, every {} ms, up to {retries} tries",
-            check.expected_status, check.interval_ms
+            "health check: GET {path} expecting {}, every {} ms, up to {tries} tries",
+            check.expected_status,
+            pause.as_millis()
         ));
         let mut last = String::new();
-        for attempt in 1..=retries {
+        for attempt in 1..=tries {
             still_running(docker, container_id).await?;
             match tokio::time::timeout(timeout, http_status(port, path)).await {
                 Ok(Ok(status)) if status == check.expected_status => {
@@ -45,10 +63,10 @@ pub(crate) async fn wait_healthy(
                 Ok(Err(err)) => last = err,
                 Err(_) => last = format!("no answer within {} ms", check.timeout_ms),
             }
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(pause).await;
         }
         return Err(format!(
-            "health check GET {path} failed {retries} times (last: {last})"
+            "health check GET {path} failed {tries} times (last: {last})"
         ));
     }
     if image_has_healthcheck {

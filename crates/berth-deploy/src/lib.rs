@@ -74,6 +74,11 @@ struct Inner {
 pub struct Options {
     /// Where bind mounts may come from (default `<data dir>/volumes`).
     pub volumes_root: Option<std::path::PathBuf>,
+    /// Where static sites' directories must lie (default `<data dir>/static`).
+    pub static_root: Option<std::path::PathBuf>,
+    /// Where git repositories on this server may be cloned from (`None`:
+    /// only https and ssh remotes).
+    pub git_file_root: Option<std::path::PathBuf>,
     /// Labels put on every Docker object berth creates, besides its own
     /// (tests mark theirs with `berth.test=<run>` so cleanup finds them).
     pub object_labels: std::collections::BTreeMap<String, String>,
@@ -82,6 +87,8 @@ pub struct Options {
 /// [`Options`] with the defaults filled in.
 pub(crate) struct ResolvedOptions {
     pub volumes_root: std::path::PathBuf,
+    pub static_root: std::path::PathBuf,
+    pub git_file_root: Option<std::path::PathBuf>,
     pub object_labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -125,21 +132,44 @@ impl Runtime {
     }
 
     /// Applies the command line's settings; call once, before serving.
-    pub fn configure(&self, options: Options) {
+    /// Refuses a volumes or static root that would open up `/`, a system
+    /// directory or the data dir.
+    pub fn configure(&self, options: Options) -> Result<(), DeployError> {
         let resolved = ResolvedOptions {
             volumes_root: options
                 .volumes_root
                 .unwrap_or_else(|| self.data_dir().join("volumes")),
+            static_root: options
+                .static_root
+                .unwrap_or_else(|| self.data_dir().join("static")),
+            git_file_root: options.git_file_root,
             object_labels: options.object_labels,
         };
+        for (root, root_name) in [
+            (&resolved.volumes_root, "--volumes-root"),
+            (&resolved.static_root, "--static-root"),
+        ] {
+            let rules = berth_core::BindRules {
+                root: root.clone(),
+                root_name,
+                data_dir: self.data_dir(),
+            };
+            rules.check_root().map_err(|refusal| DeployError::Invalid {
+                field: root_name,
+                message: format!("{root_name} {}: {refusal}", root.display()),
+            })?;
+        }
         if self.inner.options.set(resolved).is_err() {
             tracing::warn!("the runtime was configured twice; keeping the first");
         }
+        Ok(())
     }
 
     pub(crate) fn options(&self) -> &ResolvedOptions {
         self.inner.options.get_or_init(|| ResolvedOptions {
             volumes_root: self.data_dir().join("volumes"),
+            static_root: self.data_dir().join("static"),
+            git_file_root: None,
             object_labels: Default::default(),
         })
     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_core::{
@@ -87,7 +87,19 @@ impl Runtime {
         };
         let _one_at_a_time = link.rebuild.lock().await;
         let apps = apps::list_all(self.store()).await?;
-        let domains = domains::list_all(self.store()).await?;
+        let mut domains = domains::list_all(self.store()).await?;
+        // A static site recorded before the static root existed, or whose
+        // directory has since been moved or linked elsewhere, is not served.
+        domains.retain(|d| match &d.target {
+            DomainTarget::Static { dir, .. } => match self.check_static_dir(dir) {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(domain.host = %d.host, domain.path = %d.path_prefix, error = %err, "static site not served");
+                    false
+                }
+            },
+            DomainTarget::App => true,
+        });
         let dashboard = domains::dashboard_domain(self.store()).await?;
         let routes = build_routes(
             &apps,
@@ -116,6 +128,11 @@ impl Domains {
         default_host(&link.base_domain, project, app)
     }
 
+    /// The base domain apps' default hosts live under (`None` without an edge).
+    pub fn base_domain(&self) -> Option<DomainName> {
+        Some(self.inner.edge.get()?.base_domain.clone())
+    }
+
     /// Where `host` + `path` can be opened through the edge, for links.
     pub fn site_url(&self, host: &str, path: &str) -> Option<String> {
         Some(self.inner.edge.get()?.edge.site_url(host, path))
@@ -140,8 +157,10 @@ impl Domains {
         new: NewDomain,
     ) -> Result<Domain, DeployError> {
         let app = self.app(project, app).await?;
-        if let DomainTarget::Static { dir, .. } = &new.target {
-            check_static_dir(dir)?;
+        let mut new = new;
+        if let DomainTarget::Static { dir, .. } = &mut new.target {
+            // Kept resolved: what was checked is what is served.
+            *dir = self.check_static_dir(dir)?;
         }
         let domain = domains::add(self.store(), app.id, &new).await?;
         tracing::info!(project.name = %project, app.name = %app.name, domain.host = %domain.host, domain.path = %domain.path_prefix, "domain added");
@@ -179,20 +198,45 @@ impl Domains {
     }
 }
 
-fn check_static_dir(dir: &Path) -> Result<(), DeployError> {
-    if !dir.is_absolute() {
-        return Err(DeployError::Invalid {
+impl Runtime {
+    /// A static site's directory, resolved: it must exist and lie under the
+    /// static root, away from the data dir and system directories (the edge
+    /// runs as root and would serve whatever it is given).
+    pub(crate) fn check_static_dir(&self, dir: &Path) -> Result<PathBuf, DeployError> {
+        let invalid = |message: String| DeployError::Invalid {
             field: "static_dir",
-            message: "must be an absolute path, such as /srv/blog/public".to_owned(),
-        });
+            message,
+        };
+        let root = &self.options().static_root;
+        if !dir.is_absolute() {
+            return Err(invalid(format!(
+                "must be an absolute path under the static root {}",
+                root.display()
+            )));
+        }
+        let resolved = std::fs::canonicalize(dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{} is not a directory on this server",
+                    dir.display()
+                ))
+            })?;
+        let rules = berth_core::BindRules {
+            root: std::fs::canonicalize(root).unwrap_or_else(|_| root.clone()),
+            root_name: "static root",
+            data_dir: self.data_dir(),
+        };
+        for path in [dir, resolved.as_path()] {
+            rules.check(path).map_err(|refusal| {
+                invalid(format!(
+                    "{refusal}. Static sites are served from under the static root."
+                ))
+            })?;
+        }
+        Ok(resolved)
     }
-    if !dir.is_dir() {
-        return Err(DeployError::Invalid {
-            field: "static_dir",
-            message: format!("{} is not a directory on this server", dir.display()),
-        });
-    }
-    Ok(())
 }
 
 pub(crate) fn default_host(
@@ -256,7 +300,13 @@ pub fn build_routes(
         });
     }
     if let Some((host, addr)) = dashboard {
-        routes.push(Route::app(host.as_str(), "the berth dashboard", Some(addr)));
+        // HSTS: once a browser has seen the dashboard over HTTPS it never
+        // sends a password over plain HTTP. Plain HTTP is redirected by the
+        // edge once the certificate exists, and by the dashboard before.
+        routes.push(Route {
+            hsts: true,
+            ..Route::app(host.as_str(), "the berth dashboard", Some(addr))
+        });
     }
     routes
 }

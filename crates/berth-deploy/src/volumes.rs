@@ -338,7 +338,8 @@ impl Storage {
 impl Runtime {
     fn bind_rules(&self) -> berth_core::BindRules {
         berth_core::BindRules {
-            volumes_root: self.options().volumes_root.clone(),
+            root: self.options().volumes_root.clone(),
+            root_name: "volumes root",
             data_dir: self.data_dir(),
         }
     }

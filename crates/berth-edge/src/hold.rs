@@ -5,13 +5,16 @@
 //!
 //! While nothing is held, a request reads one atomic counter and nothing
 //! else: no lock, no map.
+//!
+//! The released requests then reach a container that has just started, all
+//! at once: [`Ramp`] paces the connections they open to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 /// The holds in force and the requests waiting on them.
@@ -37,6 +40,8 @@ struct Hold {
     limit: Duration,
     /// Becomes true (or closes) when the guard goes.
     released: watch::Receiver<bool>,
+    /// Shared by the requests this hold releases.
+    ramp: Arc<Ramp>,
 }
 
 impl Hold {
@@ -78,6 +83,7 @@ impl Holds {
             upstream,
             limit,
             released: receiver,
+            ramp: Arc::default(),
         });
         // Counted once the hold is in the list, so a request that sees the
         // count finds the hold.
@@ -94,15 +100,19 @@ impl Holds {
     /// release of every hold that covers it, at most the longest of their limits.
     pub(crate) fn covering(&self, app: &str, upstream: Option<SocketAddr>) -> Option<Wait> {
         let state = self.lock();
+        let mut covering = state.holds.iter().filter(|h| h.covers(app, upstream));
+        let first = covering.next()?;
         let mut wait = Wait {
-            released: Vec::new(),
-            limit: Duration::ZERO,
+            released: vec![first.released.clone()],
+            limit: first.limit,
+            // Overlapping holds are one switch of one app: one ramp paces it.
+            ramp: first.ramp.clone(),
         };
-        for hold in state.holds.iter().filter(|h| h.covers(app, upstream)) {
+        for hold in covering {
             wait.released.push(hold.released.clone());
             wait.limit = wait.limit.max(hold.limit);
         }
-        (!wait.released.is_empty()).then_some(wait)
+        Some(wait)
     }
 
     /// Counts a request as waiting until the returned guard is dropped (also
@@ -125,6 +135,8 @@ pub(crate) struct Wait {
     released: Vec<watch::Receiver<bool>>,
     /// The longest limit among them.
     pub(crate) limit: Duration,
+    /// Paces the request once released.
+    pub(crate) ramp: Arc<Ramp>,
 }
 
 impl Wait {
@@ -135,6 +147,61 @@ impl Wait {
             let _ = rx.wait_for(|released| *released).await;
         }));
         tokio::time::timeout_at(deadline, all).await.is_ok()
+    }
+}
+
+/// How many requests released from one hold may be opening a connection to
+/// the app at once, to begin with. A freshly started app may listen with a
+/// short backlog and accept slowly (busybox httpd: 9, Python's socketserver:
+/// 5); when a release sends every held request at once, the connections
+/// beyond the backlog have their SYN dropped and the kernel sends it again
+/// only after its initial 1 s timeout.
+const RAMP_START: usize = 4;
+
+/// How long a released request keeps its [`Ramp`] slot while its answer
+/// does not come: a long poll must not stop the others. Well under the 1 s
+/// a dropped SYN costs.
+const RAMP_PATIENCE: Duration = Duration::from_millis(200);
+
+/// Paces the requests released from one hold that have no connection to the
+/// new upstream yet, like TCP's slow start: [`RAMP_START`] at a time, and one
+/// more for each that gets its answer, so the pace doubles with every round
+/// trip and a quick app takes the whole herd within milliseconds. A slot is
+/// held until the answer's head arrives, not just the TCP connect: through
+/// docker-proxy the connect succeeds at once, whatever the app's backlog.
+pub(crate) struct Ramp {
+    slots: Semaphore,
+}
+
+impl Default for Ramp {
+    fn default() -> Self {
+        Ramp {
+            slots: Semaphore::new(RAMP_START),
+        }
+    }
+}
+
+impl Ramp {
+    /// Runs `send` (a request that may open a connection) in a slot.
+    pub(crate) async fn paced<T, E>(
+        &self,
+        send: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        // Never closed, so acquiring only waits.
+        let slot = self.slots.acquire().await.ok();
+        let mut send = std::pin::pin!(send);
+        match tokio::time::timeout(RAMP_PATIENCE, &mut send).await {
+            Ok(result) => {
+                if result.is_ok() {
+                    self.slots.add_permits(1);
+                }
+                result
+            }
+            Err(_) => {
+                drop(slot);
+                send.await
+            }
+        }
     }
 }
 

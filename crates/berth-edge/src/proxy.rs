@@ -18,6 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::hold::Ramp;
 use crate::routes::Route;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -166,29 +167,58 @@ impl Drop for Lease<'_> {
 /// Sends `request` (origin-form) over the client connection's kept upstream
 /// connection, opening it first if need be, or through the shared pool when
 /// the kept one is busy or turns out to have closed before the request left.
+/// A request released from a hold that has no ready connection of its own
+/// waits for a slot of the hold's `ramp` first.
 async fn send(
     client: &UpstreamClient,
     affinity: &Affinity,
     limits: &Limits,
     upstream: SocketAddr,
     request: Request<Body>,
+    ramp: Option<&Ramp>,
 ) -> Result<Response<Incoming>, BoxError> {
     let Some(mut lease) = affinity.lease(upstream) else {
-        return send_pooled(client, upstream, request).await;
+        return paced(ramp, send_pooled(client, upstream, request)).await;
     };
-    let mut sender = match lease.sender.take() {
-        Some(sender) => sender,
-        None => Affinity::connect(upstream, limits.connect_timeout).await?,
-    };
+    match lease.sender.take() {
+        Some(sender) => send_kept(client, &mut lease, sender, request).await,
+        None => {
+            let opened = async {
+                let sender = Affinity::connect(upstream, limits.connect_timeout).await?;
+                send_kept(client, &mut lease, sender, request).await
+            };
+            paced(ramp, opened).await
+        }
+    }
+}
+
+/// Sends over the lease's connection and keeps it for the next request.
+async fn send_kept(
+    client: &UpstreamClient,
+    lease: &mut Lease<'_>,
+    mut sender: http1::SendRequest<Body>,
+    request: Request<Body>,
+) -> Result<Response<Incoming>, BoxError> {
     match sender.try_send_request(request).await {
         Ok(response) => {
             lease.sender = Some(sender);
             Ok(response)
         }
         Err(mut err) => match err.take_message() {
-            Some(request) => send_pooled(client, upstream, request).await,
+            Some(request) => send_pooled(client, lease.upstream, request).await,
             None => Err(err.into_error().into()),
         },
+    }
+}
+
+/// Runs `send` in a slot of `ramp`, if there is one.
+async fn paced(
+    ramp: Option<&Ramp>,
+    send: impl Future<Output = Result<Response<Incoming>, BoxError>>,
+) -> Result<Response<Incoming>, BoxError> {
+    match ramp {
+        Some(ramp) => ramp.paced(send).await,
+        None => send.await,
     }
 }
 
@@ -339,6 +369,8 @@ pub(crate) struct RequestInfo<'a> {
     pub in_flight: InFlightGuard,
     /// The client connection's own upstream connection.
     pub affinity: &'a Affinity,
+    /// Paces the request when a hold released it.
+    pub ramp: Option<&'a Ramp>,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -464,9 +496,9 @@ pub(crate) async fn forward(
         if upgrade.is_some() {
             // A tunnel takes the upstream socket over: the pool's
             // connections are the ones that can hand it on.
-            send_pooled(client, upstream, request).await
+            paced(info.ramp, send_pooled(client, upstream, request)).await
         } else {
-            send(client, info.affinity, limits, upstream, request).await
+            send(client, info.affinity, limits, upstream, request, info.ramp).await
         }
     };
     let result = tokio::time::timeout(limits.response_timeout, sent).await;

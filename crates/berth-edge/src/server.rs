@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::hold::{HoldGuard, Holds};
+use crate::hold::{HoldGuard, Holds, Ramp};
 use crate::proxy::{self, Affinity, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
 use crate::routes::{Route, RouteTable, Target, normalize_host};
 use crate::statics;
@@ -180,10 +180,11 @@ impl Edge {
         }
 
         let mut table = self.routes.load_full();
+        let mut ramp = None;
         // While nothing is held, this is one relaxed atomic load.
         if self.holds.any() {
-            table = match self.wait_while_held(table, &host, path, https).await {
-                Ok(table) => table,
+            (table, ramp) = match self.wait_while_held(table, &host, path, https).await {
+                Ok(held) => held,
                 Err(unavailable) => return unavailable,
             };
         }
@@ -210,6 +211,7 @@ impl Edge {
                     host_header,
                     in_flight: self.in_flight.start(*addr),
                     affinity,
+                    ramp: ramp.as_deref(),
                 };
                 proxy::forward(&self.client, &self.limits, req, route, name, *addr, info).await
             }
@@ -239,33 +241,36 @@ impl Edge {
 
     /// Waits while the request's route is held, then returns the route table
     /// as it is at the release (the deploy has put the new upstream in), to
-    /// look the route up again. Another hold may cover the new route: it
-    /// waits for that too, within the same limit. `Err` is the 503 page once
-    /// the limit has passed.
+    /// look the route up again, and the ramp that paces the released
+    /// requests (`None` when it was not held). Another hold may cover the new
+    /// route: it waits for that too, within the same limit. `Err` is the 503
+    /// page once the limit has passed.
     async fn wait_while_held(
         &self,
         mut table: Arc<RouteTable>,
         host: &str,
         path: &str,
         https: bool,
-    ) -> Result<Arc<RouteTable>, Response<Body>> {
+    ) -> Result<(Arc<RouteTable>, Option<Arc<Ramp>>), Response<Body>> {
         let mut waiting = None;
         let mut limit = Duration::ZERO;
+        let mut ramp = None;
         loop {
             let Some(route) = table.lookup(host, path) else {
-                return Ok(table);
+                return Ok((table, ramp));
             };
             let Target::App { name, upstream } = &route.target else {
-                return Ok(table);
+                return Ok((table, ramp));
             };
             if self.redirects(route, host, https) {
-                return Ok(table);
+                return Ok((table, ramp));
             }
             let Some(wait) = self.holds.covering(name, *upstream) else {
-                return Ok(table);
+                return Ok((table, ramp));
             };
             let waiting = waiting.get_or_insert_with(|| self.holds.start_waiting());
             limit = limit.max(wait.limit);
+            ramp = Some(wait.ramp.clone());
             if !wait.released_by(waiting.since() + limit).await {
                 tracing::debug!(app.name = %name, "a held request waited its limit");
                 return Err(proxy::held_too_long(name));

@@ -24,6 +24,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use std::io::Write;
+use tokio::io::AsyncReadExt;
 
 use crate::proxy::{Body, BoxError, empty, full, not_found, page};
 
@@ -77,13 +78,13 @@ impl Cache {
     }
 }
 
-/// The file a request path names inside `dir`, or `None` for a path that
-/// tries to leave it or reach a dot file.
-fn resolve(dir: &Path, rel: &str) -> Option<PathBuf> {
+/// The file a request path names, relative to the site's directory, or
+/// `None` for a path that tries to leave it or reach a dot file.
+fn resolve(rel: &str) -> Option<PathBuf> {
     let decoded = percent_encoding::percent_decode_str(rel)
         .decode_utf8()
         .ok()?;
-    let mut path = dir.to_path_buf();
+    let mut path = PathBuf::new();
     for segment in decoded.split('/') {
         if segment.is_empty() || segment == "." {
             continue;
@@ -231,11 +232,11 @@ pub(crate) async fn serve(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let Some(mut path) = resolve(dir, rel) else {
+    let Some(mut path) = resolve(rel) else {
         return not_found();
     };
-    let mut meta = tokio::fs::metadata(&path).await.ok();
-    if meta.as_ref().is_some_and(|m| m.is_dir()) {
+    let mut opened = open_beneath(dir, &path).await;
+    if opened.as_ref().is_some_and(|(_, m)| m.is_dir()) {
         if !full_path.ends_with('/') {
             // Relative links in index.html only work below a trailing slash.
             let location = match query {
@@ -249,19 +250,18 @@ pub(crate) async fn serve(
                 .expect("a redirect is valid");
         }
         path.push("index.html");
-        meta = tokio::fs::metadata(&path).await.ok();
+        opened = open_beneath(dir, &path).await;
     }
-    if !meta.as_ref().is_some_and(|m| m.is_file()) {
+    if !opened.as_ref().is_some_and(|(_, m)| m.is_file()) {
         let last = rel.rsplit('/').next().unwrap_or_default();
         if spa_fallback && !last.contains('.') {
-            path = dir.join("index.html");
-            meta = tokio::fs::metadata(&path).await.ok();
-        }
-        if !meta.as_ref().is_some_and(|m| m.is_file()) {
-            return not_found();
+            path = PathBuf::from("index.html");
+            opened = open_beneath(dir, &path).await;
         }
     }
-    let meta = meta.expect("checked above");
+    let Some((file, meta)) = opened.filter(|(_, m)| m.is_file()) else {
+        return not_found();
+    };
     let len = meta.len();
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
     let stamp = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -297,14 +297,15 @@ pub(crate) async fn serve(
     }
 
     if let Some(encoding) = encoding {
-        let key = (path.clone(), etag.clone(), encoding);
+        let key = (dir.join(&path), etag.clone(), encoding);
         let body = match cache.get(&key) {
             Some(body) => body,
             None => {
-                let data = match tokio::fs::read(&path).await {
-                    Ok(data) => data,
-                    Err(_) => return not_found(),
-                };
+                let mut data = Vec::new();
+                let mut file = tokio::fs::File::from_std(file);
+                if file.read_to_end(&mut data).await.is_err() {
+                    return not_found();
+                }
                 let compressed =
                     match tokio::task::spawn_blocking(move || compress(&data, encoding)).await {
                         Ok(Ok(c)) => Bytes::from(c),
@@ -335,16 +336,50 @@ pub(crate) async fn serve(
     if method == Method::HEAD {
         return builder.body(empty()).expect("a file response is valid");
     }
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(_) => return not_found(),
-    };
-    let stream = tokio_util::io::ReaderStream::new(file)
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file))
         .map_ok(Frame::data)
         .map_err(BoxError::from);
     builder
         .body(StreamBody::new(stream).boxed_unsync())
         .expect("a file response is valid")
+}
+
+/// Opens `rel` inside `dir` so that neither `..` nor a symlink (absolute,
+/// or relative and climbing) can lead out of it: `openat2` with
+/// `RESOLVE_BENEATH` does the walk in the kernel, so nothing can be swapped
+/// between a check and the open. Kernels before 5.6 lack it; there the
+/// resolved path must stay under the resolved directory. `None` when the
+/// file is missing or outside.
+async fn open_beneath(dir: &Path, rel: &Path) -> Option<(std::fs::File, std::fs::Metadata)> {
+    let (dir, rel) = (dir.to_path_buf(), rel.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let root = std::fs::File::open(&dir).ok()?;
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel.as_path()
+        };
+        // NONBLOCK: a FIFO in a site must not hang the open; it is no file anyway.
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let file = match rustix::fs::openat2(&root, rel, flags, Mode::empty(), resolve) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(rustix::io::Errno::NOSYS) => {
+                let inside = std::fs::canonicalize(dir.join(rel)).ok()?;
+                if !inside.starts_with(std::fs::canonicalize(&dir).ok()?) {
+                    return None;
+                }
+                std::fs::File::open(inside).ok()?
+            }
+            Err(_) => return None,
+        };
+        let meta = file.metadata().ok()?;
+        Some((file, meta))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 #[cfg(test)]
@@ -353,14 +388,37 @@ mod tests {
 
     #[test]
     fn paths_cannot_leave_the_directory_or_reach_dot_files() {
-        let dir = Path::new("/srv/site");
-        assert_eq!(resolve(dir, "/a/b.css"), Some(dir.join("a/b.css")));
-        assert_eq!(resolve(dir, "/a%20b.html"), Some(dir.join("a b.html")));
-        assert_eq!(resolve(dir, "/../etc/passwd"), None);
-        assert_eq!(resolve(dir, "/%2e%2e/etc/passwd"), None);
-        assert_eq!(resolve(dir, "/.git/config"), None);
-        assert_eq!(resolve(dir, "/a\\..\\b"), None);
-        assert!(resolve(dir, "/.well-known/security.txt").is_some());
+        assert_eq!(resolve("/a/b.css"), Some(PathBuf::from("a/b.css")));
+        assert_eq!(resolve("/a%20b.html"), Some(PathBuf::from("a b.html")));
+        assert_eq!(resolve("/../etc/passwd"), None);
+        assert_eq!(resolve("/%2e%2e/etc/passwd"), None);
+        assert_eq!(resolve("/.git/config"), None);
+        assert_eq!(resolve("/a\\..\\b"), None);
+        assert!(resolve("/.well-known/security.txt").is_some());
+    }
+
+    #[tokio::test]
+    async fn no_symlink_leads_out_of_a_site() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.key"), "key").unwrap();
+        let site = tempfile::tempdir().unwrap();
+        let dir = site.path();
+        std::fs::create_dir(dir.join("docs")).unwrap();
+        std::fs::write(dir.join("docs/page.html"), "page").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.key"), dir.join("key.txt")).unwrap();
+        std::os::unix::fs::symlink("../..", dir.join("docs/up")).unwrap();
+        std::os::unix::fs::symlink("docs/page.html", dir.join("alias.html")).unwrap();
+        let open = |rel: &'static str| open_beneath(dir, Path::new(rel));
+        assert!(open("docs/page.html").await.is_some());
+        assert!(
+            open("alias.html").await.is_some(),
+            "a link inside stays usable"
+        );
+        assert!(open("").await.is_some_and(|(_, m)| m.is_dir()));
+        assert!(open("etc/passwd").await.is_none());
+        assert!(open("key.txt").await.is_none());
+        assert!(open("docs/up/etc/passwd").await.is_none());
     }
 
     #[test]

@@ -1023,3 +1023,178 @@ async fn held_websockets_and_http2_streams_go_to_the_new_upstream() {
     let text = stream.await.unwrap();
     assert!(text.starts_with("name=b path=/h2 "), "{text}");
 }
+
+/// What a freshly started app saw of its first connections: how many were
+/// open when it sent its first answer, and the most open and unanswered at once.
+#[derive(Default)]
+struct Opening {
+    accepted: AtomicUsize,
+    unanswered: AtomicUsize,
+    at_first_answer: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Requests released from a hold all reach a container that has just
+/// started. They open their connections to it a few at a time (a short
+/// listen backlog drops the SYNs beyond it, which the kernel sends again only
+/// after 1 s), and more at a time as answers come back.
+#[tokio::test]
+async fn released_requests_open_connections_to_the_new_upstream_a_few_at_a_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new = listener.local_addr().unwrap();
+    let opening = Arc::new(Opening::default());
+    let seen = opening.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            seen.accepted.fetch_add(1, Ordering::SeqCst);
+            let now = seen.unanswered.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.peak.fetch_max(now, Ordering::SeqCst);
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // Each client sends one request: one answer per connection.
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        // Long enough that a burst would all be open at once.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let accepted = seen.accepted.load(Ordering::SeqCst);
+                        let _ = seen.at_first_answer.compare_exchange(
+                            0,
+                            accepted,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                        seen.unanswered.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("new"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let old = stopped_container();
+    let edge = TestEdge::start(vec![app("ramp.test", "web", old)]).await;
+    let hold = edge.edge.hold("web", Some(old), Duration::from_secs(30));
+
+    // One client (and so one connection to the app) per request.
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let url = edge.url("/");
+            tokio::spawn(async move {
+                let response = client()
+                    .get(url)
+                    .header("host", "ramp.test")
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    until_held(&edge.edge, 20).await;
+    edge.edge.set_routes(vec![app("ramp.test", "web", new)]);
+    hold.release();
+    for request in requests {
+        let (status, text) = request.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(text, "new");
+    }
+
+    assert_eq!(opening.accepted.load(Ordering::SeqCst), 20);
+    let at_first_answer = opening.at_first_answer.load(Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&at_first_answer),
+        "{at_first_answer} connections were open before the app's first answer"
+    );
+    let peak = opening.peak.load(Ordering::SeqCst);
+    assert!(
+        peak > 4,
+        "the pace grows as answers come back; at most {peak} connections opened at once"
+    );
+
+    // Requests that were not held are not paced: a burst opens at once.
+    opening.peak.store(0, Ordering::SeqCst);
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let url = edge.url("/");
+            tokio::spawn(async move {
+                client()
+                    .get(url)
+                    .header("host", "ramp.test")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let peak = opening.peak.load(Ordering::SeqCst);
+    assert!(peak > 4, "at most {peak} connections opened at once");
+}
+
+/// A released request whose answer takes long (a long poll) gives its place
+/// up after a moment: it does not keep the rest of the released requests waiting.
+#[tokio::test]
+async fn a_released_long_poll_does_not_keep_the_others_waiting() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    if req.uri().path() == "/poll" {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("new"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let old = stopped_container();
+    let edge = TestEdge::start(vec![app("poll.test", "web", old)]).await;
+    let hold = edge.edge.hold("web", Some(old), Duration::from_secs(30));
+    let send = |path: &'static str| {
+        let url = edge.url(path);
+        tokio::spawn(async move {
+            let response = client()
+                .get(url)
+                .header("host", "poll.test")
+                .send()
+                .await
+                .unwrap();
+            (response.status(), Instant::now())
+        })
+    };
+    // Enough long polls to take every first place, held first.
+    let polls: Vec<_> = (0..8).map(|_| send("/poll")).collect();
+    until_held(&edge.edge, 8).await;
+    let quick: Vec<_> = (0..8).map(|_| send("/")).collect();
+    until_held(&edge.edge, 16).await;
+
+    edge.edge.set_routes(vec![app("poll.test", "web", new)]);
+    let released = Instant::now();
+    hold.release();
+    for request in quick {
+        let (status, answered) = request.await.unwrap();
+        assert_eq!(status, 200);
+        let took = answered - released;
+        assert!(
+            took < Duration::from_secs(3),
+            "answered {took:?} after the release"
+        );
+    }
+    for request in polls {
+        assert_eq!(request.await.unwrap().0, 200);
+    }
+}

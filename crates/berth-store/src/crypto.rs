@@ -189,18 +189,15 @@ pub(crate) async fn open_keyring(
     let key = match read_key(&path)? {
         Some(key) => key,
         None => {
-            if let Some(id) = &recorded {
-                let values: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM env_vars")
-                    .fetch_one(pool)
-                    .await?;
-                if values > 0 {
-                    return Err(StoreError::BadSecretKey {
-                        path,
-                        detail: format!(
-                            "it is missing, and the database holds values encrypted with key {id}: restore the file from a backup"
-                        ),
-                    });
-                }
+            if let Some(id) = &recorded
+                && sealed_values(pool).await? > 0
+            {
+                return Err(StoreError::BadSecretKey {
+                    path,
+                    detail: format!(
+                        "it is missing, and the database holds values encrypted with key {id}: restore the file from a backup"
+                    ),
+                });
             }
             let (bytes, key) = SecretKey::random();
             write_key(&path, &bytes)?;
@@ -211,10 +208,7 @@ pub(crate) async fn open_keyring(
     };
     match recorded {
         Some(id) if id != key.id() => {
-            let values: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM env_vars")
-                .fetch_one(pool)
-                .await?;
-            if values > 0 {
+            if sealed_values(pool).await? > 0 {
                 return Err(StoreError::BadSecretKey {
                     path,
                     detail: format!(
@@ -320,6 +314,26 @@ const DEPLOY_KEYS: SealedColumns = SealedColumns {
     nonce: "deploy_key_nonce",
     data: "deploy_key_private",
 };
+
+/// Every column pair that holds sealed values: a new one goes here, so a
+/// lost or different key is noticed for it too.
+const SEALED: [SealedColumns; 4] = [ENV_VALUES, ENV_SNAPSHOTS, WEBHOOK_SECRETS, DEPLOY_KEYS];
+
+/// How many sealed values the database holds, in every sealed column.
+async fn sealed_values(pool: &SqlitePool) -> Result<i64, StoreError> {
+    let mut total = 0;
+    for cols in SEALED {
+        // Table and column names are constants of this file, never input.
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE {} IS NOT NULL",
+            cols.table, cols.data
+        ))
+        .fetch_one(pool)
+        .await?;
+        total += count;
+    }
+    Ok(total)
+}
 
 /// Opens every sealed value of one column pair with `old` and seals it again
 /// with `new`, inside the rotation's transaction. Returns how many it re-sealed.

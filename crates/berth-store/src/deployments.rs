@@ -295,9 +295,33 @@ pub async fn append_log(
         .execute(&mut *tx)
         .await?;
     }
+    if seq > MAX_LOG_LINES {
+        // A runaway build must not fill the disk: the oldest lines go, and
+        // one line in their place says how many.
+        let cut = seq - MAX_LOG_LINES;
+        sqlx::query("DELETE FROM deployment_logs WHERE deployment_id = ? AND seq <= ?")
+            .bind(id.get())
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_logs (deployment_id, seq, at, line) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.get())
+        .bind(cut)
+        .bind(ts)
+        .bind(format!(
+            "[{cut} earlier lines were cut: a deployment keeps its last {MAX_LOG_LINES} lines]"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
+
+/// How many lines a deployment's log keeps (the newest).
+pub const MAX_LOG_LINES: i64 = 10_000;
 
 /// Log lines after `after_seq` (0 for all), as (seq, line), oldest first.
 pub async fn log_since(

@@ -32,6 +32,17 @@ pub enum StoreError {
     VersionConflict { current: i64 },
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error(
+        "the database {path} was upgraded by a newer berth: it has schema version {found}, \
+         and this berth ({ours}) knows versions up to {known}. Run {needed}; the data is untouched",
+        ours = env!("CARGO_PKG_VERSION")
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+        needed: String,
+    },
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]

@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod domains;
 pub mod env;
 mod error;
+pub mod migrate;
 pub mod passwords;
 pub mod projects;
 pub mod sessions;
@@ -53,7 +54,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../../migrations").run(&pool).await?;
+        migrate::run(&pool, &path).await?;
         let keyring = crypto::open_keyring(data_dir, &pool).await?;
         Ok(Store {
             pool,

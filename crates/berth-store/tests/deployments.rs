@@ -198,3 +198,49 @@ async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() 
         Some("ssh-ed25519 AAAA first")
     );
 }
+
+#[tokio::test]
+async fn a_lost_key_is_refused_when_only_a_webhook_secret_is_sealed() {
+    // No environment variable at all: the check once counted only those,
+    // and replaced the key, leaving the webhook secret unreadable.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    deployments::webhook_secret(&store, app).await.unwrap();
+    store.close().await;
+    std::fs::remove_file(dir.path().join(crypto::KEY_FILE)).unwrap();
+    let err = Store::open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join(crypto::KEY_FILE).exists(),
+        "no new key was written"
+    );
+}
+
+#[tokio::test]
+async fn a_log_keeps_its_newest_lines_and_says_how_many_were_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let (dep, _) = deployments::enqueue(&store, app, &new("api"))
+        .await
+        .unwrap();
+    let total = deployments::MAX_LOG_LINES + 2_500;
+    let lines: Vec<String> = (1..=total).map(|n| format!("line {n}")).collect();
+    for chunk in lines.chunks(1_000) {
+        deployments::append_log(&store, dep.id, chunk)
+            .await
+            .unwrap();
+    }
+    let log = deployments::log_since(&store, dep.id, 0).await.unwrap();
+    assert_eq!(log.len() as i64, deployments::MAX_LOG_LINES + 1);
+    assert_eq!(
+        log[0].1,
+        "[2500 earlier lines were cut: a deployment keeps its last 10000 lines]"
+    );
+    assert_eq!(log[1].1, "line 2501");
+    assert_eq!(log.last().unwrap().1, format!("line {total}"));
+}

@@ -161,6 +161,7 @@ async fn the_database_file_holds_no_password_session_or_api_token_in_clear() {
 async fn the_dummy_hash_is_a_real_argon2_hash() {
     // Login verifies unknown users against it; if it did not parse, timing would tell.
     assert!(!passwords::verify("anything", passwords::DUMMY_HASH).await);
+    assert!(!passwords::verify("anything", "not a hash").await);
     assert!(argon2::password_hash::PasswordHash::new(passwords::DUMMY_HASH).is_ok());
 }
 

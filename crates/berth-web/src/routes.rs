@@ -177,6 +177,7 @@ pub fn build(state: AppState) -> Router {
         .merge(session)
         .merge(bearer)
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(crate::auth::refuse_plain_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(header("x-frame-options", "DENY"))
         .layer(header("x-content-type-options", "nosniff"))

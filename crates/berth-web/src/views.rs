@@ -167,6 +167,19 @@ pub struct DashboardPage {
     pub errors: FieldErrors,
     pub app_count: usize,
     pub attention: Vec<AppRow>,
+    /// Getting started; empty once every step is done.
+    pub checklist: Vec<ChecklistItem>,
+}
+
+/// One step of the getting-started checklist on the dashboard.
+pub struct ChecklistItem {
+    /// The element id, `check-<step>`.
+    pub id: &'static str,
+    pub label: &'static str,
+    pub href: String,
+    pub done: bool,
+    /// What is set, or how to do it.
+    pub detail: String,
 }
 
 #[derive(Template)]

@@ -128,6 +128,27 @@ pub fn is_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
+/// The dashboard never answers a request the edge received over plain HTTP
+/// (its domain before the certificate is issued): a login form there would
+/// send the password in clear across the internet. Once the certificate
+/// exists the edge redirects such requests itself. Requests straight to the
+/// dashboard's own listener carry no `X-Forwarded-Proto` and pass.
+pub async fn refuse_plain_http(request: Request, next: Next) -> Response {
+    let plain = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"http"));
+    if plain {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "The berth dashboard is served only over HTTPS. Its certificate is not issued yet: \
+             see berth's output on the server.\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// A `Set-Cookie` header value: always HttpOnly and SameSite=Lax, Secure over HTTPS.
 pub fn set_cookie(
     headers: &HeaderMap,

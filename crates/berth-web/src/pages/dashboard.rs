@@ -4,7 +4,7 @@ use axum::response::Html;
 use crate::auth::CurrentUser;
 use crate::forms::FieldErrors;
 use crate::routes::{Access, Table};
-use crate::views::{AppRow, Chrome, DashboardPage, EngineView, ProjectRow, render};
+use crate::views::{AppRow, ChecklistItem, Chrome, DashboardPage, EngineView, ProjectRow, render};
 use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
@@ -36,6 +36,8 @@ pub async fn page(
         .iter()
         .map(AppRow::from)
         .collect();
+    let first_project = projects.first().map(|p| p.project.name.to_string());
+    let checklist = checklist(state, app_count, first_project).await?;
     Ok(DashboardPage {
         chrome: Chrome::from(user),
         engine: EngineView::from(engine),
@@ -50,5 +52,77 @@ pub async fn page(
         errors,
         app_count: usize::try_from(app_count).unwrap_or_default(),
         attention,
+        checklist,
+    })
+}
+
+/// The getting-started steps, each ticked from what is configured; empty
+/// once all are done, so the card leaves the dashboard by itself.
+async fn checklist(
+    state: &AppState,
+    app_count: i64,
+    first_project: Option<String>,
+) -> Result<Vec<ChecklistItem>, WebError> {
+    let base = state.domains.base_domain();
+    let base_set = base
+        .as_ref()
+        .is_some_and(|d| d.as_str() != "localhost" && !d.as_str().ends_with(".localhost"));
+    let email = match &state.certs {
+        Some(certs) => certs.settings().await.map(|s| s.email).unwrap_or_default(),
+        None => String::new(),
+    };
+    let dashboard = state.domains.dashboard_domain().await?;
+    let items = vec![
+        ChecklistItem {
+            id: "check-base-domain",
+            label: "Set the base domain",
+            href: "/settings#base-domain".to_owned(),
+            done: base_set,
+            detail: match &base {
+                Some(d) if base_set => format!("apps answer under {d}"),
+                _ => "start berth with --base-domain (a domain of yours, or auto)".to_owned(),
+            },
+        },
+        ChecklistItem {
+            id: "check-acme-email",
+            label: "Set the ACME e-mail",
+            href: "/certificates#acme".to_owned(),
+            done: !email.is_empty(),
+            detail: if email.is_empty() {
+                "your contact at the CA, for notices about your certificates".to_owned()
+            } else {
+                email
+            },
+        },
+        ChecklistItem {
+            id: "check-dashboard-domain",
+            label: "Set the dashboard domain",
+            href: "/settings#dashboard-domain".to_owned(),
+            done: dashboard.is_some(),
+            detail: dashboard.map_or_else(
+                || "reach this dashboard over HTTPS at a domain of its own".to_owned(),
+                |d| d.to_string(),
+            ),
+        },
+        ChecklistItem {
+            id: "check-first-app",
+            label: "Deploy the first app",
+            href: first_project
+                .map_or_else(|| "/#projects".to_owned(), |p| format!("/projects/{p}")),
+            done: app_count > 0,
+            detail: if app_count > 0 {
+                format!(
+                    "{app_count} app{} so far",
+                    if app_count == 1 { "" } else { "s" }
+                )
+            } else {
+                "create a project, then an app from an image or a git repository".to_owned()
+            },
+        },
+    ];
+    Ok(if items.iter().all(|i| i.done) {
+        Vec::new()
+    } else {
+        items
     })
 }

@@ -259,10 +259,8 @@ impl SettingsInput {
         } else {
             Source::Image
         };
-        if let Some(path) = &health.path
-            && !path.starts_with('/')
-        {
-            errors.add("health_path", "must start with '/'");
+        if let Some(problem) = health.path.as_deref().and_then(HealthCheck::path_problem) {
+            errors.add("health_path", problem);
         }
         let restart_policy = if self.restart_policy.is_empty() {
             Some(RestartPolicy::UnlessStopped)

@@ -52,26 +52,26 @@ pub async fn submit(
         )
             .into_response()
     };
-    if state.limiter.is_blocked(ip) {
+    // Reserved before the hash is checked, so parallel guesses cannot all get one.
+    let Some(attempt) = state.limiter.reserve(ip, &form.username) else {
         tracing::warn!(client.ip = %ip, "login refused: too many failures");
         return Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             WebError::TooManyAttempts.to_string(),
         ));
-    }
+    };
     let Some((_, session)) = state
         .accounts
         .log_in(form.username.trim(), &form.password)
         .await?
     else {
-        state.limiter.record_failure(ip);
         tracing::info!(client.ip = %ip, "failed login");
         return Ok(again(
             StatusCode::UNAUTHORIZED,
             "Wrong username or password.".to_owned(),
         ));
     };
-    state.limiter.record_success(ip);
+    attempt.succeeded();
     let cookie = set_cookie(
         &headers,
         SESSION_COOKIE,

@@ -24,6 +24,8 @@ pub(crate) fn routes(t: &mut Table) {
 #[template(path = "settings.html")]
 pub struct SettingsPage {
     pub chrome: Chrome,
+    /// Where apps' default hosts live (`--base-domain`).
+    pub base_domain: String,
     /// The domain as saved, or empty.
     pub current: String,
     /// Where it opens through the edge, when set.
@@ -102,6 +104,11 @@ async fn page(
     };
     Ok(SettingsPage {
         chrome: Chrome::from(user),
+        base_domain: state
+            .domains
+            .base_domain()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
         current,
         url,
         input,

@@ -117,13 +117,14 @@ mod tests {
                 "{}: the main service and port have a route",
                 t.id
             );
-            // A generated value nothing uses would be a secret made for nothing.
-            for g in &plan.generated {
+            // A generated value or an input nothing uses would be a secret
+            // made, or a question asked, for nothing.
+            let names = plan.generated.iter().map(|g| &g.name);
+            for name in names.chain(plan.inputs.iter().map(|i| &i.name)) {
                 assert!(
-                    t.text.contains(&format!("${{{}}}", g.name)),
-                    "{}: {} is generated but never used",
-                    t.id,
-                    g.name
+                    t.text.contains(&format!("${{{name}}}")),
+                    "{}: {name} is never used",
+                    t.id
                 );
             }
             assert!(

@@ -243,8 +243,7 @@ fn load_template(doc: Value, text: &str, plan: &mut Plan) -> Result<(Value, Vec<
 /// Takes a Coolify template's header, generated values and routes into
 /// the plan.
 fn load_coolify(doc: &Value, text: &str, plan: &mut Plan) {
-    let (meta, ignored) = coolify::header(text);
-    plan.metadata = Some(meta);
+    let (mut meta, ignored) = coolify::header(text);
     if ignored {
         plan.warnings.push(plan::Warning {
             service: None,
@@ -258,4 +257,8 @@ fn load_coolify(doc: &Value, text: &str, plan: &mut Plan) {
         plan.generated = generated;
         plan.routes = routes;
     }
+    // Coolify's header has no main service: the first route's is the one
+    // users open.
+    meta.service = plan.routes.first().map(|r| r.service.clone());
+    plan.metadata = Some(meta);
 }

@@ -326,6 +326,10 @@ services:
     let p = plan(text, Format::Coolify, &options);
     assert!(p.is_ok(), "{:?}", errors(&p));
     assert_eq!(p.metadata.as_ref().unwrap().port, Some(3000));
+    assert_eq!(
+        p.metadata.as_ref().unwrap().service.as_deref(),
+        Some("my-app")
+    );
     let routes: Vec<_> = p
         .routes
         .iter()

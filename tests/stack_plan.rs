@@ -22,6 +22,15 @@ fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The `name` of each item of a JSON list.
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_template_of_berths_own_plans_as_json_without_secret_values() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/templates/gitea.yaml");
@@ -32,22 +41,10 @@ fn a_template_of_berths_own_plans_as_json_without_secret_values() {
         String::from_utf8_lossy(&out.stderr)
     );
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let services: Vec<&str> = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(services, ["gitea", "db"]);
+    assert_eq!(names(&plan["services"]), ["gitea", "db"]);
     assert_eq!(plan["services"][1]["strategy"], "recreate");
     assert_eq!(plan["routes"][0]["service"], "gitea");
-    let generated: Vec<&str> = plan["generated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(generated, ["DB_PASSWORD", "SECRET_KEY"]);
+    assert_eq!(names(&plan["generated"]), ["DB_PASSWORD", "SECRET_KEY"]);
     // Environment shows keys only: no value, not even a placeholder.
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("<DB_PASSWORD>"), "{text}");

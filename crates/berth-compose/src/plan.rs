@@ -108,6 +108,9 @@ pub enum WarningKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub service: String,
+    /// `None` when the file names no port (`SERVICE_URL_APP` without a
+    /// suffix): the port the image exposes, as Coolify's proxy does; the
+    /// runtime reads it from the image.
     pub port: Option<u16>,
     pub path: String,
     /// The variable that holds its URL or host (`SERVICE_URL_APP`), if any.

@@ -413,3 +413,16 @@ fn a_hostile_file_is_refused_not_expanded() {
     let big = "a: \"".to_owned() + &"x".repeat(2 << 20) + "\"\n";
     assert!(errors(&compose(&big))[0].contains("larger than"));
 }
+
+#[test]
+fn the_format_is_guessed_from_the_file() {
+    assert_eq!(
+        Format::detect("metadata:\n  name: x\ncompose:\n  services: {}\n"),
+        Format::Berth
+    );
+    assert_eq!(
+        Format::detect("# documentation: https://x\nservices: {}\n"),
+        Format::Coolify
+    );
+    assert_eq!(Format::detect("# my app\nservices: {}\n"), Format::Compose);
+}

@@ -166,6 +166,19 @@ pub fn plan(text: &str, format: Format, options: &Options) -> Plan {
     plan.networks = compose.networks.clone();
     plan.secrets = compose.secrets.clone();
     plan.configs = compose.configs.clone();
+    // `- KEY` without a value takes the variable KEY: the form offers it.
+    if format != Format::Berth {
+        let bare = compose
+            .services
+            .iter()
+            .flat_map(|(_, env)| env.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k));
+        for key in bare {
+            let magic = format == Format::Coolify && coolify::magic(key).is_some();
+            if !magic && !plan.inputs.iter().any(|i| &i.name == key) {
+                plan.inputs.push(Input::variable(key, None, false));
+            }
+        }
+    }
     let (mut services, volumes) = resolve::resolve(compose, &lookup);
     if format == Format::Coolify {
         // `SERVICE_URL_API_8080=/api` declares a route and holds its URL.

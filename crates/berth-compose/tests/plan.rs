@@ -276,6 +276,18 @@ fn variables_become_inputs_and_missing_required_ones_are_errors() {
 }
 
 #[test]
+fn a_key_without_a_value_takes_the_input_of_that_name() {
+    let text = "services:\n  a:\n    image: x:1\n    environment: [TOKEN, PLAIN=1]\n";
+    let p = compose(text);
+    assert_eq!(p.inputs[0].name, "TOKEN");
+    assert!(!p.services[0].environment.contains_key("TOKEN"));
+    let mut options = Options::default();
+    options.inputs.insert("TOKEN".into(), "t".into());
+    let p = plan(text, Format::Compose, &options);
+    assert_eq!(p.services[0].environment["TOKEN"], "t");
+}
+
+#[test]
 fn profiles_outside_the_default_are_left_out() {
     let p = compose(
         "services:\n  a:\n    image: x:1\n  debug:\n    image: y:1\n    profiles: [debug]\n",

@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+    /// Compose stacks and templates.
+    Stack {
+        #[command(subcommand)]
+        command: StackCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +75,35 @@ pub enum ServiceCommand {
     },
     /// Stop, disable and remove the unit; the data stays.
     Uninstall,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StackCommand {
+    /// Print what a compose file or template would install, as JSON; nothing
+    /// is installed. Exits non-zero with the errors when it cannot plan.
+    Plan {
+        /// The compose file or template.
+        file: PathBuf,
+        /// berth (a berth template), coolify (a Coolify template) or compose;
+        /// guessed from the file when not given.
+        #[arg(long, value_parser = parse_format)]
+        format: Option<berth_compose::Format>,
+        /// A value for one of the plan's inputs (repeatable).
+        #[arg(long = "input", value_name = "KEY=VALUE", value_parser = parse_input)]
+        inputs: Vec<(String, String)>,
+    },
+}
+
+fn parse_format(input: &str) -> Result<berth_compose::Format, String> {
+    berth_compose::Format::parse(input)
+        .ok_or_else(|| "the format is berth, coolify or compose".to_owned())
+}
+
+fn parse_input(input: &str) -> Result<(String, String), String> {
+    match input.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("an input is KEY=VALUE".to_owned()),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -218,6 +252,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: SecretsCommand::RotateKey,
         } => runtime.block_on(rotate_key(&cli.data_dir)),
         Command::Service { command } => service(&cli.data_dir, command),
+        Command::Stack {
+            command:
+                StackCommand::Plan {
+                    file,
+                    format,
+                    inputs,
+                },
+        } => plan_stack(&file, format, inputs),
     }
 }
 
@@ -253,6 +295,27 @@ fn service(data_dir: &Path, command: ServiceCommand) -> anyhow::Result<()> {
         }
         ServiceCommand::Uninstall => crate::service::uninstall(),
     }
+}
+
+fn plan_stack(
+    file: &Path,
+    format: Option<berth_compose::Format>,
+    inputs: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let format = format.unwrap_or_else(|| berth_compose::Format::detect(&text));
+    let options = berth_compose::Options {
+        inputs: inputs.into_iter().collect(),
+        ..Default::default()
+    };
+    let plan = berth_compose::plan(&text, format, &options);
+    println!("{}", serde_json::to_string_pretty(&plan)?);
+    if !plan.is_ok() {
+        let errors: Vec<String> = plan.errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("cannot plan {}:\n{}", file.display(), errors.join("\n"));
+    }
+    Ok(())
 }
 
 async fn admin(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {

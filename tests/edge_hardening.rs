@@ -20,6 +20,16 @@ async fn closed_within(stream: &mut TcpStream, max: Duration) -> bool {
     )
 }
 
+/// Sets the dashboard's domain from the settings page.
+async fn dashboard_domain(app: &TestApp, domain: &str) -> reqwest::Response {
+    app.post_form(
+        "/settings",
+        "/settings/dashboard-domain",
+        &[("domain", domain)],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_dashboard_keeps_answering_while_idle_sockets_flood_the_edge() {
     // 256 descriptors: without caps, 400 idle sockets exhaust them and
@@ -30,14 +40,10 @@ async fn the_dashboard_keeps_answering_while_idle_sockets_flood_the_edge() {
     })
     .await;
     app.setup_admin().await;
-    let response = app
-        .post_form(
-            "/settings",
-            "/settings/dashboard-domain",
-            &[("domain", "berth.example.test")],
-        )
-        .await;
-    assert_eq!(response.status(), 303);
+    assert_eq!(
+        dashboard_domain(&app, "berth.example.test").await.status(),
+        303
+    );
 
     let edge: std::net::SocketAddr = format!("127.0.0.1:{}", app.edge_http_port())
         .parse()
@@ -94,26 +100,16 @@ async fn no_app_or_static_site_can_take_a_path_on_the_dashboards_host() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let response = app
-        .post_form(
-            "/settings",
-            "/settings/dashboard-domain",
-            &[("domain", "taken.example.test")],
-        )
-        .await;
+    let response = dashboard_domain(&app, "taken.example.test").await;
     assert_eq!(response.status(), 422);
     let page = response.text().await.unwrap();
     assert!(page.contains("id=\"e-domain\""), "{page}");
     assert!(page.contains(&format!("{project}/web")), "{page}");
 
-    let response = app
-        .post_form(
-            "/settings",
-            "/settings/dashboard-domain",
-            &[("domain", "berth.example.test")],
-        )
-        .await;
-    assert_eq!(response.status(), 303);
+    assert_eq!(
+        dashboard_domain(&app, "berth.example.test").await.status(),
+        303
+    );
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("index.html"), "phishing").unwrap();
     for body in [

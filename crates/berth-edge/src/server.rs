@@ -535,14 +535,14 @@ async fn serve_connection<I>(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        () = activity.expired(head, idle) => {
-            // Nothing to finish before a first request; dropping closes the socket.
-            if !activity.any_request() {
-                tracing::debug!(peer = %peer, "no request head in time; closed");
-                return;
-            }
-        }
+        () = activity.expired(head, idle) => {}
         () = stopping.cancelled() => {}
+    }
+    // Nothing to finish before a first request; dropping closes the socket
+    // (hyper-util's sniffing would not notice a shutdown on a silent one).
+    if !activity.any_request() {
+        tracing::debug!(peer = %peer, "closed before a complete request head");
+        return;
     }
     // HTTP/1 closes now (no request is under way), HTTP/2 says GOAWAY and
     // finishes the streams that raced with it.

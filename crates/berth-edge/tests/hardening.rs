@@ -277,6 +277,25 @@ async fn sockets_that_send_nothing_or_too_little_are_closed_at_the_head_deadline
 }
 
 #[tokio::test]
+async fn a_silent_socket_does_not_hold_up_a_stop() {
+    // The real 30 s head deadline: the stop must not wait for it.
+    let mut running = edge_with(Vec::new(), Limits::default()).await;
+    let mut stream = TcpStream::connect(running.http).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    while running.edge.open_connections() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (stop, _) = oneshot::channel();
+    drop(std::mem::replace(&mut running._stop, stop));
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "closed as the edge stops"
+    );
+}
+
+#[tokio::test]
 async fn idle_keep_alive_and_http2_connections_are_closed_after_the_idle_time() {
     let up = Recorder::start().await;
     let running = edge_with(vec![Route::app("app.test", "app", Some(up.addr))], short()).await;

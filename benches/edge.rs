@@ -300,6 +300,22 @@ fn rounds(plan: &Plan, setups: &[(&str, &str, &Threads)]) -> anyhow::Result<Vec<
             runs[at].push(wrk(plan, url, threads)?);
         }
     }
+    // Each round too: the spread between rounds says what a difference
+    // between medians is worth on this machine.
+    for ((name, _, _), figures) in setups.iter().zip(&runs) {
+        let each = |f: fn(&Figures) -> f64, digits: usize| {
+            figures
+                .iter()
+                .map(|r| format!("{:.digits$}", f(r)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!(
+            "  rounds {name}: {} req/s, CPU {} us/req",
+            each(|r| r.requests_per_sec, 0),
+            each(|r| r.cpu_us_per_request, 1)
+        );
+    }
     Ok(runs.iter().map(|r| median(r)).collect())
 }
 

@@ -120,6 +120,13 @@ pub struct ServeArgs {
     /// The edge's HTTPS listener.
     #[arg(long, env = "BERTH_HTTPS_LISTEN", default_value = "0.0.0.0:443")]
     pub https_listen: SocketAddr,
+    /// A proxy in front of the edge (a CDN such as Cloudflare, a load balancer), as an address or CIDR: its X-Forwarded-For and -Proto are believed and extended instead of replaced. Repeat the flag or separate with commas.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BERTH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<berth_edge::Cidr>,
     /// Every app answers to <app>.<project>.<base domain>; with `localhost`, browsers on this machine reach them without DNS.
     /// `auto`: this server's public IPv4 address under the outside wildcard-DNS service sslip.io (<a-b-c-d>.sslip.io).
     #[arg(long, env = "BERTH_BASE_DOMAIN", default_value = "localhost", value_parser = parse_base_domain)]

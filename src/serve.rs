@@ -53,11 +53,22 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // The edge: bound before anything is printed, so a taken port fails the start with its fix.
     let resolver = std::sync::Arc::new(berth_edge::tls::CertResolver::new());
     let http01 = std::sync::Arc::new(berth_edge::tls::Http01Challenges::new());
-    let edge = berth_edge::Edge::new(
-        resolver.clone(),
-        http01.clone(),
-        berth_edge::Limits::default(),
+    // Each client connection needs a descriptor or two: raise the soft limit
+    // to the hard one, and cap the edge's connections below it, so a flood
+    // at the edge cannot leave the dashboard unable to accept.
+    let open_files = berth_edge::raise_open_file_limit();
+    let limits = berth_edge::Limits {
+        trusted_proxies: args.trusted_proxies.clone(),
+        ..berth_edge::Limits::default()
+    }
+    .fit_open_files(open_files);
+    tracing::info!(
+        open_files,
+        edge.max_connections = limits.max_connections,
+        edge.max_connections_per_client = limits.max_connections_per_client,
+        "open-file limit"
     );
+    let edge = berth_edge::Edge::new(resolver.clone(), http01.clone(), limits);
     let certs = berth_edge::acme::CertManager::new(
         store.clone(),
         acme_config(data_dir, &args),
@@ -84,6 +95,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         addr
     };
+    edge.set_dashboard(dashboard_upstream);
     let base_domain = match &args.base_domain {
         BaseDomain::Domain(domain) => domain.clone(),
         BaseDomain::Auto => {
@@ -221,7 +233,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let state = berth_web::AppState::new(runtime.services(), setup_token).with_certificates(certs);
+    let state = berth_web::AppState::new(runtime.services(), setup_token)
+        .with_certificates(certs)
+        .with_edge_secret(edge.dashboard_secret());
     tracing::info!(listen = %addr, "dashboard listening");
     berth_web::serve(listener, state, stopped(stop_rx))
         .await

@@ -46,6 +46,8 @@ pub struct Options {
     pub acme_directory: Option<String>,
     /// More `berth serve` arguments, e.g. `--acme-ca-bundle FILE`.
     pub extra_args: Vec<String>,
+    /// Start berth with this open-file limit (soft and hard), via prlimit(1).
+    pub open_files: Option<u64>,
 }
 
 impl Options {
@@ -80,7 +82,15 @@ impl TestApp {
                 (Some(tmp), dir)
             }
         };
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = match options.open_files {
+            Some(n) => {
+                // prlimit execs berth, so the pid stays berth's.
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}")).arg("--").arg(BERTH);
+                cmd
+            }
+            None => Command::new(BERTH),
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)

@@ -162,6 +162,16 @@ impl Domains {
             // Kept resolved: what was checked is what is served.
             *dir = self.check_static_dir(dir)?;
         }
+        // Any path there would receive the dashboard's session cookie.
+        if domains::dashboard_domain(self.store()).await?.as_ref() == Some(&new.host) {
+            return Err(DeployError::Invalid {
+                field: "host",
+                message: format!(
+                    "{} is the dashboard's domain: no app or static site can take any path on it",
+                    new.host
+                ),
+            });
+        }
         let domain = domains::add(self.store(), app.id, &new).await?;
         tracing::info!(project.name = %project, app.name = %app.name, domain.host = %domain.host, domain.path = %domain.path_prefix, "domain added");
         self.routes_changed().await;
@@ -192,6 +202,18 @@ impl Domains {
         &self,
         domain: Option<&DomainName>,
     ) -> Result<(), DeployError> {
+        if let Some(host) = domain {
+            let taken = domains::list_all(self.store()).await?;
+            if let Some(used) = taken.iter().find(|d| &d.host == host) {
+                return Err(DeployError::Invalid {
+                    field: "domain",
+                    message: format!(
+                        "{host} is a domain of the app {}/{}: remove it there first, the dashboard's domain must be its own",
+                        used.project, used.app
+                    ),
+                });
+            }
+        }
         domains::set_dashboard_domain(self.store(), domain).await?;
         self.routes_changed().await;
         Ok(())
@@ -257,7 +279,8 @@ fn route_name(app: &App) -> String {
 
 /// The route table for the edge: each app's default host first, then the
 /// domains users added (which win over a default host with the same name),
-/// then the dashboard's domain.
+/// then the dashboard's domain, which no other route shares (rows from
+/// before that rule are left out).
 pub fn build_routes(
     apps: &[App],
     domains: &[Domain],
@@ -300,6 +323,8 @@ pub fn build_routes(
         });
     }
     if let Some((host, addr)) = dashboard {
+        // Nothing else may take a path on the dashboard's host.
+        routes.retain(|r| r.host != host.as_str());
         // HSTS: once a browser has seen the dashboard over HTTPS it never
         // sends a password over plain HTTP. Plain HTTP is redirected by the
         // edge once the certificate exists, and by the dashboard before.

@@ -37,8 +37,33 @@ pub struct Limits {
     /// From sending the request until the upstream's response headers arrive;
     /// the body may then stream for as long as it likes (SSE, downloads).
     pub response_timeout: Duration,
-    /// A client must send its request headers within this time (slowloris).
+    /// From accept to a complete request head, TLS handshake included: a
+    /// client that sends nothing, or too little, is closed (slowloris).
     pub header_read_timeout: Duration,
+    /// A TLS handshake must complete within this time (and within the above).
+    pub handshake_timeout: Duration,
+    /// A connection with no request under way is closed after this long
+    /// (HTTP/1 keep-alive, HTTP/2 without open streams).
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings this often; a client that does not answer one within
+    /// the same time is gone and its connection closed, streams and all.
+    pub ping_interval: Duration,
+    /// A WebSocket (any upgraded tunnel) with nothing passing either way
+    /// for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// Client connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Client connections open at once from one address (IPv6: one /64).
+    pub max_connections_per_client: usize,
+    /// Peers whose forwarded headers are believed (a CDN or load balancer
+    /// in front of berth); they count only in the total connection cap.
+    pub trusted_proxies: Vec<crate::forwarded::Cidr>,
+}
+
+impl Limits {
+    pub(crate) fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        crate::forwarded::is_trusted(&self.trusted_proxies, ip)
+    }
 }
 
 impl Default for Limits {
@@ -49,6 +74,13 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
+            tunnel_idle_timeout: Duration::from_secs(600),
+            max_connections: 8192,
+            max_connections_per_client: 256,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -309,6 +341,39 @@ fn gateway_timeout(app: &str) -> Response<Body> {
     )
 }
 
+/// The answer when sending failed because the client's body did (a broken
+/// chunk, an HTTP/2 length that does not match, more than the limit): the
+/// client's fault, not the app's. The app got a cut message it discards.
+fn client_body_failed(err: &(dyn std::error::Error + 'static)) -> Option<Response<Body>> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user())
+        {
+            let mut inner = e.source();
+            while let Some(i) = inner {
+                if i.is::<http_body_util::LengthLimitError>() {
+                    return Some(page(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Request too large",
+                        "The request body is larger than this server accepts.",
+                    ));
+                }
+                if i.is::<hyper::Error>() {
+                    return Some(page(
+                        StatusCode::BAD_REQUEST,
+                        "Bad request",
+                        "The request body was not valid.",
+                    ));
+                }
+                inner = i.source();
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// Requests and tunnels under way per upstream, so a deploy can wait for
 /// the old container's to finish (drain) instead of guessing a duration.
 #[derive(Default)]
@@ -371,7 +436,15 @@ pub(crate) struct RequestInfo<'a> {
     pub affinity: &'a Affinity,
     /// Paces the request when a hold released it.
     pub ramp: Option<&'a Ramp>,
+    /// The edge's secret, when the upstream is the dashboard's listener.
+    pub dashboard_secret: Option<HeaderValue>,
 }
+
+/// The header that tells the dashboard a request came through this
+/// process's edge (its value is a secret made at start), so its
+/// `X-Real-IP` is the client's address. Any other local process that
+/// connects to the dashboard is just a loopback peer.
+pub const DASHBOARD_SECRET_HEADER: HeaderName = HeaderName::from_static("x-berth-edge-secret");
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -470,24 +543,17 @@ pub(crate) async fn forward(
             }
         }
     }
-    let peer_ip = info.peer.ip().to_string();
-    let forwarded_for = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {peer_ip}"),
-        _ => peer_ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        parts
-            .headers
-            .insert(HeaderName::from_static("x-forwarded-for"), value);
-    }
-    parts.headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(if info.https { "https" } else { "http" }),
+    crate::forwarded::set(
+        &mut parts.headers,
+        info.peer.ip(),
+        info.https,
+        &limits.trusted_proxies,
     );
+    // Only the dashboard gets the edge's secret: it then believes X-Real-IP.
+    match info.dashboard_secret {
+        Some(secret) => parts.headers.insert(DASHBOARD_SECRET_HEADER, secret),
+        None => parts.headers.remove(DASHBOARD_SECRET_HEADER),
+    };
     parts.version = Version::HTTP_11;
     let body = Limited::new(body, limits.max_body_bytes as usize).boxed_unsync();
     let request = Request::from_parts(parts, body);
@@ -505,6 +571,10 @@ pub(crate) async fn forward(
     let mut response = match result {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
+            if let Some(refused) = client_body_failed(&*err) {
+                tracing::debug!(app.name = %app, error = %err, "the client's request body was refused");
+                return refused;
+            }
             tracing::debug!(app.name = %app, upstream = %upstream, error = %err, "upstream failed");
             return bad_gateway(app);
         }
@@ -519,6 +589,7 @@ pub(crate) async fn forward(
             let upstream_side = hyper::upgrade::on(&mut response);
             let app = app.to_owned();
             let in_flight = info.in_flight;
+            let idle = limits.tunnel_idle_timeout;
             tokio::spawn(async move {
                 let _in_flight = in_flight;
                 let (Ok(client_io), Ok(upstream_io)) = (client_side.await, upstream_side.await)
@@ -526,9 +597,7 @@ pub(crate) async fn forward(
                     tracing::debug!(app.name = %app, "an upgrade was not completed");
                     return;
                 };
-                let mut client_io = TokioIo::new(client_io);
-                let mut upstream_io = TokioIo::new(upstream_io);
-                let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+                crate::conn::tunnel(TokioIo::new(client_io), TokioIo::new(upstream_io), idle).await;
             });
         }
         return response.map(|b| b.map_err(BoxError::from).boxed_unsync());

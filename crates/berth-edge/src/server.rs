@@ -6,8 +6,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -17,8 +17,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::conn::{Activity, Connections, Counted, Tracked};
 
 use crate::hold::{HoldGuard, Holds, Ramp};
 use crate::proxy::{self, Affinity, Body, InFlight, Limits, RequestInfo, UpstreamClient, full};
@@ -26,10 +30,9 @@ use crate::routes::{Route, RouteTable, Target, normalize_host};
 use crate::statics;
 use crate::tls::{ACME_TLS_ALPN, CertResolver, Http01Challenges, server_config};
 
-/// How long open connections get to finish when berth stops.
+/// How long open connections get to finish when berth stops (or, when
+/// closed for idleness, to finish a request that arrived just then).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// A TLS handshake must complete within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The edge: its route table, the upstream connection pool and the TLS state.
@@ -48,6 +51,11 @@ pub struct Edge {
     in_flight: Arc<InFlight>,
     /// Apps whose requests wait for a recreate deploy ([`Edge::hold`]).
     holds: Arc<Holds>,
+    /// Open client connections, for the caps in `limits`.
+    connections: Arc<Connections>,
+    /// The dashboard's listener, whose requests carry `secret`.
+    dashboard: OnceLock<SocketAddr>,
+    secret: HeaderValue,
 }
 
 impl Edge {
@@ -67,7 +75,29 @@ impl Edge {
             http_port: AtomicU16::new(80),
             in_flight: Arc::new(InFlight::default()),
             holds: Arc::new(Holds::default()),
+            connections: Arc::new(Connections::default()),
+            dashboard: OnceLock::new(),
+            secret: new_secret(),
         })
+    }
+
+    /// Names the dashboard's own listener: requests the edge forwards there
+    /// carry [`Edge::dashboard_secret`] in [`proxy::DASHBOARD_SECRET_HEADER`],
+    /// so the dashboard can believe the client address the edge gives it.
+    /// Set once; later calls are ignored.
+    pub fn set_dashboard(&self, upstream: SocketAddr) {
+        let _ = self.dashboard.set(upstream);
+    }
+
+    /// The secret (made at start, never stored) that marks the dashboard's
+    /// requests as coming through this edge.
+    pub fn dashboard_secret(&self) -> &str {
+        self.secret.to_str().expect("the secret is hex")
+    }
+
+    /// Client connections open now (WebSocket tunnels included).
+    pub fn open_connections(&self) -> usize {
+        self.connections.open()
     }
 
     /// Replaces the whole route table at once. Requests already routed keep
@@ -179,6 +209,12 @@ impl Edge {
             };
         }
 
+        // `localhost` and its subdomains are loopback by definition (RFC 6761):
+        // such a Host from anywhere else is never a browser on this machine.
+        if is_localhost(&host) && !peer.ip().to_canonical().is_loopback() {
+            return proxy::not_found();
+        }
+
         let mut table = self.routes.load_full();
         let mut ramp = None;
         // While nothing is held, this is one relaxed atomic load.
@@ -212,6 +248,8 @@ impl Edge {
                     in_flight: self.in_flight.start(*addr),
                     affinity,
                     ramp: ramp.as_deref(),
+                    dashboard_secret: (self.dashboard.get() == Some(addr))
+                        .then(|| self.secret.clone()),
                 };
                 proxy::forward(&self.client, &self.limits, req, route, name, *addr, info).await
             }
@@ -388,8 +426,21 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(limits.ping_interval)
+        .keep_alive_timeout(limits.ping_interval)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
+}
+
+fn is_localhost(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+/// 32 random bytes, hex.
+fn new_secret() -> HeaderValue {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&hex).expect("hex is a valid header")
 }
 
 /// Serves both listeners until `shutdown` completes, then gives open
@@ -398,56 +449,110 @@ pub async fn serve(edge: Arc<Edge>, listeners: Listeners, shutdown: impl Future<
     edge.set_ports(listeners.http_addr().port(), listeners.https_addr().port());
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config(edge.certs.clone()));
     let builder = Arc::new(builder(&edge.limits));
-    let graceful = GracefulShutdown::new();
+    let stopping = CancellationToken::new();
+    let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let (stream, peer, https) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listeners.http.accept() => {
-                let Some((stream, peer)) = accepted_or_pause(accepted).await else { continue };
-                let io = TokioIo::new(stream);
-                let conn = builder
-                    .serve_connection_with_upgrades(io, service(edge.clone(), peer, false))
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-            accepted = listeners.https.accept() => {
-                let Some((stream, peer)) = accepted_or_pause(accepted).await else { continue };
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let edge = edge.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(err)) => {
-                            tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    // A TLS-ALPN-01 validation: the handshake was the whole answer.
-                    if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            accepted = listeners.http.accept() => match accepted_or_pause(accepted).await {
+                Some((stream, peer)) => (stream, peer, false),
+                None => continue,
+            },
+            accepted = listeners.https.accept() => match accepted_or_pause(accepted).await {
+                Some((stream, peer)) => (stream, peer, true),
+                None => continue,
+            },
+        };
+        let accepted = tokio::time::Instant::now();
+        // Over the cap: closed at once, before any work or buffer.
+        let Some(place) = edge.connections.admit(peer.ip(), &edge.limits) else {
+            tracing::debug!(peer = %peer, "connection refused: too many open");
+            continue;
+        };
+        let io = Counted {
+            io: stream,
+            _place: place,
+        };
+        let (edge, builder, stopping) = (edge.clone(), builder.clone(), stopping.clone());
+        if !https {
+            tasks.spawn(serve_connection(
+                edge, builder, io, peer, false, accepted, stopping,
+            ));
+            continue;
+        }
+        let acceptor = acceptor.clone();
+        tasks.spawn(async move {
+            // Within the head deadline too: it counts from accept.
+            let deadline = accepted
+                + edge
+                    .limits
+                    .handshake_timeout
+                    .min(edge.limits.header_read_timeout);
+            let tls = tokio::select! {
+                tls = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match tls {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(err)) => {
+                        tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
                         return;
                     }
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service(edge, peer, true))
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
+                    Err(_) => return,
+                },
+                () = stopping.cancelled() => return,
+            };
+            // A TLS-ALPN-01 validation: the handshake was the whole answer.
+            if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+                return;
             }
-        }
+            serve_connection(edge, builder, tls, peer, true, accepted, stopping).await;
+        });
     }
     drop(listeners);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    stopping.cancel();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("edge connections still open after the grace period; closing them");
     }
+}
+
+/// Serves one client connection until it ends, outlives its deadlines
+/// (no complete head in time, idle too long) or berth stops.
+async fn serve_connection<I>(
+    edge: Arc<Edge>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: I,
+    peer: SocketAddr,
+    https: bool,
+    accepted: tokio::time::Instant,
+    stopping: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new(accepted);
+    let (head, idle) = (edge.limits.header_read_timeout, edge.limits.idle_timeout);
+    let conn = builder.serve_connection_with_upgrades(
+        TokioIo::new(io),
+        service(edge.clone(), peer, https, activity.clone()),
+    );
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = activity.expired(head, idle) => {}
+        () = stopping.cancelled() => {}
+    }
+    // Nothing to finish before a first request; dropping closes the socket
+    // (hyper-util's sniffing would not notice a shutdown on a silent one).
+    if !activity.any_request() {
+        tracing::debug!(peer = %peer, "closed before a complete request head");
+        return;
+    }
+    // HTTP/1 closes now (no request is under way), HTTP/2 says GOAWAY and
+    // finishes the streams that raced with it.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
 }
 
 /// An accepted connection, or `None` after a short pause when accepting
@@ -473,16 +578,22 @@ fn service(
     edge: Arc<Edge>,
     peer: SocketAddr,
     https: bool,
+    activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<Body>,
+    Response = Response<Tracked>,
     Error = Infallible,
-    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+    Future = impl Future<Output = Result<Response<Tracked>, Infallible>> + Send,
 > + Clone {
     let affinity = Arc::new(Affinity::default());
     service_fn(move |req| {
         let edge = edge.clone();
         let affinity = affinity.clone();
-        async move { Ok::<_, Infallible>(edge.handle(req, peer, https, &affinity).await) }
+        // Under way from its head until its response body ends.
+        let request = activity.begin();
+        async move {
+            let response = edge.handle(req, peer, https, &affinity).await;
+            Ok::<_, Infallible>(response.map(|body| Tracked::new(body, request)))
+        }
     })
 }

@@ -42,6 +42,9 @@ pub struct AppState {
     pub(crate) limiter: Arc<LoginLimiter>,
     /// The edge's certificates (TLS); `None` where berth runs without the edge.
     pub(crate) certs: Option<Arc<berth_edge::acme::CertManager>>,
+    /// The secret berth's own edge sends the dashboard (`Edge::dashboard_secret`):
+    /// only requests carrying it have their client address from the edge.
+    pub(crate) edge_secret: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -70,7 +73,15 @@ impl AppState {
             setup_token: Arc::new(Mutex::new(setup_token)),
             limiter: Arc::new(LoginLimiter::default()),
             certs: None,
+            edge_secret: None,
         }
+    }
+
+    /// Believes the client address (`X-Real-IP`) of requests that carry
+    /// this secret, which only berth's own edge sends.
+    pub fn with_edge_secret(mut self, secret: &str) -> AppState {
+        self.edge_secret = Some(secret.into());
+        self
     }
 
     /// Gives the certificates page and API the edge's certificate service.

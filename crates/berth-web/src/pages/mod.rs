@@ -20,8 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::WebError;
+use subtle::ConstantTimeEq;
+
 use crate::routes::Table;
+use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
     health::routes(t);
@@ -44,28 +46,35 @@ pub async fn not_found() -> WebError {
     WebError::NotFound("page")
 }
 
-/// The peer address, for throttling logins. Unknown (tests calling the router
-/// directly) counts as one shared address.
+/// The client's address, for throttling logins: the TCP peer, or, for a
+/// request that came through berth's own edge (it carries the edge's
+/// secret), the address the edge gave in `X-Real-IP`. Another process on
+/// this machine is only a loopback peer, whatever headers it sends.
+/// Unknown (tests calling the router directly) counts as one shared address.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        // Through berth's edge (the dashboard's domain) every request comes
-        // from loopback; the edge appends the real peer as the last
-        // X-Forwarded-For entry, so that one is trusted, and only from loopback.
-        let forwarded = ip
-            .is_loopback()
-            .then(|| parts.headers.get("x-forwarded-for"))
+        let from_edge = state.edge_secret.as_deref().is_some_and(|secret| {
+            parts
+                .headers
+                .get(berth_edge::DASHBOARD_SECRET_HEADER)
+                .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(secret.as_bytes())))
+        });
+        let forwarded = from_edge
+            .then(|| parts.headers.get("x-real-ip"))
             .flatten()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|last| last.trim().parse::<IpAddr>().ok());
-        Ok(ClientIp(forwarded.unwrap_or(ip)))
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        Ok(ClientIp(forwarded.unwrap_or(peer)))
     }
 }
 
@@ -76,4 +85,71 @@ pub fn parse_path<T, E>(
     what: &'static str,
 ) -> Result<T, WebError> {
     parse(value).map_err(|_| WebError::NotFound(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = berth_store::Store::open(dir.path()).await.unwrap();
+        let docker =
+            berth_docker::DockerClient::connect(Some("unix:///nonexistent/berth-ip.sock")).unwrap();
+        let runtime = berth_deploy::Runtime::new(store, docker).await.unwrap();
+        (dir, AppState::new(runtime.services(), None))
+    }
+
+    async fn client_ip(state: &AppState, peer: &str, headers: &[(&str, &str)]) -> String {
+        let mut request = axum::http::Request::builder().uri("/login");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts, state)
+            .await
+            .unwrap();
+        ip.to_string()
+    }
+
+    #[tokio::test]
+    async fn only_the_edge_names_the_client_and_a_local_process_is_just_loopback() {
+        let (_dir, state) = state().await;
+        let state = state.with_edge_secret("the-edges-secret");
+        let spoofed = [("x-forwarded-for", "10.0.0.1"), ("x-real-ip", "10.0.0.2")];
+        assert_eq!(
+            client_ip(&state, "127.0.0.1:5000", &spoofed).await,
+            "127.0.0.1"
+        );
+        let guessed = [("x-berth-edge-secret", "guess"), ("x-real-ip", "10.0.0.2")];
+        assert_eq!(
+            client_ip(&state, "127.0.0.1:5000", &guessed).await,
+            "127.0.0.1"
+        );
+        let from_edge = [
+            ("x-berth-edge-secret", "the-edges-secret"),
+            ("x-real-ip", "203.0.113.7"),
+        ];
+        assert_eq!(
+            client_ip(&state, "127.0.0.1:5000", &from_edge).await,
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client_ip(&state, "198.51.100.2:5000", &spoofed).await,
+            "198.51.100.2"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_edge_no_header_names_the_client() {
+        let (_dir, state) = state().await;
+        let headers = [("x-berth-edge-secret", ""), ("x-real-ip", "10.0.0.2")];
+        assert_eq!(
+            client_ip(&state, "127.0.0.1:5000", &headers).await,
+            "127.0.0.1"
+        );
+    }
 }

@@ -71,8 +71,13 @@ pub async fn set_dashboard_domain(
             }
         },
     };
-    state.domains.set_dashboard_domain(domain.as_ref()).await?;
-    Ok(Redirect::to("/settings").into_response())
+    match state.domains.set_dashboard_domain(domain.as_ref()).await {
+        Ok(()) => Ok(Redirect::to("/settings").into_response()),
+        Err(err) => match WebError::from(err) {
+            WebError::Invalid(errors) => invalid(&state, &user, form.domain, errors).await,
+            other => Err(other),
+        },
+    }
 }
 
 async fn invalid(

@@ -242,12 +242,7 @@ async fn fifty_parallel_wrong_logins_check_at_most_ten_passwords_in_bounded_memo
     );
     assert!(checked >= 1, "{statuses:?}");
     // Peak resident memory of berth over its whole life so far.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
+    let peak_kib = common::peak_rss_kib(app.pid());
     assert!(peak_kib < 150 * 1024, "peak RSS {peak_kib} KiB");
 }
 

@@ -68,12 +68,15 @@ async fn the_dashboard_keeps_answering_while_idle_sockets_flood_the_edge() {
 
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200, "the dashboard's own listener answers");
+    // The edge answers other clients too: over plain HTTP, before its
+    // certificate, the dashboard's domain says it is served over HTTPS only.
     let login = app.get_via_edge("berth.example.test", "/login").await;
     assert_eq!(
         login.status(),
-        200,
+        403,
         "and so does the edge, to other clients"
     );
+    assert!(login.text().await.unwrap().contains("HTTPS"));
     drop(flood);
     app.stop();
 }
@@ -110,12 +113,13 @@ async fn no_app_or_static_site_can_take_a_path_on_the_dashboards_host() {
         dashboard_domain(&app, "berth.example.test").await.status(),
         303
     );
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("index.html"), "phishing").unwrap();
+    let site = app.data_dir.join("static/phishing");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "phishing").unwrap();
     for body in [
         json!({"host": "berth.example.test", "path_prefix": "/login"}),
         json!({"host": "berth.example.test", "path_prefix": "/"}),
-        json!({"host": "berth.example.test", "path_prefix": "/x", "static_dir": site.path().display().to_string()}),
+        json!({"host": "berth.example.test", "path_prefix": "/x", "static_dir": site.display().to_string()}),
     ] {
         let (status, answer) = api
             .send(&app, reqwest::Method::POST, &domains, Some(body.clone()))
@@ -142,8 +146,11 @@ async fn no_app_or_static_site_can_take_a_path_on_the_dashboards_host() {
             .contains("berth.example.test is the dashboard")
     );
 
-    // The dashboard still answers there, its login page included.
+    // The dashboard still answers there, not the app: over plain HTTP,
+    // before its certificate, with its own "HTTPS only" page.
     let login = app.get_via_edge("berth.example.test", "/login").await;
-    assert_eq!(login.status(), 200);
-    assert!(login.text().await.unwrap().contains("name=\"password\""));
+    assert_eq!(login.status(), 403);
+    let page = login.text().await.unwrap();
+    assert!(page.contains("berth dashboard"), "{page}");
+    assert!(!page.contains("berth-test-web"), "{page}");
 }

@@ -663,11 +663,6 @@ async fn an_interpolation_bomb_is_refused_quickly_and_saves_nothing() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let (_, body) = app.api(&token, reqwest::Method::GET, &path, None).await;
     assert_eq!(body["version"], 0, "nothing was saved: {body}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
+    let peak_kib = common::peak_rss_kib(app.pid());
     assert!(peak_kib < 200 * 1024, "peak RSS {peak_kib} KiB");
 }

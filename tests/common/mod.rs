@@ -855,3 +855,13 @@ fn port_of(url: &str) -> u16 {
         .and_then(|p| p.parse().ok())
         .expect("an address with a port")
 }
+
+/// The peak resident memory of process `pid` over its life so far (VmHWM), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}

@@ -134,22 +134,10 @@ impl Env {
     }
 
     /// The build-time variables of the app, resolved: the build arguments
-    /// for when berth builds images (a later issue); nothing calls it yet.
+    /// of a git build.
     pub async fn app_build_args(&self, app: &App) -> Result<Vec<(String, String)>, DeployError> {
-        let set = env::load(self.store(), Owner::App(app.id)).await?;
-        let (shared, global) = self.shared_for(&app.project).await?;
-        let scopes = Scopes {
-            owner: &set.vars,
-            project: &shared.vars,
-            global: &global.vars,
-        };
-        let resolved =
-            resolve(scopes, Scope::Owner).map_err(|e| DeployError::Env(EnvErrors::resolve(e)))?;
-        Ok(resolved
-            .into_iter()
-            .filter(|(var, _)| var.flags.build)
-            .map(|(var, value)| (var.key.to_string(), value))
-            .collect())
+        let (_, vars) = self.resolved_env(app, |flags| flags.build).await?;
+        Ok(vars)
     }
 
     async fn shared_owner(&self, scope: &SharedScope) -> Result<Owner, DeployError> {
@@ -342,6 +330,16 @@ impl Runtime {
         &self,
         app: &App,
     ) -> Result<(i64, Vec<(String, String)>), DeployError> {
+        self.resolved_env(app, |flags| flags.runtime).await
+    }
+
+    /// The app's variables whose flags `wanted` picks, with every reference
+    /// filled in, and the version of the set they come from.
+    async fn resolved_env(
+        &self,
+        app: &App,
+        wanted: impl Fn(&berth_core::EnvFlags) -> bool,
+    ) -> Result<(i64, Vec<(String, String)>), DeployError> {
         let set = env::load(self.store(), Owner::App(app.id)).await?;
         let (shared, global) = self.shared_for(&app.project).await?;
         let scopes = Scopes {
@@ -355,7 +353,7 @@ impl Runtime {
             set.version,
             resolved
                 .into_iter()
-                .filter(|(var, _)| var.flags.runtime)
+                .filter(|(var, _)| wanted(&var.flags))
                 .map(|(var, value)| (var.key.to_string(), value))
                 .collect(),
         ))

@@ -241,6 +241,13 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+    /// List the API tokens with when each was made and last used.
+    List,
+    /// Revoke an API token: requests with it get 401 from now on.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -255,6 +262,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { name },
         } => runtime.block_on(create_token(&cli.data_dir, &name)),
+        Command::Token {
+            command: TokenCommand::List,
+        } => runtime.block_on(list_tokens(&cli.data_dir)),
+        Command::Token {
+            command: TokenCommand::Revoke { name },
+        } => runtime.block_on(revoke_token(&cli.data_dir, &name)),
         Command::Secrets {
             command: SecretsCommand::RotateKey,
         } => runtime.block_on(rotate_key(&cli.data_dir)),
@@ -365,6 +378,48 @@ async fn create_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
         "This is the only time the token is shown. Use it as `Authorization: Bearer <token>` against /api/v1."
     );
     Ok(())
+}
+
+async fn list_tokens(data_dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)
+        .await
+        .context("cannot open the database")?;
+    let tokens = api_tokens::list(&store).await?;
+    store.close().await;
+    let when = |at: i64| {
+        time::OffsetDateTime::from_unix_timestamp(at)
+            .map(|t| t.date().to_string())
+            .unwrap_or_default()
+    };
+    for token in &tokens {
+        let used = token.last_used_at.map_or_else(
+            || "never used".to_owned(),
+            |at| format!("last used {}", when(at)),
+        );
+        println!("{}\tmade {}\t{used}", token.name, when(token.created_at));
+    }
+    if tokens.is_empty() {
+        eprintln!("No API tokens. Make one with `berth token create --name NAME`.");
+    }
+    Ok(())
+}
+
+async fn revoke_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)
+        .await
+        .context("cannot open the database")?;
+    let revoked = api_tokens::revoke(&store, name.trim()).await;
+    store.close().await;
+    match revoked {
+        Ok(()) => {
+            eprintln!("Token {name} revoked: requests with it are refused from now on.");
+            Ok(())
+        }
+        Err(berth_store::StoreError::NotFound { .. }) => {
+            bail!("there is no API token named {name} (see `berth token list`)")
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {

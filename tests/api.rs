@@ -153,3 +153,41 @@ async fn scripts_drive_projects_and_apps_through_the_api() {
     assert_eq!(status, 200);
     assert!(doc["paths"]["/api/v1/projects/{project}/apps"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn tokens_are_listed_without_their_secret_and_a_revoked_one_gets_401() {
+    let app = TestApp::spawn().await;
+    let create = |name: &str| {
+        let out = app.cli(&["token", "create", "--name", name], None);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let ci = create("ci");
+    let deploy_bot = create("deploy-bot");
+    let status = async |token: &str| {
+        app.api(token, reqwest::Method::GET, "/api/v1/projects", None)
+            .await
+            .0
+    };
+    assert_eq!(status(&ci).await, 200);
+    assert_eq!(status(&deploy_bot).await, 200);
+
+    let out = app.cli(&["token", "list"], None);
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("ci\t"), "{listed}");
+    assert!(listed.contains("deploy-bot\t"), "{listed}");
+    assert!(listed.contains("last used"), "{listed}");
+    assert!(
+        !listed.contains(&ci) && !listed.contains(&deploy_bot),
+        "{listed}"
+    );
+
+    let out = app.cli(&["token", "revoke", "--name", "ci"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(status(&ci).await, 401, "a revoked token is refused");
+    assert_eq!(status(&deploy_bot).await, 200, "the others keep working");
+    let out = app.cli(&["token", "revoke", "--name", "ci"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API token named ci"));
+}

@@ -32,20 +32,66 @@ pub async fn create(store: &Store, name: &str) -> Result<(ApiToken, String), Sto
     ))
 }
 
-/// Finds the token and records its use.
+/// Finds the token and records its use, at most once a minute: a script
+/// calling the API in a loop must not turn every read into a write.
 pub async fn authenticate(store: &Store, token: &str) -> Result<Option<ApiToken>, StoreError> {
     let row = sqlx::query(
-        "UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ?
-         RETURNING id, name, created_at, last_used_at",
+        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE token_hash = ?",
     )
-    .bind(now())
     .bind(sha256_hex(token))
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| ApiToken {
+    let Some(mut found) = row.map(|r| ApiToken {
         id: ApiTokenId::new(r.get("id")),
         name: r.get("name"),
         created_at: r.get("created_at"),
         last_used_at: r.get("last_used_at"),
-    }))
+    }) else {
+        return Ok(None);
+    };
+    let now = now();
+    if found
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USE_EVERY_SECS)
+    {
+        sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(found.id.get())
+            .execute(store.pool())
+            .await?;
+        found.last_used_at = Some(now);
+    }
+    Ok(Some(found))
+}
+
+/// How often a token's last use is written down.
+pub const LAST_USE_EVERY_SECS: i64 = 60;
+
+/// Every token, by name (never the token itself: only its hash is kept).
+pub async fn list(store: &Store) -> Result<Vec<ApiToken>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, name, created_at, last_used_at FROM api_tokens ORDER BY name")
+            .fetch_all(store.pool())
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ApiToken {
+            id: ApiTokenId::new(r.get("id")),
+            name: r.get("name"),
+            created_at: r.get("created_at"),
+            last_used_at: r.get("last_used_at"),
+        })
+        .collect())
+}
+
+/// Removes the token: requests with it get 401 from now on.
+pub async fn revoke(store: &Store, name: &str) -> Result<(), StoreError> {
+    let done = sqlx::query("DELETE FROM api_tokens WHERE name = ?")
+        .bind(name)
+        .execute(store.pool())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound { what: "token" });
+    }
+    Ok(())
 }

@@ -98,9 +98,81 @@ impl fmt::Debug for Password {
     }
 }
 
+/// An admin account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: crate::UserId,
+    pub username: String,
+}
+
+/// A browser session just opened. Its `Debug` hides both tokens.
+#[derive(Clone)]
+pub struct NewSession {
+    /// The cookie value: shown to the browser once, never stored.
+    pub token: String,
+    pub csrf_token: String,
+}
+
+impl fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewSession")
+            .field("token", &REDACTED)
+            .field("csrf_token", &REDACTED)
+            .finish()
+    }
+}
+
+/// Whose session a cookie is, and its CSRF token (hidden by `Debug`).
+#[derive(Clone)]
+pub struct SessionUser {
+    pub user_id: crate::UserId,
+    pub username: String,
+    pub csrf_token: String,
+}
+
+impl fmt::Debug for SessionUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionUser")
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("csrf_token", &REDACTED)
+            .finish()
+    }
+}
+
+/// What `Debug` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// An API token (its secret is never kept, only a hash of it).
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: crate::ApiTokenId,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_tokens_never_show_in_debug_output() {
+        let session = NewSession {
+            token: "cookie-secret-1".to_owned(),
+            csrf_token: "csrf-secret-2".to_owned(),
+        };
+        let user = SessionUser {
+            user_id: crate::UserId::new(1),
+            username: "admin".to_owned(),
+            csrf_token: "csrf-secret-3".to_owned(),
+        };
+        let shown = format!("{session:?} {user:?} {session:#?}");
+        for secret in ["cookie-secret-1", "csrf-secret-2", "csrf-secret-3"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("admin"), "{shown}");
+    }
 
     #[test]
     fn usernames_are_checked() {
@@ -123,36 +195,4 @@ mod tests {
         assert_eq!(format!("{p:?}"), "Password(***)");
         assert_eq!(p.expose(), "correct horse");
     }
-}
-
-/// An admin account.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: crate::UserId,
-    pub username: String,
-}
-
-/// A browser session just opened.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// The cookie value: shown to the browser once, never stored.
-    pub token: String,
-    pub csrf_token: String,
-}
-
-/// Whose session a cookie is, and its CSRF token.
-#[derive(Debug, Clone)]
-pub struct SessionUser {
-    pub user_id: crate::UserId,
-    pub username: String,
-    pub csrf_token: String,
-}
-
-/// An API token (its secret is never kept, only a hash of it).
-#[derive(Debug, Clone)]
-pub struct ApiToken {
-    pub id: crate::ApiTokenId,
-    pub name: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
 }

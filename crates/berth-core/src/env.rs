@@ -148,7 +148,7 @@ impl fmt::Debug for EnvVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnvVar")
             .field("key", &self.key)
-            .field("value", &"<redacted>")
+            .field("value", &crate::REDACTED)
             .field("flags", &self.flags)
             .finish()
     }

@@ -16,12 +16,23 @@ use crate::{AppState, WebError};
 pub const SESSION_COOKIE: &str = "berth_session";
 
 /// The logged-in admin of a browser request (put there by `require_session`).
-#[derive(Debug, Clone)]
+/// Its `Debug` hides both tokens.
+#[derive(Clone)]
 pub struct CurrentUser {
     pub username: String,
     pub csrf_token: String,
     /// The session cookie value, so logout can end exactly this session.
     pub session_token: String,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("username", &self.username)
+            .field("csrf_token", &berth_core::REDACTED)
+            .field("session_token", &berth_core::REDACTED)
+            .finish()
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {

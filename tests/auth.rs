@@ -150,20 +150,7 @@ async fn login_logout_and_cookie_flags() {
 async fn repeated_failed_logins_are_throttled() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = client
-        .get(app.at("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_token(&html);
+    let (client, csrf) = login_form_client(&app).await;
     let mut statuses = Vec::new();
     for _ in 0..11 {
         let response = client
@@ -198,20 +185,7 @@ async fn repeated_failed_logins_are_throttled() {
 async fn fifty_parallel_wrong_logins_check_at_most_ten_passwords_in_bounded_memory() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = client
-        .get(app.at("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_token(&html);
+    let (client, csrf) = login_form_client(&app).await;
     let mut attempts = tokio::task::JoinSet::new();
     for n in 0..50 {
         let client = client.clone();
@@ -350,4 +324,24 @@ async fn berths_files_are_private_and_what_a_crashed_build_left_is_removed_at_st
 fn set_mode(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A browser of its own (cookies kept, redirects not followed) that has
+/// opened the login page, and the CSRF token that page gave it.
+async fn login_form_client(app: &TestApp) -> (reqwest::Client, String) {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = client
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_token(&html);
+    (client, csrf)
 }

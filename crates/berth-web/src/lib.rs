@@ -13,9 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use berth_deploy::{
-    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Storage, System, Webhooks,
-};
+use berth_deploy::Services;
 use tokio::net::TcpListener;
 
 pub use auth::rate_limit::LoginLimiter;
@@ -28,15 +26,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) projects: Projects,
-    pub(crate) apps: Apps,
-    pub(crate) deployments: Deployments,
-    pub(crate) env: Env,
-    pub(crate) domains: Domains,
-    pub(crate) storage: Storage,
-    pub(crate) webhooks: Webhooks,
-    pub(crate) accounts: Accounts,
-    pub(crate) system: System,
+    /// berth-deploy's services; handlers reach them as `state.apps`, … (see `Deref`).
+    services: Services,
     /// The one-time token that claims a fresh install; `None` once an admin exists.
     pub(crate) setup_token: Arc<Mutex<Option<String>>>,
     pub(crate) limiter: Arc<LoginLimiter>,
@@ -47,29 +38,17 @@ pub struct AppState {
     pub(crate) edge_secret: Option<Arc<str>>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl AppState {
     pub fn new(services: Services, setup_token: Option<String>) -> AppState {
-        let Services {
-            projects,
-            apps,
-            deployments,
-            env,
-            domains,
-            storage,
-            webhooks,
-            accounts,
-            system,
-        } = services;
         AppState {
-            projects,
-            apps,
-            deployments,
-            env,
-            domains,
-            storage,
-            webhooks,
-            accounts,
-            system,
+            services,
             setup_token: Arc::new(Mutex::new(setup_token)),
             limiter: Arc::new(LoginLimiter::default()),
             certs: None,

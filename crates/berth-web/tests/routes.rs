@@ -45,15 +45,26 @@ async fn state() -> (tempfile::TempDir, AppState, Store) {
     )
 }
 
-#[tokio::test]
-async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
-    let (_dir, state, store) = state().await;
+/// The admin account, made straight in the store.
+async fn admin(store: &Store) -> berth_core::User {
     let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
         .await
         .unwrap();
-    users::create(&store, &Username::parse("admin").unwrap(), &hash)
+    users::create(store, &Username::parse("admin").unwrap(), &hash)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A logged-in browser session of the admin.
+async fn admin_session(store: &Store) -> berth_core::NewSession {
+    let user = admin(store).await;
+    sessions::create(store, user.id).await.unwrap()
+}
+
+#[tokio::test]
+async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
+    let (_dir, state, store) = state().await;
+    admin(&store).await;
     let app = router(state);
     let table = route_table();
     assert!(table.len() > 20, "the table lists every route");
@@ -139,13 +150,7 @@ async fn only_login_setup_healthz_static_assets_and_webhooks_are_public() {
 #[tokio::test]
 async fn every_dashboard_post_needs_the_sessions_csrf_token() {
     let (_dir, state, store) = state().await;
-    let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
-        .await
-        .unwrap();
-    let user = users::create(&store, &Username::parse("admin").unwrap(), &hash)
-        .await
-        .unwrap();
-    let session = sessions::create(&store, user.id).await.unwrap();
+    let session = admin_session(&store).await;
     let app = router(state);
     for route in route_table()
         .iter()
@@ -265,13 +270,7 @@ async fn a_wrongly_typed_api_field_is_a_422_under_that_field() {
 #[tokio::test]
 async fn logged_in_pages_and_api_answers_are_never_cached_but_assets_are() {
     let (_dir, state, store) = state().await;
-    let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
-        .await
-        .unwrap();
-    let user = users::create(&store, &Username::parse("admin").unwrap(), &hash)
-        .await
-        .unwrap();
-    let session = sessions::create(&store, user.id).await.unwrap();
+    let session = admin_session(&store).await;
     let (_, token) = berth_store::api_tokens::create(&store, "cache-test")
         .await
         .unwrap();

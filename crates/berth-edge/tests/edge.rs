@@ -2,6 +2,8 @@
 //! static sites, WebSockets, streaming, error pages and forwarded headers.
 //! Every server here is started by the test and stops with it.
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_edge::tls::{CertResolver, Http01Challenges};
-use berth_edge::{Edge, Limits, Listeners, Route, Target};
+use berth_edge::{Edge, Limits, Route, Target};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response};
@@ -35,30 +36,12 @@ impl TestEdge {
     }
 
     async fn start_with(routes: Vec<Route>, limits: Limits) -> TestEdge {
-        let edge = Edge::new(
-            Arc::new(CertResolver::new()),
-            Arc::new(Http01Challenges::new()),
-            limits,
-        );
-        edge.set_routes(routes);
-        let listeners = Listeners::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-            "--http-listen",
-            "--https-listen",
-        )
-        .await
-        .unwrap();
-        let (http, https) = (listeners.http_addr(), listeners.https_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(berth_edge::serve(edge.clone(), listeners, async {
-            let _ = stopped.await;
-        }));
+        let serving = common::serve_edge("127.0.0.1", routes, limits).await;
         TestEdge {
-            edge,
-            http,
-            https,
-            stop: Some(stop),
+            edge: serving.edge,
+            http: serving.http,
+            https: serving.https,
+            stop: Some(serving.stop),
         }
     }
 

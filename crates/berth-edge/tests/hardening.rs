@@ -4,13 +4,14 @@
 //! smuggling never reaches an app, forwarded headers tell the truth, and
 //! `*.localhost` answers only to this machine. Deadlines are set short here.
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_edge::tls::{CertResolver, Http01Challenges};
-use berth_edge::{Cidr, Edge, Limits, Listeners, Route};
+use berth_edge::{Cidr, Edge, Limits, Route};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -22,35 +23,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 /// An edge on `ip` (port 0), stopped when dropped.
-struct Running {
-    edge: Arc<Edge>,
-    http: SocketAddr,
-    https: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
+type Running = common::Serving;
 
 async fn edge_on(ip: &str, routes: Vec<Route>, limits: Limits) -> Running {
-    let edge = Edge::new(
-        Arc::new(CertResolver::new()),
-        Arc::new(Http01Challenges::new()),
-        limits,
-    );
-    edge.set_routes(routes);
-    let any: SocketAddr = format!("{ip}:0").parse().unwrap();
-    let listeners = Listeners::bind(any, any, "--http-listen", "--https-listen")
-        .await
-        .unwrap();
-    let (http, https) = (listeners.http_addr(), listeners.https_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(berth_edge::serve(edge.clone(), listeners, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        edge,
-        http,
-        https,
-        _stop: stop,
-    }
+    common::serve_edge(ip, routes, limits).await
 }
 
 async fn edge_with(routes: Vec<Route>, limits: Limits) -> Running {
@@ -286,7 +262,7 @@ async fn a_silent_socket_does_not_hold_up_a_stop() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (stop, _) = oneshot::channel();
-    drop(std::mem::replace(&mut running._stop, stop));
+    drop(std::mem::replace(&mut running.stop, stop));
     assert!(
         closed_within(&mut stream, Duration::from_secs(2))
             .await

@@ -42,6 +42,8 @@ ids! {
     UserId,
     /// An API token (`api_tokens.id`).
     ApiTokenId,
+    /// A stack (`stacks.id`).
+    StackId,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod name;
 mod port;
 mod project;
 mod route;
+mod stack;
 
 pub use account::{
     ApiToken, NewSession, Password, PasswordError, REDACTED, SessionUser, User, Username,
@@ -29,12 +30,13 @@ pub use deployment::{
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};
 pub use env_set::{EnvSet, HistoryEntry, Owner, Saved};
-pub use ids::{ApiTokenId, AppId, DeploymentId, DomainId, ProjectId, UserId};
+pub use ids::{ApiTokenId, AppId, DeploymentId, DomainId, ProjectId, StackId, UserId};
 pub use image::{ImageRef, ImageRefError};
-pub use name::{AppName, NameError, ProjectName};
+pub use name::{AppName, NameError, ProjectName, StackName};
 pub use port::{Port, PortError};
 pub use project::{Project, ProjectSummary};
 pub use route::{Domain, DomainTarget, NewDomain, TlsMode};
+pub use stack::{Stack, StackSource, StackStatus};
 mod status;
 pub use status::AppStatus;
 mod volume;

@@ -90,6 +90,12 @@ dns_label_type!(
     /// An app inside a project.
     AppName
 );
+dns_label_type!(
+    /// A stack inside a project: a set of services from one compose file.
+    /// Apps and stacks of a project share one namespace, so the container
+    /// `berth_<project>_<stack>_<service>` can never be an app's.
+    StackName
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ mod naming;
 mod projects;
 mod routing;
 mod services;
+mod stacks;
 mod volumes;
 mod watch;
 mod webhooks;
@@ -31,7 +32,12 @@ pub use error::DeployError;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
 pub use services::{
-    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Storage, System, Webhooks,
+    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Stacks, Storage, System,
+    Webhooks,
+};
+pub use stacks::{
+    PlanPreview, Publish, ServiceState, ServiceView, StackRequest, StackRoute, StackUpdate,
+    StackView, UpdateOutcome,
 };
 pub use volumes::{StorageVolume, VolumeChoice, VolumeOwner, VolumeRequest};
 pub use webhooks::{WebhookOutcome, hmac_hex};
@@ -51,6 +57,7 @@ pub struct Runtime {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ResourceKey {
     App(AppId),
+    Stack(berth_core::StackId),
 }
 
 struct Inner {

@@ -60,6 +60,8 @@ services! {
     env: Env,
     /// Domains, the dashboard's domain, and the hosts apps answer to.
     domains: Domains,
+    /// Stacks: compose files and templates installed as sets of services.
+    stacks: Stacks,
     /// Volumes and bind mounts: the Storage page and each app's mounts.
     storage: Storage,
     /// Deploy webhooks.

@@ -203,7 +203,8 @@ pub fn scan(services: &Mapping) -> (Vec<Generated>, Vec<Route>) {
                 service,
                 port,
                 path,
-                variable: Some(route_variable(true, &name)),
+                url_variable: Some(route_variable(true, &name)),
+                host_variable: Some(route_variable(false, &name)),
             }
         })
         .collect();

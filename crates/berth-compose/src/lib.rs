@@ -238,7 +238,8 @@ fn load_template(doc: Value, text: &str, plan: &mut Plan) -> Result<(Value, Vec<
             service: r.service.clone(),
             port: Some(r.port),
             path: r.path.clone(),
-            variable: r.url.clone().or_else(|| r.host.clone()),
+            url_variable: r.url.clone(),
+            host_variable: r.host.clone(),
         })
         .collect();
     let route_vars = t

@@ -113,8 +113,10 @@ pub struct Route {
     /// runtime reads it from the image.
     pub port: Option<u16>,
     pub path: String,
-    /// The variable that holds its URL or host (`SERVICE_URL_APP`), if any.
-    pub variable: Option<String>,
+    /// The variable that holds its URL with the scheme (`SERVICE_URL_APP`), if any.
+    pub url_variable: Option<String>,
+    /// The variable that holds its host alone (`SERVICE_FQDN_APP`), if any.
+    pub host_variable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -706,6 +706,7 @@ impl Runtime {
             memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
             nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
             mounts: mounts.mounts,
+            options: Default::default(),
         };
         let id = docker
             .create_container(&spec)
@@ -978,6 +979,7 @@ impl Runtime {
             dockerfile: git.dockerfile.clone(),
             labels: labels.clone(),
             build_args: build_args.into_iter().collect(),
+            target: None,
         };
         let mut stream = Box::pin(self.docker().build_image(&spec, context));
         let mut batch = Vec::new();
@@ -1414,7 +1416,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn git_transport(&self, url: &str) -> Result<crate::git::Transport, DeployError> {
+    pub(crate) fn git_transport(&self, url: &str) -> Result<crate::git::Transport, DeployError> {
         crate::git::Transport::of(url, self.options().git_file_root.as_deref()).map_err(|message| {
             DeployError::Invalid {
                 field: "git_url",

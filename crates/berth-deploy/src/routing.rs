@@ -101,12 +101,32 @@ impl Runtime {
             DomainTarget::App => true,
         });
         let dashboard = domains::dashboard_domain(self.store()).await?;
-        let routes = build_routes(
+        let mut routes = build_routes(
             &apps,
             &domains,
             &link.base_domain,
             dashboard.as_ref().map(|d| (d, link.dashboard)),
         );
+        // A stack's services are reached at their address on the stack's
+        // network: nothing of theirs is published on the host.
+        for (project, stack, r) in berth_store::stacks::all_routes(self.store()).await? {
+            if dashboard.as_ref().is_some_and(|d| d.as_str() == r.host) {
+                continue;
+            }
+            let upstream = r
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, r.port));
+            routes.push(Route {
+                path_prefix: r.path.clone(),
+                ..Route::app(
+                    &r.host,
+                    &format!("{project}/{stack}/{}", r.service),
+                    upstream,
+                )
+            });
+        }
         tracing::debug!(routes = routes.len(), "edge routes rebuilt");
         link.edge.set_routes(routes);
         Ok(())

@@ -336,7 +336,7 @@ impl Storage {
 }
 
 impl Runtime {
-    fn bind_rules(&self) -> berth_core::BindRules {
+    pub(crate) fn bind_rules(&self) -> berth_core::BindRules {
         berth_core::BindRules {
             root: self.options().volumes_root.clone(),
             root_name: "volumes root",

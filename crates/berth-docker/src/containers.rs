@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
-    Mount as BollardMount, MountPoint, MountType, NetworkingConfig, PortBinding, PortMap,
+    ContainerCreateBody, ContainerInspectResponse, DeviceMapping, EndpointSettings, HealthConfig,
+    HostConfig, HostConfigLogConfig, Mount as BollardMount, MountPoint, MountType,
+    NetworkingConfig, PortBinding, PortMap, ResourcesUlimits,
     RestartPolicy as BollardRestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -60,6 +61,96 @@ pub struct ContainerSpec {
     /// exist yet is created by Docker without labels: create it first with
     /// [`DockerClient::ensure_volume`].
     pub mounts: Vec<Mount>,
+    /// Everything else a compose service can set (stacks); apps leave it default.
+    pub options: ContainerOptions,
+}
+
+/// The rest of what a compose service can ask of Docker, for stacks. The
+/// default is Docker's own default for each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerOptions {
+    /// Overrides the image's `ENTRYPOINT` when `Some`.
+    pub entrypoint: Option<Vec<String>>,
+    /// User (and group) to run as.
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    pub working_dir: Option<String>,
+    /// The container's host name.
+    pub hostname: Option<String>,
+    /// More networks to join, each with its aliases (the first network is `network`).
+    pub extra_networks: Vec<(String, Vec<String>)>,
+    /// Ports published on the host (besides `container_port`).
+    pub publish: Vec<PublishedPort>,
+    /// Overrides the image's HEALTHCHECK.
+    pub healthcheck: Option<Healthcheck>,
+    /// Capabilities to add.
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// Full access to the host (only with an admin's confirmation).
+    pub privileged: bool,
+    /// Mount the root filesystem read-only.
+    pub read_only: bool,
+    /// Run an init process as PID 1.
+    pub init: bool,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// `host` (only with an admin's confirmation; berth's network is then not joined).
+    pub network_mode: Option<String>,
+    /// `host` shares the host's process namespace (confirmed by an admin).
+    pub pid_mode: Option<String>,
+    /// Security options (`no-new-privileges:true`).
+    pub security_opt: Vec<String>,
+    /// `host:container[:permissions]`.
+    pub devices: Vec<String>,
+    /// Name, soft and hard limit.
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// Size of /dev/shm in bytes.
+    pub shm_size: Option<i64>,
+    /// Path → mount options (`size=64m`).
+    pub tmpfs: BTreeMap<String, String>,
+    /// Kernel parameters of the container's namespaces.
+    pub sysctls: BTreeMap<String, String>,
+    /// The signal that stops it (`SIGTERM` by default).
+    pub stop_signal: Option<String>,
+    /// How long a stop waits before killing.
+    pub stop_timeout_secs: Option<i64>,
+    /// Log driver and its options.
+    pub logging: Option<(String, BTreeMap<String, String>)>,
+    /// Maximum number of processes.
+    pub pids_limit: Option<i64>,
+}
+
+/// A container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// `127.0.0.1`, or `0.0.0.0` for every interface.
+    pub host_ip: String,
+    /// `None`: a port Docker picks.
+    pub host_port: Option<u16>,
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A health check in Docker's terms (durations in nanoseconds, 0: Docker's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval_ns: i64,
+    /// How long one check may take.
+    pub timeout_ns: i64,
+    /// Failures in a row before unhealthy.
+    pub retries: i64,
+    /// Failures during this time after start do not count.
+    pub start_period_ns: i64,
+    /// Time between checks during the start period.
+    pub start_interval_ns: i64,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -78,6 +169,7 @@ impl fmt::Debug for ContainerSpec {
             .field("memory_bytes", &self.memory_bytes)
             .field("nano_cpus", &self.nano_cpus)
             .field("mounts", &self.mounts)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -204,6 +296,10 @@ pub struct ContainerInfo {
     pub health: Option<String>,
     /// Volumes and host directories mounted, sorted by destination.
     pub mounts: Vec<MountInfo>,
+    /// The container's IPv4 address on each network it joined, by network name.
+    pub addresses: BTreeMap<String, String>,
+    /// Every port published on the host, as `127.0.0.1:5432->5432/tcp`, sorted.
+    pub published: Vec<String>,
 }
 
 /// Docker's container states.
@@ -285,6 +381,14 @@ impl DockerClient {
             .map_err(|e| self.err(e))?;
         for warning in response.warnings.iter().filter(|w| !w.is_empty()) {
             tracing::warn!(container.name = %spec.name, "Docker: {warning}");
+        }
+        if spec.options.network_mode.is_none() {
+            for (network, aliases) in &spec.options.extra_networks {
+                if let Err(e) = self.connect_network(network, &response.id, aliases).await {
+                    let _ = self.remove_container(&response.id).await;
+                    return Err(e);
+                }
+            }
         }
         tracing::info!(
             container.name = %spec.name,
@@ -488,26 +592,111 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         host_config.port_bindings = Some(PortMap::from([(key.clone(), Some(vec![binding]))]));
         exposed_ports = Some(vec![key]);
     }
+    let o = &spec.options;
+    for p in &o.publish {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let binding = PortBinding {
+            host_ip: Some(p.host_ip.clone()),
+            host_port: Some(p.host_port.map(|p| p.to_string()).unwrap_or_default()),
+        };
+        host_config
+            .port_bindings
+            .get_or_insert_with(PortMap::new)
+            .entry(key.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+        let exposed = exposed_ports.get_or_insert_with(Vec::new);
+        if !exposed.contains(&key) {
+            exposed.push(key);
+        }
+    }
     let mut networking_config = None;
-    if !spec.network.is_empty() {
+    if let Some(mode) = &o.network_mode {
+        host_config.network_mode = Some(mode.clone());
+    } else if !spec.network.is_empty() {
         host_config.network_mode = Some(spec.network.clone());
         let endpoint = EndpointSettings {
             aliases: (!spec.network_aliases.is_empty()).then(|| spec.network_aliases.clone()),
             ..Default::default()
         };
+        // Further networks are joined after create (see `create_container`):
+        // engines before API 1.44 refuse more than one here.
         networking_config = Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
         });
     }
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let map = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    host_config.cap_add = list(&o.cap_add);
+    host_config.cap_drop = list(&o.cap_drop);
+    host_config.privileged = o.privileged.then_some(true);
+    host_config.readonly_rootfs = o.read_only.then_some(true);
+    host_config.init = o.init.then_some(true);
+    host_config.pid_mode = o.pid_mode.clone();
+    host_config.security_opt = list(&o.security_opt);
+    host_config.devices =
+        (!o.devices.is_empty()).then(|| o.devices.iter().map(|d| device(d)).collect());
+    host_config.ulimits = (!o.ulimits.is_empty()).then(|| {
+        o.ulimits
+            .iter()
+            .map(|(name, soft, hard)| ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(*soft),
+                hard: Some(*hard),
+            })
+            .collect()
+    });
+    host_config.shm_size = o.shm_size;
+    host_config.tmpfs = map(&o.tmpfs);
+    host_config.sysctls = map(&o.sysctls);
+    host_config.pids_limit = o.pids_limit;
+    host_config.log_config = o
+        .logging
+        .as_ref()
+        .map(|(driver, options)| HostConfigLogConfig {
+            typ: Some(driver.clone()),
+            config: map(options),
+        });
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.cmd.clone(),
+        entrypoint: o.entrypoint.clone(),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(spec.labels.clone().into_iter().collect()),
         exposed_ports,
+        user: o.user.clone(),
+        working_dir: o.working_dir.clone(),
+        hostname: o.hostname.clone(),
+        tty: o.tty.then_some(true),
+        open_stdin: o.open_stdin.then_some(true),
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: o.stop_timeout_secs,
+        healthcheck: o.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(h.interval_ns),
+            timeout: Some(h.timeout_ns),
+            retries: Some(h.retries),
+            start_period: Some(h.start_period_ns),
+            start_interval: Some(h.start_interval_ns),
+        }),
         host_config: Some(host_config),
         networking_config,
         ..Default::default()
+    }
+}
+
+/// `/dev/x[:/dev/y[:rwm]]`, compose's short form of a device.
+fn device(spec: &str) -> DeviceMapping {
+    let mut parts = spec.splitn(3, ':');
+    let host = parts.next().unwrap_or_default().to_owned();
+    let inside = parts.next().map_or_else(|| host.clone(), str::to_owned);
+    DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(inside),
+        cgroup_permissions: Some(parts.next().unwrap_or("rwm").to_owned()),
     }
 }
 
@@ -524,10 +713,29 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         }
         _ => None,
     };
-    let host_port = c
-        .network_settings
-        .and_then(|n| n.ports)
-        .and_then(|ports| published_port(&ports));
+    let network_settings = c.network_settings.unwrap_or_default();
+    let host_port = network_settings.ports.as_ref().and_then(published_port);
+    let mut published: Vec<String> = network_settings
+        .ports
+        .iter()
+        .flatten()
+        .flat_map(|(key, bindings)| {
+            bindings.iter().flatten().map(move |b| {
+                format!(
+                    "{}:{}->{key}",
+                    b.host_ip.as_deref().unwrap_or(""),
+                    b.host_port.as_deref().unwrap_or("")
+                )
+            })
+        })
+        .collect();
+    published.sort();
+    let addresses = network_settings
+        .networks
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, e)| Some((name, e.ip_address.filter(|ip| !ip.is_empty())?)))
+        .collect();
     let time = |t: Option<String>| t.filter(|t| !t.is_empty() && t != ZERO_TIME);
     let health = state
         .health
@@ -557,6 +765,8 @@ fn container_info(c: ContainerInspectResponse) -> ContainerInfo {
         restart_count: c.restart_count,
         health,
         mounts,
+        addresses,
+        published,
     }
 }
 

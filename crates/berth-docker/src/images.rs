@@ -37,6 +37,8 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build (`None`: the last).
+    pub target: Option<String>,
 }
 
 /// One line of build output.
@@ -59,6 +61,8 @@ pub struct ImageInfo {
     /// of it keeps data in an anonymous volume unless berth mounts a named
     /// one there.
     pub volumes: Vec<String>,
+    /// The TCP ports the image declares with `EXPOSE`, sorted.
+    pub exposed_ports: Vec<u16>,
 }
 
 impl DockerClient {
@@ -77,11 +81,19 @@ impl DockerClient {
                     .is_some_and(|t| t.first().is_some_and(|first| first != "NONE"));
                 let mut volumes = config.volumes.unwrap_or_default();
                 volumes.sort();
+                let mut exposed_ports: Vec<u16> = config
+                    .exposed_ports
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|p| p.strip_suffix("/tcp")?.parse().ok())
+                    .collect();
+                exposed_ports.sort_unstable();
                 Ok(Some(ImageInfo {
                     id: i.id.unwrap_or_default(),
                     repo_digests: i.repo_digests.unwrap_or_default(),
                     has_healthcheck,
                     volumes,
+                    exposed_ports,
                 }))
             }
             Err(DockerError::NotFound(_)) => Ok(None),
@@ -166,14 +178,17 @@ impl DockerClient {
             };
             let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
             let build_args: HashMap<String, String> = spec.build_args.clone().into_iter().collect();
-            let options = BuildImageOptionsBuilder::new()
+            let mut options = BuildImageOptionsBuilder::new()
                 .dockerfile(dockerfile)
                 .t(&spec.tag)
                 .rm(true)
                 .forcerm(true)
                 .labels(&labels)
-                .buildargs(&build_args)
-                .build();
+                .buildargs(&build_args);
+            if let Some(target) = &spec.target {
+                options = options.target(target);
+            }
+            let options = options.build();
             tracing::info!(image.ref = %spec.tag, "building image");
             let mut messages =
                 docker.build_image(options, None, Some(body_full(Bytes::from(context_tar))));

@@ -21,7 +21,8 @@ mod volumes;
 
 pub use client::{DEFAULT_DOCKER_HOST, DockerClient};
 pub use containers::{
-    ContainerInfo, ContainerSpec, ContainerState, Mount, MountInfo, MountKind, RestartPolicy,
+    ContainerInfo, ContainerOptions, ContainerSpec, ContainerState, Healthcheck, Mount, MountInfo,
+    MountKind, PublishedPort, RestartPolicy,
 };
 pub use error::DockerError;
 pub use events::ContainerEvent;

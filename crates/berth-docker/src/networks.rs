@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{Network, NetworkCreateRequest};
+use bollard::models::{EndpointSettings, Network, NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::ListNetworksOptionsBuilder;
 
 use crate::client::label_filters;
@@ -63,6 +63,30 @@ impl DockerClient {
             Err(DockerError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Connects a created (or running) container to one more network, with
+    /// DNS aliases there. Engines before API 1.44 take one network at
+    /// create, so further networks are joined this way, before start.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<(), DockerError> {
+        crate::containers::container_ref(container)?;
+        let docker = self.docker().await?;
+        let request = NetworkConnectRequest {
+            container: container.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        docker
+            .connect_network(network, request)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Removes every network called `name`; Ok when there is none. Fails while

@@ -84,6 +84,12 @@ fn command_json(command: &Option<Command>) -> Option<String> {
 }
 
 pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Result<App, StoreError> {
+    // Apps and stacks share a project's names (and container name prefixes).
+    if crate::stacks::exists(store, project, app.name.as_str()).await? {
+        return Err(StoreError::AlreadyExists {
+            what: "a stack with that name in this project",
+        });
+    }
     let ts = now();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO apps (project_id, name, image, container_port, command, dangerous_mounts, status, created_at, updated_at)

@@ -314,10 +314,22 @@ const DEPLOY_KEYS: SealedColumns = SealedColumns {
     nonce: "deploy_key_nonce",
     data: "deploy_key_private",
 };
+const STACK_STATES: SealedColumns = SealedColumns {
+    table: "stacks",
+    aad_columns: "id",
+    nonce: "state_nonce",
+    data: "state",
+};
 
 /// Every column pair that holds sealed values: a new one goes here, so a
 /// lost or different key is noticed for it too.
-const SEALED: [SealedColumns; 4] = [ENV_VALUES, ENV_SNAPSHOTS, WEBHOOK_SECRETS, DEPLOY_KEYS];
+const SEALED: [SealedColumns; 5] = [
+    ENV_VALUES,
+    ENV_SNAPSHOTS,
+    WEBHOOK_SECRETS,
+    DEPLOY_KEYS,
+    STACK_STATES,
+];
 
 /// How many sealed values the database holds, in every sealed column.
 async fn sealed_values(pool: &SqlitePool) -> Result<i64, StoreError> {
@@ -417,6 +429,10 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
     .await?;
     reseal(&mut tx, &old, &new, DEPLOY_KEYS, |row| {
         crate::deployments::deploy_key_aad(row.get("app_id"))
+    })
+    .await?;
+    reseal(&mut tx, &old, &new, STACK_STATES, |row| {
+        crate::stacks::state_aad(row.get("id"))
     })
     .await?;
     sqlx::query("UPDATE settings SET value = ? WHERE key = 'secret_key_id'")

@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod projects;
 pub mod sessions;
 pub mod settings;
+pub mod stacks;
 pub mod users;
 pub mod volumes;
 

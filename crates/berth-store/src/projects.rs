@@ -59,10 +59,13 @@ pub async fn delete_empty(store: &Store, name: &ProjectName) -> Result<(), Store
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound { what: "project" })?;
-    let apps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE project_id = ?")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let apps: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM apps WHERE project_id = ?1)
+              + (SELECT COUNT(*) FROM stacks WHERE project_id = ?1)",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     if apps > 0 {
         return Err(StoreError::ProjectNotEmpty);
     }

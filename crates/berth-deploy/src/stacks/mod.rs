@@ -13,10 +13,13 @@ use std::collections::BTreeMap;
 
 use berth_compose::Plan;
 use berth_compose::plan::Warning;
-use berth_core::{DomainName, ProjectName, Stack, StackName, StackSource};
+use berth_core::{DomainName, ProjectName, Stack, StackId, StackName, StackSource, StackStatus};
 
-use crate::{DeployError, Stacks};
+use crate::naming::{KIND, PROJECT, RESOURCE};
+use crate::{DeployError, ResourceKey, Runtime, Stacks};
+use install::{Names, StackState};
 
+mod git;
 mod install;
 mod view;
 
@@ -85,35 +88,149 @@ impl Stacks {
 
     /// Plans an install without doing anything (the form's preview and the
     /// API's `dry_run`). The plan carries its own errors; `Err` is for a
-    /// project that does not exist, an unknown template, a name in use, or a
-    /// git repository that cannot be read.
+    /// project that does not exist, an unknown template, or a git
+    /// repository that cannot be read. Generated values show as
+    /// placeholders: they are made at install.
     pub async fn plan(
         &self,
         project: &ProjectName,
         request: &StackRequest,
     ) -> Result<PlanPreview, DeployError> {
-        todo!("{project} {request:?}")
+        self.projects().find_project(project).await?;
+        let (text, format) = self.stack_text(&request.source).await?;
+        let names = Names {
+            project,
+            stack: &request.name,
+        };
+        Ok(self.plan_stack(&names, &text, format, &request.inputs, &BTreeMap::new()))
     }
 
     /// Records the stack and starts bringing it up in the background; the
     /// returned stack is `installing`. Refuses a plan with errors, and one
-    /// with dangerous settings unless `confirm_dangerous`.
+    /// with dangerous settings unless `confirm_dangerous`; nothing is
+    /// recorded or created then.
     pub async fn install(
         &self,
         project: &ProjectName,
         request: StackRequest,
     ) -> Result<Stack, DeployError> {
-        todo!("{project} {request:?}")
+        self.projects().find_project(project).await?;
+        let names = Names {
+            project,
+            stack: &request.name,
+        };
+        let mut state = StackState {
+            source: (&request.source).into(),
+            inputs: request.inputs.clone(),
+            generated: BTreeMap::new(),
+            publish: request.publish.iter().map(Into::into).collect(),
+            confirm_dangerous: request.confirm_dangerous,
+        };
+        let preview = self.checked_plan(&names, &mut state).await?;
+        let template = match &request.source {
+            StackSource::Template { id } => Some(id.as_str()),
+            _ => None,
+        };
+        let stack = berth_store::stacks::create(
+            self.store(),
+            project,
+            &berth_store::stacks::NewStack {
+                name: &request.name,
+                source_kind: request.source.kind(),
+                template,
+                dangerous_confirmed: request.confirm_dangerous
+                    && preview.plan.dangers().next().is_some(),
+            },
+            &encode(&state),
+        )
+        .await?;
+        if let Err(e) = self.record_routes(stack.id, &preview).await {
+            berth_store::stacks::delete(self.store(), stack.id).await?;
+            return Err(e);
+        }
+        tracing::info!(project.name = %project, stack.name = %stack.name, "stack installing");
+        let stacks = self.clone();
+        let id = stack.id;
+        let (project, name) = (project.clone(), stack.name.clone());
+        tokio::spawn(async move {
+            let lock = stacks.lock_for(ResourceKey::Stack(id));
+            let _one_at_a_time = lock.lock().await;
+            let names = Names {
+                project: &project,
+                stack: &name,
+            };
+            let outcome = stacks
+                .apply_stack(id, &names, &preview, &state)
+                .await
+                .map(|_| ());
+            stacks.stack_settled(id, outcome).await;
+        });
+        Ok(stack)
+    }
+
+    /// Stores the plan's routes with their hosts (refused when another
+    /// stack serves one of them, or an app's domain is the same).
+    async fn record_routes(&self, id: StackId, preview: &PlanPreview) -> Result<(), DeployError> {
+        let taken = berth_store::domains::list_all(self.store()).await?;
+        let mut rows = Vec::new();
+        for (route, host) in preview.plan.routes.iter().zip(&preview.hosts) {
+            let Some(host) = host else { continue };
+            if let Some(d) = taken.iter().find(|d| &d.host == host) {
+                return Err(DeployError::Conflict(format!(
+                    "{host} is a domain of the app {}/{}",
+                    d.project, d.app
+                )));
+            }
+            let port = match route.port {
+                Some(port) => port,
+                None => self.exposed_port(&preview.plan, &route.service).await?,
+            };
+            rows.push(berth_store::stacks::StackRouteRow {
+                service: route.service.clone(),
+                host: host.to_string(),
+                path: route.path.clone(),
+                port,
+                address: None,
+            });
+        }
+        berth_store::stacks::set_routes(self.store(), id, &rows).await?;
+        Ok(())
+    }
+
+    /// The lowest port a service's image exposes, for a route that names
+    /// none (as Coolify's proxy does).
+    async fn exposed_port(&self, plan: &Plan, service: &str) -> Result<u16, DeployError> {
+        let s = plan.services.iter().find(|s| s.name == service);
+        if let Some(port) = s.and_then(|s| s.expose.first().copied()) {
+            return Ok(port);
+        }
+        let image = s.and_then(|s| s.image.as_ref()).map(ToString::to_string);
+        let exposed = match image {
+            Some(image) => self
+                .docker()
+                .image_info(&image)
+                .await?
+                .and_then(|i| i.exposed_ports.into_iter().min()),
+            None => None,
+        };
+        exposed.ok_or_else(|| DeployError::Invalid {
+            field: "compose",
+            message: format!(
+                "the route to {service} names no port and its image exposes none: add the port (SERVICE_URL_{}_8080)",
+                service.to_ascii_uppercase().replace('-', "_")
+            ),
+        })
     }
 
     /// The project's stacks, by name.
     pub async fn list(&self, project: &ProjectName) -> Result<Vec<Stack>, DeployError> {
-        todo!("{project}")
+        self.projects().find_project(project).await?;
+        Ok(berth_store::stacks::list(self.store(), project).await?)
     }
 
     /// Every stack of every project (the dashboard).
     pub async fn list_all(&self) -> Result<Vec<Stack>, DeployError> {
-        todo!()
+        Ok(berth_store::stacks::list_all(self.store()).await?)
     }
 
     /// The stack with its services as Docker has them, and its routes.
@@ -122,18 +239,52 @@ impl Stacks {
         project: &ProjectName,
         name: &StackName,
     ) -> Result<StackView, DeployError> {
-        todo!("{project} {name}")
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        self.view(stack).await
     }
 
     /// Plans the new file (or the same one with new inputs), then recreates
-    /// only the services whose configuration changed.
+    /// only the services whose configuration changed. Generated values are
+    /// kept; only values the new file asks for anew are made.
     pub async fn update(
         &self,
         project: &ProjectName,
         name: &StackName,
         update: StackUpdate,
     ) -> Result<UpdateOutcome, DeployError> {
-        todo!("{project} {name} {update:?}")
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        let lock = self.lock_for(ResourceKey::Stack(stack.id));
+        let _one_at_a_time = lock.lock().await;
+        let names = Names {
+            project,
+            stack: name,
+        };
+        let mut state = self.stack_state(stack.id).await?;
+        if let Some(source) = &update.source {
+            state.source = source.into();
+        }
+        state.inputs.extend(update.inputs);
+        let preview = self.checked_plan(&names, &mut state).await?;
+        self.record_routes(stack.id, &preview).await?;
+        berth_store::stacks::save_state(self.store(), stack.id, &encode(&state)).await?;
+        berth_store::stacks::set_status(self.store(), stack.id, StackStatus::Updating, None)
+            .await?;
+        let applied = self.apply_stack(stack.id, &names, &preview, &state).await;
+        let outcome = applied
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| DeployError::Conflict(e.to_string()));
+        self.stack_settled(stack.id, outcome).await;
+        let changed = applied?;
+        let unchanged = preview
+            .plan
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|s| !changed.contains(s))
+            .collect();
+        tracing::info!(project.name = %project, stack.name = %name, changed = ?changed, "stack updated");
+        Ok(UpdateOutcome { changed, unchanged })
     }
 
     /// Removes the stack's containers, network and routes; its volumes stay
@@ -144,7 +295,40 @@ impl Stacks {
         name: &StackName,
         delete_volumes: bool,
     ) -> Result<(), DeployError> {
-        todo!("{project} {name} {delete_volumes}")
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        let lock = self.lock_for(ResourceKey::Stack(stack.id));
+        let _one_at_a_time = lock.lock().await;
+        let names = Names {
+            project,
+            stack: name,
+        };
+        let docker = self.docker();
+        let mine = [
+            (KIND, "stack"),
+            (PROJECT, project.as_str()),
+            (RESOURCE, name.as_str()),
+        ];
+        for c in docker.list_containers(&mine).await? {
+            docker.stop_container(&c.id, 10).await?;
+            docker.remove_container(&c.id).await?;
+        }
+        docker.remove_network(&names.network()).await?;
+        berth_store::stacks::delete(self.store(), stack.id).await?;
+        self.routes_changed().await;
+        if delete_volumes {
+            for v in docker.list_volumes(&mine).await? {
+                docker.remove_volume(&v.name).await?;
+            }
+            for dir in [self.stack_dir(&names), self.stack_secrets_dir(&names)] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        DeployError::Tool(format!("cannot remove {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        tracing::info!(project.name = %project, stack.name = %name, delete_volumes, "stack uninstalled");
+        Ok(())
     }
 
     /// The last `lines` lines of one service's logs.
@@ -155,6 +339,31 @@ impl Stacks {
         service: &str,
         lines: usize,
     ) -> Result<Vec<String>, DeployError> {
-        todo!("{project} {name} {service} {lines}")
+        let view = self.get(project, name).await?;
+        let service = view
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .ok_or(DeployError::NotFound { what: "service" })?;
+        match self.docker().inspect_container(&service.container).await? {
+            Some(c) => Ok(self.docker().logs_tail(&c.id, lines).await?),
+            None => Ok(Vec::new()),
+        }
     }
+}
+
+impl Runtime {
+    async fn stack_state(&self, id: StackId) -> Result<StackState, DeployError> {
+        let bytes = berth_store::stacks::state(self.store(), id).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            DeployError::Store(berth_store::StoreError::Corrupt {
+                what: "stack state",
+                detail: e.to_string(),
+            })
+        })
+    }
+}
+
+fn encode(state: &StackState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("a stack's state always serializes")
 }

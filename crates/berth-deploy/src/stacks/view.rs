@@ -73,3 +73,93 @@ pub struct StackRoute {
     /// Where to open it through the edge (a link), when there is an edge.
     pub url: Option<String>,
 }
+
+impl crate::Runtime {
+    /// The stack as its page shows it: the plan of its state (with the
+    /// values made at install, so no placeholders), each service's
+    /// container, and the routes.
+    pub(super) async fn view(
+        &self,
+        stack: berth_core::Stack,
+    ) -> Result<StackView, crate::DeployError> {
+        use super::install::{Names, is_one_shot};
+        let names = Names {
+            project: &stack.project,
+            stack: &stack.name,
+        };
+        let state = self.stack_state(stack.id).await?;
+        let (text, format) = self.stack_text(&(&state.source).into()).await?;
+        let preview = self.plan_stack(&names, &text, format, &state.inputs, &state.generated);
+        let containers = self
+            .docker()
+            .list_containers(&[
+                (crate::naming::KIND, "stack"),
+                (crate::naming::PROJECT, stack.project.as_str()),
+                (crate::naming::RESOURCE, stack.name.as_str()),
+            ])
+            .await?;
+        let plan = &preview.plan;
+        let services = plan
+            .services
+            .iter()
+            .map(|s| {
+                let container = names.container(&s.name);
+                let info = containers.iter().find(|c| c.name == container);
+                let one_shot = is_one_shot(&s.name, plan);
+                let state = match info {
+                    None => ServiceState::Missing,
+                    Some(c) => match &c.state {
+                        berth_docker::ContainerState::Running => ServiceState::Running,
+                        berth_docker::ContainerState::Restarting => ServiceState::Restarting,
+                        berth_docker::ContainerState::Created => ServiceState::Created,
+                        _ if c.exit_code == Some(0)
+                            && (one_shot || s.restart == Some(berth_core::RestartPolicy::No)) =>
+                        {
+                            ServiceState::Done
+                        }
+                        _ => ServiceState::Exited(c.exit_code.unwrap_or(-1)),
+                    },
+                };
+                let image = s
+                    .image
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| info.map(|c| c.image.clone()).unwrap_or_default());
+                ServiceView {
+                    name: s.name.clone(),
+                    unpinned: s
+                        .image
+                        .as_ref()
+                        .is_some_and(|i| i.tag().is_none_or(|t| t == "latest")),
+                    image,
+                    container,
+                    state,
+                    health: info.and_then(|c| c.health.clone()),
+                    strategy: s.strategy,
+                    published: info.map(|c| c.published.clone()).unwrap_or_default(),
+                    depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
+                }
+            })
+            .collect();
+        let routes = berth_store::stacks::routes(self.store(), stack.id)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let host = DomainName::parse(&r.host).ok()?;
+                Some(StackRoute {
+                    url: self.domains().site_url(host.as_str(), &r.path),
+                    service: r.service,
+                    port: r.port,
+                    host,
+                    path: r.path,
+                })
+            })
+            .collect();
+        Ok(StackView {
+            stack,
+            services,
+            routes,
+            warnings: preview.plan.warnings.clone(),
+        })
+    }
+}

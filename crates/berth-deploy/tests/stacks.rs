@@ -1,0 +1,433 @@
+//! Stacks against the real Docker daemon and a real SQLite store: a
+//! template with a generated password shared by a Postgres service
+//! (`berth-test/postgres`, Debian's postgresql-15 built offline by
+//! docker/test-images) and a one-shot service that logs in with it; the
+//! database unreachable from another project's network; an update that
+//! recreates only what changed; an uninstall that leaves nothing.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_core::{ProjectName, StackName, StackSource, StackStatus};
+use berth_deploy::{Options, Runtime, ServiceState, StackRequest, StackUpdate};
+use berth_docker::DockerClient;
+use berth_store::Store;
+
+/// A template with a database, a one-shot check that logs in to it with
+/// the generated password, and a web service that reads an input.
+const TEMPLATE: &str = r#"
+metadata:
+  name: Check
+  description: A database and a one-shot login check.
+  category: test
+  service: web
+  port: 8080
+  version: "1"
+inputs:
+  - name: GREETING
+    default: hello
+generated:
+  - name: DB_PASSWORD
+    kind: password
+    length: 24
+routes:
+  - service: web
+    port: 8080
+    url: WEB_URL
+compose:
+  services:
+    db:
+      image: berth-test/postgres:latest
+      environment:
+        POSTGRES_USER: app
+        POSTGRES_PASSWORD: ${DB_PASSWORD}
+        POSTGRES_DB: app
+      volumes:
+        - db:/var/lib/postgresql/data
+      healthcheck:
+        test: ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U app -d app"]
+        interval: 1s
+        timeout: 3s
+        retries: 60
+    check:
+      image: berth-test/postgres:latest
+      command: ["psql", "postgres://app:${DB_PASSWORD}@db:5432/app", "-c", "select 'logged in'"]
+      depends_on:
+        db:
+          condition: service_healthy
+    web:
+      image: berth-test/web:latest
+      environment:
+        GREETING: ${GREETING}
+        WEB_URL: ${WEB_URL}
+      depends_on:
+        check:
+          condition: service_completed_successfully
+  volumes:
+    db:
+"#;
+
+struct Env {
+    runtime: Runtime,
+    run: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Whatever a failed test left: containers, then networks and volumes.
+        let label = format!("label=berth.test={}", self.run);
+        for (kind, ls) in [
+            ("container", vec!["ps", "-aq", "--filter", &label]),
+            ("network", vec!["network", "ls", "-q", "--filter", &label]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", &label]),
+        ] {
+            for id in docker(&ls).lines() {
+                let rm: Vec<&str> = match kind {
+                    "container" => vec!["rm", "-f", id],
+                    other => vec![other, "rm", "-f", id],
+                };
+                let _ = Command::new("docker").args(&rm).output();
+            }
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let docker = DockerClient::connect(None).unwrap();
+    let runtime = Runtime::new(store, docker).await.unwrap();
+    // One label per test: a failing test's cleanup must not take another's containers.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = format!("stacks-{}-{n}", std::process::id());
+    runtime
+        .configure(Options {
+            object_labels: BTreeMap::from([("berth.test".to_owned(), run.clone())]),
+            ..Default::default()
+        })
+        .unwrap();
+    Env {
+        runtime,
+        run,
+        _dir: dir,
+    }
+}
+
+async fn project(env: &Env, name: &str) -> ProjectName {
+    let name = ProjectName::parse(&format!("{name}-{}", std::process::id() % 100_000)).unwrap();
+    env.runtime
+        .services()
+        .projects
+        .create_project(&name)
+        .await
+        .unwrap();
+    name
+}
+
+fn request(name: &str, text: &str) -> StackRequest {
+    StackRequest {
+        name: StackName::parse(name).unwrap(),
+        source: StackSource::Compose {
+            text: text.to_owned(),
+        },
+        inputs: BTreeMap::new(),
+        confirm_dangerous: false,
+        publish: Vec::new(),
+    }
+}
+
+/// Waits until the stack is no longer installing or updating.
+async fn settled(env: &Env, project: &ProjectName, stack: &StackName) -> berth_deploy::StackView {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let view = env
+            .runtime
+            .services()
+            .stacks
+            .get(project, stack)
+            .await
+            .unwrap();
+        if !matches!(
+            view.stack.status,
+            StackStatus::Installing | StackStatus::Updating
+        ) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stack still {:?}",
+            view.stack.status
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn state_of<'a>(view: &'a berth_deploy::StackView, service: &str) -> &'a ServiceState {
+    &view
+        .services
+        .iter()
+        .find(|s| s.name == service)
+        .unwrap()
+        .state
+}
+
+#[tokio::test]
+async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_and_no_open_port() {
+    let env = env().await;
+    let stacks = env.runtime.services().stacks;
+    let p = project(&env, "stk").await;
+    let other = project(&env, "stk-other").await;
+    let name = StackName::parse("check").unwrap();
+
+    // The dry run shows the generated value by name only.
+    let preview = stacks.plan(&p, &request("check", TEMPLATE)).await.unwrap();
+    assert!(preview.plan.is_ok(), "{:?}", preview.plan.errors);
+    let json = serde_json::to_string(&preview.plan).unwrap();
+    assert!(json.contains("DB_PASSWORD"), "{json}");
+
+    let stack = stacks
+        .install(&p, request("check", TEMPLATE))
+        .await
+        .unwrap();
+    assert_eq!(stack.status, StackStatus::Installing);
+    let view = settled(&env, &p, &name).await;
+    assert_eq!(
+        view.stack.status,
+        StackStatus::Running,
+        "{:?}",
+        view.stack.message
+    );
+    assert_eq!(state_of(&view, "check"), &ServiceState::Done);
+    assert_eq!(state_of(&view, "db"), &ServiceState::Running);
+    assert_eq!(state_of(&view, "web"), &ServiceState::Running);
+    let logs = stacks.service_logs(&p, &name, "check", 20).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("logged in")),
+        "the one-shot service logged in with the generated password: {logs:?}"
+    );
+
+    // The password is the same in both services, and not a placeholder.
+    let db = format!("berth_{p}_check_db");
+    let env_of = |c: &str| {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            c,
+        ])
+    };
+    let password = env_of(&db)
+        .lines()
+        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD=").map(str::to_owned))
+        .unwrap();
+    assert_eq!(password.len(), 24);
+    let check_cmd = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Cmd}}",
+        &format!("berth_{p}_check_check"),
+    ]);
+    assert!(check_cmd.contains(&password), "{check_cmd}");
+    assert!(!json.contains(&password));
+
+    // Nothing is published on the host.
+    assert_eq!(docker(&["port", &db]), "");
+    assert!(view.services.iter().all(|s| s.published.is_empty()));
+
+    // From another project's network the database cannot be reached, by
+    // name or by address.
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"berth_{p}_check\").IPAddress}}}}"),
+        &db,
+    ]);
+    assert!(!ip.is_empty());
+    let probe = |host: &str| {
+        Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--label",
+                &format!("berth.test={}", env.run),
+                "--network",
+                &format!("berth_{other}"),
+                "berth-test/postgres:latest",
+                "pg_isready",
+                "-h",
+                host,
+                "-t",
+                "3",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(!probe("db").status.success());
+    assert!(!probe(&ip).status.success());
+    // …while from the stack's own network it answers (the probe works).
+    let own = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--label",
+            &format!("berth.test={}", env.run),
+            "--network",
+            &format!("berth_{p}_check"),
+            "berth-test/postgres:latest",
+            "pg_isready",
+            "-h",
+            "db",
+            "-t",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stdout)
+    );
+
+    // An update with a new input recreates only the service that reads it,
+    // and keeps the generated password.
+    let db_id = docker(&["inspect", "-f", "{{.Id}}", &db]);
+    let outcome = stacks
+        .update(
+            &p,
+            &name,
+            StackUpdate {
+                source: None,
+                inputs: BTreeMap::from([("GREETING".to_owned(), "bonjour".to_owned())]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.changed, vec!["web".to_owned()]);
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &db]), db_id);
+    assert!(env_of(&format!("berth_{p}_check_web")).contains("GREETING=bonjour"));
+    assert!(env_of(&db).contains(&password));
+
+    // Uninstall keeping the volumes keeps them; then the volume is orphaned.
+    stacks.uninstall(&p, &name, false).await.unwrap();
+    let volume = format!("berth_{p}_check_db");
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
+        volume
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("label=berth.project={p}")]),
+        "",
+        "uninstall removes every container of the stack"
+    );
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "-f", &volume])
+        .output();
+    let _ = Command::new("docker")
+        .args([
+            "volume",
+            "rm",
+            "-f",
+            &format!("berth_{p}_check_check-var-lib-postgresql-data"),
+        ])
+        .output();
+}
+
+#[tokio::test]
+async fn uninstall_with_delete_volumes_leaves_nothing_labelled() {
+    let env = env().await;
+    let stacks = env.runtime.services().stacks;
+    let p = project(&env, "stk-rm").await;
+    let name = StackName::parse("gone").unwrap();
+    stacks.install(&p, request("gone", TEMPLATE)).await.unwrap();
+    let view = settled(&env, &p, &name).await;
+    assert_eq!(
+        view.stack.status,
+        StackStatus::Running,
+        "{:?}",
+        view.stack.message
+    );
+    stacks.uninstall(&p, &name, true).await.unwrap();
+    let filter = format!("label=berth.project={p}");
+    for ls in [
+        vec![
+            "ps",
+            "-aq",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=berth.kind=stack",
+        ],
+        vec!["volume", "ls", "-q", "--filter", &filter],
+        vec![
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "label=berth.kind=stack",
+            "--filter",
+            &filter,
+        ],
+    ] {
+        assert_eq!(docker(&ls), "", "{ls:?}");
+    }
+    assert!(stacks.get(&p, &name).await.is_err());
+}
+
+#[tokio::test]
+async fn a_plan_with_errors_or_unconfirmed_dangers_installs_nothing() {
+    let env = env().await;
+    let stacks = env.runtime.services().stacks;
+    let p = project(&env, "stk-bad").await;
+    let bad = "services:\n  a:\n    image: berth-test/web:latest\n    frobnicate: 1\n";
+    let err = stacks.install(&p, request("bad", bad)).await.unwrap_err();
+    assert!(err.to_string().contains("frobnicate"), "{err}");
+    let dangerous = "services:\n  a:\n    image: berth-test/web:latest\n    privileged: true\n";
+    let err = stacks
+        .install(&p, request("bad", dangerous))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("confirmation"), "{err}");
+    assert!(stacks.list(&p).await.unwrap().is_empty());
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("label=berth.project={p}")]),
+        ""
+    );
+    // An app's name cannot be a stack's, nor the reverse.
+    let ok = "services:\n  a:\n    image: berth-test/web:latest\n";
+    stacks.install(&p, request("taken", ok)).await.unwrap();
+    settled(&env, &p, &StackName::parse("taken").unwrap()).await;
+    let app = env
+        .runtime
+        .services()
+        .apps
+        .create_app_from(
+            &p,
+            berth_core::NewApp {
+                name: berth_core::AppName::parse("taken").unwrap(),
+                image: berth_core::ImageRef::parse("berth-test/web:latest").unwrap(),
+                container_port: berth_core::Port::try_from(8080u32).unwrap(),
+                command: None,
+                dangerous_mounts: false,
+            },
+            berth_core::deployment::Source::Image,
+            Vec::new(),
+            None,
+        )
+        .await;
+    assert!(app.is_err());
+    stacks
+        .uninstall(&p, &StackName::parse("taken").unwrap(), true)
+        .await
+        .unwrap();
+}

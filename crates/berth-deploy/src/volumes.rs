@@ -44,11 +44,13 @@ pub struct StorageVolume {
     pub size_bytes: Option<u64>,
     /// How many containers (running or not) mount it.
     pub containers: u64,
+    /// The stack it belongs to (`<project>/<stack>`), while that stack is installed.
+    pub stack: Option<String>,
 }
 
 impl StorageVolume {
     pub fn orphaned(&self) -> bool {
-        self.owner.is_none()
+        self.owner.is_none() && self.stack.is_none()
     }
 
     pub fn in_use(&self) -> bool {
@@ -168,6 +170,7 @@ impl Storage {
                     }),
                     size_bytes: None,
                     containers: 0,
+                    stack: None,
                 }),
             }
         }
@@ -177,7 +180,13 @@ impl Storage {
             .list_volumes(&[(MANAGED, "true"), (INSTANCE, instance.as_str())])
             .await?;
         let usage = self.docker().volume_usage().await.unwrap_or_default();
+        let stacks: Vec<String> = berth_store::stacks::list_all(self.store())
+            .await?
+            .into_iter()
+            .map(|s| format!("{}/{}", s.project, s.name))
+            .collect();
         for v in docker_volumes {
+            let stack = stack_of(&v.labels).filter(|s| stacks.contains(s));
             let owner = by_source.remove(&v.name).map(|row| VolumeOwner {
                 project: row.project,
                 app: row.app,
@@ -193,6 +202,7 @@ impl Storage {
                 bind: false,
                 name: v.name,
                 owner,
+                stack,
             });
         }
         out.sort_by(|a, b| {
@@ -224,7 +234,16 @@ impl Storage {
                 volume: row.volume,
             });
         let containers = self.docker().containers_using_volume(name).await?;
+        let mut stack = None;
+        if let Some(s) = stack_of(&volume.labels)
+            && let Some((project, name)) = s.split_once('/')
+            && let Ok(project) = ProjectName::parse(project)
+            && berth_store::stacks::exists(self.store(), &project, name).await?
+        {
+            stack = Some(s);
+        }
         Ok(StorageVolume {
+            stack,
             name: name.to_owned(),
             bind: false,
             owner,
@@ -255,6 +274,14 @@ impl Storage {
                 message: format!(
                     "{name} is mounted by the app {}/{}: detach it there first; nothing was deleted",
                     owner.project, owner.app
+                ),
+            });
+        }
+        if let Some(stack) = &volume.stack {
+            return Err(DeployError::Invalid {
+                field: "confirm",
+                message: format!(
+                    "{name} belongs to the stack {stack}: uninstall it with \"delete volumes\" instead; nothing was deleted"
                 ),
             });
         }
@@ -289,11 +316,11 @@ impl Storage {
         target: &MountPath,
     ) -> Result<App, DeployError> {
         let volume = self.find_volume(name).await?;
-        if volume.owner.is_some() {
+        if !volume.orphaned() {
             return Err(DeployError::Invalid {
                 field: "volume",
                 message: format!(
-                    "{name} is mounted by an app already: only orphaned volumes can be attached"
+                    "{name} is mounted by an app or a stack already: only orphaned volumes can be attached"
                 ),
             });
         }
@@ -570,6 +597,18 @@ impl Runtime {
         }
         kept
     }
+}
+
+/// `<project>/<stack>` of a volume a stack made.
+fn stack_of(labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.get(KIND).map(String::as_str) != Some("stack") {
+        return None;
+    }
+    Some(format!(
+        "{}/{}",
+        labels.get(PROJECT)?,
+        labels.get(RESOURCE)?
+    ))
 }
 
 fn invalid(message: String) -> DeployError {

@@ -67,6 +67,12 @@ impl Runtime {
             containers.into_iter().partition(|c| is_app_kind(&c.labels));
         for c in &others {
             let kind = c.labels.get(KIND).map(String::as_str).unwrap_or_default();
+            if kind == ResourceKind::Stack.as_str() {
+                // A stack's routes follow its containers' addresses, which
+                // change when Docker restarts them; the containers stay.
+                self.stack_container_moved(c).await;
+                continue;
+            }
             match ResourceKind::parse(kind) {
                 Some(kind) => {
                     tracing::debug!(container.name = %c.name, berth.kind = %kind, "a container of a kind this version does not reconcile yet; left alone")
@@ -155,6 +161,16 @@ impl Runtime {
     }
 
     async fn apply_event(&self, event: &ContainerEvent) -> Result<(), DeployError> {
+        if event.labels.get(KIND).map(String::as_str) == Some(ResourceKind::Stack.as_str()) {
+            let action = event.action.split(':').next().unwrap_or_default();
+            if matches!(action, "start" | "die" | "restart") {
+                if let Some(info) = self.docker().inspect_container(&event.container_id).await? {
+                    self.stack_container_moved(&info).await;
+                }
+                self.routes_changed().await;
+            }
+            return Ok(());
+        }
         let (Some(project), Some(name)) = (event.labels.get(PROJECT), event.labels.get(APP)) else {
             return Ok(());
         };

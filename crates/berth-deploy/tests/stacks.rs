@@ -431,3 +431,84 @@ async fn a_plan_with_errors_or_unconfirmed_dangers_installs_nothing() {
         .await
         .unwrap();
 }
+
+/// Coolify's own format, as its templates are written: the `# key: value`
+/// header, `SERVICE_USER_*` / `SERVICE_PASSWORD_*` made at install and shared,
+/// a `SERVICE_URL_*_<port>` route, and service names with `_`.
+const COOLIFY: &str = r#"# documentation: https://example.org/docs
+# slogan: A database and a login check, in Coolify's format.
+# category: test
+# tags: test,postgres
+# port: 8080
+
+services:
+  web_app:
+    image: berth-test/web:latest
+    environment:
+      - SERVICE_URL_WEB_APP_8080
+      - DB_USER=${SERVICE_USER_POSTGRES}
+    depends_on:
+      login_check:
+        condition: service_completed_successfully
+  pg_db:
+    image: berth-test/postgres:latest
+    environment:
+      - POSTGRES_USER=${SERVICE_USER_POSTGRES}
+      - POSTGRES_PASSWORD=${SERVICE_PASSWORD_POSTGRES}
+      - POSTGRES_DB=app
+    volumes:
+      - pg_data:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -h 127.0.0.1 -d app"]
+      interval: 1s
+      timeout: 3s
+      retries: 60
+  login_check:
+    image: berth-test/postgres:latest
+    command: ["sh", "-c", "psql \"postgres://$$U:$$P@pg_db:5432/app\" -c \"select 'logged in'\""]
+    environment:
+      - U=${SERVICE_USER_POSTGRES}
+      - P=${SERVICE_PASSWORD_POSTGRES}
+    depends_on:
+      pg_db:
+        condition: service_healthy
+"#;
+
+#[tokio::test]
+async fn a_coolify_template_installs_as_it_is() {
+    let env = env().await;
+    let stacks = env.runtime.services().stacks;
+    let p = project(&env, "stk-coolify").await;
+    let name = StackName::parse("cool").unwrap();
+    stacks.install(&p, request("cool", COOLIFY)).await.unwrap();
+    let view = settled(&env, &p, &name).await;
+    assert_eq!(
+        view.stack.status,
+        StackStatus::Running,
+        "{:?}",
+        view.stack.message
+    );
+    assert_eq!(state_of(&view, "login_check"), &ServiceState::Done);
+    assert_eq!(state_of(&view, "web_app"), &ServiceState::Running);
+    let logs = stacks
+        .service_logs(&p, &name, "login_check", 20)
+        .await
+        .unwrap();
+    assert!(logs.iter().any(|l| l.contains("logged in")), "{logs:?}");
+    // The generated user is a real value, the same in both services.
+    let env_of = |c: &str| {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            c,
+        ])
+    };
+    let user = env_of(&format!("berth_{p}_cool_pg_db"))
+        .lines()
+        .find_map(|l| l.strip_prefix("POSTGRES_USER=").map(str::to_owned))
+        .unwrap();
+    assert!(!user.is_empty() && !user.contains('<'), "{user}");
+    assert!(env_of(&format!("berth_{p}_cool_web_app")).contains(&format!("DB_USER={user}")));
+    stacks.uninstall(&p, &name, true).await.unwrap();
+}

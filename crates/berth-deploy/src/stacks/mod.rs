@@ -353,6 +353,45 @@ impl Stacks {
 }
 
 impl Runtime {
+    /// Records where a stack service's container is now (its address on
+    /// the stack network while it runs), for the edge's routes.
+    pub(crate) async fn stack_container_moved(&self, c: &berth_docker::ContainerInfo) {
+        let (Some(project), Some(stack), Some(service)) = (
+            c.labels.get(PROJECT),
+            c.labels.get(RESOURCE),
+            c.labels.get(crate::naming::SERVICE),
+        ) else {
+            return;
+        };
+        let (Ok(project), Ok(stack)) = (ProjectName::parse(project), StackName::parse(stack))
+        else {
+            return;
+        };
+        let Ok(found) = berth_store::stacks::find(self.store(), &project, &stack).await else {
+            return;
+        };
+        let network = Names {
+            project: &project,
+            stack: &stack,
+        }
+        .network();
+        let address = c
+            .state
+            .is_running()
+            .then(|| c.addresses.get(&network).cloned())
+            .flatten();
+        if let Err(e) = berth_store::stacks::set_service_address(
+            self.store(),
+            found.id,
+            service,
+            address.as_deref(),
+        )
+        .await
+        {
+            tracing::warn!(container.name = %c.name, error = %e, "could not record a stack service's address");
+        }
+    }
+
     async fn stack_state(&self, id: StackId) -> Result<StackState, DeployError> {
         let bytes = berth_store::stacks::state(self.store(), id).await?;
         serde_json::from_slice(&bytes).map_err(|e| {

@@ -108,6 +108,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .attach_edge(edge.clone(), base_domain.clone(), dashboard_upstream)
         .await
         .context("cannot build the edge's routes")?;
+    runtime.resume_stacks().await;
     // The flag wins over what the settings page saved: the certificate task
     // picks the domain up on its first pass.
     if let Some(domain) = &args.dashboard_domain {

@@ -64,6 +64,29 @@ impl Runtime {
         }
     }
 
+    /// Waits until the edge has nothing under way to `upstream`, at most `max`.
+    pub(crate) async fn drain_address(
+        &self,
+        upstream: SocketAddr,
+        max: std::time::Duration,
+    ) -> bool {
+        match self.inner.edge.get() {
+            Some(link) => link.edge.drain(upstream, max).await,
+            None => true,
+        }
+    }
+
+    /// Holds the requests of the edge route `name` (or to `upstream`) until
+    /// the guard is dropped, each at most `limit`; `None` without an edge.
+    pub(crate) fn hold_route(
+        &self,
+        name: &str,
+        upstream: Option<SocketAddr>,
+        limit: std::time::Duration,
+    ) -> Option<berth_edge::HoldGuard> {
+        Some(self.inner.edge.get()?.edge.hold(name, upstream, limit))
+    }
+
     /// Holds the app's requests at the edge (a `recreate` switch) until the
     /// guard is dropped, each at most `limit`; `None` without an edge.
     pub(crate) fn hold_requests(

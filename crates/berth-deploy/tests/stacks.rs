@@ -302,6 +302,18 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
     // An update with a new input recreates only the service that reads it,
     // and keeps the generated password.
     let db_id = docker(&["inspect", "-f", "{{.Id}}", &db]);
+    let update = || StackUpdate {
+        source: None,
+        inputs: BTreeMap::from([("GREETING".to_owned(), "bonjour".to_owned())]),
+    };
+    let same = stacks
+        .update_preview(&p, &name, StackUpdate::default())
+        .await
+        .unwrap();
+    assert!(same.changed.is_empty(), "nothing changes: {same:?}");
+    let preview = stacks.update_preview(&p, &name, update()).await.unwrap();
+    assert_eq!(preview.changed, vec!["web".to_owned()]);
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &db]), db_id);
     let outcome = stacks
         .update(
             &p,

@@ -14,7 +14,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, RestartContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -466,6 +467,18 @@ impl DockerClient {
             Err(DockerError::Conflict(m)) if m.contains("already in progress") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Gives a container a new name (a rolling update's new container takes
+    /// the service's name once the old one is gone).
+    pub async fn rename_container(&self, id: &str, name: &str) -> Result<(), DockerError> {
+        container_ref(id)?;
+        container_ref(name)?;
+        let docker = self.docker().await?;
+        docker
+            .rename_container(id, RenameContainerOptionsBuilder::new().name(name).build())
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// The container with this ID or name, or `None` when there is none.

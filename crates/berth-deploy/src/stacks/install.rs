@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use berth_compose::plan::{Condition, FileSource, Healthcheck, MountSource, Service};
 use berth_compose::{Format, Options, Plan};
 use berth_core::{
-    DomainName, ProjectName, RestartPolicy, StackId, StackName, StackSource, StackStatus,
+    DeployStrategy, DomainName, ProjectName, RestartPolicy, StackId, StackName, StackSource,
+    StackStatus,
 };
 use berth_docker::{ContainerInfo, ContainerOptions, ContainerSpec, Mount, PublishedPort};
 use futures_util::StreamExt;
@@ -22,6 +23,12 @@ use crate::{DeployError, Runtime, network_name};
 /// The label that holds a service container's configuration hash: an
 /// update recreates exactly the services whose hash changed.
 pub(super) const CONFIG_HASH: &str = "berth.config-hash";
+
+/// How long a rolling update waits for the old container's requests to end.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long the edge holds a service's requests while it is recreated.
+const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
 /// How long a service may take to become healthy (or to finish, for a
 /// one-shot service) before the install stops and says which one.
@@ -113,6 +120,11 @@ impl Names<'_> {
     /// The alias a routed service has on the project network.
     pub fn project_alias(&self, service: &str) -> String {
         format!("{}-{}", self.stack, service.replace('_', "-"))
+    }
+
+    /// The name the edge knows a service's routes by (its error pages show it).
+    pub fn route_name(&self, service: &str) -> String {
+        format!("{}/{}/{service}", self.project, self.stack)
     }
 
     /// The labels every object of the stack carries.
@@ -348,7 +360,7 @@ impl Runtime {
                 .ensure_volume(&names.volume(v.volume.as_str()), &vl)
                 .await?;
         }
-        let files = self.write_stack_files(names, plan)?;
+        let files = self.write_stack_files(names, plan, true)?;
         let images = match &state.source {
             SavedSource::Git { url, branch, path } => {
                 self.build_stack_images(names, plan, url, branch, path)
@@ -362,49 +374,9 @@ impl Runtime {
                 self.wait_for(names, &dep.service, dep.condition, plan)
                     .await?;
             }
-            let image = match images.get(&service.name) {
-                Some(tag) => tag.clone(),
-                None => {
-                    let image = service
-                        .image
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    self.ensure_image(&image).await?;
-                    image
-                }
-            };
-            // Paths the image keeps data in get a named volume of the
-            // stack, as for apps: an anonymous one would go with the container.
-            let image_volumes = docker
-                .image_info(&image)
-                .await?
-                .map(|i| i.volumes)
-                .unwrap_or_default();
-            for path in &image_volumes {
-                if !service.volumes.iter().any(|m| m.target.as_str() == path) {
-                    let volume = image_volume(service, path);
-                    let mut vl = labels.clone();
-                    vl.insert(VOLUME.to_owned(), volume.clone());
-                    docker.ensure_volume(&names.volume(&volume), &vl).await?;
-                }
-            }
-            let mut spec = self.service_spec(names, plan, service, state, &files)?;
-            for path in &image_volumes {
-                if !service.volumes.iter().any(|m| m.target.as_str() == path) {
-                    spec.mounts.push(Mount::Volume {
-                        name: names.volume(&image_volume(service, path)),
-                        target: path.clone(),
-                        read_only: false,
-                    });
-                }
-            }
-            if let Some(tag) = images.get(&service.name) {
-                spec.image = tag.clone();
-            }
-            spec.labels.remove(CONFIG_HASH);
-            let hash = config_hash(&spec);
-            spec.labels.insert(CONFIG_HASH.to_owned(), hash);
+            let spec = self
+                .desired_spec(names, plan, service, state, &files, &images, true)
+                .await?;
             let current = docker
                 .inspect_container(&names.container(&service.name))
                 .await?;
@@ -419,15 +391,20 @@ impl Runtime {
                     docker.start_container(&c.id).await?;
                 }
             } else {
-                if let Some(old) = current {
-                    let grace = service
-                        .stop_grace_period_ms
-                        .map_or(10, |ms| i32::try_from(ms / 1000).unwrap_or(i32::MAX));
-                    docker.stop_container(&old.id, grace).await?;
-                    docker.remove_container(&old.id).await?;
+                let routed = plan.routes.iter().any(|r| r.service == service.name);
+                match current {
+                    Some(old)
+                        if routed
+                            && old.state.is_running()
+                            && service.strategy == DeployStrategy::Rolling =>
+                    {
+                        self.roll_service(id, names, service, &spec, &old).await?;
+                    }
+                    old => {
+                        self.recreate_service(id, names, service, &spec, old.as_ref(), routed)
+                            .await?;
+                    }
                 }
-                let new_id = docker.create_container(&spec).await?;
-                docker.start_container(&new_id).await?;
                 changed.push(service.name.clone());
             }
             let address = docker
@@ -470,6 +447,188 @@ impl Runtime {
         Ok(changed)
     }
 
+    /// Replaces a running service with a route without a refused request:
+    /// the new container starts beside the old under a temporary name, the
+    /// edge switches to it once it is up (healthy, when it has a check), the
+    /// old one drains and goes, and the new one takes the service's name.
+    async fn roll_service(
+        &self,
+        id: StackId,
+        names: &Names<'_>,
+        service: &Service,
+        spec: &ContainerSpec,
+        old: &ContainerInfo,
+    ) -> Result<(), DeployError> {
+        let docker = self.docker();
+        let mut next = spec.clone();
+        next.name = format!(
+            "{}.next-{}",
+            spec.name,
+            hex::encode(rand::random::<[u8; 3]>())
+        );
+        let new_id = docker.create_container(&next).await?;
+        docker.start_container(&new_id).await?;
+        let up = self
+            .wait_for_container(&new_id, &service.name, Condition::ServiceHealthy, false)
+            .await;
+        if let Err(e) = up {
+            // The old container keeps serving; the new one goes.
+            let _ = docker.stop_container(&new_id, 5).await;
+            let _ = docker.remove_container(&new_id).await;
+            return Err(e);
+        }
+        let address = docker
+            .inspect_container(&new_id)
+            .await?
+            .and_then(|c| c.addresses.get(&names.network()).cloned());
+        berth_store::stacks::set_service_address(
+            self.store(),
+            id,
+            &service.name,
+            address.as_deref(),
+        )
+        .await?;
+        self.routes_changed().await;
+        if let Some(ip) = old
+            .addresses
+            .get(&names.network())
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        {
+            for route in berth_store::stacks::routes(self.store(), id).await? {
+                if route.service == service.name {
+                    self.drain_address(std::net::SocketAddr::new(ip, route.port), DRAIN_LIMIT)
+                        .await;
+                }
+            }
+        }
+        docker.stop_container(&old.id, stop_grace(service)).await?;
+        docker.remove_container(&old.id).await?;
+        docker.rename_container(&new_id, &spec.name).await?;
+        Ok(())
+    }
+
+    /// Stops the old container (if any) and starts the new one on the same
+    /// volumes; the edge holds the service's requests meanwhile.
+    async fn recreate_service(
+        &self,
+        id: StackId,
+        names: &Names<'_>,
+        service: &Service,
+        spec: &ContainerSpec,
+        old: Option<&ContainerInfo>,
+        routed: bool,
+    ) -> Result<(), DeployError> {
+        let docker = self.docker();
+        let _hold = match old {
+            Some(old) if routed => {
+                let upstream = old
+                    .addresses
+                    .get(&names.network())
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+                let port = berth_store::stacks::routes(self.store(), id)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.service == service.name)
+                    .map(|r| r.port);
+                let upstream = upstream
+                    .zip(port)
+                    .map(|(ip, port)| std::net::SocketAddr::new(ip, port));
+                self.hold_route(&names.route_name(&service.name), upstream, HOLD_LIMIT)
+            }
+            _ => None,
+        };
+        if let Some(old) = old {
+            docker.stop_container(&old.id, stop_grace(service)).await?;
+            docker.remove_container(&old.id).await?;
+        }
+        let new_id = docker.create_container(spec).await?;
+        docker.start_container(&new_id).await?;
+        if routed {
+            // Published to the edge only once it is up, so held requests
+            // reach a container that answers.
+            let _ = self
+                .wait_for_container(&new_id, &service.name, Condition::ServiceHealthy, false)
+                .await;
+            let address = docker
+                .inspect_container(&new_id)
+                .await?
+                .and_then(|c| c.addresses.get(&names.network()).cloned());
+            berth_store::stacks::set_service_address(
+                self.store(),
+                id,
+                &service.name,
+                address.as_deref(),
+            )
+            .await?;
+            self.routes_changed().await;
+        }
+        Ok(())
+    }
+
+    /// The container a service should run now, with its configuration hash.
+    /// `apply` pulls a missing image and creates the volumes for paths its
+    /// image declares; without it (a preview) nothing changes on the host.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site each for apply and preview"
+    )]
+    pub(super) async fn desired_spec(
+        &self,
+        names: &Names<'_>,
+        plan: &Plan,
+        service: &Service,
+        state: &StackState,
+        files: &BTreeMap<String, PathBuf>,
+        images: &BTreeMap<String, String>,
+        apply: bool,
+    ) -> Result<ContainerSpec, DeployError> {
+        let docker = self.docker();
+        let image = match images.get(&service.name) {
+            Some(tag) => tag.clone(),
+            None => {
+                let image = service
+                    .image
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if apply {
+                    self.ensure_image(&image).await?;
+                }
+                image
+            }
+        };
+        // Paths the image keeps data in get a named volume of the stack, as
+        // for apps: an anonymous one would go with the container.
+        let image_volumes: Vec<String> = docker
+            .image_info(&image)
+            .await?
+            .map(|i| i.volumes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|path| !service.volumes.iter().any(|m| m.target.as_str() == path))
+            .collect();
+        let mut spec = self.service_spec(names, plan, service, state, files)?;
+        for path in &image_volumes {
+            let volume = image_volume(service, path);
+            if apply {
+                let mut labels = names.labels(self);
+                labels.insert(VOLUME.to_owned(), volume.clone());
+                docker
+                    .ensure_volume(&names.volume(&volume), &labels)
+                    .await?;
+            }
+            spec.mounts.push(Mount::Volume {
+                name: names.volume(&volume),
+                target: path.clone(),
+                read_only: false,
+            });
+        }
+        spec.image = image;
+        let hash = config_hash(&spec);
+        spec.labels.insert(CONFIG_HASH.to_owned(), hash);
+        Ok(spec)
+    }
+
     /// The image, pulled when it is not here yet.
     async fn ensure_image(&self, image: &str) -> Result<(), DeployError> {
         if self.docker().image_exists(image).await? {
@@ -491,14 +650,23 @@ impl Runtime {
         condition: Condition,
         plan: &Plan,
     ) -> Result<(), DeployError> {
+        let one_shot = is_one_shot(service, plan);
+        self.wait_for_container(&names.container(service), service, condition, one_shot)
+            .await
+    }
+
+    /// Waits until the container `container` (of `service`) meets `condition`.
+    async fn wait_for_container(
+        &self,
+        container: &str,
+        service: &str,
+        condition: Condition,
+        one_shot: bool,
+    ) -> Result<(), DeployError> {
         let started = Instant::now();
         let fail = |why: String| DeployError::Conflict(format!("service {service} {why}"));
-        let one_shot = is_one_shot(service, plan);
         loop {
-            let info = self
-                .docker()
-                .inspect_container(&names.container(service))
-                .await?;
+            let info = self.docker().inspect_container(container).await?;
             let Some(info) = info else {
                 return Err(fail("has no container".to_owned()));
             };
@@ -587,16 +755,17 @@ impl Runtime {
     /// Writes what the services mount as files (Coolify's `content:`,
     /// secrets and configs from values) and makes the directories relative
     /// bind mounts need. Returns the host path of each secret and config.
-    fn write_stack_files(
+    pub(super) fn write_stack_files(
         &self,
         names: &Names<'_>,
         plan: &Plan,
+        write: bool,
     ) -> Result<BTreeMap<String, PathBuf>, DeployError> {
         let io = |path: &Path, e: std::io::Error| {
             DeployError::Tool(format!("cannot write {}: {e}", path.display()))
         };
         let dir = self.stack_dir(names);
-        for service in &plan.services {
+        for service in plan.services.iter().filter(|_| write) {
             for mount in &service.volumes {
                 let MountSource::Bind {
                     path,
@@ -639,6 +808,9 @@ impl Runtime {
             for object in objects {
                 let path = match &object.source {
                     FileSource::File(rel) => self.bind_source(names, rel)?,
+                    FileSource::Environment(_) | FileSource::Content { .. } if !write => {
+                        secrets.join(kind).join(&object.name)
+                    }
                     FileSource::Environment(var) => {
                         let value = plan
                             .services
@@ -939,6 +1111,13 @@ fn docker_healthcheck(h: &Healthcheck) -> berth_docker::Healthcheck {
         start_period_ns: ns(h.start_period_ms),
         start_interval_ns: ns(h.start_interval_ms),
     }
+}
+
+/// How long a service may take to stop before it is killed.
+fn stop_grace(service: &Service) -> i32 {
+    service
+        .stop_grace_period_ms
+        .map_or(10, |ms| i32::try_from(ms / 1000).unwrap_or(i32::MAX))
 }
 
 /// A service another waits for with `service_completed_successfully`: it

@@ -287,6 +287,75 @@ impl Stacks {
         Ok(UpdateOutcome { changed, unchanged })
     }
 
+    /// Which services [`Stacks::update`] would recreate, without changing
+    /// anything: each service's configuration (image, environment, mounts…)
+    /// against its running container's. Services built from git are always
+    /// rebuilt, so they count as changed.
+    pub async fn update_preview(
+        &self,
+        project: &ProjectName,
+        name: &StackName,
+        update: StackUpdate,
+    ) -> Result<UpdateOutcome, DeployError> {
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        let names = Names {
+            project,
+            stack: name,
+        };
+        let mut state = self.stack_state(stack.id).await?;
+        if let Some(source) = &update.source {
+            state.source = source.into();
+        }
+        state.inputs.extend(update.inputs);
+        let preview = self.checked_plan(&names, &mut state).await?;
+        let plan = &preview.plan;
+        let files = self.write_stack_files(&names, plan, false)?;
+        let containers = self
+            .docker()
+            .list_containers(&[
+                (KIND, "stack"),
+                (PROJECT, project.as_str()),
+                (RESOURCE, name.as_str()),
+            ])
+            .await?;
+        let mut outcome = UpdateOutcome::default();
+        for service in &plan.services {
+            let running = containers
+                .iter()
+                .find(|c| c.name == names.container(&service.name));
+            let same = match (service.build.is_some(), running) {
+                (false, Some(c)) => {
+                    let spec = self
+                        .desired_spec(
+                            &names,
+                            plan,
+                            service,
+                            &state,
+                            &files,
+                            &BTreeMap::new(),
+                            false,
+                        )
+                        .await?;
+                    c.labels.get(install::CONFIG_HASH) == spec.labels.get(install::CONFIG_HASH)
+                }
+                _ => false,
+            };
+            if same {
+                outcome.unchanged.push(service.name.clone());
+            } else {
+                outcome.changed.push(service.name.clone());
+            }
+        }
+        for c in &containers {
+            if let Some(service) = c.labels.get(crate::naming::SERVICE)
+                && !plan.services.iter().any(|s| &s.name == service)
+            {
+                outcome.changed.push(service.clone());
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Removes the stack's containers, network and routes; its volumes stay
     /// (listed as orphaned on the Storage page) unless `delete_volumes`.
     pub async fn uninstall(
@@ -353,6 +422,47 @@ impl Stacks {
 }
 
 impl Runtime {
+    /// Takes up installs and updates that berth stopped in the middle of
+    /// (a restart, a crash): bringing a stack up again is safe, since only
+    /// services whose configuration differs are recreated.
+    pub async fn resume_stacks(&self) {
+        let stacks = match berth_store::stacks::list_all(self.store()).await {
+            Ok(stacks) => stacks,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list stacks to resume");
+                return;
+            }
+        };
+        for stack in stacks {
+            if !matches!(
+                stack.status,
+                StackStatus::Installing | StackStatus::Updating
+            ) {
+                continue;
+            }
+            tracing::info!(project.name = %stack.project, stack.name = %stack.name, "resuming an interrupted install or update");
+            let runtime = self.clone();
+            tokio::spawn(async move {
+                let lock = runtime.lock_for(ResourceKey::Stack(stack.id));
+                let _one_at_a_time = lock.lock().await;
+                let names = Names {
+                    project: &stack.project,
+                    stack: &stack.name,
+                };
+                let outcome = async {
+                    let mut state = runtime.stack_state(stack.id).await?;
+                    let preview = runtime.checked_plan(&names, &mut state).await?;
+                    runtime
+                        .apply_stack(stack.id, &names, &preview, &state)
+                        .await
+                }
+                .await
+                .map(|_| ());
+                runtime.stack_settled(stack.id, outcome).await;
+            });
+        }
+    }
+
     /// Records where a stack service's container is now (its address on
     /// the stack network while it runs), for the edge's routes.
     pub(crate) async fn stack_container_moved(&self, c: &berth_docker::ContainerInfo) {

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod assets;
+pub mod catalogue;
 pub mod certificates;
 pub mod dashboard;
 pub mod deployments;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod projects;
 pub mod settings;
 pub mod setup;
+pub mod stacks;
 pub mod storage;
 pub mod webhooks;
 
@@ -40,6 +42,8 @@ pub(crate) fn routes(t: &mut Table) {
     deployments::routes(t);
     webhooks::routes(t);
     storage::routes(t);
+    catalogue::routes(t);
+    stacks::routes(t);
 }
 
 pub async fn not_found() -> WebError {

@@ -109,6 +109,16 @@ pub struct StackUpdateInput {
     pub inputs: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for StackUpdateInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackUpdateInput")
+            .field("template", &self.template)
+            .field("git", &self.git)
+            .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl StackUpdateInput {
     pub fn parse(&self) -> Result<StackUpdate, FieldErrors> {
         let mut errors = FieldErrors::default();

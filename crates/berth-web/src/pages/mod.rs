@@ -11,6 +11,7 @@ pub mod env;
 pub mod health;
 pub mod login;
 pub mod projects;
+pub mod resources;
 pub mod settings;
 pub mod setup;
 pub mod stacks;

@@ -699,6 +699,18 @@ pub struct StackPage {
 
 impl StackPage {
     pub fn new(view: &StackView, user: &CurrentUser) -> StackPage {
+        StackPage {
+            chrome: Chrome::from(user),
+            ..StackPage::for_view(view)
+        }
+    }
+
+    #[cfg(test)]
+    fn new_for_test(view: &StackView) -> StackPage {
+        StackPage::for_view(view)
+    }
+
+    fn for_view(view: &StackView) -> StackPage {
         let s = &view.stack;
         let update_fields = s
             .template
@@ -729,7 +741,10 @@ impl StackPage {
             })
             .unwrap_or_default();
         StackPage {
-            chrome: Chrome::from(user),
+            chrome: Chrome {
+                username: String::new(),
+                csrf: String::new(),
+            },
             stack: StackRow {
                 project: s.project.to_string(),
                 name: s.name.to_string(),
@@ -1003,4 +1018,241 @@ pub async fn logs(
         error,
     })
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+    use berth_compose::template::Input;
+    use berth_core::{DeployStrategy, DomainName, Stack, StackId};
+    use berth_deploy::{ServiceView, StackRoute};
+
+    use super::*;
+
+    fn chrome() -> Chrome {
+        Chrome {
+            username: "admin".into(),
+            csrf: "the-csrf-token".into(),
+        }
+    }
+
+    fn form(fields: &[(&str, &str)]) -> StackForm {
+        StackForm {
+            name: "Bad_Name".into(),
+            source: "compose".into(),
+            action: "install".into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..StackForm::default()
+        }
+    }
+
+    /// A plan with a typed secret input and a plain one, as a template gives them.
+    fn plan_with_inputs() -> Plan {
+        let mut plan = berth_compose::catalogue::find("gitea")
+            .unwrap()
+            .plan(&berth_compose::Options::default());
+        let mut secret = Input::variable("SMTP_PASS", None, true);
+        secret.kind = InputKind::Secret;
+        plan.inputs.push(secret);
+        plan
+    }
+
+    fn install_page(
+        plan: &Plan,
+        hosts: &[Option<String>],
+        form: StackForm,
+        errors: FieldErrors,
+    ) -> String {
+        InstallPage {
+            chrome: chrome(),
+            project: "demo".into(),
+            template: catalogue::find("gitea").cloned(),
+            action_url: "/projects/demo/install/gitea".into(),
+            plan: Some(PlanView::new(plan, hosts, &form, true)),
+            form,
+            errors,
+            public_confirmed: false,
+        }
+        .render()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_form_comes_back_with_typed_values_but_never_a_secret() {
+        let form = form(&[
+            ("input.APP_NAME", "My own forge"),
+            ("input.SMTP_PASS", "hunter2-do-not-echo"),
+            ("csrf", "the-csrf-token"),
+        ]);
+        let mut errors = FieldErrors::default();
+        errors.add("name", "must be lowercase");
+        let html = install_page(&plan_with_inputs(), &[], form, errors);
+        assert!(html.contains("value=\"My own forge\""), "{html}");
+        assert!(html.contains("value=\"Bad_Name\""));
+        assert!(html.contains("must be lowercase"));
+        assert!(
+            !html.contains("hunter2"),
+            "a secret went back into the page"
+        );
+        assert!(html.contains("name=\"input.SMTP_PASS\" type=\"password\" value=\"\""));
+        assert!(html.contains("enter it again"));
+    }
+
+    #[test]
+    fn a_compose_variable_named_like_a_secret_is_not_echoed_either() {
+        let text = "services:\n  web:\n    image: nginx:1.27.3\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n      TITLE: ${TITLE}\n";
+        let mut f = form(&[
+            ("input.DB_PASSWORD", "s3cret-value"),
+            ("input.TITLE", "Hello"),
+        ]);
+        f.compose = text.into();
+        let input = f.to_input(None);
+        let plan = display_plan(&input).unwrap();
+        let view = PlanView::new(&plan, &[], &f, true);
+        let password = view
+            .fields
+            .iter()
+            .find(|x| x.name == "DB_PASSWORD")
+            .unwrap();
+        assert_eq!(
+            (password.html_type, password.value.as_str()),
+            ("password", "")
+        );
+        let title = view.fields.iter().find(|x| x.name == "TITLE").unwrap();
+        assert_eq!(title.value, "Hello");
+    }
+
+    #[test]
+    fn the_plan_shows_services_routes_and_generated_names_only() {
+        let plan = berth_compose::catalogue::find("gitea")
+            .unwrap()
+            .plan(&berth_compose::Options::default());
+        let hosts = vec![Some("gitea.demo.example.com".to_owned())];
+        let f = StackForm::default();
+        let view = PlanView::new(&plan, &hosts, &f, false);
+        assert_eq!(view.services[1].strategy, "recreate");
+        assert_eq!(view.routes[0].host, "gitea.demo.example.com");
+        assert_eq!(view.generated, ["DB_PASSWORD", "SECRET_KEY"]);
+        let html = install_page(&plan, &hosts, f, FieldErrors::default());
+        assert!(html.contains("gitea.demo.example.com"));
+        assert!(html.contains("<code>DB_PASSWORD</code>"));
+    }
+
+    #[test]
+    fn dangerous_settings_each_need_a_tick_and_an_unpinned_image_is_flagged() {
+        let text =
+            "services:\n  web:\n    image: nginx\n    privileged: true\n    ports: [\"8080:80\"]\n";
+        let plan = berth_compose::plan(
+            text,
+            berth_compose::Format::Compose,
+            &berth_compose::Options::default(),
+        );
+        let f = form(&[("danger.0", "on"), ("publish.web.80", "public")]);
+        let view = PlanView::new(&plan, &[], &f, true);
+        assert!(view.services[0].unpinned);
+        assert_eq!(view.dangers.len(), plan.dangers().count());
+        assert!(!view.dangers.is_empty(), "privileged is dangerous");
+        assert!(view.dangers[0].ticked);
+        assert_eq!(view.services[0].ports[0].choice, "public");
+        assert_eq!(
+            f.to_input(None).publish,
+            [PublishInput {
+                service: "web".into(),
+                port: 80,
+                public: true
+            }]
+        );
+    }
+
+    fn stack_view() -> StackView {
+        let service = |name: &str, state: ServiceState, image: &str, unpinned: bool| ServiceView {
+            name: name.into(),
+            image: image.into(),
+            unpinned,
+            container: format!("berth_demo_tea_{name}"),
+            state,
+            health: None,
+            strategy: DeployStrategy::Recreate,
+            published: vec![],
+            depends_on: vec![],
+        };
+        StackView {
+            stack: Stack {
+                id: StackId::new(1),
+                project: ProjectName::parse("demo").unwrap(),
+                name: StackName::parse("tea").unwrap(),
+                source_kind: "template".into(),
+                template: Some("gitea".into()),
+                status: StackStatus::Running,
+                message: None,
+                dangerous_confirmed: false,
+                created_at: 0,
+                updated_at: 0,
+            },
+            services: vec![
+                service("migrate", ServiceState::Done, "gitea/gitea:1.22.6", false),
+                service("worker", ServiceState::Exited(3), "busybox", true),
+            ],
+            routes: vec![StackRoute {
+                service: "gitea".into(),
+                port: 3000,
+                host: DomainName::parse("tea.demo.example.com").unwrap(),
+                path: "/".into(),
+                url: Some("https://tea.demo.example.com/".into()),
+            }],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn the_stack_page_shows_done_as_done_an_exit_code_and_the_unpinned_badge() {
+        let view = stack_view();
+        let page = StackPage {
+            chrome: chrome(),
+            ..StackPage::new_for_test(&view)
+        };
+        let html = page.render().unwrap();
+        assert!(html.contains("status-done\">done</span>"), "{html}");
+        assert!(html.contains("exited (3)"));
+        assert!(html.contains(">unpinned</span>"));
+        assert!(html.contains("href=\"https://tea.demo.example.com/\""));
+        // The template's inputs come back as empty update fields.
+        assert!(html.contains("name=\"input.APP_NAME\""));
+        assert!(html.contains("name=\"confirm\""));
+    }
+
+    #[test]
+    fn the_update_form_reads_key_value_lines_and_names_a_bad_line() {
+        let ok = UpdateForm {
+            inputs_text: "# a comment\nTITLE=Hello = world\n\n".into(),
+            fields: [("input.APP_NAME".to_owned(), "Forge".to_owned())].into(),
+            ..UpdateForm::default()
+        };
+        let parsed = ok.parse().unwrap();
+        assert_eq!(parsed.inputs["TITLE"], "Hello = world");
+        assert_eq!(parsed.inputs["APP_NAME"], "Forge");
+        assert!(parsed.compose.is_none());
+        let bad = UpdateForm {
+            inputs_text: "no equals sign".into(),
+            ..UpdateForm::default()
+        };
+        assert!(
+            bad.parse()
+                .unwrap_err()
+                .get("inputs_text")
+                .unwrap()
+                .contains("line 1")
+        );
+    }
+
+    #[test]
+    fn a_service_name_in_a_url_is_checked() {
+        assert!(service_name("db").is_ok());
+        assert!(service_name("my_app.v2-x").is_ok());
+        assert!(service_name("../etc").is_err());
+        assert!(service_name("").is_err());
+    }
 }

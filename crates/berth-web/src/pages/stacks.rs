@@ -628,10 +628,6 @@ async fn planned_page(
     if plan.is_none() {
         plan = display_plan(&input).map(|p| PlanView::new(&p, &[], &form, submitted));
     }
-    if !submitted {
-        // The first showing: nothing typed yet is wrong.
-        errors = FieldErrors::default();
-    }
     let request = request.filter(|_| errors.is_empty());
     Ok((
         InstallPage {

@@ -7,6 +7,7 @@ mod error;
 mod forms;
 mod pages;
 mod routes;
+mod stack_forms;
 mod views;
 
 use std::future::Future;

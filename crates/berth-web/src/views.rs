@@ -131,6 +131,9 @@ impl From<DockerStatus> for EngineView {
 pub struct ProjectRow {
     pub name: String,
     pub app_count: i64,
+    pub stack_count: usize,
+    /// The project's apps and stacks.
+    pub resources: Vec<crate::pages::resources::ResourceRow>,
 }
 
 #[derive(Template)]
@@ -194,7 +197,8 @@ pub struct AppsPage {
 pub struct ProjectPage {
     pub chrome: Chrome,
     pub project: String,
-    pub apps: Vec<AppRow>,
+    /// The project's apps and stacks.
+    pub resources: Vec<crate::pages::resources::ResourceRow>,
     pub input: AppInput,
     pub errors: FieldErrors,
     pub flash: String,
@@ -206,6 +210,8 @@ pub struct AppPage {
     pub chrome: Chrome,
     pub app: AppRow,
     pub port: u16,
+    /// Where the app answers through the edge: its domains, then its default host.
+    pub public_urls: Vec<String>,
     pub command: String,
     pub logs: Vec<String>,
     pub logs_error: String,

@@ -30,6 +30,9 @@ fn concrete(path: &str) -> String {
         .replace("{file}", "style.css")
         .replace("{number}", "1")
         .replace("{secret}", "not-the-secret")
+        .replace("{stack}", "tea")
+        .replace("{service}", "db")
+        .replace("{template}", "gitea")
 }
 
 async fn state() -> (tempfile::TempDir, AppState, Store) {

@@ -8,6 +8,7 @@ pub mod domains;
 pub mod engine;
 pub mod env;
 pub mod projects;
+pub mod stacks;
 pub mod volumes;
 
 use axum::Json;
@@ -30,7 +31,7 @@ use crate::routes::{Access, Table};
 /// (`Table::api`).
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "berth API", description = "Deploy and manage apps on a berth server. Authenticate with `Authorization: Bearer <token>` (create one with `berth token create --name NAME`)."),
+    info(title = "berth API", description = "Deploy and manage apps and stacks on a berth server. Authenticate with `Authorization: Bearer <token>` (create one with `berth token create --name NAME`)."),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -46,6 +47,7 @@ pub(crate) fn routes(t: &mut Table) {
     env::routes(t);
     deployments::routes(t);
     volumes::routes(t);
+    stacks::routes(t);
     // Last: the document describes every API route declared above.
     let json = Bytes::from(
         document(t.take_api_doc())

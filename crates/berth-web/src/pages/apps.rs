@@ -239,9 +239,11 @@ async fn page_with_form(
             ),
         ),
     };
+    let public_urls = super::resources::app_urls(state, &app).await?;
     Ok(AppPage {
         chrome: Chrome::from(user),
         port: app.container_port.get(),
+        public_urls,
         command: app
             .command
             .as_ref()

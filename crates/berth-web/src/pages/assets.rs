@@ -15,6 +15,7 @@ const STYLE_CSS: &str = include_str!("../../../../web/static/style.css");
 const ENV_CSS: &str = include_str!("../../../../web/static/env.css");
 const ENV_JS: &str = include_str!("../../../../web/static/env.js");
 const DEPLOY_LOG_JS: &str = include_str!("../../../../web/static/deploy-log.js");
+const COMPOSE_FILE_JS: &str = include_str!("../../../../web/static/compose-file.js");
 
 pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError> {
     let (body, content_type) = match file.as_str() {
@@ -22,6 +23,7 @@ pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError>
         "env.css" => (ENV_CSS, "text/css; charset=utf-8"),
         "env.js" => (ENV_JS, "text/javascript; charset=utf-8"),
         "deploy-log.js" => (DEPLOY_LOG_JS, "text/javascript; charset=utf-8"),
+        "compose-file.js" => (COMPOSE_FILE_JS, "text/javascript; charset=utf-8"),
         _ => return Err(WebError::NotFound("file")),
     };
     Ok((

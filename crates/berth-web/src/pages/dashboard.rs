@@ -37,15 +37,22 @@ pub async fn page(
         .map(AppRow::from)
         .collect();
     let first_project = projects.first().map(|p| p.project.name.to_string());
+    let mut resources = super::resources::rows(state, None).await?;
     let checklist = checklist(state, app_count, first_project).await?;
     Ok(DashboardPage {
         chrome: Chrome::from(user),
         engine: EngineView::from(engine),
         projects: projects
             .into_iter()
-            .map(|p| ProjectRow {
-                name: p.project.name.to_string(),
-                app_count: p.app_count,
+            .map(|p| {
+                let name = p.project.name.to_string();
+                let mine: Vec<_> = resources.extract_if(.., |r| r.project == name).collect();
+                ProjectRow {
+                    stack_count: mine.iter().filter(|r| r.kind == "stack").count(),
+                    resources: mine,
+                    name,
+                    app_count: p.app_count,
+                }
             })
             .collect(),
         project_input,

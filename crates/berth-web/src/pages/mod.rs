@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod assets;
+pub mod catalogue;
 pub mod certificates;
 pub mod dashboard;
 pub mod deployments;
@@ -10,8 +11,10 @@ pub mod env;
 pub mod health;
 pub mod login;
 pub mod projects;
+pub mod resources;
 pub mod settings;
 pub mod setup;
+pub mod stacks;
 pub mod storage;
 pub mod webhooks;
 
@@ -40,6 +43,8 @@ pub(crate) fn routes(t: &mut Table) {
     deployments::routes(t);
     webhooks::routes(t);
     storage::routes(t);
+    catalogue::routes(t);
+    stacks::routes(t);
 }
 
 pub async fn not_found() -> WebError {

@@ -8,7 +8,7 @@ use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::{AppInput, FieldErrors, ProjectInput};
 use crate::routes::{Access, Table};
-use crate::views::{AppRow, Chrome, ProjectPage, render};
+use crate::views::{Chrome, ProjectPage, render};
 use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
@@ -97,11 +97,11 @@ pub async fn page(
     flash: String,
 ) -> Result<ProjectPage, WebError> {
     state.projects.find_project(project).await?;
-    let apps = state.apps.list_apps_in_project(project).await?;
+    let resources = super::resources::rows(state, Some(project)).await?;
     Ok(ProjectPage {
         chrome: Chrome::from(user),
         project: project.to_string(),
-        apps: apps.iter().map(AppRow::from).collect(),
+        resources,
         input,
         errors,
         flash,

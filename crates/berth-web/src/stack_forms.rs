@@ -1,0 +1,358 @@
+//! A stack's install and update requests as typed, checked by one parse
+//! for the install forms and the API alike. Input values may be secrets:
+//! `Debug` never prints them and the pages never render them back.
+
+use std::collections::BTreeMap;
+
+use berth_core::{StackName, StackSource};
+use berth_deploy::{Publish, StackRequest, StackUpdate};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::forms::FieldErrors;
+
+/// A compose file in a git repository.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct GitInput {
+    /// `https://…`, `ssh://…`, `file:///path` or a path on the server.
+    #[serde(default)]
+    pub url: String,
+    /// Empty for the repository's default branch.
+    #[serde(default)]
+    pub branch: String,
+    /// The compose file inside the repository; empty for `compose.yaml`.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// The compose file berth reads when a git source names none.
+pub const DEFAULT_COMPOSE_PATH: &str = "compose.yaml";
+
+/// A container port to publish on the host.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+pub struct PublishInput {
+    pub service: String,
+    pub port: u16,
+    /// On every interface instead of 127.0.0.1 only.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// An install as typed.
+#[derive(Clone, Default)]
+pub struct StackInput {
+    pub name: String,
+    pub compose: Option<String>,
+    pub template: Option<String>,
+    pub git: Option<GitInput>,
+    pub inputs: BTreeMap<String, String>,
+    pub confirm_dangerous: bool,
+    pub publish: Vec<PublishInput>,
+}
+
+impl std::fmt::Debug for StackInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackInput")
+            .field("name", &self.name)
+            .field("template", &self.template)
+            .field("git", &self.git)
+            .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
+            .field("confirm_dangerous", &self.confirm_dangerous)
+            .field("publish", &self.publish)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StackInput {
+    /// The request, or every problem at once, each under its field
+    /// (`name`, `source`, `compose`, `template`, `git_url`, `publish`…).
+    pub fn parse(&self) -> Result<StackRequest, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", StackName::parse(self.name.trim()));
+        let source = parse_source(
+            &mut errors,
+            self.compose.as_deref(),
+            self.template.as_deref(),
+            self.git.as_ref(),
+        );
+        let source = match source {
+            Some(Some(source)) => Some(source),
+            Some(None) => {
+                errors.add(
+                    "source",
+                    "give exactly one of compose (the file's text), template (a catalogue id) or git",
+                );
+                None
+            }
+            None => None,
+        };
+        let publish = parse_publish(&mut errors, &self.publish);
+        match (name, source) {
+            (Some(name), Some(source)) if errors.is_empty() => Ok(StackRequest {
+                name,
+                source,
+                inputs: self.inputs.clone(),
+                confirm_dangerous: self.confirm_dangerous,
+                publish,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// An update as typed: a new file (at most one source) and inputs.
+#[derive(Clone, Default)]
+pub struct StackUpdateInput {
+    pub compose: Option<String>,
+    pub template: Option<String>,
+    pub git: Option<GitInput>,
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StackUpdateInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackUpdateInput")
+            .field("template", &self.template)
+            .field("git", &self.git)
+            .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StackUpdateInput {
+    pub fn parse(&self) -> Result<StackUpdate, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let source = parse_source(
+            &mut errors,
+            self.compose.as_deref(),
+            self.template.as_deref(),
+            self.git.as_ref(),
+        );
+        match source {
+            Some(source) if errors.is_empty() => Ok(StackUpdate {
+                source,
+                inputs: self.inputs.clone(),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// At most one source: `Some(None)` when none is given, `None` when what
+/// was given is wrong (the reason is in `errors`).
+fn parse_source(
+    errors: &mut FieldErrors,
+    compose: Option<&str>,
+    template: Option<&str>,
+    git: Option<&GitInput>,
+) -> Option<Option<StackSource>> {
+    let given = [compose.is_some(), template.is_some(), git.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        errors.add(
+            "source",
+            "give only one of compose, template or git, not several",
+        );
+        return None;
+    }
+    if let Some(text) = compose {
+        if text.trim().is_empty() {
+            errors.add("compose", "the compose file is empty");
+            return None;
+        }
+        return Some(Some(StackSource::Compose {
+            text: text.to_owned(),
+        }));
+    }
+    if let Some(id) = template {
+        let id = id.trim();
+        if berth_compose::catalogue::find(id).is_none() {
+            errors.add(
+                "template",
+                format!("there is no template {id:?} in the catalogue"),
+            );
+            return None;
+        }
+        return Some(Some(StackSource::Template { id: id.to_owned() }));
+    }
+    if let Some(git) = git {
+        let (url, branch, path) = (git.url.trim(), git.branch.trim(), git.path.trim());
+        let before = errors.clone();
+        if url.is_empty() {
+            errors.add("git_url", "a repository URL or path is needed");
+        } else if url.starts_with('-') {
+            // It would be read as an option by git.
+            errors.add("git_url", "may not start with '-'");
+        }
+        if branch.starts_with('-') {
+            errors.add("git_branch", "a branch may not start with '-'");
+        }
+        if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            errors.add(
+                "git_path",
+                "must be a path inside the repository (no leading '/', no '..')",
+            );
+        }
+        if errors.to_map().len() != before.to_map().len() {
+            return None;
+        }
+        return Some(Some(StackSource::Git {
+            url: url.to_owned(),
+            branch: branch.to_owned(),
+            path: if path.is_empty() {
+                DEFAULT_COMPOSE_PATH.to_owned()
+            } else {
+                path.to_owned()
+            },
+        }));
+    }
+    Some(None)
+}
+
+fn parse_publish(errors: &mut FieldErrors, publish: &[PublishInput]) -> Vec<Publish> {
+    let mut out = Vec::new();
+    for p in publish {
+        if p.service.trim().is_empty() {
+            errors.add("publish", "each published port names its service");
+        } else if p.port == 0 {
+            errors.add(
+                "publish",
+                format!("{}: port 0 cannot be published", p.service),
+            );
+        } else {
+            out.push(Publish {
+                service: p.service.trim().to_owned(),
+                port: p.port,
+                public: p.public,
+            });
+        }
+    }
+    out
+}
+
+/// Input fields whose values must not go back into a page: the plan's
+/// secrets, and variables of a plain compose file (which the plan can only
+/// type as strings) whose name says they hold one.
+pub fn is_secret(input: &berth_compose::Input) -> bool {
+    input.kind == berth_compose::InputKind::Secret || looks_secret(&input.name)
+}
+
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "PRIVATE",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> StackInput {
+        StackInput {
+            name: "tea".into(),
+            template: Some("gitea".into()),
+            ..StackInput::default()
+        }
+    }
+
+    #[test]
+    fn a_template_install_parses() {
+        let request = input().parse().unwrap();
+        assert_eq!(request.name.as_str(), "tea");
+        assert_eq!(request.source.kind(), "template");
+    }
+
+    #[test]
+    fn exactly_one_source_is_needed() {
+        let none = StackInput {
+            template: None,
+            ..input()
+        };
+        assert!(none.parse().unwrap_err().get("source").is_some());
+        let two = StackInput {
+            compose: Some("services: {}".into()),
+            ..input()
+        };
+        assert!(two.parse().unwrap_err().get("source").is_some());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let bad = StackInput {
+            name: "Bad_Name".into(),
+            template: Some("no-such-template".into()),
+            publish: vec![PublishInput {
+                service: "web".into(),
+                port: 0,
+                public: false,
+            }],
+            ..StackInput::default()
+        };
+        let errors = bad.parse().unwrap_err();
+        for field in ["name", "template", "publish"] {
+            assert!(
+                errors.get(field).is_some(),
+                "{field}: {:?}",
+                errors.to_map()
+            );
+        }
+    }
+
+    #[test]
+    fn a_git_source_is_checked_and_gets_the_default_path() {
+        let mut git = StackInput {
+            template: None,
+            git: Some(GitInput {
+                url: "-oProxyCommand=x".into(),
+                branch: "main".into(),
+                path: "../etc/passwd".into(),
+            }),
+            ..input()
+        };
+        let errors = git.parse().unwrap_err();
+        assert!(errors.get("git_url").is_some() && errors.get("git_path").is_some());
+        git.git = Some(GitInput {
+            url: "https://example.com/stack.git".into(),
+            ..GitInput::default()
+        });
+        let StackSource::Git { path, .. } = git.parse().unwrap().source else {
+            panic!("a git source")
+        };
+        assert_eq!(path, DEFAULT_COMPOSE_PATH);
+    }
+
+    #[test]
+    fn debug_output_names_inputs_but_never_their_values() {
+        let mut typed = input();
+        typed
+            .inputs
+            .insert("ADMIN_PASSWORD".into(), "hunter2-very-secret".into());
+        let debug = format!("{typed:?}");
+        assert!(debug.contains("ADMIN_PASSWORD") && !debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_update_takes_at_most_one_source() {
+        assert!(
+            StackUpdateInput::default()
+                .parse()
+                .unwrap()
+                .source
+                .is_none()
+        );
+        let two = StackUpdateInput {
+            compose: Some("services: {}".into()),
+            template: Some("gitea".into()),
+            ..StackUpdateInput::default()
+        };
+        assert!(two.parse().unwrap_err().get("source").is_some());
+    }
+}

@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// Git repositories on this server (file:// or a path) may be cloned only from under this directory; unset, only https:// and ssh remotes are.
     #[arg(long, env = "BERTH_GIT_FILE_ROOT")]
     pub git_file_root: Option<PathBuf>,
+    /// More templates for the catalogue: every <id>.yaml in berth's template format in this directory (one with an id of berth's own replaces it).
+    #[arg(long, env = "BERTH_TEMPLATES_DIR")]
+    pub templates_dir: Option<PathBuf>,
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,

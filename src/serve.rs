@@ -36,6 +36,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             volumes_root: args.volumes_root.clone(),
             static_root: args.static_root.clone(),
             git_file_root: args.git_file_root.clone(),
+            templates_dir: args.templates_dir.clone(),
             object_labels: args.object_label.iter().cloned().collect(),
         })
         .context("invalid --volumes-root or --static-root")?;

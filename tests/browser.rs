@@ -36,7 +36,18 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 #[tokio::test]
 async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     let started = Instant::now();
-    let mut app = TestApp::spawn().await;
+    // A catalogue template of the offline test image, from --templates-dir
+    // (berth's own templates name images no test machine can pull).
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join("hello.yaml"), HELLO_TEMPLATE).unwrap();
+    let mut app = TestApp::spawn_with(common::Options {
+        extra_args: vec![
+            "--templates-dir".into(),
+            templates.path().display().to_string(),
+        ],
+        ..Default::default()
+    })
+    .await;
     let token = app
         .setup_token
         .clone()
@@ -379,9 +390,99 @@ async fn a_newcomer_sets_up_berth_and_deploys_an_app_in_the_browser() {
     browser.snapshot("16-storage").await;
     browser.assert_fits_phone().await;
 
+    // The catalogue: find the template by a word of its description, install
+    // it into the project after a preview, and open its route through the edge.
+    browser
+        .goto(&app.at(&format!("/projects/{project}/catalogue")))
+        .await;
+    browser.fill("#f-q", "greets").await;
+    browser.click("#catalogue-search button").await;
+    browser.wait_for_text("#templates", "Hello page").await;
+    browser
+        .ensure(
+            browser
+                .text("#templates")
+                .await
+                .lines()
+                .all(|l| !l.contains("Gitea")),
+            "the search leaves out templates that do not match",
+        )
+        .await;
+    browser.snapshot("17-catalogue").await;
+    browser.assert_fits_phone().await;
+    browser
+        .click(&format!(
+            "#template-hello a[href='/projects/{project}/install/hello']"
+        ))
+        .await;
+    browser
+        .wait_for_path(&format!("/projects/{project}/install/hello"))
+        .await;
+    browser.fill("#f-name", "hello").await;
+    browser.click("button[value=preview]").await;
+    browser
+        .wait_for_text("#plan-services", "berth-test/web")
+        .await;
+    browser
+        .wait_for_text("#plan-routes", &format!("hello.{project}.localhost"))
+        .await;
+    browser.snapshot("18-install-preview").await;
+    browser.assert_fits_phone().await;
+    browser.click("button[value=install]").await;
+    let stack_page = format!("/projects/{project}/stacks/hello");
+    browser.wait_for_path(&stack_page).await;
+    browser
+        .poll(
+            "see the stack running",
+            DEPLOY_TIMEOUT,
+            async |c: &Client| {
+                c.refresh().await.map_err(seen)?;
+                let status = text_of(c, "#stack-status").await?;
+                if status == "running" {
+                    Ok(())
+                } else {
+                    Err(format!("it is {status:?}"))
+                }
+            },
+        )
+        .await;
+    browser.snapshot("19-stack").await;
+    browser.assert_fits_phone().await;
+    let url = browser
+        .attr("#stack-routes a", "href")
+        .await
+        .unwrap_or_default();
+    browser
+        .ensure(
+            url == app.edge_url(&format!("hello.{project}.localhost"), "/"),
+            format!("the stack links its route through the edge, got {url:?}"),
+        )
+        .await;
+    // Chromium resolves *.localhost to this machine: the edge serves the page.
+    browser.goto(&url).await;
+    browser.wait_for_text("h1", "berth-test-web").await;
+    browser.snapshot("20-stack-route").await;
+
     browser.close().await;
     println!("browser test took {:.1?}", started.elapsed());
 }
+
+/// A berth template of the offline web image: one service, one route.
+const HELLO_TEMPLATE: &str = r#"metadata:
+  name: Hello page
+  description: A static page that greets whoever opens it.
+  category: test
+  service: web
+  port: 8080
+  version: "1"
+routes:
+  - service: web
+    port: 8080
+compose:
+  services:
+    web:
+      image: berth-test/web:latest
+"#;
 
 /// A headless Chromium at phone size, with its chromedriver and a fresh profile.
 /// Fields drop in order: the client, then chromedriver (with Chromium), then the profile.

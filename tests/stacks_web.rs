@@ -97,3 +97,94 @@ async fn a_plan_with_errors_is_a_422_with_the_plan() {
     assert_eq!(plan["errors"][0]["line"], 4);
     assert!(plan["error"].is_string());
 }
+
+/// A plain compose file's HTTP port becomes a route through the edge (and
+/// is published nowhere); an update of the stateless service rolls: the new
+/// container serves before the old one goes, and no request fails meanwhile.
+#[tokio::test]
+async fn a_routed_service_answers_through_the_edge_and_an_update_rolls_without_a_failed_request() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("stk-edge").await;
+    let api = Api::new(&app);
+    let stacks = format!("/api/v1/projects/{project}/stacks");
+    let compose = "services:\n  web:\n    image: berth-test/web:latest\n    ports:\n      - \"8080:8080\"\n    environment:\n      MARK: ${MARK:-one}\n";
+    let (status, stack) = api
+        .post(&app, &stacks, json!({"name": "site", "compose": compose}))
+        .await;
+    assert_eq!(status, 201, "{stack}");
+    let detail = wait_for_stack(&app, &api, &format!("{stacks}/site"), "running").await;
+    let host = format!("site.{project}.localhost");
+    assert_eq!(detail["routes"][0]["host"], host, "{detail}");
+    assert_eq!(detail["services"][0]["strategy"], "rolling");
+    assert_eq!(detail["services"][0]["published"], json!([]));
+    let container = format!("berth_{project}_site_web");
+    let ports = std::process::Command::new("docker")
+        .args(["port", &container])
+        .output()
+        .unwrap();
+    assert!(ports.stdout.is_empty(), "nothing is published on the host");
+    let page = app.get_via_edge(&host, "/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("berth-test-web"));
+
+    // Load through the edge while the update rolls the service.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = app.edge_client(&[&host]);
+    let url = app.edge_url(&host, "/");
+    let load = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }
+    });
+    let old_id = docker_id(&container);
+    let (status, outcome) = api
+        .send(
+            &app,
+            Method::PUT,
+            &format!("{stacks}/site"),
+            Some(json!({"inputs": {"MARK": "two"}})),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["changed"], json!(["web"]));
+    assert_ne!(docker_id(&container), old_id, "the service was replaced");
+    assert!(ok > 20, "the load ran through the update ({ok} requests)");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    println!("rolling update under load: {ok} requests, 0 failed");
+
+    let (status, body) = api
+        .send(
+            &app,
+            Method::DELETE,
+            &format!("{stacks}/site?volumes=delete&confirm=site"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn docker_id(container: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}}", container])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

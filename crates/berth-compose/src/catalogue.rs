@@ -1,28 +1,98 @@
 //! berth's own templates (`docker/templates/`), embedded in the binary so
-//! the catalogue needs no files at run time.
+//! the catalogue needs no files at run time, and more from a directory the
+//! admin names (`--templates-dir`).
+
+use std::borrow::Cow;
+use std::path::Path;
 
 use crate::plan::{Format, Plan};
 use crate::{Options, plan};
 
 /// One template of the catalogue.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Template {
     /// The file name without `.yaml`: the template's id.
-    pub id: &'static str,
-    pub text: &'static str,
+    pub id: Cow<'static, str>,
+    pub text: Cow<'static, str>,
+}
+
+/// The largest template file read from a directory.
+const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+
+/// The templates in `dir` (`<id>.yaml`, berth's format), by id, and what
+/// was skipped with why. Ids are lower-case letters, digits and `-`.
+pub fn load_dir(dir: &Path) -> (Vec<Template>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            skipped.push(format!("{}: {e}", dir.display()));
+            return (found, skipped);
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".yaml"))
+        else {
+            continue;
+        };
+        let valid_id = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid_id {
+            skipped.push(format!(
+                "{}: the id {id:?} must be lower-case letters, digits and '-'",
+                path.display()
+            ));
+            continue;
+        }
+        let text = match entry.metadata() {
+            Ok(m) if m.len() > MAX_TEMPLATE_BYTES => {
+                skipped.push(format!(
+                    "{}: larger than {MAX_TEMPLATE_BYTES} bytes",
+                    path.display()
+                ));
+                continue;
+            }
+            Ok(_) => std::fs::read_to_string(&path),
+            Err(e) => Err(e),
+        };
+        match text {
+            Ok(text) if Format::detect(&text) == Format::Berth => found.push(Template {
+                id: Cow::Owned(id.to_owned()),
+                text: Cow::Owned(text),
+            }),
+            Ok(_) => skipped.push(format!(
+                "{}: not a berth template (it needs top-level metadata: and compose:)",
+                path.display()
+            )),
+            Err(e) => skipped.push(format!("{}: {e}", path.display())),
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    (found, skipped)
 }
 
 impl Template {
     pub fn plan(&self, options: &Options) -> Plan {
-        plan(self.text, Format::Berth, options)
+        plan(&self.text, Format::Berth, options)
     }
 }
 
 macro_rules! template {
     ($id:literal) => {
         Template {
-            id: $id,
-            text: include_str!(concat!("../../../docker/templates/", $id, ".yaml")),
+            id: Cow::Borrowed($id),
+            text: Cow::Borrowed(include_str!(concat!(
+                "../../../docker/templates/",
+                $id,
+                ".yaml"
+            ))),
         }
     };
 }

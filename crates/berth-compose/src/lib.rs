@@ -208,11 +208,53 @@ pub fn plan(text: &str, format: Format, options: &Options) -> Plan {
             ));
         }
     }
+    if format == Format::Compose && plan.routes.is_empty() {
+        plan.routes = port_routes(&services, &mut ctx.warnings);
+    }
     plan.services = services;
     plan.volumes = volumes;
     plan.warnings = ctx.warnings;
     plan.errors = ctx.errors;
     plan
+}
+
+/// Ports that speak something other than HTTP: a plain compose file's
+/// `ports:` entry with one of these never becomes an edge route.
+const NOT_HTTP: [u16; 16] = [
+    21, 22, 25, 53, 110, 143, 389, 465, 587, 993, 1883, 3306, 5432, 5672, 6379, 27017,
+];
+
+/// A plain compose file names no routes: each service's first TCP port in
+/// `ports:` that is not a well-known non-HTTP port becomes one (the edge
+/// serves it; the port itself is published only when the user ticks it).
+fn port_routes(services: &[plan::Service], warnings: &mut Vec<plan::Warning>) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for s in services {
+        let Some(port) = s
+            .ports
+            .iter()
+            .filter(|p| p.protocol == "tcp")
+            .map(|p| p.target)
+            .find(|p| !NOT_HTTP.contains(p))
+        else {
+            continue;
+        };
+        warnings.push(plan::Warning {
+            service: Some(s.name.clone()),
+            kind: plan::WarningKind::Note,
+            message: format!(
+                "port {port} becomes a route through the edge; ports: entries are published on the host only when ticked"
+            ),
+        });
+        routes.push(Route {
+            service: s.name.clone(),
+            port: Some(port),
+            path: "/".to_owned(),
+            url_variable: None,
+            host_variable: None,
+        });
+    }
+    routes
 }
 
 /// Takes a berth template's metadata, inputs, generated values and routes

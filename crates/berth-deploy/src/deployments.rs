@@ -32,7 +32,7 @@ static BUILD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(B
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How long a switch waits before counting in-flight requests to the old upstream.
-const DRAIN_SETTLE: Duration = Duration::from_millis(250);
+pub(crate) const DRAIN_SETTLE: Duration = Duration::from_millis(250);
 
 /// Pull progress is logged at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);

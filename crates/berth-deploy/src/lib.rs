@@ -88,6 +88,8 @@ pub struct Options {
     /// Where git repositories on this server may be cloned from (`None`:
     /// only https and ssh remotes).
     pub git_file_root: Option<std::path::PathBuf>,
+    /// More catalogue templates (`<id>.yaml` in berth's format).
+    pub templates_dir: Option<std::path::PathBuf>,
     /// Labels put on every Docker object berth creates, besides its own
     /// (tests mark theirs with `berth.test=<run>` so cleanup finds them).
     pub object_labels: std::collections::BTreeMap<String, String>,
@@ -98,6 +100,7 @@ pub(crate) struct ResolvedOptions {
     pub volumes_root: std::path::PathBuf,
     pub static_root: std::path::PathBuf,
     pub git_file_root: Option<std::path::PathBuf>,
+    pub templates_dir: Option<std::path::PathBuf>,
     pub object_labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -153,6 +156,7 @@ impl Runtime {
                 .static_root
                 .unwrap_or_else(|| self.data_dir().join("static")),
             git_file_root: options.git_file_root,
+            templates_dir: options.templates_dir,
             object_labels: options.object_labels,
         };
         for (root, root_name) in [
@@ -198,6 +202,7 @@ impl Runtime {
             volumes_root: self.data_dir().join("volumes"),
             static_root: self.data_dir().join("static"),
             git_file_root: None,
+            templates_dir: None,
             object_labels: Default::default(),
         })
     }

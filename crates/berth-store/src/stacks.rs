@@ -215,13 +215,25 @@ pub struct StackRouteRow {
 }
 
 /// Replaces the stack's routes. A host + path another stack already
-/// serves is refused, and nothing changes.
+/// serves is refused, and nothing changes. A service keeps the address it
+/// has now: an update must not take a running service off the edge.
 pub async fn set_routes(
     store: &Store,
     id: StackId,
     routes: &[StackRouteRow],
 ) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
+    let addresses: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT service, address FROM stack_routes WHERE stack_id = ?")
+            .bind(id.get())
+            .fetch_all(&mut *tx)
+            .await?;
+    let address_of = |service: &str| {
+        addresses
+            .iter()
+            .find(|(s, a)| s == service && a.is_some())
+            .and_then(|(_, a)| a.clone())
+    };
     sqlx::query("DELETE FROM stack_routes WHERE stack_id = ?")
         .bind(id.get())
         .execute(&mut *tx)
@@ -236,7 +248,7 @@ pub async fn set_routes(
         .bind(&r.host)
         .bind(&r.path)
         .bind(i64::from(r.port))
-        .bind(&r.address)
+        .bind(r.address.clone().or_else(|| address_of(&r.service)))
         .execute(&mut *tx)
         .await
         .map_err(StoreError::on_unique("a route for that host and path"))?;

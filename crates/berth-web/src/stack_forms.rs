@@ -66,7 +66,8 @@ impl std::fmt::Debug for StackInput {
 impl StackInput {
     /// The request, or every problem at once, each under its field
     /// (`name`, `source`, `compose`, `template`, `git_url`, `publish`…).
-    pub fn parse(&self) -> Result<StackRequest, FieldErrors> {
+    /// `known` says whether a template id is in the catalogue.
+    pub fn parse(&self, known: &dyn Fn(&str) -> bool) -> Result<StackRequest, FieldErrors> {
         let mut errors = FieldErrors::default();
         let name = errors.check("name", StackName::parse(self.name.trim()));
         let source = parse_source(
@@ -74,6 +75,7 @@ impl StackInput {
             self.compose.as_deref(),
             self.template.as_deref(),
             self.git.as_ref(),
+            known,
         );
         let source = match source {
             Some(Some(source)) => Some(source),
@@ -120,13 +122,15 @@ impl std::fmt::Debug for StackUpdateInput {
 }
 
 impl StackUpdateInput {
-    pub fn parse(&self) -> Result<StackUpdate, FieldErrors> {
+    /// `known` says whether a template id is in the catalogue.
+    pub fn parse(&self, known: &dyn Fn(&str) -> bool) -> Result<StackUpdate, FieldErrors> {
         let mut errors = FieldErrors::default();
         let source = parse_source(
             &mut errors,
             self.compose.as_deref(),
             self.template.as_deref(),
             self.git.as_ref(),
+            known,
         );
         match source {
             Some(source) if errors.is_empty() => Ok(StackUpdate {
@@ -145,6 +149,7 @@ fn parse_source(
     compose: Option<&str>,
     template: Option<&str>,
     git: Option<&GitInput>,
+    known: &dyn Fn(&str) -> bool,
 ) -> Option<Option<StackSource>> {
     let given = [compose.is_some(), template.is_some(), git.is_some()];
     if given.iter().filter(|g| **g).count() > 1 {
@@ -165,7 +170,7 @@ fn parse_source(
     }
     if let Some(id) = template {
         let id = id.trim();
-        if berth_compose::catalogue::find(id).is_none() {
+        if !known(id) {
             errors.add(
                 "template",
                 format!("there is no template {id:?} in the catalogue"),
@@ -253,6 +258,11 @@ pub fn looks_secret(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The embedded catalogue, as the handlers' `known_templates` sees it without a templates dir.
+    fn embedded(id: &str) -> bool {
+        berth_compose::catalogue::find(id).is_some()
+    }
+
     use super::*;
 
     fn input() -> StackInput {
@@ -265,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_template_install_parses() {
-        let request = input().parse().unwrap();
+        let request = input().parse(&embedded).unwrap();
         assert_eq!(request.name.as_str(), "tea");
         assert_eq!(request.source.kind(), "template");
     }
@@ -276,12 +286,12 @@ mod tests {
             template: None,
             ..input()
         };
-        assert!(none.parse().unwrap_err().get("source").is_some());
+        assert!(none.parse(&embedded).unwrap_err().get("source").is_some());
         let two = StackInput {
             compose: Some("services: {}".into()),
             ..input()
         };
-        assert!(two.parse().unwrap_err().get("source").is_some());
+        assert!(two.parse(&embedded).unwrap_err().get("source").is_some());
     }
 
     #[test]
@@ -296,7 +306,7 @@ mod tests {
             }],
             ..StackInput::default()
         };
-        let errors = bad.parse().unwrap_err();
+        let errors = bad.parse(&embedded).unwrap_err();
         for field in ["name", "template", "publish"] {
             assert!(
                 errors.get(field).is_some(),
@@ -317,13 +327,13 @@ mod tests {
             }),
             ..input()
         };
-        let errors = git.parse().unwrap_err();
+        let errors = git.parse(&embedded).unwrap_err();
         assert!(errors.get("git_url").is_some() && errors.get("git_path").is_some());
         git.git = Some(GitInput {
             url: "https://example.com/stack.git".into(),
             ..GitInput::default()
         });
-        let StackSource::Git { path, .. } = git.parse().unwrap().source else {
+        let StackSource::Git { path, .. } = git.parse(&embedded).unwrap().source else {
             panic!("a git source")
         };
         assert_eq!(path, DEFAULT_COMPOSE_PATH);
@@ -343,7 +353,7 @@ mod tests {
     fn an_update_takes_at_most_one_source() {
         assert!(
             StackUpdateInput::default()
-                .parse()
+                .parse(&embedded)
                 .unwrap()
                 .source
                 .is_none()
@@ -353,6 +363,6 @@ mod tests {
             template: Some("gitea".into()),
             ..StackUpdateInput::default()
         };
-        assert!(two.parse().unwrap_err().get("source").is_some());
+        assert!(two.parse(&embedded).unwrap_err().get("source").is_some());
     }
 }

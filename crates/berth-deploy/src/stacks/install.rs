@@ -27,6 +27,9 @@ pub(super) const CONFIG_HASH: &str = "berth.config-hash";
 /// How long a rolling update waits for the old container's requests to end.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// How long a routed service may take to accept connections after start.
+const PORT_LIMIT: Duration = Duration::from_secs(30);
+
 /// How long the edge holds a service's requests while it is recreated.
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
@@ -149,9 +152,11 @@ impl Runtime {
     ) -> Result<(String, Format), DeployError> {
         match source {
             StackSource::Template { id } => {
-                let t = berth_compose::catalogue::find(id)
+                let t = self
+                    .stacks()
+                    .template(id)
                     .ok_or(DeployError::NotFound { what: "template" })?;
-                Ok((t.text.to_owned(), Format::Berth))
+                Ok((t.text.into_owned(), Format::Berth))
             }
             StackSource::Compose { text } => {
                 if text.trim().is_empty() {
@@ -411,6 +416,8 @@ impl Runtime {
                 .inspect_container(&names.container(&service.name))
                 .await?
                 .and_then(|c| c.addresses.get(&names.network()).cloned());
+            self.wait_for_routes_port(id, &service.name, address.as_deref())
+                .await;
             berth_store::stacks::set_service_address(
                 self.store(),
                 id,
@@ -481,6 +488,8 @@ impl Runtime {
             .inspect_container(&new_id)
             .await?
             .and_then(|c| c.addresses.get(&names.network()).cloned());
+        self.wait_for_routes_port(id, &service.name, address.as_deref())
+            .await;
         berth_store::stacks::set_service_address(
             self.store(),
             id,
@@ -489,6 +498,9 @@ impl Runtime {
         )
         .await?;
         self.routes_changed().await;
+        // As for apps: a request that read the old table just before the
+        // swap is counted only a moment later; settle, then drain.
+        tokio::time::sleep(crate::deployments::DRAIN_SETTLE).await;
         if let Some(ip) = old
             .addresses
             .get(&names.network())
@@ -553,6 +565,8 @@ impl Runtime {
                 .inspect_container(&new_id)
                 .await?
                 .and_then(|c| c.addresses.get(&names.network()).cloned());
+            self.wait_for_routes_port(id, &service.name, address.as_deref())
+                .await;
             berth_store::stacks::set_service_address(
                 self.store(),
                 id,
@@ -627,6 +641,31 @@ impl Runtime {
         let hash = config_hash(&spec);
         spec.labels.insert(CONFIG_HASH.to_owned(), hash);
         Ok(spec)
+    }
+
+    /// Waits (at most [`PORT_LIMIT`]) until the service's routed port
+    /// accepts connections at `address`: a container is "up" to Docker
+    /// before its server listens, and the edge must not switch to it then.
+    async fn wait_for_routes_port(&self, id: StackId, service: &str, address: Option<&str>) {
+        let Some(ip) = address.and_then(|a| a.parse::<std::net::IpAddr>().ok()) else {
+            return;
+        };
+        let Ok(routes) = berth_store::stacks::routes(self.store(), id).await else {
+            return;
+        };
+        let Some(port) = routes.iter().find(|r| r.service == service).map(|r| r.port) else {
+            return;
+        };
+        let addr = std::net::SocketAddr::new(ip, port);
+        let started = Instant::now();
+        while started.elapsed() < PORT_LIMIT {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!(service, %addr, "the service does not accept connections yet; routing to it anyway");
     }
 
     /// The image, pulled when it is not here yet.

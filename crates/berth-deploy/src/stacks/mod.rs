@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use berth_compose::Plan;
+use berth_compose::catalogue::Template;
 use berth_compose::plan::Warning;
 use berth_core::{DomainName, ProjectName, Stack, StackId, StackName, StackSource, StackStatus};
 
@@ -81,9 +82,27 @@ impl PlanPreview {
 }
 
 impl Stacks {
-    /// berth's own templates, embedded in the binary.
-    pub fn catalogue(&self) -> &'static [berth_compose::catalogue::Template] {
-        berth_compose::catalogue::TEMPLATES
+    /// The catalogue: berth's own templates, embedded in the binary, and
+    /// those of `--templates-dir` (read at each call, so a file dropped
+    /// there shows at once; one with an embedded template's id replaces it).
+    pub fn catalogue(&self) -> Vec<Template> {
+        let mut all: Vec<Template> = berth_compose::catalogue::TEMPLATES.to_vec();
+        if let Some(dir) = &self.options().templates_dir {
+            let (found, skipped) = berth_compose::catalogue::load_dir(dir);
+            for why in skipped {
+                tracing::warn!("template skipped: {why}");
+            }
+            for t in found {
+                all.retain(|e| e.id != t.id);
+                all.push(t);
+            }
+        }
+        all
+    }
+
+    /// The catalogue's template with this id.
+    pub fn template(&self, id: &str) -> Option<Template> {
+        self.catalogue().into_iter().find(|t| t.id == id)
     }
 
     /// Plans an install without doing anything (the form's preview and the
@@ -231,6 +250,50 @@ impl Stacks {
     /// Every stack of every project (the dashboard).
     pub async fn list_all(&self) -> Result<Vec<Stack>, DeployError> {
         Ok(berth_store::stacks::list_all(self.store()).await?)
+    }
+
+    /// Where the stack answers through the edge, its main route first: read
+    /// from the store only, for lists (the stack's page has [`Stacks::get`]).
+    pub async fn urls(&self, stack: &Stack) -> Result<Vec<String>, DeployError> {
+        Ok(berth_store::stacks::routes(self.store(), stack.id)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let host = DomainName::parse(&r.host).ok()?;
+                Some(self.public_url(&host, &r.path))
+            })
+            .collect())
+    }
+
+    /// What the stack was installed from, and the inputs it was given
+    /// (secret ones left out), to fill in the update form.
+    pub async fn installed(
+        &self,
+        project: &ProjectName,
+        name: &StackName,
+    ) -> Result<(StackSource, BTreeMap<String, String>), DeployError> {
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        let state = self.stack_state(stack.id).await?;
+        let source: StackSource = (&state.source).into();
+        let (text, format) = self.stack_text(&source).await?;
+        let names = Names {
+            project,
+            stack: name,
+        };
+        let preview = self.plan_stack(&names, &text, format, &state.inputs, &state.generated);
+        let secret = |key: &str| {
+            preview
+                .plan
+                .inputs
+                .iter()
+                .any(|i| i.name == key && i.kind == berth_compose::InputKind::Secret)
+        };
+        let inputs = state
+            .inputs
+            .into_iter()
+            .filter(|(k, _)| !secret(k))
+            .collect();
+        Ok((source, inputs))
     }
 
     /// The stack with its services as Docker has them, and its routes.
@@ -463,8 +526,11 @@ impl Runtime {
         }
     }
 
-    /// Records where a stack service's container is now (its address on
-    /// the stack network while it runs), for the edge's routes.
+    /// Records where a stack service is served now, after an event of one
+    /// of its containers: the address on the stack network of its running
+    /// container (during a rolling update the new one runs beside the old,
+    /// and neither its start nor the old one's stop may move the route
+    /// before the update does).
     pub(crate) async fn stack_container_moved(&self, c: &berth_docker::ContainerInfo) {
         let (Some(project), Some(stack), Some(service)) = (
             c.labels.get(PROJECT),
@@ -480,16 +546,40 @@ impl Runtime {
         let Ok(found) = berth_store::stacks::find(self.store(), &project, &stack).await else {
             return;
         };
-        let network = Names {
+        // While an install or update runs, it moves the routes itself: an
+        // event handled meanwhile reads a picture the update is changing.
+        let lock = self.lock_for(ResourceKey::Stack(found.id));
+        let Ok(_not_applying) = lock.try_lock() else {
+            return;
+        };
+        let names = Names {
             project: &project,
             stack: &stack,
-        }
-        .network();
-        let address = c
-            .state
-            .is_running()
-            .then(|| c.addresses.get(&network).cloned())
-            .flatten();
+        };
+        let (network, canonical) = (names.network(), names.container(service));
+        let running = self
+            .docker()
+            .list_containers(&[
+                (KIND, "stack"),
+                (PROJECT, project.as_str()),
+                (RESOURCE, stack.as_str()),
+                (crate::naming::SERVICE, service.as_str()),
+            ])
+            .await;
+        let address = match running {
+            // The service's own name first: a rolling update's new container
+            // (a temporary name) is switched to by the update itself, once it
+            // accepts connections, not by its start event.
+            Ok(list) => list
+                .iter()
+                .filter(|c| c.state.is_running() && c.name == canonical)
+                .chain(list.iter().filter(|c| c.state.is_running()))
+                .find_map(|c| c.addresses.get(&network).cloned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list a stack service's containers");
+                return;
+            }
+        };
         if let Err(e) = berth_store::stacks::set_service_address(
             self.store(),
             found.id,

@@ -359,7 +359,10 @@ pub async fn install_stack(
     let project = project_name(&project)?;
     let dry_run = input.dry_run;
     // Checked before anything is planned, so bad input changes nothing.
-    let request = StackInput::from(input).parse().map_err(WebError::Invalid)?;
+    let known = known_templates(&state);
+    let request = StackInput::from(input)
+        .parse(&known)
+        .map_err(WebError::Invalid)?;
     let preview = state.stacks.plan(&project, &request).await?;
     if dry_run || !preview.plan.is_ok() {
         let status = if preview.plan.is_ok() {
@@ -412,7 +415,7 @@ pub async fn update_stack(
         git: input.git,
         inputs: input.inputs,
     }
-    .parse()
+    .parse(&known_templates(&state))
     .map_err(WebError::Invalid)?;
     let outcome = state.stacks.update(&project, &name, update).await?;
     Ok(Json(UpdateOut {
@@ -476,4 +479,15 @@ pub async fn get_stack_service_logs(
             .service_logs(&project, &name, service, lines)
             .await?,
     }))
+}
+
+/// Whether a template id is in the catalogue (embedded or `--templates-dir`).
+pub(crate) fn known_templates(state: &AppState) -> impl Fn(&str) -> bool + use<> {
+    let ids: Vec<String> = state
+        .stacks
+        .catalogue()
+        .into_iter()
+        .map(|t| t.id.into_owned())
+        .collect();
+    move |id| ids.iter().any(|i| i == id)
 }

@@ -47,44 +47,64 @@ impl Entry {
     }
 }
 
-/// The templates are embedded and never change while berth runs: planned once.
-static ENTRIES: LazyLock<Vec<Entry>> = LazyLock::new(|| {
+impl Entry {
+    pub(crate) fn of(t: &berth_compose::catalogue::Template) -> Entry {
+        let meta = t
+            .plan(&berth_compose::Options::default())
+            .metadata
+            .unwrap_or_default();
+        Entry {
+            id: t.id.to_string(),
+            name: if meta.name.is_empty() {
+                t.id.to_string()
+            } else {
+                meta.name
+            },
+            description: meta.description,
+            category: meta.category,
+            tags: meta.tags,
+            version: meta.version.unwrap_or_default(),
+            logo: meta.logo.unwrap_or_default(),
+        }
+    }
+}
+
+/// The embedded templates planned once (they never change while berth
+/// runs); templates from `--templates-dir` are planned when listed.
+static EMBEDDED: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     berth_compose::catalogue::TEMPLATES
         .iter()
-        .map(|t| {
-            let meta = t
-                .plan(&berth_compose::Options::default())
-                .metadata
-                .unwrap_or_default();
-            Entry {
-                id: t.id.to_owned(),
-                name: if meta.name.is_empty() {
-                    t.id.to_owned()
-                } else {
-                    meta.name
-                },
-                description: meta.description,
-                category: meta.category,
-                tags: meta.tags,
-                version: meta.version.unwrap_or_default(),
-                logo: meta.logo.unwrap_or_default(),
-            }
-        })
+        .map(Entry::of)
         .collect()
 });
 
 /// The catalogue, in the order `Stacks::catalogue` gives it.
 pub fn entries(state: &AppState) -> Vec<Entry> {
-    let ids: Vec<&str> = state.stacks.catalogue().iter().map(|t| t.id).collect();
-    ENTRIES
+    state
+        .stacks
+        .catalogue()
         .iter()
-        .filter(|e| ids.contains(&e.id.as_str()))
-        .cloned()
+        .map(|t| {
+            let embedded = berth_compose::catalogue::find(&t.id).is_some_and(|e| e.text == t.text);
+            match EMBEDDED.iter().find(|e| e.id == t.id) {
+                Some(entry) if embedded => entry.clone(),
+                _ => Entry::of(t),
+            }
+        })
         .collect()
 }
 
-pub fn find(id: &str) -> Option<&'static Entry> {
-    ENTRIES.iter().find(|e| e.id == id)
+/// The catalogue's entry with this id.
+pub fn find(state: &AppState, id: &str) -> Option<Entry> {
+    state.stacks.template(id).map(|t| {
+        EMBEDDED
+            .iter()
+            .find(|e| {
+                e.id == t.id && berth_compose::catalogue::find(id).is_some_and(|b| b.text == t.text)
+            })
+            .cloned()
+            .unwrap_or_else(|| Entry::of(&t))
+    })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -190,15 +210,15 @@ mod tests {
 
     #[test]
     fn every_template_has_an_entry_with_a_name_and_a_category() {
-        assert_eq!(ENTRIES.len(), berth_compose::catalogue::TEMPLATES.len());
-        for e in ENTRIES.iter() {
+        assert_eq!(EMBEDDED.len(), berth_compose::catalogue::TEMPLATES.len());
+        for e in EMBEDDED.iter() {
             assert!(!e.name.is_empty() && !e.category.is_empty(), "{e:?}");
         }
     }
 
     #[test]
     fn search_looks_at_names_descriptions_and_tags_and_the_category_filters() {
-        let gitea = find("gitea").unwrap();
+        let gitea = EMBEDDED.iter().find(|e| e.id == "gitea").unwrap();
         assert!(gitea.matches("GIT", ""));
         assert!(gitea.matches("", "development"));
         assert!(!gitea.matches("", "media"));

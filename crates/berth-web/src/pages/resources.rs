@@ -59,11 +59,11 @@ async fn app_row(state: &AppState, app: &App) -> Result<ResourceRow, WebError> {
     })
 }
 
-/// A stack's row; its URL is its first route's, which needs the stack's
-/// view: when that fails (Docker away) the row still shows, without a URL.
+/// A stack's row; its URL is its main route's (from the store: a list
+/// never waits on Docker).
 async fn stack_row(state: &AppState, stack: &Stack) -> ResourceRow {
-    let url = match state.stacks.get(&stack.project, &stack.name).await {
-        Ok(view) => view.routes.iter().find_map(|r| r.url.clone()),
+    let url = match state.stacks.urls(stack).await {
+        Ok(urls) => urls.into_iter().next(),
         Err(err) => {
             tracing::debug!(stack.name = %stack.name, error = %err, "stack routes unavailable");
             None

@@ -413,13 +413,16 @@ impl PlanView {
 /// A plan to show when berth could not plan the request (a bad name, a
 /// name in use): the same file planned without the server's knowledge, so
 /// the form still shows what it would install. Never installed from.
-fn display_plan(input: &StackInput) -> Option<Plan> {
+fn display_plan(
+    template: Option<&berth_compose::catalogue::Template>,
+    input: &StackInput,
+) -> Option<Plan> {
     let options = berth_compose::Options {
         inputs: input.inputs.clone(),
         ..Default::default()
     };
-    if let Some(id) = &input.template {
-        return Some(berth_compose::catalogue::find(id)?.plan(&options));
+    if input.template.is_some() {
+        return Some(template?.plan(&options));
     }
     let text = input.compose.as_deref().filter(|t| !t.trim().is_empty())?;
     Some(berth_compose::plan(
@@ -453,10 +456,8 @@ fn install_url(project: &ProjectName, template: Option<&Entry>) -> String {
     }
 }
 
-fn template_entry(id: &str) -> Result<Entry, WebError> {
-    catalogue::find(id)
-        .cloned()
-        .ok_or(WebError::NotFound("template"))
+fn template_entry(state: &AppState, id: &str) -> Result<Entry, WebError> {
+    catalogue::find(state, id).ok_or(WebError::NotFound("template"))
 }
 
 pub async fn own_form(
@@ -489,7 +490,7 @@ pub async fn template_form(
     Path((project, template)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
-    let entry = template_entry(&template)?;
+    let entry = template_entry(&state, &template)?;
     state.projects.find_project(&project).await?;
     let form = StackForm {
         name: entry.id.clone(),
@@ -516,7 +517,7 @@ pub async fn template_submit(
     CsrfForm(form): CsrfForm<StackForm>,
 ) -> Result<Response, WebError> {
     let project = parse_path(ProjectName::parse, &project, "project")?;
-    let entry = template_entry(&template)?;
+    let entry = template_entry(&state, &template)?;
     submit(&state, &user, &project, Some(entry), form).await
 }
 
@@ -604,7 +605,7 @@ async fn planned_page(
 ) -> Result<(InstallPage, Option<berth_deploy::StackRequest>), WebError> {
     let input = form.to_input(template.as_ref().map(|t| t.id.as_str()));
     let mut errors = FieldErrors::default();
-    let request = match input.parse() {
+    let request = match input.parse(&crate::api::stacks::known_templates(state)) {
         Ok(request) => Some(request),
         Err(e) => {
             errors = e;
@@ -626,7 +627,15 @@ async fn planned_page(
         }
     }
     if plan.is_none() {
-        plan = display_plan(&input).map(|p| PlanView::new(&p, &[], &form, submitted));
+        plan = display_plan(
+            input
+                .template
+                .as_deref()
+                .and_then(|id| state.stacks.template(id))
+                .as_ref(),
+            &input,
+        )
+        .map(|p| PlanView::new(&p, &[], &form, submitted));
     }
     let request = request.filter(|_| errors.is_empty());
     Ok((
@@ -688,30 +697,43 @@ pub struct StackPage {
     pub warnings: Vec<WarningRow>,
     /// The template's inputs, for the update form (empty keeps a value).
     pub update_fields: Vec<InputField>,
+    /// The update form's other inputs, `KEY=VALUE` a line.
+    pub update_inputs_text: String,
     pub update_errors: FieldErrors,
     pub flash: String,
     pub flash_error: bool,
 }
 
 impl StackPage {
-    pub fn new(view: &StackView, user: &CurrentUser) -> StackPage {
+    /// `template` is the catalogue's template the stack came from, if any:
+    /// its inputs become the update form's fields.
+    pub fn new(
+        view: &StackView,
+        template: Option<&berth_compose::catalogue::Template>,
+        user: &CurrentUser,
+    ) -> StackPage {
         StackPage {
             chrome: Chrome::from(user),
-            ..StackPage::for_view(view)
+            ..StackPage::for_view(view, template)
         }
     }
 
     #[cfg(test)]
     fn new_for_test(view: &StackView) -> StackPage {
-        StackPage::for_view(view)
-    }
-
-    fn for_view(view: &StackView) -> StackPage {
-        let s = &view.stack;
-        let update_fields = s
+        let template = view
+            .stack
             .template
             .as_deref()
-            .and_then(berth_compose::catalogue::find)
+            .and_then(berth_compose::catalogue::find);
+        StackPage::for_view(view, template)
+    }
+
+    fn for_view(
+        view: &StackView,
+        template: Option<&berth_compose::catalogue::Template>,
+    ) -> StackPage {
+        let s = &view.stack;
+        let update_fields = template
             .map(|t| t.plan(&berth_compose::Options::default()))
             .map(|plan| {
                 plan.inputs
@@ -791,11 +813,24 @@ impl StackPage {
                 })
                 .collect(),
             update_fields,
+            update_inputs_text: String::new(),
             update_errors: FieldErrors::default(),
             flash: String::new(),
             flash_error: false,
         }
     }
+}
+
+/// The catalogue template a stack was installed from (gone when a
+/// `--templates-dir` file was removed since).
+fn stack_template(
+    state: &AppState,
+    view: &StackView,
+) -> Option<berth_compose::catalogue::Template> {
+    view.stack
+        .template
+        .as_deref()
+        .and_then(|id| state.stacks.template(id))
 }
 
 fn parse_names(project: &str, stack: &str) -> Result<(ProjectName, StackName), WebError> {
@@ -812,7 +847,40 @@ pub async fn show(
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
     let view = state.stacks.get(&project, &name).await?;
-    Ok(render(&StackPage::new(&view, &user)).into_response())
+    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    prefill_update(&state, &mut page, &project, &name, None).await?;
+    Ok(render(&page).into_response())
+}
+
+/// Fills the update form: what the user typed (after an error or a
+/// preview), else the values installed now. Secret values are never put
+/// back into the page: their fields stay empty, which keeps them.
+async fn prefill_update(
+    state: &AppState,
+    page: &mut StackPage,
+    project: &ProjectName,
+    name: &StackName,
+    typed: Option<&UpdateForm>,
+) -> Result<(), WebError> {
+    let (_, installed) = state.stacks.installed(project, name).await?;
+    for field in page.update_fields.iter_mut().filter(|f| !f.secret) {
+        let typed = typed
+            .and_then(|t| t.fields.get(&format!("input.{}", field.name)))
+            .filter(|v| !v.is_empty());
+        if let Some(value) = typed.or_else(|| installed.get(&field.name)) {
+            field.value = value.clone();
+        }
+    }
+    page.update_inputs_text = match typed {
+        Some(t) => t.inputs_text.clone(),
+        None => installed
+            .iter()
+            .filter(|(k, _)| !page.update_fields.iter().any(|f| &f.name == *k))
+            .filter(|(k, _)| !crate::stack_forms::looks_secret(k))
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect(),
+    };
+    Ok(())
 }
 
 /// The update form: the template's input fields (`input.<NAME>`), other
@@ -866,11 +934,17 @@ pub async fn update(
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
+    let preview = form.fields.get("action").is_some_and(|a| a == "preview");
     let parsed = form
         .parse()
-        .and_then(|input| input.parse())
+        .and_then(|input| input.parse(&crate::api::stacks::known_templates(&state)))
         .map_err(WebError::Invalid);
     let result = match parsed {
+        Ok(update) if preview => state
+            .stacks
+            .update_preview(&project, &name, update)
+            .await
+            .map_err(WebError::from),
         Ok(update) => state
             .stacks
             .update(&project, &name, update)
@@ -879,21 +953,34 @@ pub async fn update(
         Err(err) => Err(err),
     };
     let view = state.stacks.get(&project, &name).await?;
-    let mut page = StackPage::new(&view, &user);
+    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    let keep_typed = preview || result.is_err();
+    prefill_update(
+        &state,
+        &mut page,
+        &project,
+        &name,
+        keep_typed.then_some(&form),
+    )
+    .await?;
     match result {
         Ok(outcome) => {
-            page.flash = if outcome.changed.is_empty() {
-                "Nothing changed: every service was already up to date.".to_owned()
+            let unchanged = if outcome.unchanged.is_empty() {
+                "none".to_owned()
             } else {
-                format!(
-                    "Recreated {}; unchanged: {}.",
-                    outcome.changed.join(", "),
-                    if outcome.unchanged.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        outcome.unchanged.join(", ")
-                    }
-                )
+                outcome.unchanged.join(", ")
+            };
+            page.flash = match (preview, outcome.changed.is_empty()) {
+                (true, true) => "This update would change nothing: every service is up to date. Nothing was changed.".to_owned(),
+                (true, false) => format!(
+                    "This update would recreate {}; unchanged: {unchanged}. Nothing was changed yet: press Update to apply it.",
+                    outcome.changed.join(", ")
+                ),
+                (false, true) => "Nothing changed: every service was already up to date.".to_owned(),
+                (false, false) => format!(
+                    "Recreated {}; unchanged: {unchanged}.",
+                    outcome.changed.join(", ")
+                ),
             };
             Ok(render(&page).into_response())
         }
@@ -952,7 +1039,7 @@ pub async fn uninstall(
         Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(message) => {
             let view = state.stacks.get(&project, &name).await?;
-            let mut page = StackPage::new(&view, &user);
+            let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
             page.flash = message;
             page.flash_error = true;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
@@ -1065,7 +1152,7 @@ mod tests {
         InstallPage {
             chrome: chrome(),
             project: "demo".into(),
-            template: catalogue::find("gitea").cloned(),
+            template: Some(Entry::of(berth_compose::catalogue::find("gitea").unwrap())),
             action_url: "/projects/demo/install/gitea".into(),
             plan: Some(PlanView::new(plan, hosts, &form, true)),
             form,
@@ -1106,7 +1193,7 @@ mod tests {
         ]);
         f.compose = text.into();
         let input = f.to_input(None);
-        let plan = display_plan(&input).unwrap();
+        let plan = display_plan(None, &input).unwrap();
         let view = PlanView::new(&plan, &[], &f, true);
         let password = view
             .fields

@@ -30,6 +30,8 @@ pub struct ServiceView {
     pub published: Vec<String>,
     /// Names of the services it waits for.
     pub depends_on: Vec<String>,
+    /// Its environment variables' names (values may be secrets).
+    pub env_keys: Vec<String>,
 }
 
 /// A service's state, from its container.
@@ -138,6 +140,7 @@ impl crate::Runtime {
                     strategy: s.strategy,
                     published: info.map(|c| c.published.clone()).unwrap_or_default(),
                     depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
+                    env_keys: s.environment.keys().cloned().collect(),
                 }
             })
             .collect();

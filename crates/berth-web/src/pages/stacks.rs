@@ -665,6 +665,8 @@ pub struct StackRow {
     pub template: String,
     /// Installing or updating: the page refreshes itself.
     pub transitional: bool,
+    /// An admin confirmed the plan's dangerous settings at install.
+    pub dangerous_confirmed: bool,
 }
 
 pub struct ServiceRow {
@@ -677,6 +679,8 @@ pub struct ServiceRow {
     pub strategy: &'static str,
     pub published: Vec<String>,
     pub depends_on: String,
+    /// The names of its environment variables (never their values).
+    pub env_keys: String,
 }
 
 pub struct RouteRow {
@@ -771,6 +775,7 @@ impl StackPage {
                 source_kind: s.source_kind.clone(),
                 template: s.template.clone().unwrap_or_default(),
                 transitional: matches!(s.status, StackStatus::Installing | StackStatus::Updating),
+                dangerous_confirmed: s.dangerous_confirmed,
             },
             services: view
                 .services
@@ -788,6 +793,7 @@ impl StackPage {
                     strategy: sv.strategy.as_str(),
                     published: sv.published.clone(),
                     depends_on: sv.depends_on.join(", "),
+                    env_keys: sv.env_keys.join(", "),
                 })
                 .collect(),
             routes: view
@@ -1261,6 +1267,7 @@ mod tests {
             strategy: DeployStrategy::Recreate,
             published: vec![],
             depends_on: vec![],
+            env_keys: vec!["DB_PASSWORD".into()],
         };
         StackView {
             stack: Stack {

@@ -6,8 +6,10 @@ use berth_store::{api_tokens, passwords, sessions, users};
 
 use crate::{Accounts, DeployError};
 
-/// How long a browser session lasts, in seconds.
+/// How long a browser session lasts at most, in seconds.
 pub const SESSION_LIFETIME_SECS: i64 = sessions::LIFETIME_SECS;
+/// How long a browser session lasts unused, in seconds.
+pub const SESSION_IDLE_SECS: i64 = sessions::IDLE_SECS;
 
 impl Accounts {
     /// Whether an admin exists (until one does, only setup is open).
@@ -34,10 +36,15 @@ impl Accounts {
     /// Checks a login and opens a session; `None` for a wrong name or
     /// password. An unknown name is checked against a dummy hash, so the
     /// time taken does not tell which it was.
+    ///
+    /// A login always gets a new session, and the session the browser came
+    /// with (`previous`, its cookie) ends: a session id planted before the
+    /// login, or one left over from before, is worth nothing after it.
     pub async fn log_in(
         &self,
         username: &str,
         password: &str,
+        previous: Option<&str>,
     ) -> Result<Option<(User, NewSession)>, DeployError> {
         let found = users::find_for_login(self.store(), username).await?;
         let hash = found
@@ -47,12 +54,16 @@ impl Accounts {
         let Some((user, _)) = found.filter(|_| valid) else {
             return Ok(None);
         };
+        if let Some(previous) = previous {
+            sessions::delete(self.store(), previous).await?;
+        }
         let session = sessions::create(self.store(), user.id).await?;
         tracing::info!(user.name = %user.username, "logged in");
         Ok(Some((user, session)))
     }
 
-    /// The user a session cookie belongs to, while the session lasts.
+    /// The user a session cookie belongs to, while the session lasts and
+    /// has not been idle for `SESSION_IDLE_SECS`.
     pub async fn session_user(&self, token: &str) -> Result<Option<SessionUser>, DeployError> {
         Ok(sessions::find_user(self.store(), token).await?)
     }

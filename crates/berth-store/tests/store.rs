@@ -209,3 +209,85 @@ async fn the_full_app_list_is_ordered_and_keeps_every_field() {
         ["sh", "-c", "echo \"ünï\" 'x'"]
     );
 }
+
+/// Moves a session's last use `secs` into the past, as if it had been idle.
+async fn idle_for(store: &Store, secs: i64) {
+    sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at - ?")
+        .bind(secs)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_left_idle_ends_before_its_lifetime_and_its_use_is_written_once_a_minute() {
+    let (_dir, store) = open().await;
+    let hash = passwords::hash(&Password::parse_new("a-long-password").unwrap())
+        .await
+        .unwrap();
+    let user = users::create_first(&store, &Username::parse("admin").unwrap(), &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let session = sessions::create(&store, user.id).await.unwrap();
+    let seen = |store: &Store| {
+        let token = session.token.clone();
+        let store = store.clone();
+        async move {
+            sessions::last_seen(&store, &token)
+                .await
+                .unwrap()
+                .expect("the session exists")
+        }
+    };
+    let created = seen(&store).await;
+
+    // Used again within the minute: found, and nothing is written.
+    idle_for(&store, 30).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(seen(&store).await, created - 30, "no write within a minute");
+
+    // A minute or more since the last write: the use is written down.
+    idle_for(&store, 60).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(seen(&store).await >= created, "the use is recorded");
+
+    // Unused just short of the idle limit: still valid, and that use starts it again.
+    idle_for(&store, sessions::IDLE_SECS - 5).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Unused for the idle limit: over, days before its lifetime ends.
+    idle_for(&store, sessions::IDLE_SECS).await;
+    const { assert!(sessions::IDLE_SECS < sessions::LIFETIME_SECS) };
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_none(),
+        "an idle session ends"
+    );
+    // And the hourly clean-up removes it.
+    let other = sessions::create(&store, user.id).await.unwrap();
+    assert_eq!(sessions::delete_expired(&store).await.unwrap(), 1);
+    assert!(
+        sessions::find_user(&store, &other.token)
+            .await
+            .unwrap()
+            .is_some(),
+        "a session in use stays"
+    );
+}

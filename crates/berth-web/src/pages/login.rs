@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::ClientIp;
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
-use crate::auth::{CurrentUser, SESSION_COOKIE, set_cookie};
+use crate::auth::{CurrentUser, SESSION_COOKIE, cookie, set_cookie};
 use crate::routes::{Access, Table};
 use crate::views::{LoginPage, render};
 use crate::{AppState, WebError};
@@ -60,9 +60,10 @@ pub async fn submit(
             WebError::TooManyAttempts.to_string(),
         ));
     };
+    let previous = cookie(&headers, SESSION_COOKIE);
     let Some((_, session)) = state
         .accounts
-        .log_in(form.username.trim(), &form.password)
+        .log_in(form.username.trim(), &form.password, previous.as_deref())
         .await?
     else {
         tracing::info!(client.ip = %ip, "failed login");

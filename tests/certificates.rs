@@ -9,9 +9,7 @@ mod pebble;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestApp};
-use pebble::{Pebble, free_port, https_get, serial_of, served_names};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use pebble::{Pebble, free_port, https_get, rcgen_cert, serial_of, served_names};
 use serde_json::{Value, json};
 
 /// berth on the ports Pebble validates, trusting Pebble's HTTPS root, with
@@ -226,24 +224,6 @@ async fn a_domain_gets_a_certificate_from_the_ca_renews_it_and_keeps_it_when_ren
 
 fn edge(app: &TestApp) -> String {
     app.edge_https.trim_start_matches("https://").to_owned()
-}
-
-/// A CA, and a leaf for `names` under it valid in the years `from` to `until`.
-fn rcgen_cert(names: &[&str], from: i32, until: i32) -> (String, String, CertificateDer<'static>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, date_time_ymd};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.not_before = date_time_ymd(from, 1, 1);
-    params.not_after = date_time_ymd(until, 1, 1);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let root = CertificateDer::from_pem_slice(ca_cert.pem().as_bytes()).unwrap();
-    (cert.pem(), key.serialize_pem(), root)
 }
 
 async fn upload(app: &TestApp, domain: &str, cert: &str, key: &str) -> reqwest::Response {

@@ -374,6 +374,12 @@ async fn page(
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
+    // The URL carries the secret: https whenever the page itself came over it.
+    let scheme = if crate::auth::Https::decide(state, headers).0 {
+        "https"
+    } else {
+        "http"
+    };
     let now = berth_core::unix_now();
     Ok(DeploymentsPage {
         chrome: Chrome::from(user),
@@ -385,7 +391,7 @@ async fn page(
         app: AppRow::from(&app),
         settings,
         errors,
-        webhook_url: format!("http://{host}/hooks/{project}/{name}/{secret}"),
+        webhook_url: format!("{scheme}://{host}/hooks/{project}/{name}/{secret}"),
         deploy_key,
         deploy_key_error,
         flash,

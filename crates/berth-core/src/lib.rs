@@ -18,8 +18,8 @@ mod project;
 mod route;
 
 pub use account::{
-    ApiToken, NewSession, Password, PasswordError, REDACTED, SessionUser, User, Username,
-    UsernameError,
+    ApiToken, NewSession, Password, PasswordError, REDACTED, SessionUser, TokenScope, User,
+    Username, UsernameError,
 };
 pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};

@@ -1,7 +1,9 @@
 //! Admin accounts, browser sessions and API tokens: what logging in,
 //! claiming a fresh install and calling the API need.
 
-use berth_core::{ApiToken, NewSession, Password, SessionUser, User, Username};
+use berth_core::{
+    ApiToken, ApiTokenId, NewSession, Password, SessionUser, TokenScope, User, Username,
+};
 use berth_store::{api_tokens, passwords, sessions, users};
 
 use crate::{Accounts, DeployError};
@@ -75,5 +77,35 @@ impl Accounts {
     /// The API token a bearer token stands for, recording its use.
     pub async fn authenticate_token(&self, token: &str) -> Result<Option<ApiToken>, DeployError> {
         Ok(api_tokens::authenticate(self.store(), token).await?)
+    }
+
+    /// Makes an API token; the returned string is the token itself, shown once.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+    ) -> Result<(ApiToken, String), DeployError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DeployError::Invalid {
+                field: "name",
+                message: "must be 1 to 100 characters".to_owned(),
+            });
+        }
+        let made = api_tokens::create(self.store(), name, scope).await?;
+        tracing::info!(token.name = %name, token.read_only = scope.read_only, "API token created");
+        Ok(made)
+    }
+
+    /// Every API token, by name (never the secret: only its hash is kept).
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, DeployError> {
+        Ok(api_tokens::list(self.store()).await?)
+    }
+
+    /// Revokes a token: requests with it get 401 from now on.
+    pub async fn revoke_token(&self, id: ApiTokenId) -> Result<(), DeployError> {
+        api_tokens::revoke_id(self.store(), id).await?;
+        tracing::info!(token.id = id.get(), "API token revoked");
+        Ok(())
     }
 }

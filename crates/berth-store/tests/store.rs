@@ -122,7 +122,9 @@ async fn the_database_file_holds_no_password_session_or_api_token_in_clear() {
         "only the first"
     );
     let session = sessions::create(&store, user.id).await.unwrap();
-    let (_, token) = api_tokens::create(&store, "ci").await.unwrap();
+    let (_, token) = api_tokens::create(&store, "ci", Default::default())
+        .await
+        .unwrap();
     assert!(
         sessions::find_user(&store, &session.token)
             .await
@@ -290,4 +292,49 @@ async fn a_session_left_idle_ends_before_its_lifetime_and_its_use_is_written_onc
             .is_some(),
         "a session in use stays"
     );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_the_scope_is_kept() {
+    let (_dir, store) = open().await;
+    let now = berth_store::now();
+    let (_, ends_soon) = api_tokens::create(
+        &store,
+        "monitoring",
+        berth_core::TokenScope {
+            expires_at: Some(now + 3600),
+            read_only: true,
+        },
+    )
+    .await
+    .unwrap();
+    let found = api_tokens::authenticate(&store, &ends_soon)
+        .await
+        .unwrap()
+        .expect("valid until it expires");
+    assert!(found.read_only);
+    assert!(found.allows("GET") && found.allows("HEAD"));
+    assert!(!found.allows("POST") && !found.allows("DELETE") && !found.allows("PUT"));
+
+    // An hour later: the same token is refused.
+    sqlx::query("UPDATE api_tokens SET expires_at = ? WHERE name = 'monitoring'")
+        .bind(now - 1)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        api_tokens::authenticate(&store, &ends_soon)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired token authenticates nothing"
+    );
+    let (_, forever) = api_tokens::create(&store, "ci", Default::default())
+        .await
+        .unwrap();
+    let found = api_tokens::authenticate(&store, &forever)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.expires_at.is_none() && !found.read_only && found.allows("POST"));
 }

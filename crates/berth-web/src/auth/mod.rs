@@ -179,6 +179,9 @@ pub async fn require_bearer(
         .map(str::trim);
     if let Some(token) = token {
         match state.accounts.authenticate_token(token).await {
+            Ok(Some(token)) if !token.allows(req.method().as_str()) => {
+                return ApiError(WebError::ReadOnlyToken).into_response();
+            }
             Ok(Some(token)) => {
                 req.extensions_mut()
                     .insert(ApiCaller(format!("api token {}", token.name)));

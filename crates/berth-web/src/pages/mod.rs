@@ -13,6 +13,7 @@ pub mod projects;
 pub mod settings;
 pub mod setup;
 pub mod storage;
+pub mod tokens;
 pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +39,7 @@ pub(crate) fn routes(t: &mut Table) {
     deployments::routes(t);
     webhooks::routes(t);
     storage::routes(t);
+    tokens::routes(t);
 }
 
 pub async fn not_found() -> WebError {

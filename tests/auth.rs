@@ -101,21 +101,37 @@ async fn state_changing_forms_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test]
-async fn login_logout_and_cookie_flags() {
+async fn login_logout_ends_the_session_on_the_server_and_cookie_flags() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
 
-    // Log out: the session ends and pages send us to login.
-    let html = app.get_html("/").await;
-    let response = app
-        .http
+    // Log out: the session ends on the server. The old cookie, replayed by
+    // a browser that did not drop it (or by whoever copied it), gets the
+    // login page, not just a browser that forgot it.
+    let browser = Browser::open(&app).await;
+    let session = browser.log_in(None).await;
+    let html = browser.get("/", &session).await.text().await.unwrap();
+    let response = browser
+        .client
         .post(app.at("/logout"))
+        .header("cookie", &session)
         .form(&[("csrf", csrf_token(&html))])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(location(&app.get("/").await), "/login");
+    assert_eq!(location(&response), "/login");
+    let cleared = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("berth_session="))
+        .expect("logout clears the cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let replayed = browser.get("/", &session).await;
+    assert_eq!(replayed.status(), 303, "the old session cookie is refused");
+    assert_eq!(location(&replayed), "/login");
 
     let response = app.login("admin", "wrong password").await;
     assert_eq!(response.status(), 401);

@@ -1,5 +1,7 @@
 //! The store against a real SQLite file in a temp dir.
 
+mod scan;
+
 use berth_core::{
     AppName, AppStatus, DesiredState, ImageRef, NewApp, Password, Port, ProjectName, Username,
 };
@@ -145,18 +147,18 @@ async fn the_database_file_holds_no_password_session_or_api_token_in_clear() {
     );
     assert!(passwords::verify(password, &hash).await);
     assert!(!passwords::verify("wrong", &hash).await);
-    store.close().await;
 
-    let mut bytes = std::fs::read(dir.path().join("data/berth.db")).unwrap();
-    if let Ok(wal) = std::fs::read(dir.path().join("data/berth.db-wal")) {
-        bytes.extend(wal);
-    }
+    let data = dir.path().join("data");
     for secret in [password, session.token.as_str(), token.as_str()] {
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "found a secret in the database file"
-        );
+        scan::assert_sealed(&data, secret);
     }
+    // And once the store is closed and everything is in the main file.
+    store.close().await;
+    for secret in [password, session.token.as_str(), token.as_str()] {
+        scan::assert_sealed(&data, secret);
+    }
+    let store = Store::open(&data).await.unwrap();
+    scan::assert_the_scan_finds_a_value_in_clear(&store, &data, &session.token).await;
 }
 
 #[tokio::test]

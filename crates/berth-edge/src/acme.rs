@@ -273,14 +273,45 @@ impl CertManager {
 
     /// Validates and installs an uploaded certificate for `domain`. Nothing
     /// is written unless every check passes.
+    ///
+    /// The certificate is served for every name it holds. When a name other
+    /// than `domain` itself is one another domain's certificate holds, the
+    /// upload would take it over there: it is refused (field `replace`,
+    /// naming them) unless `replace_others` says the admin confirmed it.
     pub async fn upload(
         &self,
         domain: &str,
         chain_pem: &str,
         key_pem: &str,
+        replace_others: bool,
     ) -> Result<Certificate, TlsError> {
         let domain = normalize_domain(domain)?;
         let valid = certs::validate_upload(&domain, chain_pem, key_pem, berth_store::now())?;
+        if !replace_others {
+            let taken: Vec<String> = self
+                .list()
+                .await?
+                .iter()
+                .filter(|other| other.domain != domain)
+                .flat_map(|other| {
+                    other
+                        .names
+                        .iter()
+                        .filter(|name| **name != domain && valid.facts.names.contains(name))
+                        .map(|name| format!("{name} (now the certificate of {})", other.domain))
+                })
+                .collect();
+            if !taken.is_empty() {
+                return Err(TlsError::invalid(
+                    "replace",
+                    format!(
+                        "this certificate would replace another domain's certificate for {}; \
+                         confirm to serve it there instead",
+                        taken.join(", ")
+                    ),
+                ));
+            }
+        }
         let (cert_path, key_path) = self.write_pair(
             &domain,
             &valid.facts.serial,

@@ -186,6 +186,20 @@ fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(matches!(s.trim(), "on" | "true" | "1" | "yes"))
 }
 
+/// `true`/`false` from JSON, or a checkbox from a form.
+fn bool_or_checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Sent {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Sent::Bool(b) => b,
+        Sent::Text(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
+    })
+}
+
 impl AppInput {
     /// The app and where it deploys from. With a git source the image may be
     /// left empty: it then names the images berth builds for the app
@@ -405,13 +419,18 @@ pub struct CertificateUpload {
     /// PEM private key of the leaf (PKCS#8, RSA or EC).
     #[serde(default)]
     pub key: String,
+    /// Confirms taking over names another domain's certificate serves
+    /// (refused otherwise). JSON `true`; the form's checkbox sends `1`.
+    #[serde(default, deserialize_with = "bool_or_checkbox")]
+    pub replace: bool,
 }
 
 impl std::fmt::Debug for CertificateUpload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertificateUpload")
             .field("domain", &self.domain)
-            .field("key", &"[redacted]")
+            .field("key", &berth_core::REDACTED)
+            .field("replace", &self.replace)
             .finish_non_exhaustive()
     }
 }

@@ -136,7 +136,7 @@ impl std::fmt::Debug for AcmeSettingsInput {
             .field("email", &self.email)
             .field("directory", &self.directory)
             .field("eab_key_id", &self.eab_key_id)
-            .field("eab_hmac", &"[redacted]")
+            .field("eab_hmac", &berth_core::REDACTED)
             .finish_non_exhaustive()
     }
 }
@@ -1109,6 +1109,24 @@ mod tests {
     use super::*;
 
     const DAY: i64 = 24 * 3600;
+
+    #[test]
+    fn the_eab_hmac_never_shows_in_debug_output() {
+        let input = AcmeSettingsInput {
+            email: "ops@example.com".to_owned(),
+            directory: "production".to_owned(),
+            eab_key_id: "kid-1".to_owned(),
+            eab_hmac: "hmac-s3cr3t-value".to_owned(),
+            clear_eab: false,
+            challenge: "http-01".to_owned(),
+        };
+        let shown = format!("{input:?} {input:#?}");
+        assert!(!shown.contains("hmac-s3cr3t-value"), "{shown}");
+        assert!(
+            shown.contains("kid-1") && shown.contains(berth_core::REDACTED),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn renewal_is_due_thirty_days_before_expiry_without_a_window() {

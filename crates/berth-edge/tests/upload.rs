@@ -75,6 +75,14 @@ fn a_valid_chain_and_key_pass_and_report_names_issuer_and_expiry() {
     );
     assert_eq!(valid.facts.issuer, "Test Intermediate");
     assert!(valid.facts.not_after > now() + 59 * 86400);
+    // The private key never shows in Debug output.
+    let shown = format!("{valid:?} {valid:#?}");
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(
+        !shown.contains("PRIVATE") && !shown.contains(key_body),
+        "{shown}"
+    );
+    assert!(shown.contains("shop.example.com"), "{shown}");
 }
 
 #[test]

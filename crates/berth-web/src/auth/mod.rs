@@ -249,3 +249,23 @@ pub fn set_cookie(
         HeaderValue::from_str(&value).expect("cookie values are hex"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_and_csrf_tokens_never_show_in_debug_output() {
+        let user = CurrentUser {
+            username: "admin".to_owned(),
+            csrf_token: "csrf-s3cr3t".to_owned(),
+            session_token: "session-s3cr3t".to_owned(),
+        };
+        let shown = format!("{user:?} {user:#?}");
+        assert!(
+            !shown.contains("csrf-s3cr3t") && !shown.contains("session-s3cr3t"),
+            "{shown}"
+        );
+        assert!(shown.contains("admin"), "{shown}");
+    }
+}

@@ -243,6 +243,12 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The token stops working this many days from now (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+        /// The token may only read (GET and HEAD); anything else gets 403.
+        #[arg(long)]
+        read_only: bool,
     },
     /// List the API tokens with when each was made and last used.
     List,
@@ -263,8 +269,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(crate::serve::serve(&cli.data_dir, args)),
         Command::Admin { command } => runtime.block_on(admin(&cli.data_dir, command)),
         Command::Token {
-            command: TokenCommand::Create { name },
-        } => runtime.block_on(create_token(&cli.data_dir, &name)),
+            command:
+                TokenCommand::Create {
+                    name,
+                    expires_in_days,
+                    read_only,
+                },
+        } => runtime.block_on(create_token(
+            &cli.data_dir,
+            &name,
+            berth_core::TokenScope {
+                expires_at: expires_in_days
+                    .map(|days| berth_store::now() + i64::from(days) * 24 * 3600),
+                read_only,
+            },
+        )),
         Command::Token {
             command: TokenCommand::List,
         } => runtime.block_on(list_tokens(&cli.data_dir)),
@@ -366,7 +385,11 @@ async fn admin(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+async fn create_token(
+    data_dir: &Path,
+    name: &str,
+    scope: berth_core::TokenScope,
+) -> anyhow::Result<()> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
         bail!("--name must be 1 to 100 characters");
@@ -374,7 +397,7 @@ async fn create_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let store = Store::open(data_dir)
         .await
         .context("cannot open the database")?;
-    let (_, token) = api_tokens::create(&store, name).await?;
+    let (_, token) = api_tokens::create(&store, name, scope).await?;
     store.close().await;
     println!("{token}");
     eprintln!(
@@ -399,7 +422,20 @@ async fn list_tokens(data_dir: &Path) -> anyhow::Result<()> {
             || "never used".to_owned(),
             |at| format!("last used {}", when(at)),
         );
-        println!("{}\tmade {}\t{used}", token.name, when(token.created_at));
+        let expires = token.expires_at.map_or_else(
+            || "never expires".to_owned(),
+            |at| format!("expires {}", when(at)),
+        );
+        let scope = if token.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        println!(
+            "{}\tmade {}\t{used}\t{expires}\t{scope}",
+            token.name,
+            when(token.created_at)
+        );
     }
     if tokens.is_empty() {
         eprintln!("No API tokens. Make one with `berth token create --name NAME`.");

@@ -191,3 +191,165 @@ async fn tokens_are_listed_without_their_secret_and_a_revoked_one_gets_401() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no API token named ci"));
 }
+
+#[tokio::test]
+async fn a_read_only_token_reads_but_changes_nothing_and_an_expiry_is_listed() {
+    let app = TestApp::spawn().await;
+    let out = app.cli(
+        &[
+            "token",
+            "create",
+            "--name",
+            "monitoring",
+            "--read-only",
+            "--expires-in-days",
+            "30",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let reader = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = app.cli(&["token", "create", "--name", "ci"], None);
+    let writer = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let (status, _) = app
+        .api(&reader, reqwest::Method::GET, "/api/v1/projects", None)
+        .await;
+    assert_eq!(status, 200, "a read-only token reads");
+    let response = app
+        .http
+        .head(app.at("/api/v1/projects"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "HEAD is a read");
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+        let (status, body) = app
+            .api(
+                &reader,
+                method.clone(),
+                "/api/v1/projects",
+                Some(json!({"name": "fromreader"})),
+            )
+            .await;
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("read-only"),
+            "{body}"
+        );
+    }
+    let (_, projects) = app
+        .api(&writer, reqwest::Method::GET, "/api/v1/projects", None)
+        .await;
+    assert!(
+        !projects.to_string().contains("fromreader"),
+        "nothing was made"
+    );
+    // A token without the flag may still write.
+    let (status, body) = app
+        .api(
+            &writer,
+            reqwest::Method::POST,
+            "/api/v1/projects",
+            Some(json!({"name": "fromwriter"})),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    let out = app.cli(&["token", "list"], None);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name} in {listed}"))
+            .to_owned()
+    };
+    assert!(line("monitoring").contains("read-only"), "{listed}");
+    assert!(line("monitoring").contains("expires 20"), "{listed}");
+    assert!(line("ci").contains("never expires"), "{listed}");
+    assert!(line("ci").contains("read-write"), "{listed}");
+
+    let out = app.cli(
+        &["token", "create", "--name", "x", "--expires-in-days", "0"],
+        None,
+    );
+    assert!(!out.status.success(), "zero days is refused");
+}
+
+#[tokio::test]
+async fn the_tokens_page_makes_a_token_once_lists_its_last_use_and_revokes_it() {
+    let app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let response = app
+        .post_form(
+            "/tokens",
+            "/tokens",
+            &[("name", "ci"), ("expires_in_days", "7"), ("read_only", "1")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    let start = html
+        .find("id=\"new-token\">")
+        .expect("the new token is shown")
+        + 15;
+    let token = html[start..start + html[start..].find('<').unwrap()].to_owned();
+    assert!(token.starts_with("berth_"), "{token}");
+
+    let (status, _) = app
+        .api(&token, reqwest::Method::GET, "/api/v1/projects", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .api(
+            &token,
+            reqwest::Method::POST,
+            "/api/v1/projects",
+            Some(json!({"name": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "the page's read-only box made a read-only token"
+    );
+
+    let page = app.get_html("/tokens").await;
+    assert!(!page.contains(&token), "the token is shown once only");
+    let row_start = page.find("data-name=\"ci\"").expect("the token is listed");
+    let row = &page[row_start..row_start + page[row_start..].find("</tr>").unwrap()];
+    assert!(row.contains("read-only"), "{row}");
+    assert!(!row.contains(">never<"), "its use is shown: {row}");
+    assert!(row.contains("Revoke"), "{row}");
+
+    let id = {
+        let tag = page[..row_start].rfind("id=\"token-").unwrap() + 10;
+        page[tag..tag + page[tag..].find('"').unwrap()].to_owned()
+    };
+    let response = app
+        .post_form("/tokens", &format!("/tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(response.status(), 303);
+    let (status, _) = app
+        .api(&token, reqwest::Method::GET, "/api/v1/projects", None)
+        .await;
+    assert_eq!(status, 401, "a revoked token is refused");
+    assert!(!app.get_html("/tokens").await.contains("data-name=\"ci\""));
+
+    // A bad expiry is reported at its field and makes nothing.
+    let response = app
+        .post_form(
+            "/tokens",
+            "/tokens",
+            &[("name", "later"), ("expires_in_days", "0")],
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"e-expires_in_days\""), "{html}");
+    assert!(!html.contains("id=\"new-token\""));
+}

@@ -101,21 +101,37 @@ async fn state_changing_forms_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test]
-async fn login_logout_and_cookie_flags() {
+async fn login_logout_ends_the_session_on_the_server_and_cookie_flags() {
     let app = TestApp::spawn().await;
     app.setup_admin().await;
 
-    // Log out: the session ends and pages send us to login.
-    let html = app.get_html("/").await;
-    let response = app
-        .http
+    // Log out: the session ends on the server. The old cookie, replayed by
+    // a browser that did not drop it (or by whoever copied it), gets the
+    // login page, not just a browser that forgot it.
+    let browser = Browser::open(&app).await;
+    let session = browser.log_in(None).await;
+    let html = browser.get("/", &session).await.text().await.unwrap();
+    let response = browser
+        .client
         .post(app.at("/logout"))
+        .header("cookie", &session)
         .form(&[("csrf", csrf_token(&html))])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(location(&app.get("/").await), "/login");
+    assert_eq!(location(&response), "/login");
+    let cleared = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("berth_session="))
+        .expect("logout clears the cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let replayed = browser.get("/", &session).await;
+    assert_eq!(replayed.status(), 303, "the old session cookie is refused");
+    assert_eq!(location(&replayed), "/login");
 
     let response = app.login("admin", "wrong password").await;
     assert_eq!(response.status(), 401);
@@ -344,4 +360,96 @@ async fn login_form_client(app: &TestApp) -> (reqwest::Client, String) {
         .unwrap();
     let csrf = csrf_token(&html);
     (client, csrf)
+}
+
+/// A browser that keeps no cookies itself: each request sends exactly the
+/// cookies the test gives it, so a test can replay an old one.
+struct Browser {
+    app_url: String,
+    client: reqwest::Client,
+    /// The pre-session CSRF cookie (`berth_csrf=…`) and the login form's token.
+    csrf_cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn open(app: &TestApp) -> Browser {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = client.get(app.at("/login")).send().await.unwrap();
+        let csrf_cookie = set_cookie(&page, "berth_csrf").expect("the login page sets its cookie");
+        let csrf = csrf_token(&page.text().await.unwrap());
+        Browser {
+            app_url: app.url.clone(),
+            client,
+            csrf_cookie,
+            csrf,
+        }
+    }
+
+    /// Logs in as admin sending `session` (a `berth_session=…` pair) along;
+    /// returns the new session cookie.
+    async fn log_in(&self, session: Option<&str>) -> String {
+        let cookies = [Some(self.csrf_cookie.as_str()), session]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = self
+            .client
+            .post(format!("{}/login", self.app_url))
+            .header("cookie", cookies)
+            .form(&[
+                ("csrf", self.csrf.as_str()),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        set_cookie(&response, "berth_session").expect("a session cookie")
+    }
+
+    async fn get(&self, path: &str, session: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.app_url))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `name=value` part of the response's `Set-Cookie` for `name`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+}
+
+#[tokio::test]
+async fn a_login_gives_a_new_session_and_ends_the_one_the_browser_came_with() {
+    let app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let browser = Browser::open(&app).await;
+    let first = browser.log_in(None).await;
+    assert_eq!(browser.get("/", &first).await.status(), 200);
+
+    let second = browser.log_in(Some(&first)).await;
+    assert_ne!(first, second, "a new session id at every login");
+    assert_eq!(browser.get("/", &second).await.status(), 200);
+    let replayed = browser.get("/", &first).await;
+    assert_eq!(
+        replayed.status(),
+        303,
+        "the old session ended on the server"
+    );
+    assert_eq!(location(&replayed), "/login");
 }

@@ -9,9 +9,7 @@ mod pebble;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestApp};
-use pebble::{Pebble, free_port, https_get, serial_of, served_names};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use pebble::{Pebble, free_port, https_get, rcgen_cert, serial_of, served_names};
 use serde_json::{Value, json};
 
 /// berth on the ports Pebble validates, trusting Pebble's HTTPS root, with
@@ -228,24 +226,6 @@ fn edge(app: &TestApp) -> String {
     app.edge_https.trim_start_matches("https://").to_owned()
 }
 
-/// A CA, and a leaf for `names` under it valid in the years `from` to `until`.
-fn rcgen_cert(names: &[&str], from: i32, until: i32) -> (String, String, CertificateDer<'static>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, date_time_ymd};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.not_before = date_time_ymd(from, 1, 1);
-    params.not_after = date_time_ymd(until, 1, 1);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let root = CertificateDer::from_pem_slice(ca_cert.pem().as_bytes()).unwrap();
-    (cert.pem(), key.serialize_pem(), root)
-}
-
 async fn upload(app: &TestApp, domain: &str, cert: &str, key: &str) -> reqwest::Response {
     app.post_form(
         "/certificates",
@@ -410,4 +390,87 @@ async fn the_dashboard_domain_gets_a_certificate_and_the_dashboard_answers_over_
     );
     assert_eq!(login.status, 200);
     assert!(String::from_utf8_lossy(&login.body).contains("name=\"password\""));
+}
+
+#[tokio::test]
+async fn an_upload_that_would_replace_another_domains_certificate_waits_for_confirmation() {
+    let app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let (www_cert, www_key, www_root) = rcgen_cert(&["www.berth.test"], 2020, 2099);
+    let (shop_cert, shop_key, shop_root) =
+        rcgen_cert(&["shop.berth.test", "www.berth.test"], 2020, 2099);
+    assert_eq!(
+        upload(&app, "www.berth.test", &www_cert, &www_key)
+            .await
+            .status(),
+        303
+    );
+
+    // The page: refused with the names at stake, next to the confirmation box.
+    let response = upload(&app, "shop.berth.test", &shop_cert, &shop_key).await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"e-replace\""), "{html}");
+    assert!(
+        html.contains("www.berth.test (now the certificate of www.berth.test)"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("data-domain=\"shop.berth.test\""),
+        "nothing saved"
+    );
+    let served = https_get(&edge(&app), "www.berth.test", "/", &www_root)
+        .await
+        .expect("www keeps its own certificate");
+    assert_eq!(
+        served_names(&served.peer_certificates[0]),
+        ["www.berth.test"]
+    );
+
+    // The API says the same under the field `replace`, and takes `replace: true`.
+    let out = app.cli(&["token", "create", "--name", "certs"], None);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let body = |replace: bool| json!({"domain": "shop.berth.test", "certificate": shop_cert, "key": shop_key, "replace": replace});
+    let (status, answer) = api(
+        &app,
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/certificates",
+        Some(body(false)),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["fields"]["replace"].is_string(), "{answer}");
+    let (status, answer) = api(
+        &app,
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/certificates",
+        Some(body(true)),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let served = https_get(&edge(&app), "www.berth.test", "/", &shop_root)
+        .await
+        .expect("confirmed: www is served with the new certificate");
+    assert_eq!(
+        served_names(&served.peer_certificates[0]),
+        ["shop.berth.test", "www.berth.test"]
+    );
+
+    // Confirmed from the page as well.
+    let (other_cert, other_key, _) = rcgen_cert(&["www.berth.test", "shop.berth.test"], 2020, 2099);
+    let response = app
+        .post_form(
+            "/certificates",
+            "/certificates/upload",
+            &[
+                ("domain", "www.berth.test"),
+                ("certificate", &other_cert),
+                ("key", &other_key),
+                ("replace", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
 }

@@ -912,3 +912,34 @@ async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
     }
     assert_eq!(waited, 1, "exactly one of three builds waited for a slot");
 }
+
+#[tokio::test]
+async fn the_credentials_in_a_git_url_never_reach_the_deploy_log() {
+    let (app, project, api) = running_web("gitcreds").await;
+    // Nothing listens on port 1: the clone fails at once, after berth logged it.
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": "https://deploy:s3cr3t-in-url@127.0.0.1:1/r.git",
+            "git_branch": "main",
+        }),
+    )
+    .await;
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let full = api
+        .get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments/{number}"),
+        )
+        .await;
+    let log = common::deployment_log(&full);
+    assert!(
+        log.contains("cloning https://***@127.0.0.1:1/r.git"),
+        "the log names the source: {log}"
+    );
+    assert!(!log.contains("s3cr3t-in-url"), "{log}");
+}

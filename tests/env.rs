@@ -164,15 +164,26 @@ async fn a_pasted_env_file_is_reviewed_saved_and_redeployed_into_the_container()
         "the container is up to date"
     );
 
-    // Neither the database nor its WAL holds the secret in clear.
-    for file in ["berth.db", "berth.db-wal"] {
-        let bytes = std::fs::read(app.data_dir.join(file)).unwrap_or_default();
+    // Neither the database nor its WAL holds the secret in clear. The main
+    // file must be there, and the same scan must find the variables' names,
+    // which are kept in clear beside the sealed values: a scan of a missing,
+    // renamed or empty file cannot pass.
+    let mut bytes = std::fs::read(app.data_dir.join("berth.db")).expect("the database file");
+    bytes.extend(std::fs::read(app.data_dir.join("berth.db-wal")).unwrap_or_default());
+    for name in ["DB_PASSWORD", "DATABASE_URL", "GREETING"] {
         assert!(
-            !contains(&bytes, SECRET.as_bytes()),
-            "{file} holds the secret"
+            contains(&bytes, name.as_bytes()),
+            "positive control: the scan sees the saved variable {name}"
         );
-        assert!(!contains(&bytes, b"db.internal"), "{file} holds a value");
     }
+    assert!(
+        !contains(&bytes, SECRET.as_bytes()),
+        "the database holds the secret"
+    );
+    assert!(
+        !contains(&bytes, b"db.internal"),
+        "the database holds a value"
+    );
     let key = std::fs::metadata(app.data_dir.join("secret.key")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,

@@ -210,6 +210,28 @@ fn pebble_https_identity() -> (String, String, String) {
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
+/// A CA, and a leaf for `names` under it valid in the years `from` to `until`.
+pub fn rcgen_cert(
+    names: &[&str],
+    from: i32,
+    until: i32,
+) -> (String, String, CertificateDer<'static>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, date_time_ymd};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.not_before = date_time_ymd(from, 1, 1);
+    params.not_after = date_time_ymd(until, 1, 1);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let root = CertificateDer::from_pem_slice(ca_cert.pem().as_bytes()).unwrap();
+    (cert.pem(), key.serialize_pem(), root)
+}
+
 /// What [`https_get`] saw.
 pub struct HttpsResponse {
     pub status: u16,

@@ -150,6 +150,24 @@ pub struct ApiToken {
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<i64>,
+    /// Only reads (GET, HEAD): for a script that watches and must not change anything.
+    pub read_only: bool,
+}
+
+impl ApiToken {
+    /// Whether a request with this HTTP method is within the token's scope.
+    pub fn allows(&self, method: &str) -> bool {
+        !self.read_only || matches!(method, "GET" | "HEAD")
+    }
+}
+
+/// What a new API token may do, chosen when it is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenScope {
+    pub expires_at: Option<i64>,
+    pub read_only: bool,
 }
 
 #[cfg(test)]

@@ -85,7 +85,8 @@ pub enum Source {
     Git(GitSource),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `Debug` masks credentials in the URL (`https://user:token@host/…`).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct GitSource {
     /// `https://…`, `ssh://…`, `git@host:path`, `file://…` or a local path.
     pub url: String,
@@ -94,6 +95,33 @@ pub struct GitSource {
     pub subdir: String,
     /// Dockerfile path inside the context; empty for `Dockerfile`.
     pub dockerfile: String,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &redact_url_credentials(&self.url))
+            .field("branch", &self.branch)
+            .field("subdir", &self.subdir)
+            .field("dockerfile", &self.dockerfile)
+            .finish()
+    }
+}
+
+/// The URL with whatever stands between `://` and `@` in its authority (a
+/// user name, a password, an access token) replaced by `***`, for logs and
+/// `Debug`. scp-like `git@host:path` has only a user name and is kept.
+pub fn redact_url_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.into();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // The last `@`: a password may itself contain one, percent-encoded or not.
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]).into(),
+        None => url.into(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +220,37 @@ impl RestartPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_git_url_never_show_in_debug_output() {
+        let source = Source::Git(GitSource {
+            url: "https://deploy:ghp_s3cr3t@github.com/o/r.git".to_owned(),
+            branch: "main".to_owned(),
+            ..GitSource::default()
+        });
+        let shown = format!("{source:?} {source:#?}");
+        assert!(
+            !shown.contains("ghp_s3cr3t") && !shown.contains("deploy:"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://***@github.com/o/r.git"), "{shown}");
+        assert!(shown.contains("main"), "{shown}");
+    }
+
+    #[test]
+    fn only_the_user_info_of_a_url_is_masked() {
+        for (url, shown) in [
+            ("https://tok@host/r.git", "https://***@host/r.git"),
+            ("https://u:p@ss@host:8443/r", "https://***@host:8443/r"),
+            ("ssh://git@host/r.git", "ssh://***@host/r.git"),
+            ("https://host/r.git?ref=a@b", "https://host/r.git?ref=a@b"),
+            ("https://host/team@x/r.git", "https://host/team@x/r.git"),
+            ("git@host:o/r.git", "git@host:o/r.git"),
+            ("/srv/repo", "/srv/repo"),
+        ] {
+            assert_eq!(redact_url_credentials(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn a_health_path_is_one_request_target() {

@@ -343,6 +343,14 @@ mod tests {
     use super::*;
     use crate::env::EnvFlags;
 
+    #[test]
+    fn a_parsed_entry_never_shows_its_value_in_debug_output() {
+        let parsed = parse("DB_PASSWORD='hunter2-in-clear'\n").unwrap();
+        let shown = format!("{parsed:?} {parsed:#?}");
+        assert!(!shown.contains("hunter2-in-clear"), "{shown}");
+        assert!(shown.contains("DB_PASSWORD"), "{shown}");
+    }
+
     fn pairs(text: &str) -> Vec<(String, String, bool)> {
         parse(text)
             .unwrap_or_else(|e| panic!("{e:?}"))

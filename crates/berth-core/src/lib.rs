@@ -19,13 +19,14 @@ mod route;
 mod stack;
 
 pub use account::{
-    ApiToken, NewSession, Password, PasswordError, REDACTED, SessionUser, User, Username,
-    UsernameError,
+    ApiToken, NewSession, Password, PasswordError, REDACTED, SessionUser, TokenScope, User,
+    Username, UsernameError,
 };
 pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};
 pub use deployment::{
     DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, RestartPolicy,
+    redact_url_credentials,
 };
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};

@@ -916,8 +916,9 @@ impl Runtime {
         } else {
             &git.branch
         };
-        self.log(dep.id, format!("cloning {} {branch}", git.url))
-            .await;
+        // The log is shown to anyone who sees the app: a token in the URL stays out.
+        let url = berth_core::redact_url_credentials(&git.url);
+        self.log(dep.id, format!("cloning {url} {branch}")).await;
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Stop::Failed(format!("cannot create {}: {e}", parent.display())))?;

@@ -25,7 +25,7 @@ use berth_core::AppId;
 use berth_docker::{DockerClient, EngineInfo};
 use berth_store::Store;
 
-pub use accounts::SESSION_LIFETIME_SECS;
+pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;

@@ -136,7 +136,7 @@ impl std::fmt::Debug for AcmeSettingsInput {
             .field("email", &self.email)
             .field("directory", &self.directory)
             .field("eab_key_id", &self.eab_key_id)
-            .field("eab_hmac", &"[redacted]")
+            .field("eab_hmac", &berth_core::REDACTED)
             .finish_non_exhaustive()
     }
 }
@@ -273,14 +273,45 @@ impl CertManager {
 
     /// Validates and installs an uploaded certificate for `domain`. Nothing
     /// is written unless every check passes.
+    ///
+    /// The certificate is served for every name it holds. When a name other
+    /// than `domain` itself is one another domain's certificate holds, the
+    /// upload would take it over there: it is refused (field `replace`,
+    /// naming them) unless `replace_others` says the admin confirmed it.
     pub async fn upload(
         &self,
         domain: &str,
         chain_pem: &str,
         key_pem: &str,
+        replace_others: bool,
     ) -> Result<Certificate, TlsError> {
         let domain = normalize_domain(domain)?;
         let valid = certs::validate_upload(&domain, chain_pem, key_pem, berth_store::now())?;
+        if !replace_others {
+            let taken: Vec<String> = self
+                .list()
+                .await?
+                .iter()
+                .filter(|other| other.domain != domain)
+                .flat_map(|other| {
+                    other
+                        .names
+                        .iter()
+                        .filter(|name| **name != domain && valid.facts.names.contains(name))
+                        .map(|name| format!("{name} (now the certificate of {})", other.domain))
+                })
+                .collect();
+            if !taken.is_empty() {
+                return Err(TlsError::invalid(
+                    "replace",
+                    format!(
+                        "this certificate would replace another domain's certificate for {}; \
+                         confirm to serve it there instead",
+                        taken.join(", ")
+                    ),
+                ));
+            }
+        }
         let (cert_path, key_path) = self.write_pair(
             &domain,
             &valid.facts.serial,
@@ -1078,6 +1109,24 @@ mod tests {
     use super::*;
 
     const DAY: i64 = 24 * 3600;
+
+    #[test]
+    fn the_eab_hmac_never_shows_in_debug_output() {
+        let input = AcmeSettingsInput {
+            email: "ops@example.com".to_owned(),
+            directory: "production".to_owned(),
+            eab_key_id: "kid-1".to_owned(),
+            eab_hmac: "hmac-s3cr3t-value".to_owned(),
+            clear_eab: false,
+            challenge: "http-01".to_owned(),
+        };
+        let shown = format!("{input:?} {input:#?}");
+        assert!(!shown.contains("hmac-s3cr3t-value"), "{shown}");
+        assert!(
+            shown.contains("kid-1") && shown.contains(berth_core::REDACTED),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn renewal_is_due_thirty_days_before_expiry_without_a_window() {

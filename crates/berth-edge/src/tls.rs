@@ -340,6 +340,29 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_challenge_answers_never_show_in_debug_output() {
+        let resolver = CertResolver::new();
+        let (cert, key) = self_signed(&["shop.example.com"]);
+        resolver.install_pem(&cert, &key).unwrap();
+        let shown = format!("{resolver:?} {resolver:#?}");
+        assert!(shown.contains("shop.example.com"), "{shown}");
+        let key_body = key.lines().nth(1).unwrap();
+        assert!(
+            !shown.contains("PRIVATE") && !shown.contains(key_body),
+            "{shown}"
+        );
+
+        let challenges = Http01Challenges::new();
+        challenges.insert("token-abc", "token-abc.thumbprint-s3cr3t");
+        let shown = format!("{challenges:?} {challenges:#?}");
+        assert!(
+            !shown.contains("token-abc") && !shown.contains("thumbprint"),
+            "{shown}"
+        );
+        assert!(shown.contains("pending: 1"), "{shown}");
+    }
+
+    #[test]
     fn an_exact_name_wins_over_a_wildcard_which_covers_one_label() {
         let resolver = CertResolver::new();
         let (cert, key) = self_signed(&["*.example.com"]);

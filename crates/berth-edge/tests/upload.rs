@@ -75,6 +75,14 @@ fn a_valid_chain_and_key_pass_and_report_names_issuer_and_expiry() {
     );
     assert_eq!(valid.facts.issuer, "Test Intermediate");
     assert!(valid.facts.not_after > now() + 59 * 86400);
+    // The private key never shows in Debug output.
+    let shown = format!("{valid:?} {valid:#?}");
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(
+        !shown.contains("PRIVATE") && !shown.contains(key_body),
+        "{shown}"
+    );
+    assert!(shown.contains("shop.example.com"), "{shown}");
 }
 
 #[test]
@@ -160,7 +168,7 @@ async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
 
     assert!(
         manager
-            .upload("shop.example.com", &chain, &wrong_key)
+            .upload("shop.example.com", &chain, &wrong_key, false)
             .await
             .is_err()
     );
@@ -169,7 +177,7 @@ async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
     assert!(!resolver.has_certificate("shop.example.com"));
 
     let cert = manager
-        .upload("shop.example.com", &chain, &key)
+        .upload("shop.example.com", &chain, &key, false)
         .await
         .unwrap();
     assert_eq!(cert.names, ["shop.example.com"]);
@@ -194,4 +202,68 @@ async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
     manager.delete(cert.id).await.unwrap();
     assert!(!resolver.has_certificate("shop.example.com"));
     assert!(!std::path::Path::new(cert.key_path.as_ref().unwrap()).exists());
+}
+
+#[tokio::test]
+async fn an_upload_that_takes_a_name_from_another_domains_certificate_needs_confirming() {
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).await.unwrap();
+    let resolver = Arc::new(CertResolver::new());
+    let manager = CertManager::new(
+        store,
+        AcmeConfig::new(data.path()),
+        resolver.clone(),
+        Arc::new(Http01Challenges::new()),
+    );
+    let pki = pki();
+    let (www_chain, www_key) = leaf(&pki, &["www.example.com"], -1, 60);
+    let www = manager
+        .upload("www.example.com", &www_chain, &www_key, false)
+        .await
+        .unwrap();
+    let serving_www = resolver.lookup("www.example.com").expect("www is served");
+
+    // shop's certificate also names www: it would take www from www's own.
+    let (shop_chain, shop_key) = leaf(&pki, &["shop.example.com", "www.example.com"], -1, 60);
+    let refused = manager
+        .upload("shop.example.com", &shop_chain, &shop_key, false)
+        .await;
+    let Err(TlsError::Invalid { field, message }) = refused else {
+        panic!("an unconfirmed take-over is refused: {refused:?}");
+    };
+    assert_eq!(field, "replace");
+    assert!(
+        message.contains("www.example.com (now the certificate of www.example.com)"),
+        "{message}"
+    );
+    assert_eq!(manager.list().await.unwrap().len(), 1, "nothing saved");
+    assert!(!resolver.has_certificate("shop.example.com"));
+    assert!(
+        Arc::ptr_eq(&resolver.lookup("www.example.com").unwrap(), &serving_www),
+        "www keeps its own certificate"
+    );
+
+    // Confirmed, it is saved and served for both names.
+    let shop = manager
+        .upload("shop.example.com", &shop_chain, &shop_key, true)
+        .await
+        .unwrap();
+    let serving_shop = resolver.lookup("shop.example.com").unwrap();
+    assert!(Arc::ptr_eq(
+        &resolver.lookup("www.example.com").unwrap(),
+        &serving_shop
+    ));
+    assert_ne!(www.id, shop.id);
+
+    // A new certificate for a domain's own name needs no confirmation, even
+    // where another certificate also names it.
+    let (again_chain, again_key) = leaf(&pki, &["www.example.com"], -1, 90);
+    manager
+        .upload("www.example.com", &again_chain, &again_key, false)
+        .await
+        .expect("replacing a domain's own certificate is what an upload is for");
+    assert!(!Arc::ptr_eq(
+        &resolver.lookup("www.example.com").unwrap(),
+        &serving_shop
+    ));
 }

@@ -452,3 +452,23 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
     tracing::info!(key.old = %rotation.old_id, key.new = %rotation.new_id, values = rotation.values, "secret key rotated");
     Ok(rotation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_and_the_keyring_show_only_the_key_id_in_debug_output() {
+        let bytes = [0xa7u8; 32];
+        let key = SecretKey::from_bytes(&bytes);
+        let id = key.id.clone();
+        let keyring = Keyring(Arc::new(RwLock::new(Arc::new(key))));
+        let shown = format!("{keyring:?} {keyring:#?}");
+        assert!(shown.contains(&id), "{shown}");
+        assert!(!shown.contains(&hex::encode(bytes)), "{shown}");
+        assert!(
+            !shown.contains("a7a7") && !shown.contains("167, 167"),
+            "{shown}"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! queue that keeps only the newest waiting deployment, logs read by
 //! position, settings with defaults, and the webhook secret sealed at rest.
 
+mod scan;
+
 use berth_core::{
     AppName, DeploySettings, DeploymentStatus, GitSource, ImageRef, Port, ProjectName,
     deployment::Source,
@@ -126,14 +128,8 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
         "saving settings keeps the secret"
     );
 
-    let db = std::fs::read(dir.path().join("berth.db")).unwrap_or_default();
-    let wal = std::fs::read(dir.path().join("berth.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the secret is sealed at rest"
-        );
-    }
+    scan::assert_sealed(dir.path(), &secret);
+    scan::assert_the_scan_finds_a_value_in_clear(&store, dir.path(), &secret).await;
     crypto::rotate_key(&store).await.unwrap();
     assert_eq!(
         deployments::webhook_secret(&store, app).await.unwrap(),
@@ -174,14 +170,9 @@ async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() 
     deployments::save_settings(&store, app, &DeploySettings::default())
         .await
         .unwrap();
-    let db = std::fs::read(dir.path().join("berth.db")).unwrap_or_default();
-    let wal = std::fs::read(dir.path().join("berth.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(
-            !bytes.windows(6).any(|w| w == b"7f3a9c"),
-            "the private key is sealed at rest"
-        );
-    }
+    scan::assert_sealed(dir.path(), "not really a key 7f3a9c");
+    scan::assert_the_scan_finds_a_value_in_clear(&store, dir.path(), "not really a key 7f3a9c")
+        .await;
     crypto::rotate_key(&store).await.unwrap();
     assert_eq!(
         deployments::deploy_key_private(&store, app)

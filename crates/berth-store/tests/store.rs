@@ -1,5 +1,7 @@
 //! The store against a real SQLite file in a temp dir.
 
+mod scan;
+
 use berth_core::{
     AppName, AppStatus, DesiredState, ImageRef, NewApp, Password, Port, ProjectName, Username,
 };
@@ -122,7 +124,9 @@ async fn the_database_file_holds_no_password_session_or_api_token_in_clear() {
         "only the first"
     );
     let session = sessions::create(&store, user.id).await.unwrap();
-    let (_, token) = api_tokens::create(&store, "ci").await.unwrap();
+    let (_, token) = api_tokens::create(&store, "ci", Default::default())
+        .await
+        .unwrap();
     assert!(
         sessions::find_user(&store, &session.token)
             .await
@@ -143,18 +147,18 @@ async fn the_database_file_holds_no_password_session_or_api_token_in_clear() {
     );
     assert!(passwords::verify(password, &hash).await);
     assert!(!passwords::verify("wrong", &hash).await);
-    store.close().await;
 
-    let mut bytes = std::fs::read(dir.path().join("data/berth.db")).unwrap();
-    if let Ok(wal) = std::fs::read(dir.path().join("data/berth.db-wal")) {
-        bytes.extend(wal);
-    }
+    let data = dir.path().join("data");
     for secret in [password, session.token.as_str(), token.as_str()] {
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "found a secret in the database file"
-        );
+        scan::assert_sealed(&data, secret);
     }
+    // And once the store is closed and everything is in the main file.
+    store.close().await;
+    for secret in [password, session.token.as_str(), token.as_str()] {
+        scan::assert_sealed(&data, secret);
+    }
+    let store = Store::open(&data).await.unwrap();
+    scan::assert_the_scan_finds_a_value_in_clear(&store, &data, &session.token).await;
 }
 
 #[tokio::test]
@@ -208,4 +212,131 @@ async fn the_full_app_list_is_ordered_and_keeps_every_field() {
         from_list.command.as_ref().unwrap().args(),
         ["sh", "-c", "echo \"ünï\" 'x'"]
     );
+}
+
+/// Moves a session's last use `secs` into the past, as if it had been idle.
+async fn idle_for(store: &Store, secs: i64) {
+    sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at - ?")
+        .bind(secs)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_left_idle_ends_before_its_lifetime_and_its_use_is_written_once_a_minute() {
+    let (_dir, store) = open().await;
+    let hash = passwords::hash(&Password::parse_new("a-long-password").unwrap())
+        .await
+        .unwrap();
+    let user = users::create_first(&store, &Username::parse("admin").unwrap(), &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let session = sessions::create(&store, user.id).await.unwrap();
+    let seen = |store: &Store| {
+        let token = session.token.clone();
+        let store = store.clone();
+        async move {
+            sessions::last_seen(&store, &token)
+                .await
+                .unwrap()
+                .expect("the session exists")
+        }
+    };
+    let created = seen(&store).await;
+
+    // Used again within the minute: found, and nothing is written.
+    idle_for(&store, 30).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(seen(&store).await, created - 30, "no write within a minute");
+
+    // A minute or more since the last write: the use is written down.
+    idle_for(&store, 60).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(seen(&store).await >= created, "the use is recorded");
+
+    // Unused just short of the idle limit: still valid, and that use starts it again.
+    idle_for(&store, sessions::IDLE_SECS - 5).await;
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Unused for the idle limit: over, days before its lifetime ends.
+    idle_for(&store, sessions::IDLE_SECS).await;
+    const { assert!(sessions::IDLE_SECS < sessions::LIFETIME_SECS) };
+    assert!(
+        sessions::find_user(&store, &session.token)
+            .await
+            .unwrap()
+            .is_none(),
+        "an idle session ends"
+    );
+    // And the hourly clean-up removes it.
+    let other = sessions::create(&store, user.id).await.unwrap();
+    assert_eq!(sessions::delete_expired(&store).await.unwrap(), 1);
+    assert!(
+        sessions::find_user(&store, &other.token)
+            .await
+            .unwrap()
+            .is_some(),
+        "a session in use stays"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_the_scope_is_kept() {
+    let (_dir, store) = open().await;
+    let now = berth_store::now();
+    let (_, ends_soon) = api_tokens::create(
+        &store,
+        "monitoring",
+        berth_core::TokenScope {
+            expires_at: Some(now + 3600),
+            read_only: true,
+        },
+    )
+    .await
+    .unwrap();
+    let found = api_tokens::authenticate(&store, &ends_soon)
+        .await
+        .unwrap()
+        .expect("valid until it expires");
+    assert!(found.read_only);
+    assert!(found.allows("GET") && found.allows("HEAD"));
+    assert!(!found.allows("POST") && !found.allows("DELETE") && !found.allows("PUT"));
+
+    // An hour later: the same token is refused.
+    sqlx::query("UPDATE api_tokens SET expires_at = ? WHERE name = 'monitoring'")
+        .bind(now - 1)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        api_tokens::authenticate(&store, &ends_soon)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired token authenticates nothing"
+    );
+    let (_, forever) = api_tokens::create(&store, "ci", Default::default())
+        .await
+        .unwrap();
+    let found = api_tokens::authenticate(&store, &forever)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.expires_at.is_none() && !found.read_only && found.allows("POST"));
 }

@@ -22,6 +22,8 @@ pub enum WebError {
     Unauthorized,
     #[error("too many failed logins: wait a few minutes and try again")]
     TooManyAttempts,
+    #[error("this API token is read-only: it may only make GET and HEAD requests")]
+    ReadOnlyToken,
     #[error("{message}")]
     DockerUnavailable {
         message: String,
@@ -43,6 +45,7 @@ impl WebError {
             WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            WebError::ReadOnlyToken => StatusCode::FORBIDDEN,
             WebError::DockerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Docker(_) => StatusCode::BAD_GATEWAY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -47,7 +47,8 @@ impl FieldErrors {
 }
 
 /// The app form as typed: every field a string, so it can be shown again.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+/// `Debug` masks credentials in the git URL.
+#[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct AppInput {
     /// DNS label: lowercase letters, digits and '-'.
     #[serde(default)]
@@ -87,6 +88,29 @@ pub struct AppInput {
     /// Allow bind mounts outside the volumes root (system paths, the data dir, the Docker socket). The app page shows it.
     #[serde(default, deserialize_with = "checkbox")]
     pub dangerous_mounts: bool,
+}
+
+impl std::fmt::Debug for AppInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppInput")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("port", &self.port)
+            .field("command", &self.command)
+            .field("source", &self.source)
+            .field(
+                "git_url",
+                &berth_core::redact_url_credentials(&self.git_url),
+            )
+            .field("git_branch", &self.git_branch)
+            .field("git_subdir", &self.git_subdir)
+            .field("dockerfile", &self.dockerfile)
+            .field("strategy", &self.strategy)
+            .field("volumes", &self.volumes)
+            .field("volume", &self.volume)
+            .field("dangerous_mounts", &self.dangerous_mounts)
+            .finish()
+    }
 }
 
 /// One volume of an app as typed.
@@ -184,6 +208,20 @@ pub struct ParsedApp {
 fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s: String = serde::Deserialize::deserialize(d)?;
     Ok(matches!(s.trim(), "on" | "true" | "1" | "yes"))
+}
+
+/// `true`/`false` from JSON, or a checkbox from a form.
+fn bool_or_checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Sent {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Sent::Bool(b) => b,
+        Sent::Text(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
+    })
 }
 
 impl AppInput {
@@ -405,13 +443,18 @@ pub struct CertificateUpload {
     /// PEM private key of the leaf (PKCS#8, RSA or EC).
     #[serde(default)]
     pub key: String,
+    /// Confirms taking over names another domain's certificate serves
+    /// (refused otherwise). JSON `true`; the form's checkbox sends `1`.
+    #[serde(default, deserialize_with = "bool_or_checkbox")]
+    pub replace: bool,
 }
 
 impl std::fmt::Debug for CertificateUpload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertificateUpload")
             .field("domain", &self.domain)
-            .field("key", &"[redacted]")
+            .field("key", &berth_core::REDACTED)
+            .field("replace", &self.replace)
             .finish_non_exhaustive()
     }
 }
@@ -448,7 +491,7 @@ impl std::fmt::Debug for AcmeSettingsForm {
             .field("email", &self.email)
             .field("directory", &self.directory)
             .field("eab_key_id", &self.eab_key_id)
-            .field("eab_hmac", &"[redacted]")
+            .field("eab_hmac", &berth_core::REDACTED)
             .finish_non_exhaustive()
     }
 }
@@ -478,6 +521,39 @@ impl AcmeSettingsForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_forms_never_show_in_debug_output() {
+        let app = AppInput {
+            name: "web".into(),
+            source: "git".into(),
+            git_url: "https://ci:glpat-s3cr3t@gitlab.example.com/o/r.git".into(),
+            ..AppInput::default()
+        };
+        let upload = CertificateUpload {
+            domain: "shop.example.com".into(),
+            certificate: "-----BEGIN CERTIFICATE-----".into(),
+            key: "-----BEGIN PRIVATE KEY-----\nkey-s3cr3t\n".into(),
+            replace: false,
+        };
+        let acme = AcmeSettingsForm {
+            eab_key_id: "kid-1".into(),
+            eab_hmac: "hmac-s3cr3t".into(),
+            ..AcmeSettingsForm::default()
+        };
+        let shown = format!("{app:?} {upload:?} {acme:?} {app:#?} {upload:#?} {acme:#?}");
+        for secret in ["glpat-s3cr3t", "key-s3cr3t", "PRIVATE", "hmac-s3cr3t"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in [
+            "gitlab.example.com/o/r.git",
+            "shop.example.com",
+            "kid-1",
+            "web",
+        ] {
+            assert!(shown.contains(kept), "{kept} in {shown}");
+        }
+    }
 
     #[test]
     fn every_bad_field_is_reported_at_once() {

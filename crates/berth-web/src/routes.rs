@@ -182,6 +182,10 @@ pub fn build(state: AppState) -> Router {
         .merge(bearer)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(crate::auth::refuse_plain_http))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::mark_transport,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(header("x-frame-options", "DENY"))
         .layer(header("x-content-type-options", "nosniff"))

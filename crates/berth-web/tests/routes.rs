@@ -192,7 +192,7 @@ async fn every_dashboard_post_needs_the_sessions_csrf_token() {
 #[tokio::test]
 async fn every_api_route_is_described_in_the_openapi_document() {
     let (_dir, state, store) = state().await;
-    let (_, token) = berth_store::api_tokens::create(&store, "routes-test")
+    let (_, token) = berth_store::api_tokens::create(&store, "routes-test", Default::default())
         .await
         .unwrap();
     let app = router(state);
@@ -240,7 +240,7 @@ async fn every_api_route_is_described_in_the_openapi_document() {
 #[tokio::test]
 async fn a_wrongly_typed_api_field_is_a_422_under_that_field() {
     let (_dir, state, store) = state().await;
-    let (_, token) = berth_store::api_tokens::create(&store, "routes-test")
+    let (_, token) = berth_store::api_tokens::create(&store, "routes-test", Default::default())
         .await
         .unwrap();
     let app = router(state);
@@ -274,7 +274,7 @@ async fn a_wrongly_typed_api_field_is_a_422_under_that_field() {
 async fn logged_in_pages_and_api_answers_are_never_cached_but_assets_are() {
     let (_dir, state, store) = state().await;
     let session = admin_session(&store).await;
-    let (_, token) = berth_store::api_tokens::create(&store, "cache-test")
+    let (_, token) = berth_store::api_tokens::create(&store, "cache-test", Default::default())
         .await
         .unwrap();
     let app = router(state);

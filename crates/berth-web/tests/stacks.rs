@@ -42,7 +42,7 @@ async fn web() -> TestWeb {
         .await
         .unwrap();
     let session = sessions::create(&store, user.id).await.unwrap();
-    let (_, token) = berth_store::api_tokens::create(&store, "stacks-test")
+    let (_, token) = berth_store::api_tokens::create(&store, "stacks-test", Default::default())
         .await
         .unwrap();
     TestWeb {

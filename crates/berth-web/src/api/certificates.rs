@@ -174,7 +174,9 @@ pub async fn get_certificate(
 
 /// Uploads a certificate chain and key for a domain. Validated first
 /// (key matches, chain order, names cover the domain, not expired); nothing
-/// is saved on error (422 with the field at fault).
+/// is saved on error (422 with the field at fault). A certificate with a
+/// name another domain's certificate serves is refused (field `replace`)
+/// unless `replace` is true.
 #[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates",
     request_body = CertificateUpload,
     responses((status = 201, body = CertificateOut), (status = 422, body = ErrorBody)))]
@@ -184,7 +186,7 @@ pub async fn upload_certificate(
 ) -> Result<(StatusCode, Json<CertificateOut>), ApiError> {
     let cert = state
         .certs()?
-        .upload(&input.domain, &input.certificate, &input.key)
+        .upload(&input.domain, &input.certificate, &input.key, input.replace)
         .await?;
     Ok((StatusCode::CREATED, Json(out(&state, cert)?)))
 }

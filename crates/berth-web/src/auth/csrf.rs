@@ -12,10 +12,13 @@ use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use super::{CurrentUser, cookie};
+use super::{CookieName, CurrentUser, Https, cookie};
 use crate::{MAX_BODY_BYTES, WebError};
 
-pub const PRE_SESSION_COOKIE: &str = "berth_csrf";
+pub const PRE_SESSION_COOKIE: CookieName = CookieName {
+    plain: "berth_csrf",
+    secure: "__Host-berth_csrf",
+};
 
 /// A urlencoded form whose `csrf` field was checked before `T` is handed over.
 pub struct CsrfForm<T>(pub T);
@@ -57,7 +60,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
 fn expected_token(req: &Request) -> Option<String> {
     match req.extensions().get::<CurrentUser>() {
         Some(user) => Some(user.csrf_token.clone()),
-        None => cookie(req.headers(), PRE_SESSION_COOKIE),
+        None => cookie(
+            req.headers(),
+            PRE_SESSION_COOKIE.for_request(Https::of(req.extensions())),
+        ),
     }
 }
 
@@ -65,21 +71,22 @@ fn expected_token(req: &Request) -> Option<String> {
 /// `berth_csrf` cookie when the browser does not have one yet.
 pub fn pre_session_page<P: askama::Template>(
     headers: &HeaderMap,
+    https: Https,
     page: impl FnOnce(String) -> P,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let (csrf, fresh) = pre_session_token(headers);
+    let (csrf, fresh) = pre_session_token(headers, https);
     let mut response = crate::views::render(&page(csrf.clone())).into_response();
     if fresh {
-        let (name, value) = super::set_cookie(headers, PRE_SESSION_COOKIE, &csrf, 3600);
+        let (name, value) = super::set_cookie(https, PRE_SESSION_COOKIE, &csrf, 3600);
         response.headers_mut().insert(name, value);
     }
     response
 }
 
 /// The pre-session token for a login or setup page, and whether it must be set as a cookie.
-pub fn pre_session_token(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, PRE_SESSION_COOKIE) {
+pub fn pre_session_token(headers: &HeaderMap, https: Https) -> (String, bool) {
+    match cookie(headers, PRE_SESSION_COOKIE.for_request(https)) {
         Some(token) if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) => {
             (token, false)
         }

@@ -10,10 +10,85 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use subtle::ConstantTimeEq;
+
 use crate::error::ApiError;
 use crate::{AppState, WebError};
 
-pub const SESSION_COOKIE: &str = "berth_session";
+/// One of berth's cookies, by the name it has over plain HTTP and over HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieName {
+    plain: &'static str,
+    /// With the `__Host-` prefix a browser takes the cookie only from a
+    /// secure origin, with `Path=/` and no `Domain`: a site on a sibling
+    /// subdomain cannot plant or overwrite it (session fixation, login CSRF).
+    /// The prefix needs `Secure`, so plain HTTP keeps the plain name.
+    secure: &'static str,
+}
+
+impl CookieName {
+    pub fn for_request(self, https: Https) -> &'static str {
+        if https.0 { self.secure } else { self.plain }
+    }
+}
+
+pub const SESSION_COOKIE: CookieName = CookieName {
+    plain: "berth_session",
+    secure: "__Host-berth_session",
+};
+
+/// Whether the browser reached the dashboard over HTTPS: through berth's own
+/// edge (the request carries the edge's secret) on its TLS listener. A bare
+/// `X-Forwarded-Proto` proves nothing, since any local process can send it.
+/// Set on every request by [`mark_transport`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Https(pub bool);
+
+impl Https {
+    /// What [`mark_transport`] decided for this request.
+    pub fn of(extensions: &axum::http::Extensions) -> Https {
+        extensions.get::<Https>().copied().unwrap_or_default()
+    }
+
+    /// Decides it from the headers: the edge's secret and its `X-Forwarded-Proto`.
+    pub fn decide(state: &AppState, headers: &HeaderMap) -> Https {
+        Https(
+            from_edge(state, headers)
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Https {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Https::of(&parts.extensions))
+    }
+}
+
+/// Whether the request came through berth's own edge: it carries the secret
+/// the edge adds to the dashboard's requests (and strips from everyone else's).
+pub fn from_edge(state: &AppState, headers: &HeaderMap) -> bool {
+    state.edge_secret.as_deref().is_some_and(|secret| {
+        headers
+            .get(berth_edge::DASHBOARD_SECRET_HEADER)
+            .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(secret.as_bytes())))
+    })
+}
+
+/// Layer for every route: decides once whether the request came over HTTPS
+/// (see [`Https`]) and puts the answer in its extensions.
+pub async fn mark_transport(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let https = Https::decide(&state, req.headers());
+    req.extensions_mut().insert(https);
+    next.run(req).await
+}
 
 /// The logged-in admin of a browser request (put there by `require_session`).
 /// Its `Debug` hides both tokens.
@@ -68,7 +143,8 @@ pub async fn require_session(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = cookie(req.headers(), SESSION_COOKIE) {
+    let name = SESSION_COOKIE.for_request(Https::of(req.extensions()));
+    if let Some(token) = cookie(req.headers(), name) {
         match state.accounts.session_user(&token).await {
             Ok(Some(user)) => {
                 req.extensions_mut().insert(CurrentUser {
@@ -103,6 +179,9 @@ pub async fn require_bearer(
         .map(str::trim);
     if let Some(token) = token {
         match state.accounts.authenticate_token(token).await {
+            Ok(Some(token)) if !token.allows(req.method().as_str()) => {
+                return ApiError(WebError::ReadOnlyToken).into_response();
+            }
             Ok(Some(token)) => {
                 req.extensions_mut()
                     .insert(ApiCaller(format!("api token {}", token.name)));
@@ -132,13 +211,6 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The request reached berth over HTTPS (directly later, or through a proxy that says so).
-pub fn is_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
-}
-
 /// The dashboard never answers a request the edge received over plain HTTP
 /// (its domain before the certificate is issued): a login form there would
 /// send the password in clear across the internet. Once the certificate
@@ -160,18 +232,40 @@ pub async fn refuse_plain_http(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// A `Set-Cookie` header value: always HttpOnly and SameSite=Lax, Secure over HTTPS.
+/// A `Set-Cookie` header value: always HttpOnly and SameSite=Lax; over
+/// HTTPS also Secure, under its `__Host-` name.
 pub fn set_cookie(
-    headers: &HeaderMap,
-    name: &str,
+    https: Https,
+    name: CookieName,
     value: &str,
     max_age_secs: i64,
 ) -> (axum::http::HeaderName, HeaderValue) {
-    let secure = if is_https(headers) { "; Secure" } else { "" };
+    let secure = if https.0 { "; Secure" } else { "" };
+    let name = name.for_request(https);
     let value =
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
     (
         SET_COOKIE,
         HeaderValue::from_str(&value).expect("cookie values are hex"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_and_csrf_tokens_never_show_in_debug_output() {
+        let user = CurrentUser {
+            username: "admin".to_owned(),
+            csrf_token: "csrf-s3cr3t".to_owned(),
+            session_token: "session-s3cr3t".to_owned(),
+        };
+        let shown = format!("{user:?} {user:#?}");
+        assert!(
+            !shown.contains("csrf-s3cr3t") && !shown.contains("session-s3cr3t"),
+            "{shown}"
+        );
+        assert!(shown.contains("admin"), "{shown}");
+    }
 }

@@ -36,7 +36,7 @@ pub async fn upload(
 ) -> Result<Response, WebError> {
     let certs = state.certs()?;
     match certs
-        .upload(&input.domain, &input.certificate, &input.key)
+        .upload(&input.domain, &input.certificate, &input.key, input.replace)
         .await
     {
         Ok(_) => Ok(Redirect::to("/certificates").into_response()),
@@ -49,6 +49,7 @@ pub async fn upload(
             let form = Form {
                 upload: CertificateUpload {
                     key: String::new(),
+                    replace: false,
                     ..input
                 },
                 upload_errors: errors,

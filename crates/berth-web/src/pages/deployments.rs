@@ -114,8 +114,8 @@ impl DeploymentRow {
     }
 }
 
-/// The deploy settings form as typed.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// The deploy settings form as typed. `Debug` masks credentials in the git URL.
+#[derive(Clone, Default, serde::Deserialize)]
 pub struct SettingsInput {
     #[serde(default)]
     pub source: String,
@@ -156,6 +156,35 @@ pub struct SettingsInput {
     pub strategy: String,
     #[serde(default)]
     pub hold_secs: String,
+}
+
+impl std::fmt::Debug for SettingsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsInput")
+            .field("source", &self.source)
+            .field(
+                "git_url",
+                &berth_core::redact_url_credentials(&self.git_url),
+            )
+            .field("git_branch", &self.git_branch)
+            .field("git_subdir", &self.git_subdir)
+            .field("dockerfile", &self.dockerfile)
+            .field("health_path", &self.health_path)
+            .field("health_status", &self.health_status)
+            .field("health_interval_ms", &self.health_interval_ms)
+            .field("health_timeout_ms", &self.health_timeout_ms)
+            .field("health_retries", &self.health_retries)
+            .field("health_start_secs", &self.health_start_secs)
+            .field("drain_secs", &self.drain_secs)
+            .field("stop_timeout_secs", &self.stop_timeout_secs)
+            .field("memory_mb", &self.memory_mb)
+            .field("cpus", &self.cpus)
+            .field("restart_policy", &self.restart_policy)
+            .field("keep_images", &self.keep_images)
+            .field("strategy", &self.strategy)
+            .field("hold_secs", &self.hold_secs)
+            .finish()
+    }
 }
 
 impl SettingsInput {
@@ -374,6 +403,12 @@ async fn page(
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
+    // The URL carries the secret: https whenever the page itself came over it.
+    let scheme = if crate::auth::Https::decide(state, headers).0 {
+        "https"
+    } else {
+        "http"
+    };
     let now = berth_core::unix_now();
     Ok(DeploymentsPage {
         chrome: Chrome::from(user),
@@ -385,7 +420,7 @@ async fn page(
         app: AppRow::from(&app),
         settings,
         errors,
-        webhook_url: format!("http://{host}/hooks/{project}/{name}/{secret}"),
+        webhook_url: format!("{scheme}://{host}/hooks/{project}/{name}/{secret}"),
         deploy_key,
         deploy_key_error,
         flash,
@@ -629,4 +664,25 @@ fn names(project: &str, app: &str) -> Result<(ProjectName, AppName), WebError> {
 
 fn deployment_url(project: &ProjectName, app: &AppName, number: i64) -> String {
     format!("/projects/{project}/apps/{app}/deployments/{number}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_settings_forms_git_url_never_show_in_debug_output() {
+        let input = SettingsInput {
+            source: "git".into(),
+            git_url: "https://x-access-token:ghs_s3cr3t@github.com/o/r.git".into(),
+            git_branch: "main".into(),
+            ..SettingsInput::default()
+        };
+        let shown = format!("{input:?} {input:#?}");
+        assert!(
+            !shown.contains("ghs_s3cr3t") && !shown.contains("x-access-token"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://***@github.com/o/r.git"), "{shown}");
+    }
 }

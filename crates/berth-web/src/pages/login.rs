@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::ClientIp;
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
-use crate::auth::{CurrentUser, SESSION_COOKIE, set_cookie};
+use crate::auth::{CurrentUser, Https, SESSION_COOKIE, cookie, set_cookie};
 use crate::routes::{Access, Table};
 use crate::views::{LoginPage, render};
 use crate::{AppState, WebError};
@@ -23,11 +23,15 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    https: Https,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     if !state.accounts.has_admin().await? {
         return Ok(Redirect::to("/setup").into_response());
     }
-    Ok(pre_session_page(&headers, |csrf| LoginPage {
+    Ok(pre_session_page(&headers, https, |csrf| LoginPage {
         csrf,
         username: String::new(),
         error: String::new(),
@@ -37,11 +41,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 pub async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    https: Https,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
     let again = |status: StatusCode, error: String| {
-        let (csrf, _) = pre_session_token(&headers);
+        let (csrf, _) = pre_session_token(&headers, https);
         (
             status,
             render(&LoginPage {
@@ -60,9 +65,10 @@ pub async fn submit(
             WebError::TooManyAttempts.to_string(),
         ));
     };
+    let previous = cookie(&headers, SESSION_COOKIE.for_request(https));
     let Some((_, session)) = state
         .accounts
-        .log_in(form.username.trim(), &form.password)
+        .log_in(form.username.trim(), &form.password, previous.as_deref())
         .await?
     else {
         tracing::info!(client.ip = %ip, "failed login");
@@ -73,7 +79,7 @@ pub async fn submit(
     };
     attempt.succeeded();
     let cookie = set_cookie(
-        &headers,
+        https,
         SESSION_COOKIE,
         &session.token,
         berth_deploy::SESSION_LIFETIME_SECS,
@@ -84,10 +90,10 @@ pub async fn submit(
 pub async fn logout(
     State(state): State<AppState>,
     user: CurrentUser,
-    headers: HeaderMap,
+    https: Https,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
     state.accounts.log_out(&user.session_token).await?;
-    let cookie = set_cookie(&headers, SESSION_COOKIE, "", 0);
+    let cookie = set_cookie(https, SESSION_COOKIE, "", 0);
     Ok(([cookie], Redirect::to("/login")).into_response())
 }

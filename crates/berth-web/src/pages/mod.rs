@@ -16,14 +16,13 @@ pub mod settings;
 pub mod setup;
 pub mod stacks;
 pub mod storage;
+pub mod tokens;
 pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-
-use subtle::ConstantTimeEq;
 
 use crate::routes::Table;
 use crate::{AppState, WebError};
@@ -45,6 +44,7 @@ pub(crate) fn routes(t: &mut Table) {
     storage::routes(t);
     catalogue::routes(t);
     stacks::routes(t);
+    tokens::routes(t);
 }
 
 pub async fn not_found() -> WebError {
@@ -68,13 +68,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        let from_edge = state.edge_secret.as_deref().is_some_and(|secret| {
-            parts
-                .headers
-                .get(berth_edge::DASHBOARD_SECRET_HEADER)
-                .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(secret.as_bytes())))
-        });
-        let forwarded = from_edge
+        let forwarded = crate::auth::from_edge(state, &parts.headers)
             .then(|| parts.headers.get("x-real-ip"))
             .flatten()
             .and_then(|v| v.to_str().ok())

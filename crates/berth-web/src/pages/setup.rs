@@ -7,7 +7,7 @@ use berth_core::{Password, Username};
 use subtle::ConstantTimeEq;
 
 use crate::auth::csrf::{CsrfForm, pre_session_page, pre_session_token};
-use crate::auth::{SESSION_COOKIE, set_cookie};
+use crate::auth::{Https, SESSION_COOKIE, set_cookie};
 use crate::forms::FieldErrors;
 use crate::routes::{Access, Table};
 use crate::views::{SetupPage, render};
@@ -30,11 +30,15 @@ pub struct SetupForm {
     password_confirm: String,
 }
 
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    https: Https,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     if state.accounts.has_admin().await? {
         return Ok(Redirect::to("/login").into_response());
     }
-    Ok(pre_session_page(&headers, |csrf| SetupPage {
+    Ok(pre_session_page(&headers, https, |csrf| SetupPage {
         csrf,
         token: String::new(),
         username: String::new(),
@@ -44,6 +48,7 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 pub async fn submit(
     State(state): State<AppState>,
+    https: Https,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> Result<Response, WebError> {
@@ -70,7 +75,7 @@ pub async fn submit(
         errors.add("password_confirm", "does not match the password");
     }
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
-        let (csrf, _) = pre_session_token(&headers);
+        let (csrf, _) = pre_session_token(&headers, https);
         let page = SetupPage {
             csrf,
             token: form.token,
@@ -88,7 +93,7 @@ pub async fn submit(
     };
     *state.setup_token.lock().expect("setup token poisoned") = None;
     let cookie = set_cookie(
-        &headers,
+        https,
         SESSION_COOKIE,
         &session.token,
         berth_deploy::SESSION_LIFETIME_SECS,

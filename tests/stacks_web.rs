@@ -188,3 +188,68 @@ fn docker_id(container: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A stack service answers on the user's own domain instead of the host
+/// berth picks (and asks the ACME CA for its certificate); an update can
+/// take the domain away again. A bad domain changes nothing.
+#[tokio::test]
+async fn a_service_takes_the_users_own_domain_and_gives_it_back() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("stk-dom").await;
+    let api = Api::new(&app);
+    let stacks = format!("/api/v1/projects/{project}/stacks");
+    let compose =
+        "services:\n  web:\n    image: berth-test/web:latest\n    ports:\n      - \"8080\"\n";
+    let (status, body) = api
+        .post(
+            &app,
+            &stacks,
+            json!({"name": "shop", "compose": compose, "domains": {"web": "not a domain"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("domain.web"), "{body}");
+    assert_eq!(api.get(&app, &stacks).await, json!([]));
+
+    let own = format!("shop-{project}.example.test");
+    let (status, body) = api
+        .post(
+            &app,
+            &stacks,
+            json!({"name": "shop", "compose": compose, "domains": {"web": own}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let detail = wait_for_stack(&app, &api, &format!("{stacks}/shop"), "running").await;
+    assert_eq!(detail["routes"][0]["host"], own.as_str(), "{detail}");
+    assert_eq!(detail["routes"][0]["own_domain"], true);
+    let page = app.get_via_edge(&own, "/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("berth-test-web"));
+    // The generated host is not served meanwhile.
+    let generated = format!("shop.{project}.localhost");
+    assert_ne!(app.get_via_edge(&generated, "/").await.status(), 200);
+
+    let (status, body) = api
+        .send(
+            &app,
+            Method::PUT,
+            &format!("{stacks}/shop"),
+            Some(json!({"domains": {}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let detail = api.get(&app, &format!("{stacks}/shop")).await;
+    assert_eq!(detail["routes"][0]["host"], generated.as_str(), "{detail}");
+    assert_eq!(app.get_via_edge(&generated, "/").await.status(), 200);
+    let (status, _) = api
+        .send(
+            &app,
+            Method::DELETE,
+            &format!("{stacks}/shop?volumes=delete&confirm=shop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+}

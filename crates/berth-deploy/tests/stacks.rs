@@ -144,6 +144,7 @@ fn request(name: &str, text: &str) -> StackRequest {
         inputs: BTreeMap::new(),
         confirm_dangerous: false,
         publish: Vec::new(),
+        domains: BTreeMap::new(),
     }
 }
 
@@ -303,8 +304,8 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
     // and keeps the generated password.
     let db_id = docker(&["inspect", "-f", "{{.Id}}", &db]);
     let update = || StackUpdate {
-        source: None,
         inputs: BTreeMap::from([("GREETING".to_owned(), "bonjour".to_owned())]),
+        ..StackUpdate::default()
     };
     let same = stacks
         .update_preview(&p, &name, StackUpdate::default())
@@ -319,8 +320,8 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
             &p,
             &name,
             StackUpdate {
-                source: None,
                 inputs: BTreeMap::from([("GREETING".to_owned(), "bonjour".to_owned())]),
+                ..StackUpdate::default()
             },
         )
         .await

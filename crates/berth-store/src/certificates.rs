@@ -348,6 +348,8 @@ pub async fn acme_hosts(store: &Store) -> Result<Vec<String>, StoreError> {
     let hosts: Vec<String> = sqlx::query_scalar(
         "SELECT host FROM domains WHERE tls_mode = 'acme' AND host NOT LIKE '*.%'
          UNION
+         SELECT host FROM stack_routes WHERE acme = 1
+         UNION
          SELECT value FROM settings WHERE key = 'dashboard_domain'
          ORDER BY 1",
     )

@@ -212,6 +212,8 @@ pub struct StackRouteRow {
     pub port: u16,
     /// The container's address on the stack network, while it runs.
     pub address: Option<String>,
+    /// The user's own domain: it gets a certificate from the ACME CA.
+    pub acme: bool,
 }
 
 /// Replaces the stack's routes. A host + path another stack already
@@ -240,8 +242,8 @@ pub async fn set_routes(
         .await?;
     for r in routes {
         sqlx::query(
-            "INSERT INTO stack_routes (stack_id, service, host, path, port, address)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stack_routes (stack_id, service, host, path, port, address, acme)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.get())
         .bind(&r.service)
@@ -249,6 +251,7 @@ pub async fn set_routes(
         .bind(&r.path)
         .bind(i64::from(r.port))
         .bind(r.address.clone().or_else(|| address_of(&r.service)))
+        .bind(r.acme)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::on_unique("a route for that host and path"))?;
@@ -280,12 +283,13 @@ fn route_from_row(r: &SqliteRow) -> StackRouteRow {
         path: r.get("path"),
         port: u16::try_from(r.get::<i64, _>("port")).unwrap_or(0),
         address: r.get("address"),
+        acme: r.get("acme"),
     }
 }
 
 pub async fn routes(store: &Store, id: StackId) -> Result<Vec<StackRouteRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT service, host, path, port, address FROM stack_routes WHERE stack_id = ? ORDER BY id",
+        "SELECT service, host, path, port, address, acme FROM stack_routes WHERE stack_id = ? ORDER BY id",
     )
     .bind(id.get())
     .fetch_all(store.pool())
@@ -298,7 +302,7 @@ pub async fn all_routes(
     store: &Store,
 ) -> Result<Vec<(ProjectName, StackName, StackRouteRow)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT p.name AS project, s.name AS stack, r.service, r.host, r.path, r.port, r.address
+        "SELECT p.name AS project, s.name AS stack, r.service, r.host, r.path, r.port, r.address, r.acme
          FROM stack_routes r JOIN stacks s ON s.id = r.stack_id JOIN projects p ON p.id = s.project_id
          ORDER BY r.id",
     )

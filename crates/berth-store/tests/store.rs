@@ -6,7 +6,9 @@ use berth_core::{
     AppName, AppStatus, DesiredState, ImageRef, NewApp, Password, Port, ProjectName, Username,
 };
 use berth_store::apps;
-use berth_store::{Store, StoreError, api_tokens, passwords, projects, sessions, users};
+use berth_store::{
+    Store, StoreError, api_tokens, certificates, passwords, projects, sessions, users,
+};
 
 async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -339,4 +341,91 @@ async fn an_expired_token_is_refused_and_the_scope_is_kept() {
         .unwrap()
         .unwrap();
     assert!(found.expires_at.is_none() && !found.read_only && found.allows("POST"));
+}
+
+#[tokio::test]
+async fn a_stacks_own_domains_want_certificates_and_its_addresses_survive_new_routes() {
+    use berth_store::stacks::{self, NewStack, StackRouteRow};
+    let (_dir, store) = open().await;
+    let project = ProjectName::parse("shop").unwrap();
+    projects::create(&store, &project).await.unwrap();
+    let name = berth_core::StackName::parse("web").unwrap();
+    let stack = stacks::create(
+        &store,
+        &project,
+        &NewStack {
+            name: &name,
+            source_kind: "compose",
+            template: None,
+            dangerous_confirmed: false,
+        },
+        b"{\"sealed\": true}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stacks::state(&store, stack.id).await.unwrap(),
+        b"{\"sealed\": true}"
+    );
+    let route = |host: &str, acme: bool, address: Option<&str>| StackRouteRow {
+        service: "web".into(),
+        host: host.into(),
+        path: "/".into(),
+        port: 8080,
+        address: address.map(Into::into),
+        acme,
+    };
+    stacks::set_routes(
+        &store,
+        stack.id,
+        &[
+            route("web.shop.localhost", false, Some("172.18.0.5")),
+            route("shop.example.com", true, None),
+        ],
+    )
+    .await
+    .unwrap();
+    let wanted = certificates::acme_hosts(&store).await.unwrap();
+    assert!(
+        wanted.contains(&"shop.example.com".to_owned()),
+        "{wanted:?}"
+    );
+    assert!(
+        !wanted.contains(&"web.shop.localhost".to_owned()),
+        "{wanted:?}"
+    );
+    // New routes (an update) keep the running service's address.
+    stacks::set_routes(&store, stack.id, &[route("shop.example.org", false, None)])
+        .await
+        .unwrap();
+    let routes = stacks::routes(&store, stack.id).await.unwrap();
+    assert_eq!(routes[0].address.as_deref(), Some("172.18.0.5"));
+    assert!(
+        !certificates::acme_hosts(&store)
+            .await
+            .unwrap()
+            .contains(&"shop.example.com".to_owned())
+    );
+    // A host another stack serves is refused, and nothing changes.
+    let other = berth_core::StackName::parse("other").unwrap();
+    let second = stacks::create(
+        &store,
+        &project,
+        &NewStack {
+            name: &other,
+            source_kind: "compose",
+            template: None,
+            dangerous_confirmed: false,
+        },
+        b"{}",
+    )
+    .await
+    .unwrap();
+    assert!(
+        stacks::set_routes(&store, second.id, &[route("shop.example.org", false, None)])
+            .await
+            .is_err()
+    );
+    // The project cannot go while it has stacks.
+    assert!(projects::delete_empty(&store, &project).await.is_err());
 }

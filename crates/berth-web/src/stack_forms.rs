@@ -48,6 +48,8 @@ pub struct StackInput {
     pub inputs: BTreeMap<String, String>,
     pub confirm_dangerous: bool,
     pub publish: Vec<PublishInput>,
+    /// The user's own domain per routed service (empty: the generated host).
+    pub domains: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for StackInput {
@@ -89,6 +91,7 @@ impl StackInput {
             None => None,
         };
         let publish = parse_publish(&mut errors, &self.publish);
+        let domains = parse_domains(&mut errors, &self.domains);
         match (name, source) {
             (Some(name), Some(source)) if errors.is_empty() => Ok(StackRequest {
                 name,
@@ -96,6 +99,7 @@ impl StackInput {
                 inputs: self.inputs.clone(),
                 confirm_dangerous: self.confirm_dangerous,
                 publish,
+                domains,
             }),
             _ => Err(errors),
         }
@@ -109,6 +113,8 @@ pub struct StackUpdateInput {
     pub template: Option<String>,
     pub git: Option<GitInput>,
     pub inputs: BTreeMap<String, String>,
+    /// `Some`: the services' domains from now on (see `StackInput::domains`).
+    pub domains: Option<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for StackUpdateInput {
@@ -132,14 +138,42 @@ impl StackUpdateInput {
             self.git.as_ref(),
             known,
         );
+        let domains = self.domains.as_ref().map(|d| parse_domains(&mut errors, d));
         match source {
             Some(source) if errors.is_empty() => Ok(StackUpdate {
                 source,
                 inputs: self.inputs.clone(),
+                domains,
             }),
             _ => Err(errors),
         }
     }
+}
+
+/// The user's domains by service; an empty value means none. Each error is
+/// under `domain.<service>`, the form's field.
+fn parse_domains(
+    errors: &mut FieldErrors,
+    typed: &BTreeMap<String, String>,
+) -> BTreeMap<String, berth_core::DomainName> {
+    let mut out = BTreeMap::new();
+    for (service, host) in typed {
+        let host = host.trim();
+        if host.is_empty() {
+            continue;
+        }
+        match berth_core::DomainName::parse(host) {
+            Ok(d) if d.is_wildcard() => errors.add(
+                format!("domain.{service}"),
+                "a wildcard cannot be a stack's domain: give one host",
+            ),
+            Ok(d) => {
+                out.insert(service.clone(), d);
+            }
+            Err(e) => errors.add(format!("domain.{service}"), format!("the domain {e}")),
+        }
+    }
+    out
 }
 
 /// At most one source: `Some(None)` when none is given, `None` when what

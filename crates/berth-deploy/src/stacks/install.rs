@@ -46,6 +46,9 @@ pub(super) struct StackState {
     pub generated: BTreeMap<String, String>,
     pub publish: Vec<SavedPublish>,
     pub confirm_dangerous: bool,
+    /// The user's own domains, by service (see `StackRequest::domains`).
+    #[serde(default)]
+    pub domains: BTreeMap<String, DomainName>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +187,7 @@ impl Runtime {
         format: Format,
         inputs: &BTreeMap<String, String>,
         generated: &BTreeMap<String, String>,
+        domains: &BTreeMap<String, DomainName>,
     ) -> PlanPreview {
         let mut options = Options {
             inputs: inputs.clone(),
@@ -191,7 +195,7 @@ impl Runtime {
             bind_rules: Some(self.bind_rules()),
         };
         let first = berth_compose::plan(text, format, &options);
-        let hosts = self.route_hosts(names, &first);
+        let hosts = self.route_hosts(names, &first, domains);
         for (route, host) in first.routes.iter().zip(&hosts) {
             let Some(host) = host else { continue };
             if let Some(var) = &route.url_variable {
@@ -203,16 +207,46 @@ impl Runtime {
                 options.values.insert(var.clone(), host.to_string());
             }
         }
-        let plan = berth_compose::plan(text, format, &options);
-        PlanPreview { plan, hosts }
+        let mut plan = berth_compose::plan(text, format, &options);
+        for service in domains.keys() {
+            if !plan.routes.iter().any(|r| &r.service == service) {
+                plan.errors.push(berth_compose::Problem::new(
+                    None,
+                    format!("domains.{service}"),
+                    format!(
+                        "{service} has no route: only a service with a route can have a domain"
+                    ),
+                ));
+            }
+        }
+        let custom = hosts
+            .iter()
+            .flatten()
+            .filter(|h| domains.values().any(|d| d == *h))
+            .cloned()
+            .collect();
+        PlanPreview {
+            plan,
+            hosts,
+            custom,
+        }
     }
 
     /// The host of each route: the main service's first route answers on
     /// `<stack>.<project>.<base>`, every other on
     /// `<stack>-<service>[-<port>].<project>.<base>`. `None` without an edge.
-    fn route_hosts(&self, names: &Names<'_>, plan: &Plan) -> Vec<Option<DomainName>> {
+    fn route_hosts(
+        &self,
+        names: &Names<'_>,
+        plan: &Plan,
+        domains: &BTreeMap<String, DomainName>,
+    ) -> Vec<Option<DomainName>> {
         let Some(base) = self.domains().base_domain() else {
-            return vec![None; plan.routes.len()];
+            return plan
+                .routes
+                .iter()
+                .map(|r| domains.get(&r.service).cloned())
+                .collect();
         };
         let main = plan
             .metadata
@@ -220,9 +254,16 @@ impl Runtime {
             .and_then(|m| m.service.clone())
             .or_else(|| plan.routes.first().map(|r| r.service.clone()));
         let mut used: BTreeSet<String> = BTreeSet::new();
+        let mut own: BTreeSet<&String> = BTreeSet::new();
         plan.routes
             .iter()
             .map(|r| {
+                // The user's domain takes the service's first route.
+                if let Some(domain) = domains.get(&r.service)
+                    && own.insert(&r.service)
+                {
+                    return Some(domain.clone());
+                }
                 let service = r.service.replace('_', "-").to_ascii_lowercase();
                 let mut label = if Some(&r.service) == main.as_ref() {
                     names.stack.to_string()
@@ -267,9 +308,23 @@ impl Runtime {
         state: &mut StackState,
     ) -> Result<PlanPreview, DeployError> {
         let (text, format) = self.stack_text(&(&state.source).into()).await?;
-        let mut preview = self.plan_stack(names, &text, format, &state.inputs, &state.generated);
+        let mut preview = self.plan_stack(
+            names,
+            &text,
+            format,
+            &state.inputs,
+            &state.generated,
+            &state.domains,
+        );
         if Self::generate_missing(&preview.plan, &mut state.generated) {
-            preview = self.plan_stack(names, &text, format, &state.inputs, &state.generated);
+            preview = self.plan_stack(
+                names,
+                &text,
+                format,
+                &state.inputs,
+                &state.generated,
+                &state.domains,
+            );
         }
         let plan = &preview.plan;
         if !plan.errors.is_empty() {

@@ -39,6 +39,10 @@ pub struct StackRequest {
     pub confirm_dangerous: bool,
     /// Ports the user ticked to publish on the host.
     pub publish: Vec<Publish>,
+    /// The user's own domain for a routed service, by service: it replaces
+    /// the generated host (and the URL variables follow it), and gets a
+    /// certificate from the ACME CA.
+    pub domains: BTreeMap<String, DomainName>,
 }
 
 /// A container port published on the host: on 127.0.0.1, or on every
@@ -56,6 +60,9 @@ pub struct Publish {
 pub struct StackUpdate {
     pub source: Option<StackSource>,
     pub inputs: BTreeMap<String, String>,
+    /// New domains by service (`Some`: replaces them all; an empty map
+    /// goes back to the generated hosts).
+    pub domains: Option<BTreeMap<String, DomainName>>,
 }
 
 /// Which services an update recreated.
@@ -72,6 +79,8 @@ pub struct PlanPreview {
     pub plan: Plan,
     /// Per route of the plan (same order): the host it would answer on.
     pub hosts: Vec<Option<DomainName>>,
+    /// Those of `hosts` that are the user's own domains.
+    pub custom: Vec<DomainName>,
 }
 
 impl PlanPreview {
@@ -121,7 +130,14 @@ impl Stacks {
             project,
             stack: &request.name,
         };
-        Ok(self.plan_stack(&names, &text, format, &request.inputs, &BTreeMap::new()))
+        Ok(self.plan_stack(
+            &names,
+            &text,
+            format,
+            &request.inputs,
+            &BTreeMap::new(),
+            &request.domains,
+        ))
     }
 
     /// Records the stack and starts bringing it up in the background; the
@@ -144,6 +160,7 @@ impl Stacks {
             generated: BTreeMap::new(),
             publish: request.publish.iter().map(Into::into).collect(),
             confirm_dangerous: request.confirm_dangerous,
+            domains: request.domains.clone(),
         };
         let preview = self.checked_plan(&names, &mut state).await?;
         let template = match &request.source {
@@ -191,9 +208,18 @@ impl Stacks {
     /// stack serves one of them, or an app's domain is the same).
     async fn record_routes(&self, id: StackId, preview: &PlanPreview) -> Result<(), DeployError> {
         let taken = berth_store::domains::list_all(self.store()).await?;
+        let dashboard = berth_store::domains::dashboard_domain(self.store()).await?;
         let mut rows = Vec::new();
         for (route, host) in preview.plan.routes.iter().zip(&preview.hosts) {
             let Some(host) = host else { continue };
+            if dashboard.as_ref() == Some(host) {
+                return Err(DeployError::Invalid {
+                    field: "domains",
+                    message: format!(
+                        "{host} is the dashboard's domain: no stack can take any path on it"
+                    ),
+                });
+            }
             if let Some(d) = taken.iter().find(|d| &d.host == host) {
                 return Err(DeployError::Conflict(format!(
                     "{host} is a domain of the app {}/{}",
@@ -210,6 +236,7 @@ impl Stacks {
                 path: route.path.clone(),
                 port,
                 address: None,
+                acme: preview.custom.contains(host),
             });
         }
         berth_store::stacks::set_routes(self.store(), id, &rows).await?;
@@ -280,7 +307,14 @@ impl Stacks {
             project,
             stack: name,
         };
-        let preview = self.plan_stack(&names, &text, format, &state.inputs, &state.generated);
+        let preview = self.plan_stack(
+            &names,
+            &text,
+            format,
+            &state.inputs,
+            &state.generated,
+            &state.domains,
+        );
         let secret = |key: &str| {
             preview
                 .plan
@@ -327,6 +361,9 @@ impl Stacks {
             state.source = source.into();
         }
         state.inputs.extend(update.inputs);
+        if let Some(domains) = update.domains {
+            state.domains = domains;
+        }
         let preview = self.checked_plan(&names, &mut state).await?;
         self.record_routes(stack.id, &preview).await?;
         berth_store::stacks::save_state(self.store(), stack.id, &encode(&state)).await?;
@@ -370,6 +407,9 @@ impl Stacks {
             state.source = source.into();
         }
         state.inputs.extend(update.inputs);
+        if let Some(domains) = update.domains {
+            state.domains = domains;
+        }
         let preview = self.checked_plan(&names, &mut state).await?;
         let plan = &preview.plan;
         let files = self.write_stack_files(&names, plan, false)?;

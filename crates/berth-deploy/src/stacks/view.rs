@@ -74,6 +74,8 @@ pub struct StackRoute {
     pub path: String,
     /// Where to open it through the edge (a link), when there is an edge.
     pub url: Option<String>,
+    /// The user's own domain (its certificate comes from the ACME CA).
+    pub own_domain: bool,
 }
 
 impl crate::Runtime {
@@ -91,7 +93,14 @@ impl crate::Runtime {
         };
         let state = self.stack_state(stack.id).await?;
         let (text, format) = self.stack_text(&(&state.source).into()).await?;
-        let preview = self.plan_stack(&names, &text, format, &state.inputs, &state.generated);
+        let preview = self.plan_stack(
+            &names,
+            &text,
+            format,
+            &state.inputs,
+            &state.generated,
+            &state.domains,
+        );
         let containers = self
             .docker()
             .list_containers(&[
@@ -155,6 +164,7 @@ impl crate::Runtime {
                     port: r.port,
                     host,
                     path: r.path,
+                    own_domain: r.acme,
                 })
             })
             .collect();

@@ -127,6 +127,8 @@ pub struct StackRouteOut {
     pub path: String,
     /// Where to open it through the edge, when there is an edge.
     pub url: Option<String>,
+    /// The user's own domain (its certificate comes from the ACME CA).
+    pub own_domain: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -177,6 +179,7 @@ impl From<&StackView> for StackDetailOut {
                     host: r.host.to_string(),
                     path: r.path.clone(),
                     url: r.url.clone(),
+                    own_domain: r.own_domain,
                 })
                 .collect(),
             warnings: v
@@ -215,6 +218,10 @@ pub struct StackIn {
     /// Container ports to publish on the host (127.0.0.1 unless `public`).
     #[serde(default)]
     pub publish: Vec<PublishInput>,
+    /// Your own domain per routed service (`{"web": "app.example.com"}`):
+    /// it replaces the generated host and gets a certificate from the ACME CA.
+    #[serde(default)]
+    pub domains: BTreeMap<String, String>,
     /// Plan only: answer with the plan and change nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -230,6 +237,7 @@ impl From<StackIn> for StackInput {
             inputs: s.inputs,
             confirm_dangerous: s.confirm_dangerous,
             publish: s.publish,
+            domains: s.domains,
         }
     }
 }
@@ -246,6 +254,9 @@ pub struct StackUpdateIn {
     pub git: Option<GitInput>,
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
+    /// The services' own domains from now on (absent: unchanged; `{}`: none).
+    #[serde(default)]
+    pub domains: Option<BTreeMap<String, String>>,
 }
 
 /// Which services an update recreated.
@@ -414,6 +425,7 @@ pub async fn update_stack(
         template: input.template,
         git: input.git,
         inputs: input.inputs,
+        domains: input.domains,
     }
     .parse(&known_templates(&state))
     .map_err(WebError::Invalid)?;

@@ -111,6 +111,14 @@ impl std::fmt::Debug for StackForm {
     }
 }
 
+/// The `domain.<service>` fields of a form, by service.
+fn domain_fields(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("domain.")?.to_owned(), v.clone())))
+        .collect()
+}
+
 fn ticked(value: Option<&String>) -> bool {
     value.is_some_and(|v| matches!(v.trim(), "on" | "true" | "1" | "yes"))
 }
@@ -177,6 +185,7 @@ impl StackForm {
             inputs: self.inputs(),
             confirm_dangerous: false,
             publish: self.publish(),
+            domains: domain_fields(&self.fields),
         }
     }
 }
@@ -223,6 +232,10 @@ pub struct PlanRouteRow {
     pub port: String,
     pub path: String,
     pub host: String,
+    /// The service's first route: it offers a field for the user's own domain.
+    pub first: bool,
+    /// What was typed there.
+    pub domain: String,
 }
 
 pub struct WarningRow {
@@ -377,6 +390,12 @@ impl PlanView {
                     .map_or_else(|| "the image's".to_owned(), |p| p.to_string()),
                 path: r.path.clone(),
                 host: hosts.get(i).cloned().flatten().unwrap_or_default(),
+                first: !plan.routes[..i].iter().any(|o| o.service == r.service),
+                domain: form
+                    .fields
+                    .get(&format!("domain.{}", r.service))
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         let mut warnings = Vec::new();
@@ -689,6 +708,8 @@ pub struct RouteRow {
     pub host: String,
     pub path: String,
     pub url: Option<String>,
+    /// The user's own domain (certificate from the ACME CA).
+    pub own_domain: bool,
 }
 
 #[derive(askama::Template)]
@@ -703,6 +724,8 @@ pub struct StackPage {
     pub update_fields: Vec<InputField>,
     /// The update form's other inputs, `KEY=VALUE` a line.
     pub update_inputs_text: String,
+    /// The update form's domain field per routed service: (service, value).
+    pub update_domains: Vec<(String, String)>,
     pub update_errors: FieldErrors,
     pub flash: String,
     pub flash_error: bool,
@@ -805,6 +828,7 @@ impl StackPage {
                     host: r.host.to_string(),
                     path: r.path.clone(),
                     url: r.url.clone(),
+                    own_domain: r.own_domain,
                 })
                 .collect(),
             warnings: view
@@ -820,6 +844,26 @@ impl StackPage {
                 .collect(),
             update_fields,
             update_inputs_text: String::new(),
+            update_domains: {
+                let mut services: Vec<(String, String)> = Vec::new();
+                for r in &view.routes {
+                    match services.iter_mut().find(|(s, _)| s == &r.service) {
+                        Some((_, value)) if r.own_domain && value.is_empty() => {
+                            *value = r.host.to_string();
+                        }
+                        Some(_) => {}
+                        None => services.push((
+                            r.service.clone(),
+                            if r.own_domain {
+                                r.host.to_string()
+                            } else {
+                                String::new()
+                            },
+                        )),
+                    }
+                }
+                services
+            },
             update_errors: FieldErrors::default(),
             flash: String::new(),
             flash_error: false,
@@ -877,6 +921,13 @@ async fn prefill_update(
             field.value = value.clone();
         }
     }
+    if let Some(typed) = typed {
+        for (service, value) in page.update_domains.iter_mut() {
+            if let Some(v) = typed.fields.get(&format!("domain.{service}")) {
+                *value = v.clone();
+            }
+        }
+    }
     page.update_inputs_text = match typed {
         Some(t) => t.inputs_text.clone(),
         None => installed
@@ -925,9 +976,12 @@ impl UpdateForm {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let domains = domain_fields(&self.fields);
         Ok(StackUpdateInput {
             compose: (!self.compose.trim().is_empty()).then(|| self.compose.clone()),
             inputs,
+            // The page always offers every routed service's field.
+            domains: (!domains.is_empty()).then_some(domains),
             ..StackUpdateInput::default()
         })
     }
@@ -1292,6 +1346,7 @@ mod tests {
                 host: DomainName::parse("tea.demo.example.com").unwrap(),
                 path: "/".into(),
                 url: Some("https://tea.demo.example.com/".into()),
+                own_domain: false,
             }],
             warnings: vec![],
         }

@@ -331,8 +331,20 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
     assert!(env_of(&format!("berth_{p}_check_web")).contains("GREETING=bonjour"));
     assert!(env_of(&db).contains(&password));
 
+    // The Storage page shows the stack's volume as the stack's, and will
+    // not delete it while the stack is installed.
+    let storage = env.runtime.services().storage;
+    let volume = format!("berth_{p}_check_db");
+    let listed = storage.list_storage().await.unwrap();
+    let row = listed.iter().find(|v| v.name == volume).unwrap();
+    assert_eq!(row.stack.as_deref(), Some(format!("{p}/check").as_str()));
+    assert!(!row.orphaned());
+    assert!(storage.delete_volume(&volume, &volume).await.is_err());
+
     // Uninstall keeping the volumes keeps them; then the volume is orphaned.
     stacks.uninstall(&p, &name, false).await.unwrap();
+    let listed = storage.list_storage().await.unwrap();
+    assert!(listed.iter().find(|v| v.name == volume).unwrap().orphaned());
     let volume = format!("berth_{p}_check_db");
     assert_eq!(
         docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),

@@ -279,7 +279,18 @@ impl From<&berth_deploy::StorageVolume> for StorageRow {
                 format!("/projects/{}/apps/{}", o.project, o.app),
                 o.volume.target.to_string(),
             ),
-            None => (String::new(), String::new(), String::new()),
+            // A stack's volume: owned by the stack while it is installed.
+            None => match &v.stack {
+                Some(stack) => (
+                    format!("stack {stack}"),
+                    match stack.split_once('/') {
+                        Some((p, s)) => format!("/projects/{p}/stacks/{s}"),
+                        None => String::new(),
+                    },
+                    String::new(),
+                ),
+                None => (String::new(), String::new(), String::new()),
+            },
         };
         StorageRow {
             name: v.name.clone(),

@@ -430,7 +430,12 @@ impl Runtime {
         };
         let mut changed = Vec::new();
         for service in start_order(&plan.services) {
-            for dep in &service.depends_on {
+            // A dependency the plan left out (another profile, `required: false`) is not waited for.
+            let deps = service
+                .depends_on
+                .iter()
+                .filter(|d| plan.services.iter().any(|s| s.name == d.service));
+            for dep in deps {
                 self.wait_for(names, &dep.service, dep.condition, plan)
                     .await?;
             }

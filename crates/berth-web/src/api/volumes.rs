@@ -35,6 +35,8 @@ pub struct VolumeOut {
     pub owner: Option<String>,
     /// Where the owner mounts it.
     pub target: Option<String>,
+    /// The installed stack it belongs to, as `project/stack`.
+    pub stack: Option<String>,
     pub orphaned: bool,
     /// The project and app it was made for (from its labels).
     pub project: Option<String>,
@@ -55,6 +57,7 @@ impl From<&berth_deploy::StorageVolume> for VolumeOut {
             kind: if v.bind { "bind" } else { "volume" },
             owner: v.owner.as_ref().map(|o| format!("{}/{}", o.project, o.app)),
             target: v.owner.as_ref().map(|o| o.volume.target.to_string()),
+            stack: v.stack.clone(),
             orphaned: v.orphaned(),
             project: v.project.clone(),
             made_for: v.made_for.clone(),

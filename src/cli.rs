@@ -159,6 +159,9 @@ pub struct ServeArgs {
     /// More templates for the catalogue: every <id>.yaml in berth's template format in this directory (one with an id of berth's own replaces it).
     #[arg(long, env = "BERTH_TEMPLATES_DIR")]
     pub templates_dir: Option<PathBuf>,
+    /// Publish apps' ports on 127.0.0.1 and send the edge there, instead of straight to each container's address (for hosts that cannot reach Docker's networks; berth falls back by itself when it finds that).
+    #[arg(long, env = "BERTH_PUBLISH_APP_PORTS")]
+    pub publish_app_ports: bool,
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,

@@ -37,6 +37,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             static_root: args.static_root.clone(),
             git_file_root: args.git_file_root.clone(),
             templates_dir: args.templates_dir.clone(),
+            publish_app_ports: args.publish_app_ports,
             object_labels: args.object_label.iter().cloned().collect(),
         })
         .context("invalid --volumes-root or --static-root")?;
@@ -105,6 +106,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             domain
         }
     };
+    runtime.check_network_reach().await;
     runtime
         .attach_edge(edge.clone(), base_domain.clone(), dashboard_upstream)
         .await

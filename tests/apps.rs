@@ -21,11 +21,14 @@ async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
     assert_eq!(location(&response), format!("/projects/{project}/apps/web"));
 
     let html = app.wait_for_status(&project, "web", "running").await;
-    let address = app_address(&html).expect("a running app shows its local address");
-    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+    let address = app_address(&html).expect("a running app shows its address");
+    assert!(
+        address.starts_with("http://") && !address.contains("127.0.0.1"),
+        "its container's address on the project network: {address}"
+    );
     assert!(fetch_text(&address).await.contains("berth-test-web"));
 
-    // The container carries berth's labels, runs unless-stopped, and publishes on 127.0.0.1 only.
+    // The container carries berth's labels, runs unless-stopped, and publishes nothing.
     let (containers, networks) = docker_objects_of(&project);
     assert_eq!((containers.len(), networks.len()), (1, 1));
     let inspect = std::process::Command::new("docker")
@@ -39,7 +42,7 @@ async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&inspect.stdout).trim(),
-        "true web unless-stopped 127.0.0.1"
+        "true web unless-stopped"
     );
 
     // The page shows the container's logs: busybox httpd logged our request.
@@ -319,4 +322,90 @@ async fn an_image_missing_locally_is_pulled_then_run() {
     let _ = std::process::Command::new("docker")
         .args(["rmi", &image])
         .output();
+}
+
+/// Runs the docker CLI; its trimmed stdout.
+fn docker_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The edge goes straight to the app's container on its project network:
+/// nothing is published on the host, the app page shows the container's
+/// address, and the dashboard says how apps are reached.
+#[tokio::test]
+async fn an_app_is_served_straight_from_its_container_with_no_published_port() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("direct").await;
+    let created = app
+        .create_app(&project, "web", "berth-test/web:latest", "8080", "")
+        .await;
+    assert_eq!(created.status(), 303);
+    let html = app.wait_for_status(&project, "web", "running").await;
+    let address = common::app_address(&html).expect("the app page shows its address");
+    assert!(
+        !address.contains("127.0.0.1"),
+        "the container's own address, not a published port: {address}"
+    );
+    let container = docker_out(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=berth.project={project}"),
+    ]);
+    assert!(!container.is_empty());
+    assert_eq!(
+        docker_out(&["port", &container]),
+        "",
+        "no port is published"
+    );
+    let page = app
+        .get_via_edge(&format!("web.{project}.localhost"), "/")
+        .await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("berth-test-web"));
+    let dashboard = app.get_html("/").await;
+    assert!(
+        dashboard.contains("straight to containers"),
+        "the dashboard says how apps are reached"
+    );
+}
+
+/// Where berth is told the host cannot reach Docker's networks, apps
+/// publish their port on 127.0.0.1 and the edge goes there; the dashboard
+/// says so.
+#[tokio::test]
+async fn with_publish_app_ports_the_edge_goes_through_a_loopback_port_and_says_so() {
+    let mut app = TestApp::spawn_with(common::Options {
+        extra_args: vec!["--publish-app-ports".into()],
+        ..Default::default()
+    })
+    .await;
+    app.setup_admin().await;
+    let project = app.create_project("published").await;
+    app.create_app(&project, "web", "berth-test/web:latest", "8080", "")
+        .await;
+    let html = app.wait_for_status(&project, "web", "running").await;
+    let address = common::app_address(&html).unwrap();
+    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+    let container = docker_out(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=berth.project={project}"),
+    ]);
+    assert!(docker_out(&["port", &container]).contains("127.0.0.1:"));
+    let page = app
+        .get_via_edge(&format!("web.{project}.localhost"), "/")
+        .await;
+    assert_eq!(page.status(), 200);
+    let dashboard = app.get_html("/").await;
+    assert!(
+        dashboard.contains("--publish-app-ports"),
+        "the dashboard says so"
+    );
 }

@@ -41,8 +41,12 @@ pub struct App {
     /// Progress, an error from Docker, or an exit code: shown beside the status.
     pub status_detail: Option<String>,
     pub container_id: Option<String>,
-    /// The port published on 127.0.0.1 for the current container.
+    /// The port published on 127.0.0.1 for the current container (only
+    /// where the host cannot reach Docker's networks).
     pub host_port: Option<u16>,
+    /// Where the edge reaches the current container: its address on the
+    /// project network and the app's port.
+    pub upstream: Option<std::net::SocketAddr>,
     /// The admin confirmed bind mounts that berth refuses by default.
     pub dangerous_mounts: bool,
     pub created_at: i64,

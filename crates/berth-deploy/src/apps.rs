@@ -234,8 +234,17 @@ impl Runtime {
         container_id: &str,
     ) -> Result<(), DeployError> {
         let info = self.docker().inspect_container(container_id).await?;
+        let app = apps::find_by_id(self.store(), app_id).await?;
         let host_port = info.as_ref().and_then(|i| i.host_port);
-        apps::set_container(self.store(), app_id, Some(container_id), host_port).await?;
+        let upstream = info.as_ref().and_then(|i| self.upstream_of(&app, i));
+        apps::set_container(
+            self.store(),
+            app_id,
+            Some(container_id),
+            host_port,
+            upstream,
+        )
+        .await?;
         let running = info.is_some_and(|i| i.state == berth_docker::ContainerState::Running);
         if running {
             apps::set_status(self.store(), app_id, AppStatus::Running, None).await?;

@@ -104,7 +104,8 @@ impl From<DeployError> for Stop {
 /// The new container, started and checked.
 struct Started {
     id: String,
-    host_port: Option<u16>,
+    /// Where the edge reaches it (see `Runtime::upstream_of`).
+    upstream: Option<std::net::SocketAddr>,
     env_version: i64,
 }
 
@@ -670,9 +671,9 @@ impl Runtime {
             .map_err(DeployError::from)?;
             // New requests wait at the edge now; those already under way
             // finish before the old container gets its SIGTERM.
-            if let Some(port) = old.host_port {
+            if let Some(upstream) = self.upstream_of(app, old) {
                 let grace = Duration::from_secs(u64::from(settings.drain_secs));
-                if !self.drain_upstream(port, grace).await {
+                if !self.drain_address(upstream, grace).await {
                     self.log(
                         dep.id,
                         "grace period over with requests still in flight: stopping anyway"
@@ -701,7 +702,12 @@ impl Runtime {
             labels,
             network,
             network_aliases: vec![app.name.to_string()],
-            container_port: app.container_port.get(),
+            // Published only where the host cannot reach Docker's networks.
+            container_port: if self.direct() {
+                0
+            } else {
+                app.container_port.get()
+            },
             restart: settings.restart_policy,
             memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
             nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
@@ -734,7 +740,7 @@ impl Runtime {
         }
         if fresh {
             // Nothing else serves: the app follows this container from the start.
-            apps::set_container(self.store(), app.id, Some(&id), None)
+            apps::set_container(self.store(), app.id, Some(&id), None, None)
                 .await
                 .map_err(DeployError::from)?;
             self.mark_env_deployed(app, env_version).await?;
@@ -744,11 +750,11 @@ impl Runtime {
             .start_container(&id)
             .await
             .map_err(DeployError::from)?;
-        let host_port = docker
+        let upstream = docker
             .inspect_container(&id)
             .await
             .map_err(DeployError::from)?
-            .and_then(|i| i.host_port);
+            .and_then(|i| self.upstream_of(app, &i));
         if fresh {
             self.record_running(app.id, &id).await?;
         }
@@ -760,7 +766,7 @@ impl Runtime {
             crate::health::wait_healthy(
                 docker,
                 &id,
-                host_port,
+                upstream,
                 &settings.health,
                 info.has_healthcheck,
                 recreating.stopped_old.is_some(),
@@ -776,7 +782,7 @@ impl Runtime {
         checked?;
         Ok(Started {
             id,
-            host_port,
+            upstream,
             env_version,
         })
     }
@@ -1087,17 +1093,28 @@ impl Runtime {
         started: &Started,
         recreating: &mut Recreating,
     ) -> Result<(), DeployError> {
-        apps::set_container(self.store(), app.id, Some(&started.id), started.host_port).await?;
+        let host_port = started
+            .upstream
+            .filter(|u| u.ip().is_loopback())
+            .map(|u| u.port());
+        apps::set_container(
+            self.store(),
+            app.id,
+            Some(&started.id),
+            host_port,
+            started.upstream,
+        )
+        .await?;
         apps::set_status(self.store(), app.id, AppStatus::Running, None).await?;
         self.mark_env_deployed(app, started.env_version).await?;
         self.routes_changed().await;
         // The new version serves: requests held during a recreate go on to it.
         let recreated = recreating.stopped_old.take().is_some();
         recreating.hold = None;
-        if let Some(port) = started.host_port {
+        if let Some(upstream) = started.upstream {
             self.log(
                 dep.id,
-                format!("switched: the app now routes to 127.0.0.1:{port}"),
+                format!("switched: the app now routes to {upstream}"),
             )
             .await;
         }
@@ -1127,8 +1144,8 @@ impl Runtime {
             let grace = Duration::from_secs(u64::from(settings.drain_secs));
             let settle = DRAIN_SETTLE.min(grace);
             tokio::time::sleep(settle).await;
-            let drained = match serving.host_port {
-                Some(port) => self.drain_upstream(port, grace - settle).await,
+            let drained = match self.upstream_of(app, serving) {
+                Some(upstream) => self.drain_address(upstream, grace - settle).await,
                 None => {
                     tokio::time::sleep(grace - settle).await;
                     true
@@ -1200,7 +1217,7 @@ impl Runtime {
                 tracing::warn!(container.id = %c.id, error = %err, "could not remove a discarded container");
             }
             if fresh {
-                let _ = apps::set_container(self.store(), app.id, None, None).await;
+                let _ = apps::set_container(self.store(), app.id, None, None, None).await;
                 let _ = apps::set_status(
                     self.store(),
                     app.id,

@@ -23,7 +23,7 @@ const HELD_TRY_EVERY: Duration = Duration::from_millis(50);
 pub(crate) async fn wait_healthy(
     docker: &DockerClient,
     container_id: &str,
-    host_port: Option<u16>,
+    target: Option<std::net::SocketAddr>,
     check: &HealthCheck,
     image_has_healthcheck: bool,
     held: bool,
@@ -43,8 +43,8 @@ pub(crate) async fn wait_healthy(
             }
             _ => (interval, retries),
         };
-        let Some(port) = host_port else {
-            return Err("the app publishes no port to check".to_owned());
+        let Some(target) = target else {
+            return Err("the app's container has no address to check".to_owned());
         };
         log(format!(
             "health check: GET {path} expecting {}, every {} ms, up to {tries} tries",
@@ -54,7 +54,7 @@ pub(crate) async fn wait_healthy(
         let mut last = String::new();
         for attempt in 1..=tries {
             still_running(docker, container_id).await?;
-            match tokio::time::timeout(timeout, http_status(port, path)).await {
+            match tokio::time::timeout(timeout, http_status(target, path)).await {
                 Ok(Ok(status)) if status == check.expected_status => {
                     log(format!("health check passed: {status} (try {attempt})"));
                     return Ok(());
@@ -107,13 +107,13 @@ pub(crate) async fn wait_healthy(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    if let Some(port) = host_port {
+    if let Some(target) = target {
         let mut last = String::new();
         for _ in 0..retries {
-            match tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port))).await {
+            match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
                 Ok(Ok(_)) => {
                     log(format!(
-                        "health check passed: running, port {port} accepts connections"
+                        "health check passed: running, {target} accepts connections"
                     ));
                     return Ok(());
                 }
@@ -145,12 +145,12 @@ async fn still_running(docker: &DockerClient, id: &str) -> Result<Option<String>
 }
 
 /// One plain HTTP/1.1 GET on loopback; the status code of the answer.
-async fn http_status(port: u16, path: &str) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+async fn http_status(target: std::net::SocketAddr, path: &str) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(target)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: berth-health-check\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: berth-health-check\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())

@@ -76,6 +76,19 @@ struct Inner {
     deliveries: webhooks::Deliveries,
     /// Set once at start (see [`Runtime::configure`]); defaults otherwise.
     options: std::sync::OnceLock<ResolvedOptions>,
+    /// Whether the edge reaches containers at their network address (see
+    /// [`Runtime::check_network_reach`]); unset: not checked, published ports.
+    reach: std::sync::OnceLock<NetworkReach>,
+}
+
+/// How the edge reaches apps' containers, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkReach {
+    /// True: straight to the container's address on its project network.
+    /// False: through a port published on 127.0.0.1.
+    pub direct: bool,
+    /// Why, in words for the dashboard.
+    pub why: String,
 }
 
 /// Settings of the runtime that come from the command line.
@@ -90,6 +103,10 @@ pub struct Options {
     pub git_file_root: Option<std::path::PathBuf>,
     /// More catalogue templates (`<id>.yaml` in berth's format).
     pub templates_dir: Option<std::path::PathBuf>,
+    /// Publish apps' ports on 127.0.0.1 and route there, instead of going
+    /// straight to containers (for hosts that cannot reach Docker's
+    /// networks; berth also falls back by itself when it finds that).
+    pub publish_app_ports: bool,
     /// Labels put on every Docker object berth creates, besides its own
     /// (tests mark theirs with `berth.test=<run>` so cleanup finds them).
     pub object_labels: std::collections::BTreeMap<String, String>,
@@ -101,6 +118,7 @@ pub(crate) struct ResolvedOptions {
     pub static_root: std::path::PathBuf,
     pub git_file_root: Option<std::path::PathBuf>,
     pub templates_dir: Option<std::path::PathBuf>,
+    pub publish_app_ports: bool,
     pub object_labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -140,6 +158,7 @@ impl Runtime {
                 deploys: deployments::Active::default(),
                 deliveries: webhooks::Deliveries::default(),
                 options: std::sync::OnceLock::new(),
+                reach: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -157,6 +176,7 @@ impl Runtime {
                 .unwrap_or_else(|| self.data_dir().join("static")),
             git_file_root: options.git_file_root,
             templates_dir: options.templates_dir,
+            publish_app_ports: options.publish_app_ports,
             object_labels: options.object_labels,
         };
         for (root, root_name) in [
@@ -203,6 +223,7 @@ impl Runtime {
             static_root: self.data_dir().join("static"),
             git_file_root: None,
             templates_dir: None,
+            publish_app_ports: false,
             object_labels: Default::default(),
         })
     }
@@ -210,6 +231,67 @@ impl Runtime {
     /// The extra labels every object berth creates carries (see [`Options`]).
     pub(crate) fn object_labels(&self) -> std::collections::BTreeMap<String, String> {
         self.options().object_labels.clone()
+    }
+
+    /// Finds out once, at start, whether this host reaches containers at
+    /// their addresses on Docker's networks: it does when the default
+    /// bridge's gateway address is one of its own (dockerd runs in this
+    /// network namespace). Rootless Docker keeps its networks in a namespace
+    /// of its own: then, or when `--publish-app-ports` says so, apps publish
+    /// their port on 127.0.0.1 and the edge goes there.
+    pub async fn check_network_reach(&self) -> NetworkReach {
+        let reach = if self.options().publish_app_ports {
+            NetworkReach {
+                direct: false,
+                why: "--publish-app-ports: apps publish their port on 127.0.0.1 and the edge goes there".to_owned(),
+            }
+        } else {
+            match self.docker().bridge_gateway().await {
+                Ok(Some(gateway)) if std::net::UdpSocket::bind((gateway, 0)).is_ok() => NetworkReach {
+                    direct: true,
+                    why: format!("the edge goes straight to containers (Docker's bridge {gateway} is on this host)"),
+                },
+                Ok(Some(gateway)) => NetworkReach {
+                    direct: false,
+                    why: format!("Docker's networks are not reachable from this host (its bridge {gateway} is elsewhere, rootless Docker?): apps publish their port on 127.0.0.1 and the edge goes there"),
+                },
+                Ok(None) => NetworkReach {
+                    direct: false,
+                    why: "Docker reports no bridge network: apps publish their port on 127.0.0.1 and the edge goes there".to_owned(),
+                },
+                Err(e) => NetworkReach {
+                    direct: false,
+                    why: format!("could not ask Docker about its networks ({e}): apps publish their port on 127.0.0.1"),
+                },
+            }
+        };
+        tracing::info!(direct = reach.direct, "{}", reach.why);
+        let _ = self.inner.reach.set(reach.clone());
+        reach
+    }
+
+    /// Whether apps are reached at their container's address.
+    pub(crate) fn direct(&self) -> bool {
+        self.inner.reach.get().is_some_and(|r| r.direct)
+    }
+
+    /// Where the edge reaches `app` in container `c`: its address on the
+    /// project network, or the port published on 127.0.0.1.
+    pub(crate) fn upstream_of(
+        &self,
+        app: &berth_core::App,
+        c: &berth_docker::ContainerInfo,
+    ) -> Option<std::net::SocketAddr> {
+        let direct = self
+            .direct()
+            .then(|| c.addresses.get(&network_name(&app.project)))
+            .flatten()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, app.container_port.get()));
+        direct.or_else(|| {
+            c.host_port
+                .map(|p| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, p)))
+        })
     }
 
     /// berth's data dir (where the database is).
@@ -244,6 +326,11 @@ impl Runtime {
 }
 
 impl System {
+    /// How the edge reaches apps (for the dashboard); `None` before the check at start.
+    pub fn network_reach(&self) -> Option<NetworkReach> {
+        self.inner.reach.get().cloned()
+    }
+
     /// Docker's status as the dashboard shows it, read at most every few seconds.
     pub async fn docker_status(&self) -> DockerStatus {
         {

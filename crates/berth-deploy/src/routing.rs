@@ -51,19 +51,6 @@ impl Runtime {
         self.refresh_routes().await
     }
 
-    /// After a switch, waits until the edge has no request (or WebSocket)
-    /// under way to the old container at `127.0.0.1:host_port`, at most
-    /// `max`; true when it drained. Without an edge there is nothing to wait for.
-    pub async fn drain_upstream(&self, host_port: u16, max: std::time::Duration) -> bool {
-        match self.inner.edge.get() {
-            Some(link) => {
-                let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, host_port));
-                link.edge.drain(upstream, max).await
-            }
-            None => true,
-        }
-    }
-
     /// Waits until the edge has nothing under way to `upstream`, at most `max`.
     pub(crate) async fn drain_address(
         &self,
@@ -96,10 +83,7 @@ impl Runtime {
         limit: std::time::Duration,
     ) -> Option<berth_edge::HoldGuard> {
         let link = self.inner.edge.get()?;
-        let upstream = serving
-            .host_port
-            .or(app.host_port)
-            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        let upstream = self.upstream_of(app, serving).or(app.upstream);
         Some(link.edge.hold(&route_name(app), upstream, limit))
     }
 
@@ -331,9 +315,13 @@ pub fn build_routes(
     dashboard: Option<(&DomainName, SocketAddr)>,
 ) -> Vec<Route> {
     let upstream = |app: &App| {
-        app.host_port
+        // Rows from before `upstream` existed still have their published port.
+        app.upstream
+            .or_else(|| {
+                app.host_port
+                    .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            })
             .filter(|_| app.status == AppStatus::Running)
-            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
     };
     let by_id: HashMap<AppId, &App> = apps.iter().map(|a| (a.id, a)).collect();
     let mut routes = Vec::with_capacity(apps.len() + domains.len() + 1);

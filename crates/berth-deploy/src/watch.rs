@@ -116,7 +116,7 @@ impl Runtime {
                 }
                 None => {
                     if app.container_id.is_some() {
-                        apps::set_container(self.store(), app.id, None, None).await?;
+                        apps::set_container(self.store(), app.id, None, None, None).await?;
                     }
                 }
             }
@@ -127,14 +127,17 @@ impl Runtime {
     }
 
     async fn apply_state(&self, app: &App, container: &ContainerInfo) -> Result<(), DeployError> {
+        let upstream = self.upstream_of(app, container);
         if app.container_id.as_deref() != Some(container.id.as_str())
             || app.host_port != container.host_port
+            || app.upstream != upstream
         {
             apps::set_container(
                 self.store(),
                 app.id,
                 Some(&container.id),
                 container.host_port,
+                upstream,
             )
             .await?;
         }
@@ -211,7 +214,7 @@ impl Runtime {
                 }
             }
             "destroy" if app.container_id.as_deref() == Some(event.container_id.as_str()) => {
-                apps::set_container(self.store(), app.id, None, None).await?;
+                apps::set_container(self.store(), app.id, None, None, None).await?;
                 if app.desired_state == DesiredState::Running && !app.status.is_transitional() {
                     apps::set_status(
                         self.store(),

@@ -30,6 +30,15 @@ impl From<Network> for NetworkInfo {
     }
 }
 
+/// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`).
+fn first_address(subnet: &str) -> Option<std::net::IpAddr> {
+    let (network, _) = subnet.split_once('/')?;
+    let network: std::net::Ipv4Addr = network.parse().ok()?;
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+        u32::from(network).checked_add(1)?,
+    )))
+}
+
 impl DockerClient {
     /// Creates the bridge network `name` with `labels` unless a network of
     /// that name exists already (whatever its labels).
@@ -116,6 +125,36 @@ impl DockerClient {
         self.query_networks(label_filters(labels)).await
     }
 
+    /// The gateway address of Docker's default `bridge` network (`None`
+    /// when there is none): an address of the host's own when dockerd runs
+    /// in the host's network namespace.
+    pub async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, DockerError> {
+        let docker = self.docker().await?;
+        let network = match docker
+            .inspect_network(
+                "bridge",
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .map_err(|e| self.err(e))
+        {
+            Ok(n) => n,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(network
+            .ipam
+            .and_then(|i| i.config)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| match c.gateway.filter(|g| !g.is_empty()) {
+                Some(gateway) => gateway.parse().ok(),
+                // Not always reported: Docker gives the subnet's first address.
+                None => first_address(c.subnet.as_deref()?),
+            })
+            .next())
+    }
+
     /// Networks whose name is exactly `name` (Docker's filter matches substrings).
     async fn networks_named(&self, name: &str) -> Result<Vec<NetworkInfo>, DockerError> {
         let filters = HashMap::from([("name".to_owned(), vec![name.to_owned()])]);
@@ -137,5 +176,17 @@ impl DockerClient {
         let mut networks: Vec<NetworkInfo> = networks.into_iter().map(NetworkInfo::from).collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         Ok(networks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_subnets_first_address_is_its_gateway() {
+        assert_eq!(
+            super::first_address("172.17.0.0/16"),
+            Some("172.17.0.1".parse().unwrap())
+        );
+        assert_eq!(super::first_address("fd00::/64"), None);
     }
 }

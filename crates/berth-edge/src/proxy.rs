@@ -174,13 +174,37 @@ impl Affinity {
         upstream: SocketAddr,
         timeout: Duration,
     ) -> Result<http1::SendRequest<Body>, BoxError> {
-        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(upstream))
-            .await
-            .map_err(|_| "connecting to the upstream timed out")??;
+        let stream = connect_retrying(upstream, timeout).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         Ok(sender)
+    }
+}
+
+/// How long one connect attempt may wait for the upstream's answer before
+/// a new one is sent. On a container an answer takes well under a
+/// millisecond; no answer means the server's accept queue was full and the
+/// kernel dropped the SYN, which it would resend only after a second.
+const CONNECT_ATTEMPT: Duration = Duration::from_millis(200);
+
+/// Connects to `upstream` within `timeout`, sending a fresh SYN every
+/// [`CONNECT_ATTEMPT`] while there is no answer (a refusal fails at once).
+async fn connect_retrying(
+    upstream: SocketAddr,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, BoxError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err("connecting to the upstream timed out".into());
+        }
+        let attempt = left.min(CONNECT_ATTEMPT);
+        match tokio::time::timeout(attempt, tokio::net::TcpStream::connect(upstream)).await {
+            Ok(result) => return Ok(result?),
+            Err(_) => continue,
+        }
     }
 }
 

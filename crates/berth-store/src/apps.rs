@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::{Store, StoreError, now};
 
 const SELECT: &str = "SELECT a.id, p.name AS project, a.name, a.image, a.container_port, a.command,
-    a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.dangerous_mounts, a.created_at, a.updated_at
+    a.desired_state, a.status, a.status_detail, a.container_id, a.host_port, a.upstream, a.dangerous_mounts, a.created_at, a.updated_at
     FROM apps a JOIN projects p ON p.id = a.project_id";
 
 /// An app row as stored, before its columns are parsed into core types.
@@ -25,6 +25,7 @@ struct RawApp {
     status_detail: Option<String>,
     container_id: Option<String>,
     host_port: Option<i64>,
+    upstream: Option<String>,
     dangerous_mounts: bool,
     created_at: i64,
     updated_at: i64,
@@ -61,6 +62,7 @@ impl RawApp {
             status_detail: self.status_detail,
             container_id: self.container_id,
             host_port: self.host_port.and_then(|p| u16::try_from(p).ok()),
+            upstream: self.upstream.and_then(|u| u.parse().ok()),
             dangerous_mounts: self.dangerous_mounts,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -139,7 +141,7 @@ pub async fn list_all(store: &Store) -> Result<Vec<App>, StoreError> {
             'id', id, 'project', project, 'name', name, 'image', image,
             'container_port', container_port, 'command', command,
             'desired_state', desired_state, 'status', status, 'status_detail', status_detail,
-            'container_id', container_id, 'host_port', host_port,
+            'container_id', container_id, 'host_port', host_port, 'upstream', upstream,
             'dangerous_mounts', json(iif(dangerous_mounts, 'true', 'false')),
             'created_at', created_at, 'updated_at', updated_at) ORDER BY project, name)
          FROM ({SELECT})"
@@ -216,10 +218,14 @@ pub async fn set_container(
     id: AppId,
     container_id: Option<&str>,
     host_port: Option<u16>,
+    upstream: Option<std::net::SocketAddr>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE apps SET container_id = ?, host_port = ?, updated_at = ? WHERE id = ?")
-        .bind(container_id)
-        .bind(host_port.map(i64::from))
+    sqlx::query(
+        "UPDATE apps SET container_id = ?, host_port = ?, upstream = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(container_id)
+    .bind(host_port.map(i64::from))
+    .bind(upstream.map(|u| u.to_string()))
         .bind(now())
         .bind(id.get())
         .execute(store.pool())

@@ -81,7 +81,8 @@ async fn apps_are_unique_per_project_and_keep_their_parsed_fields() {
     )
     .await
     .unwrap();
-    apps::set_container(&store, app.id, Some("abc"), Some(32768))
+    let upstream: std::net::SocketAddr = "172.18.0.7:8080".parse().unwrap();
+    apps::set_container(&store, app.id, Some("abc"), Some(32768), Some(upstream))
         .await
         .unwrap();
     let found = apps::find(&store, &a, &AppName::parse("web").unwrap())
@@ -91,6 +92,7 @@ async fn apps_are_unique_per_project_and_keep_their_parsed_fields() {
         (found.status, found.status_detail.as_deref()),
         (AppStatus::Crashed, Some("exited with code 3"))
     );
+    assert_eq!(found.upstream, Some(upstream));
     assert_eq!(
         (found.container_id.as_deref(), found.host_port),
         (Some("abc"), Some(32768))
@@ -194,9 +196,15 @@ async fn the_full_app_list_is_ordered_and_keeps_every_field() {
     )
     .await
     .unwrap();
-    apps::set_container(&store, b.id, Some("abc"), Some(40000))
-        .await
-        .unwrap();
+    apps::set_container(
+        &store,
+        b.id,
+        Some("abc"),
+        Some(40000),
+        Some("172.18.0.8:3000".parse().unwrap()),
+    )
+    .await
+    .unwrap();
 
     let listed = apps::list_all(&store).await.unwrap();
     let names: Vec<String> = listed

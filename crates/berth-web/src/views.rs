@@ -56,9 +56,13 @@ impl From<&App> for AppRow {
             status: app.status.as_str(),
             detail: app.status_detail.clone().unwrap_or_default(),
             address: app
-                .host_port
+                .upstream
+                .or_else(|| {
+                    app.host_port
+                        .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+                })
                 .filter(|_| app.status == berth_core::AppStatus::Running)
-                .map(|p| format!("http://127.0.0.1:{p}")),
+                .map(|a| format!("http://{a}")),
             transitional: app.status.is_transitional(),
         }
     }
@@ -76,6 +80,10 @@ pub struct EngineView {
     pub target: String,
     pub error: String,
     pub hint: String,
+    /// How the edge reaches apps (straight to containers, or published
+    /// ports as a fallback), in words; empty before the check at start.
+    pub reach: String,
+    pub reach_direct: bool,
 }
 
 impl From<DockerStatus> for EngineView {
@@ -106,6 +114,8 @@ impl From<DockerStatus> for EngineView {
                 target: String::new(),
                 error: String::new(),
                 hint: String::new(),
+                reach: String::new(),
+                reach_direct: false,
             },
             DockerStatus::Unavailable {
                 target,
@@ -123,6 +133,8 @@ impl From<DockerStatus> for EngineView {
                 target,
                 error,
                 hint: hint.unwrap_or_default(),
+                reach: String::new(),
+                reach_direct: false,
             },
         }
     }

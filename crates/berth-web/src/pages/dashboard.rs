@@ -39,9 +39,14 @@ pub async fn page(
     let first_project = projects.first().map(|p| p.project.name.to_string());
     let mut resources = super::resources::rows(state, None).await?;
     let checklist = checklist(state, app_count, first_project).await?;
+    let mut engine = EngineView::from(engine);
+    if let Some(reach) = state.system.network_reach() {
+        engine.reach = reach.why;
+        engine.reach_direct = reach.direct;
+    }
     Ok(DashboardPage {
         chrome: Chrome::from(user),
-        engine: EngineView::from(engine),
+        engine,
         projects: projects
             .into_iter()
             .map(|p| {

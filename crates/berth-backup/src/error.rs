@@ -6,7 +6,12 @@ use crate::marker::FormatMarker;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("the dump does not start with {}: it printed {shown:?}", marker.describe())]
-    BadMarker { marker: FormatMarker, shown: String },
+    BadMarker {
+        marker: FormatMarker,
+        shown: String,
+        /// The dump's output had ended (it was shorter than the marker check needs).
+        complete: bool,
+    },
     #[error("the dump exited with code {0}")]
     DumpExit(i64),
     #[error("the dump's exit status could not be read: {0}")]

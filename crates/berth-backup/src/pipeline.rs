@@ -213,6 +213,12 @@ where
                 Err(e) => Some(PipelineError::DumpStatus(e.to_string())),
             }
         }
+        // A dump whose whole output lacked the marker has ended: its exit
+        // code (pg_dump's 1 on a refused password) says more than the marker.
+        Err(e @ PipelineError::BadMarker { complete: true, .. }) => match exit.await {
+            Ok(code) if code != 0 => Some(PipelineError::DumpExit(code)),
+            _ => Some(e),
+        },
         Err(e) => Some(e),
     };
 
@@ -309,14 +315,14 @@ fn encode<R: AsyncRead + Unpin>(
         // Nothing reaches a destination before the marker is checked.
         head.extend_from_slice(&buf[..n]);
         if head.len() >= marker.needed() {
-            check_marker(marker, &head)?;
+            check_marker(marker, &head, false)?;
             checked = true;
             zstd.write_all(&head).map_err(encode_error)?;
             head = Vec::new();
         }
     }
     if !checked {
-        check_marker(marker, &head)?;
+        check_marker(marker, &head, true)?;
         zstd.write_all(&head).map_err(encode_error)?;
     }
     let sink = zstd.finish().map_err(encode_error)?;
@@ -332,7 +338,8 @@ fn encode<R: AsyncRead + Unpin>(
     ))
 }
 
-fn check_marker(marker: FormatMarker, head: &[u8]) -> Result<(), PipelineError> {
+/// `complete`: `head` is the dump's whole output.
+fn check_marker(marker: FormatMarker, head: &[u8], complete: bool) -> Result<(), PipelineError> {
     if marker.matches(head) {
         return Ok(());
     }
@@ -340,7 +347,11 @@ fn check_marker(marker: FormatMarker, head: &[u8]) -> Result<(), PipelineError> 
         .chars()
         .take(64)
         .collect();
-    Err(PipelineError::BadMarker { marker, shown })
+    Err(PipelineError::BadMarker {
+        marker,
+        shown,
+        complete,
+    })
 }
 
 enum Sink {

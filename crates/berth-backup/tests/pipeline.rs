@@ -222,6 +222,7 @@ async fn output_without_the_engines_marker_is_not_a_backup_even_with_exit_code_z
             FormatMarker::PgCustom,
         ),
         ("true", FormatMarker::PgCustom),
+        ("printf PGD", FormatMarker::PgCustom),
         ("printf '\\037\\213\\010'", FormatMarker::PgCustom),
         (
             "echo 'mariadb-dump: Got error: 1045: Access denied'",
@@ -273,6 +274,24 @@ async fn with_s3_down_the_local_copy_succeeds_and_the_s3_failure_is_recorded() {
     assert_eq!(files_under(dir.path()), ["db/a.dump.zst"]);
     // The Test button fails too, instead of passing on a listing.
     assert!(s3_dest.test().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_failed_dump_is_reported_by_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalDir::new("local", dir.path());
+    let script = "echo 'pg_dump: error: password authentication failed' >&2; exit 1";
+    let report = run_backup(
+        dump_process(script, FormatMarker::PgCustom),
+        &PipelineOptions::default(),
+        &targets(&local, None, "a.zst"),
+    )
+    .await;
+    assert!(
+        matches!(report.error, Some(PipelineError::DumpExit(1))),
+        "{report:#?}"
+    );
+    assert!(files_under(dir.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ pub fn dump_process(
         .arg("-c")
         .arg(script)
         .stdout(Stdio::piped())
+        // Quiet tests: what a dump says on stderr is not under test here.
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sh");

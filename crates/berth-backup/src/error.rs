@@ -22,6 +22,10 @@ pub enum PipelineError {
     Encode(std::io::Error),
     #[error("every destination failed")]
     AllDestinationsFailed,
+    #[error("the backup was cancelled")]
+    Cancelled,
+    #[error("the backup took longer than its time-out of {0:?}")]
+    TimedOut(std::time::Duration),
     #[error("no destination was given")]
     NoDestination,
     #[error("the pipeline's worker stopped: {0}")]

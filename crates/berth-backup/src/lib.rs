@@ -26,7 +26,10 @@ pub use destination::{ArtifactKey, Destination, DestinationResult, LocalDir, S3C
 pub use engine::{Connection, DbIdent, Engine, ExecCommand};
 pub use error::{DestinationError, PipelineError, RestoreError, ScheduleError};
 pub use marker::FormatMarker;
-pub use pipeline::{BackupReport, DumpSource, Encryption, PipelineOptions, Target, run_backup};
+pub use pipeline::{
+    BackupReport, DumpSource, Encryption, PipelineOptions, Target, run_backup,
+    run_backup_cancellable,
+};
 pub use restore::{DecryptionKey, RestoreReport, restore, verify_checksum};
 pub use retention::{BackupRecord, RetentionPolicy, plan_deletions};
 pub use schedule::{Schedule, TimeZoneName};

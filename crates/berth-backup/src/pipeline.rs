@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
+use tokio_util::sync::CancellationToken;
 
 use crate::checksum::Checksum;
 use crate::destination::{ArtifactKey, Destination, DestinationResult, Piece};
@@ -82,6 +83,9 @@ pub struct PipelineOptions {
     pub chunk_size: usize,
     /// Chunks queued per destination before the pipeline waits for it.
     pub queue_depth: usize,
+    /// The whole run, dump included; past it the backup fails and every
+    /// destination aborts (coolify#3325: runs "in progress" forever).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for PipelineOptions {
@@ -91,6 +95,7 @@ impl Default for PipelineOptions {
             encryption: None,
             chunk_size: 1024 * 1024,
             queue_depth: 4,
+            timeout: Some(Duration::from_secs(6 * 3600)),
         }
     }
 }
@@ -159,6 +164,23 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     F: Future<Output = io::Result<i64>>,
 {
+    run_backup_cancellable(source, options, targets, CancellationToken::new()).await
+}
+
+/// [`run_backup`] that stops when `cancel` is cancelled or
+/// [`PipelineOptions::timeout`] passes: every destination aborts at once and
+/// the report says why. The dump itself is the caller's to stop (Docker
+/// cannot kill an exec: run it in a sidecar container and remove that).
+pub async fn run_backup_cancellable<R, F>(
+    source: DumpSource<R, F>,
+    options: &PipelineOptions,
+    targets: &[Target],
+    cancel: CancellationToken,
+) -> BackupReport
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    F: Future<Output = io::Result<i64>>,
+{
     let started = Instant::now();
     let encrypted = options.encryption.is_some();
     if targets.is_empty() {
@@ -177,8 +199,9 @@ where
     for target in targets {
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let t = target.clone();
+        let c = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            t.destination.write(&t.key, rx).await
+            t.destination.write(&t.key, rx, c).await
         }));
         senders.push(Some(tx));
     }
@@ -189,38 +212,66 @@ where
         exit,
         marker,
     } = source;
-    let worker = tokio::task::spawn_blocking(move || encode(reader, marker, &opts, senders));
-    let encoded = worker
-        .await
-        .unwrap_or_else(|e| Err(PipelineError::Worker(e.to_string())));
+    let worker_cancel = cancel.clone();
+    let worker =
+        tokio::task::spawn_blocking(move || encode(reader, marker, &opts, senders, &worker_cancel));
 
-    let (mut dump_bytes, mut stored_bytes, mut sha256) = (0, 0, None);
-    let error = match encoded {
-        Ok((stats, senders)) => {
-            dump_bytes = stats.dump_bytes;
-            stored_bytes = stats.stored_bytes;
-            sha256 = Some(stats.sha256);
-            match exit.await {
-                Ok(0) => {
-                    for tx in senders.into_iter().flatten() {
-                        // A destination that already failed has hung up; its result says why.
-                        let _ = tx.send(Piece::Commit(stats.sha256)).await;
-                    }
-                    None
-                }
+    // Phase 1, interruptible: stream everything and learn the dump's verdict.
+    let decide = async {
+        let encoded = worker
+            .await
+            .unwrap_or_else(|e| Err(PipelineError::Worker(e.to_string())));
+        match encoded {
+            Ok((stats, senders)) => match exit.await {
+                Ok(0) => Ok((stats, senders)),
                 // Dropping the senders without a commit aborts every copy.
-                Ok(code) => Some(PipelineError::DumpExit(code)),
-                Err(e) => Some(PipelineError::DumpStatus(e.to_string())),
+                Ok(code) => Err((PipelineError::DumpExit(code), Some(stats))),
+                Err(e) => Err((PipelineError::DumpStatus(e.to_string()), Some(stats))),
+            },
+            // A dump whose whole output lacked the marker has ended: its exit
+            // code (pg_dump's 1 on a refused password) says more than the marker.
+            Err(e @ PipelineError::BadMarker { complete: true, .. }) => match exit.await {
+                Ok(code) if code != 0 => Err((PipelineError::DumpExit(code), None)),
+                _ => Err((e, None)),
+            },
+            Err(e) => Err((e, None)),
+        }
+    };
+    let stop = async {
+        match options.timeout {
+            Some(limit) => tokio::select! {
+                () = cancel.cancelled() => PipelineError::Cancelled,
+                () = tokio::time::sleep(limit) => PipelineError::TimedOut(limit),
+            },
+            None => {
+                cancel.cancelled().await;
+                PipelineError::Cancelled
             }
         }
-        // A dump whose whole output lacked the marker has ended: its exit
-        // code (pg_dump's 1 on a refused password) says more than the marker.
-        Err(e @ PipelineError::BadMarker { complete: true, .. }) => match exit.await {
-            Ok(code) if code != 0 => Some(PipelineError::DumpExit(code)),
-            _ => Some(e),
-        },
-        Err(e) => Some(e),
     };
+    let decided = tokio::select! {
+        d = decide => d,
+        e = stop => {
+            // Destinations abort on the token; the worker stops at its next read.
+            cancel.cancel();
+            Err((e, None))
+        }
+    };
+
+    // Phase 2, not interruptible: a commit once decided goes to every destination.
+    let (error, stats) = match decided {
+        Ok((stats, senders)) => {
+            for tx in senders.into_iter().flatten() {
+                // A destination that already failed has hung up; its result says why.
+                let _ = tx.send(Piece::Commit(stats.sha256)).await;
+            }
+            (None, Some(stats))
+        }
+        Err((e, stats)) => (Some(e), stats),
+    };
+    let (dump_bytes, stored_bytes, sha256) = stats.map_or((0, 0, None), |s| {
+        (s.dump_bytes, s.stored_bytes, Some(s.sha256))
+    });
 
     let mut destinations = Vec::with_capacity(tasks.len());
     for (task, target) in tasks.into_iter().zip(targets) {
@@ -278,6 +329,7 @@ fn encode<R: AsyncRead + Unpin>(
     marker: FormatMarker,
     options: &PipelineOptions,
     senders: Senders,
+    cancel: &CancellationToken,
 ) -> Result<(Encoded, Senders), PipelineError> {
     let mut input = SyncIoBridge::new(reader);
     let fan = FanOut::new(senders, options.chunk_size.max(4096));
@@ -299,6 +351,9 @@ fn encode<R: AsyncRead + Unpin>(
     let mut checked = false;
     let mut dump_bytes = 0u64;
     loop {
+        if cancel.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
         let n = match input.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

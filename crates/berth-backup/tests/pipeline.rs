@@ -3,12 +3,17 @@
 
 mod common;
 
+use tokio_util::sync::CancellationToken;
+
 use berth_backup::destination::S3Destination;
 use berth_backup::{
     ArtifactKey, Checksum, DecryptionKey, Destination, DestinationError, Encryption, FormatMarker,
     LocalDir, PipelineError, PipelineOptions, RestoreError, SecretString, Target, restore,
     run_backup, verify_checksum,
 };
+use std::time::{Duration, Instant};
+
+use berth_backup::run_backup_cancellable;
 use common::{S3Server, closed_port, dump_process, files_under};
 
 /// PGDMP followed by `mib` MiB of data that compresses only partly
@@ -446,4 +451,88 @@ async fn deleting_an_artifact_removes_exactly_that_one_at_each_destination() {
     }
     assert_eq!(files_under(dir.path()), ["db/2.zst"]);
     assert_eq!(s3.files("backups"), ["db/2.zst"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_past_its_time_out_fails_and_leaves_nothing_at_either_destination() {
+    let s3 = S3Server::start(&["backups"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalDir::new("local", dir.path());
+    let s3_dest = S3Destination::new(s3.config("backups")).unwrap();
+    // 6 MiB (one S3 part uploaded), then the dump hangs.
+    let script = format!(
+        "{}; exec sleep 60",
+        fake_pg_dump(8, 0).replace("; exit 0", "")
+    );
+    let options = PipelineOptions {
+        timeout: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let report = run_backup(
+        dump_process(&script, FormatMarker::PgCustom),
+        &options,
+        &targets(&local, Some(s3_dest), "db/slow.zst"),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(report.error, Some(PipelineError::TimedOut(_))),
+        "{report:#?}"
+    );
+    for d in &report.destinations {
+        assert!(
+            matches!(d.error, Some(DestinationError::Aborted(_))),
+            "{d:?}"
+        );
+    }
+    assert!(
+        report.destinations[1].size > 0,
+        "nothing reached S3 before the time-out: {report:#?}"
+    );
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+    assert!(s3.files("backups").is_empty(), "{:?}", s3.files("backups"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_backup_stops_at_once_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalDir::new("local", dir.path());
+    let cancel = CancellationToken::new();
+    let later = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        later.cancel();
+    });
+    let script = "printf PGDMP; seq 1 1000; exec sleep 60";
+    let started = Instant::now();
+    let report = run_backup_cancellable(
+        dump_process(script, FormatMarker::PgCustom),
+        &PipelineOptions::default(),
+        &targets(&local, None, "c.zst"),
+        cancel,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(report.error, Some(PipelineError::Cancelled)),
+        "{report:#?}"
+    );
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
 }

@@ -2,8 +2,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::{ArtifactKey, DestinationResult, Piece, Tally};
+use super::{ArtifactKey, DestinationResult, Piece, Tally, next_piece, stopped};
 use crate::error::DestinationError;
 
 /// A directory on berth's host (default `<data dir>/backups`).
@@ -47,6 +48,7 @@ impl LocalDir {
         &self,
         key: &ArtifactKey,
         mut rx: mpsc::Receiver<Piece>,
+        cancel: CancellationToken,
     ) -> DestinationResult {
         let final_path = self.path_of(key);
         let dir = final_path.parent().unwrap_or(&self.root).to_path_buf();
@@ -63,7 +65,7 @@ impl LocalDir {
             let mut file = tokio::fs::File::create(&temp)
                 .await
                 .map_err(io_err(&temp))?;
-            while let Some(piece) = rx.recv().await {
+            while let Some(piece) = next_piece(&mut rx, &cancel).await {
                 match piece {
                     Piece::Data(bytes) => {
                         file.write_all(&bytes).await.map_err(io_err(&temp))?;
@@ -83,9 +85,7 @@ impl LocalDir {
                     }
                 }
             }
-            Err(DestinationError::Aborted(
-                "the backup stopped before it was complete".into(),
-            ))
+            Err(stopped(&cancel))
         }
         .await;
         if outcome.is_err() {

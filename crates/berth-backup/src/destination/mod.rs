@@ -15,6 +15,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub use local::LocalDir;
 pub use s3::{S3Config, S3Destination};
@@ -86,6 +87,27 @@ impl DestinationResult {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+}
+
+/// The next piece, or `None` when the pipeline hung up or the run was cancelled.
+pub(crate) async fn next_piece(
+    rx: &mut mpsc::Receiver<Piece>,
+    cancel: &CancellationToken,
+) -> Option<Piece> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        piece = rx.recv() => piece,
+    }
+}
+
+/// Why a destination got no commit.
+pub(crate) fn stopped(cancel: &CancellationToken) -> DestinationError {
+    DestinationError::Aborted(if cancel.is_cancelled() {
+        "the backup was cancelled or timed out".into()
+    } else {
+        "the backup stopped before it was complete".into()
+    })
 }
 
 pub(crate) enum Piece {
@@ -169,10 +191,11 @@ impl Destination {
         &self,
         key: &ArtifactKey,
         rx: mpsc::Receiver<Piece>,
+        cancel: CancellationToken,
     ) -> DestinationResult {
         match self {
-            Self::Local(d) => d.write(key, rx).await,
-            Self::S3(d) => d.write(key, rx).await,
+            Self::Local(d) => d.write(key, rx, cancel).await,
+            Self::S3(d) => d.write(key, rx, cancel).await,
         }
     }
 

@@ -10,8 +10,9 @@ use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig, Write
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
+use tokio_util::sync::CancellationToken;
 
-use super::{ArtifactKey, DestinationResult, Piece, Tally};
+use super::{ArtifactKey, DestinationResult, Piece, Tally, next_piece, stopped};
 use crate::error::DestinationError;
 
 /// Parts of 16 MiB: S3 allows 10,000 parts, so objects up to ~156 GiB fit
@@ -156,21 +157,24 @@ impl S3Destination {
         &self,
         key: &ArtifactKey,
         mut rx: mpsc::Receiver<Piece>,
+        cancel: CancellationToken,
     ) -> DestinationResult {
         let path = self.path(key.as_str());
         let mut tally = Tally::new();
         let outcome = async {
             let upload = self.store.put_multipart(&path).await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, self.config.part_size);
-            while let Some(piece) = rx.recv().await {
+            while let Some(piece) = next_piece(&mut rx, &cancel).await {
                 match piece {
                     Piece::Data(bytes) => {
-                        if let Err(e) = writer
-                            .wait_for_capacity(self.config.max_concurrent_parts)
-                            .await
-                        {
+                        let waited = tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => Err(stopped(&cancel)),
+                            r = writer.wait_for_capacity(self.config.max_concurrent_parts) => r.map_err(DestinationError::from),
+                        };
+                        if let Err(e) = waited {
                             let _ = writer.abort().await;
-                            return Err(e.into());
+                            return Err(e);
                         }
                         tally.add(&bytes);
                         writer.put(bytes);
@@ -190,9 +194,7 @@ impl S3Destination {
                 }
             }
             let _ = writer.abort().await;
-            Err(DestinationError::Aborted(
-                "the backup stopped before it was complete".into(),
-            ))
+            Err(stopped(&cancel))
         }
         .await;
         tally.result(&self.config.label, self.location(key), outcome)

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use local::LocalDir;
-pub use s3::{S3Config, S3Destination};
+pub use s3::{DEFAULT_PART_SIZE, S3Config, S3Destination};
 
 use crate::checksum::Checksum;
 use crate::error::DestinationError;

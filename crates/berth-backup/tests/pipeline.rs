@@ -536,3 +536,29 @@ async fn a_cancelled_backup_stops_at_once_and_says_so() {
         files_under(dir.path())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_files_of_a_killed_run_are_removed_at_start_and_finished_backups_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalDir::new("local", dir.path());
+    let r = run_backup(
+        dump_process("printf PGDMP; seq 1 10", FormatMarker::PgCustom),
+        &PipelineOptions::default(),
+        &targets(&local, None, "db/kept.zst"),
+    )
+    .await;
+    assert!(r.fully_succeeded());
+    // What a berth killed with -9 mid-write leaves (the name LocalDir uses).
+    std::fs::write(
+        dir.path().join("db/.next.zst.partial-00000000deadbeef"),
+        b"half",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".top.zst.partial-0000000000000001"),
+        b"half",
+    )
+    .unwrap();
+    assert_eq!(local.remove_stale_partials().await.unwrap(), 2);
+    assert_eq!(files_under(dir.path()), ["db/kept.zst"]);
+}

@@ -95,6 +95,33 @@ impl LocalDir {
         tally.result(&self.label, final_path.display().to_string(), outcome)
     }
 
+    /// Removes the temp files of writes that never finished: berth killed
+    /// mid-backup leaves its `.<name>.partial-<random>` behind. Call at start,
+    /// before any backup runs. Returns how many were removed.
+    pub async fn remove_stale_partials(&self) -> Result<usize, DestinationError> {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&dir)(e)),
+            };
+            while let Some(entry) = entries.next_entry().await.map_err(io_err(&dir))? {
+                let path = entry.path();
+                let kind = entry.file_type().await.map_err(io_err(&path))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if kind.is_file() && name.starts_with('.') && name.contains(".partial-") {
+                    tokio::fs::remove_file(&path).await.map_err(io_err(&path))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     pub(crate) async fn open(
         &self,
         key: &ArtifactKey,

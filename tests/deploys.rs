@@ -943,3 +943,110 @@ async fn the_credentials_in_a_git_url_never_reach_the_deploy_log() {
     );
     assert!(!log.contains("s3cr3t-in-url"), "{log}");
 }
+
+#[tokio::test]
+async fn a_git_urls_credentials_show_as_stars_and_a_form_sent_back_as_shown_keeps_them() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("gitseal").await;
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    let api = Api::new(&app);
+    let token = "glpat-k33pMe-9x7";
+    let url = format!("https://ci:{token}@127.0.0.1:1/o/r.git");
+    let shown = "https://***@127.0.0.1:1/o/r.git";
+    let path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    let (status, body) = api
+        .post(
+            &app,
+            &path,
+            json!({"source": "git", "git_url": url, "git_branch": "main"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["git_url"], shown, "the answer to the change: {body}");
+    let got = api.get(&app, &path).await;
+    assert_eq!(got["git_url"], shown, "{got}");
+    assert!(!got.to_string().contains(token), "{got}");
+
+    let page = format!("/projects/{project}/apps/web/deployments");
+    let html = app.get_html(&page).await;
+    assert!(
+        html.contains(shown),
+        "the settings form shows the URL masked"
+    );
+    assert!(!html.contains(token), "the page never holds the token");
+    let overview = app.get_html(&format!("/projects/{project}/apps/web")).await;
+    assert!(!overview.contains(token), "nor does the app's page");
+
+    // The form sent back as shown, with another field changed: the stored
+    // credentials stay, and the change is saved.
+    let fields: Vec<(&str, String)> = vec![
+        ("source", "git".into()),
+        ("git_url", shown.into()),
+        ("git_branch", "release".into()),
+        ("health_status", "200".into()),
+        ("health_interval_ms", "1000".into()),
+        ("health_timeout_ms", "2000".into()),
+        ("health_retries", "30".into()),
+        ("health_start_secs", "1".into()),
+        ("drain_secs", "2".into()),
+        ("stop_timeout_secs", "10".into()),
+        ("restart_policy", "unless-stopped".into()),
+        ("keep_images", "5".into()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = app
+        .post_form(
+            &page,
+            &format!("/projects/{project}/apps/web/deploy-settings"),
+            &fields,
+        )
+        .await;
+    assert_eq!(saved.status(), 303, "{}", saved.text().await.unwrap());
+    // And through the API, changing only the branch (the URL is left out).
+    let (status, body) = api.post(&app, &path, json!({"git_subdir": "site"})).await;
+    assert_eq!(status, 200, "{body}");
+    // `***` for a different host has nothing to stand for.
+    let (status, body) = api
+        .post(
+            &app,
+            &path,
+            json!({"git_url": "https://***@elsewhere.example/o/r.git"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("git_url"), "{body}");
+
+    let store = berth_store::Store::open(&app.data_dir).await.unwrap();
+    let app_row = berth_store::apps::find(
+        &store,
+        &berth_core::ProjectName::parse(&project).unwrap(),
+        &berth_core::AppName::parse("web").unwrap(),
+    )
+    .await
+    .unwrap();
+    let settings = berth_store::deployments::settings(&store, app_row.id)
+        .await
+        .unwrap();
+    let berth_core::deployment::Source::Git(git) = settings.source else {
+        panic!("still a git source: {settings:?}");
+    };
+    assert_eq!(git.url, url, "the credentials were kept");
+    assert_eq!(
+        (git.branch.as_str(), git.subdir.as_str()),
+        ("release", "site")
+    );
+    store.close().await;
+
+    let mut db = std::fs::read(app.data_dir.join("berth.db")).unwrap();
+    db.extend(std::fs::read(app.data_dir.join("berth.db-wal")).unwrap_or_default());
+    let holds = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
+    assert!(!holds(token.as_bytes()), "the token is sealed at rest");
+    assert!(
+        holds(shown.as_bytes()),
+        "positive control: the scan finds the masked URL kept in clear"
+    );
+}

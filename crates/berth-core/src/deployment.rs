@@ -124,6 +124,13 @@ pub fn redact_url_credentials(url: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Whether `url` carries `***` where [`redact_url_credentials`] put it: a
+/// URL as a page or the API showed it, not one with credentials typed in.
+pub fn url_has_masked_credentials(url: &str) -> bool {
+    url.find("://")
+        .is_some_and(|i| url[i + 3..].starts_with("***@"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     /// An HTTP path to GET on the new container; `None` uses the image's

@@ -280,11 +280,35 @@ impl Deployments {
     }
 
     /// Saves how the app is deployed; takes effect with the next deployment.
+    ///
+    /// Pages and the API show a git URL's credentials as `***`: a URL sent
+    /// back as it was shown keeps the stored credentials.
     pub async fn save_deploy_settings(
         &self,
         app: &App,
         settings: &DeploySettings,
     ) -> Result<(), DeployError> {
+        let mut settings = settings.clone();
+        if let Source::Git(git) = &mut settings.source
+            && berth_core::url_has_masked_credentials(&git.url)
+        {
+            let stored = match deployments::settings(self.store(), app.id).await?.source {
+                Source::Git(stored) => Some(stored.url),
+                Source::Image => None,
+            };
+            match stored
+                .filter(|stored| berth_core::redact_url_credentials(stored) == git.url.as_str())
+            {
+                Some(stored) => git.url = stored,
+                None => {
+                    return Err(DeployError::Invalid {
+                        field: "git_url",
+                        message: "*** stands for the saved credentials of the same URL: type the credentials again for a different host or path".to_owned(),
+                    });
+                }
+            }
+        }
+        let settings = &settings;
         self.check_source(&settings.source)?;
         if let Some(problem) = settings
             .health

@@ -354,10 +354,22 @@ pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, St
         r.get::<Option<i64>, _>(col)
             .and_then(|n| u32::try_from(n).ok())
     };
+    // A URL with credentials is sealed; the column then holds it masked.
+    let url = match (
+        r.get::<Option<Vec<u8>>, _>("git_url_nonce"),
+        r.get::<Option<Vec<u8>>, _>("git_url_sealed"),
+    ) {
+        (Some(nonce), Some(sealed)) => {
+            let key = current_key(store).await?;
+            let plain = key.open(&git_url_aad(app_id.get()), &nonce, &sealed)?;
+            String::from_utf8(plain).map_err(|e| StoreError::corrupt("git URL", e))?
+        }
+        _ => text("git_url"),
+    };
     Ok(DeploySettings {
         source: if source == "git" {
             Source::Git(GitSource {
-                url: text("git_url"),
+                url,
                 branch: text("git_branch"),
                 subdir: text("git_subdir"),
                 dockerfile: text("dockerfile"),
@@ -401,12 +413,14 @@ pub async fn save_settings(
         Source::Git(g) => ("git", g.clone()),
     };
     let blank = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    let (shown_url, nonce, sealed) = seal_git_url(store, app_id, &git.url).await?;
     sqlx::query(
-        "INSERT INTO deploy_settings (app_id, source, git_url, git_branch, git_subdir, dockerfile,
+        "INSERT INTO deploy_settings (app_id, source, git_url, git_url_nonce, git_url_sealed, git_branch, git_subdir, dockerfile,
             health_path, health_status, health_interval_ms, health_timeout_ms, health_retries, health_start_secs,
             drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, git_url = excluded.git_url,
+            git_url_nonce = excluded.git_url_nonce, git_url_sealed = excluded.git_url_sealed,
             git_branch = excluded.git_branch, git_subdir = excluded.git_subdir, dockerfile = excluded.dockerfile,
             health_path = excluded.health_path, health_status = excluded.health_status,
             health_interval_ms = excluded.health_interval_ms, health_timeout_ms = excluded.health_timeout_ms,
@@ -418,7 +432,9 @@ pub async fn save_settings(
     )
     .bind(app_id.get())
     .bind(source)
-    .bind(blank(&git.url))
+    .bind(blank(&shown_url))
+    .bind(nonce)
+    .bind(sealed)
     .bind(blank(&git.branch))
     .bind(blank(&git.subdir))
     .bind(blank(&git.dockerfile))
@@ -439,6 +455,67 @@ pub async fn save_settings(
     .execute(store.pool())
     .await?;
     Ok(())
+}
+
+pub(crate) fn git_url_aad(app_id: i64) -> String {
+    format!("git-url:app:{app_id}")
+}
+
+/// What a git URL is stored as: the URL to keep in clear (masked when it
+/// holds credentials) and, only then, the whole URL sealed (nonce, ciphertext).
+async fn seal_git_url(
+    store: &Store,
+    app_id: AppId,
+    url: &str,
+) -> Result<(String, Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
+    let shown = berth_core::redact_url_credentials(url);
+    if shown == url {
+        return Ok((url.to_owned(), None, None));
+    }
+    let key = current_key(store).await?;
+    let (nonce, sealed) = key.seal(&git_url_aad(app_id.get()), url.as_bytes());
+    Ok((shown.into_owned(), Some(nonce), Some(sealed)))
+}
+
+/// Seals git URLs a berth before sealing stored in clear (at open, once):
+/// the rows are rewritten, and the file is vacuumed and its log truncated
+/// so the old pages with the token in them do not linger on disk.
+pub(crate) async fn seal_legacy_git_urls(store: &Store) -> Result<usize, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT app_id, git_url FROM deploy_settings
+         WHERE git_url_sealed IS NULL AND git_url LIKE '%://%@%'",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut sealed_any = 0;
+    for (app_id, url) in rows {
+        let (shown, nonce, sealed) = seal_git_url(store, AppId::new(app_id), &url).await?;
+        if sealed.is_none() {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE deploy_settings SET git_url = ?, git_url_nonce = ?, git_url_sealed = ?
+             WHERE app_id = ? AND git_url_sealed IS NULL",
+        )
+        .bind(shown)
+        .bind(nonce)
+        .bind(sealed)
+        .bind(app_id)
+        .execute(store.pool())
+        .await?;
+        sealed_any += 1;
+    }
+    if sealed_any > 0 {
+        sqlx::query("VACUUM").execute(store.pool()).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await?;
+        tracing::info!(
+            count = sealed_any,
+            "sealed git URLs that held credentials in clear"
+        );
+    }
+    Ok(sealed_any)
 }
 
 pub(crate) fn webhook_aad(app_id: i64) -> String {

@@ -134,6 +134,8 @@ impl StrategyChoice {
 #[derive(Serialize, ToSchema)]
 pub struct DeploySettingsOut {
     pub source: SourceKind,
+    /// Credentials in the URL show as `***` (`https://***@host/…`); a
+    /// `git_url` sent back as shown keeps them.
     pub git_url: String,
     pub git_branch: String,
     pub git_subdir: String,
@@ -175,7 +177,8 @@ impl DeploySettingsOut {
                 Source::Image => SourceKind::Image,
                 Source::Git(_) => SourceKind::Git,
             },
-            git_url: git.url,
+            // Credentials stay in the store: sent back as shown, they are kept.
+            git_url: berth_core::redact_url_credentials(&git.url).into_owned(),
             git_branch: git.branch,
             git_subdir: git.subdir,
             dockerfile: git.dockerfile,

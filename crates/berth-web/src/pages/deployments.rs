@@ -200,7 +200,8 @@ impl SettingsInput {
                 "image"
             }
             .to_owned(),
-            git_url: git.url,
+            // The form never holds the credentials: `***` sent back keeps them.
+            git_url: berth_core::redact_url_credentials(&git.url).into_owned(),
             git_branch: git.branch,
             git_subdir: git.subdir,
             dockerfile: git.dockerfile,
@@ -506,6 +507,9 @@ pub async fn save_settings(
         ))
         .into_response()),
         Err(WebError::Invalid(errors)) => {
+            // Credentials typed in are not sent back in the page either.
+            let mut input = input;
+            input.git_url = berth_core::redact_url_credentials(&input.git_url).into_owned();
             let page = page(
                 &state,
                 &user,

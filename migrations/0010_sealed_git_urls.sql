@@ -1,0 +1,6 @@
+-- A git URL with credentials in it (`https://user:token@host/…`) is sealed
+-- like webhook secrets (associated data `git-url:app:<id>`); `git_url` then
+-- keeps only the URL with its user info shown as `***`, so nothing that reads
+-- the column in clear (a page, the API, a copy of the file) learns the token.
+ALTER TABLE deploy_settings ADD COLUMN git_url_nonce BLOB;
+ALTER TABLE deploy_settings ADD COLUMN git_url_sealed BLOB;

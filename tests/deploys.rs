@@ -667,13 +667,6 @@ impl Sshd {
         let dir = tempfile::tempdir().unwrap();
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let host_key = dir.path().join("host_key");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key)
-            .output()
-            .expect("ssh-keygen is installed");
-        assert!(out.status.success(), "{out:?}");
         let authorized_keys = dir.path().join("authorized_keys");
         std::fs::write(&authorized_keys, "").unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -688,15 +681,35 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
                  PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\n",
-                host_key.display(),
+                dir.path().join("host_key").display(),
                 authorized_keys.display()
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+        let child = Sshd::spawn(dir.path(), port);
+        Sshd {
+            child,
+            port,
+            authorized_keys,
+            dir,
+        }
+    }
+
+    /// A new host key in `dir` and sshd started on `port` with it.
+    fn spawn(dir: &Path, port: u16) -> std::process::Child {
+        let host_key = dir.join("host_key");
+        let _ = std::fs::remove_file(&host_key);
+        let _ = std::fs::remove_file(host_key.with_extension("pub"));
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("ssh-keygen is installed");
+        assert!(out.status.success(), "{out:?}");
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
         let mut child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
-            .arg(&config)
+            .arg(dir.join("sshd_config"))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -704,17 +717,31 @@ impl Sshd {
             .expect("openssh-server is installed (tests/run installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
             assert!(child.try_wait().unwrap().is_none(), "sshd exited: {log}");
             assert!(Instant::now() < deadline, "sshd never listened: {log}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Sshd {
-            child,
-            port,
-            authorized_keys,
-            dir,
-        }
+        child
+    }
+
+    /// The same server (address, users) answering with a different host key,
+    /// as a machine in between would.
+    fn restart_with_a_new_host_key(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Sshd::spawn(self.dir.path(), self.port);
+    }
+
+    /// `ssh-keygen -l` of the host key: `SHA256:…`.
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join("host_key.pub"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split_whitespace().nth(1).unwrap().to_owned()
     }
 
     fn log(&self) -> String {
@@ -743,7 +770,7 @@ fn files_named_key(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_refused_without_it() {
-    let sshd = Sshd::start();
+    let mut sshd = Sshd::start();
     let (app, project, api) = running_web("ssh").await;
     let work = tempfile::tempdir().unwrap();
     git(work.path(), &["init", "-q", "-b", "main"]);
@@ -787,6 +814,11 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
         }),
     )
     .await;
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([]),
+        "no host key before the first clone"
+    );
     let number = api.deploy(&app, &project).await;
     let dep = api.wait_for_end(&app, &project, number).await;
     assert_eq!(dep["status"], "succeeded", "{dep}\nsshd: {}", sshd.log());
@@ -802,7 +834,8 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     assert_eq!(via_edge(&app, &project).await, (200, page.clone()));
     let builds = app.data_dir.join("builds");
     assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());
-    // The host key was recorded in berth's own known_hosts (hashed, as Debian's ssh does).
+    // The host key was recorded in berth's own known_hosts at the first
+    // clone, and is shown in the API and on the page.
     let found = Command::new("ssh-keygen")
         .arg("-F")
         .arg(format!("[127.0.0.1]:{}", sshd.port))
@@ -811,6 +844,45 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
         .output()
         .unwrap();
     assert!(found.status.success(), "{found:?}");
+    let recorded = format!("ssh-ed25519 {}", sshd.fingerprint());
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([recorded])
+    );
+    let html = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(html.contains(&recorded), "the page shows {recorded}");
+
+    // The same address with another host key: the clone is stopped with
+    // words that say so, and the recorded key stays.
+    sshd.restart_with_a_new_host_key();
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let log = common::deployment_log(&dep);
+    assert!(
+        log.contains(&format!(
+            "the SSH host key of [127.0.0.1]:{} is not the one recorded",
+            sshd.port
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("REMOTE HOST IDENTIFICATION"), "{log}");
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([recorded])
+    );
+    assert_eq!(via_edge(&app, &project).await, (200, page.clone()));
+    // The admin accepts the new key by removing the old one, as the message says.
+    let removed = Command::new("ssh-keygen")
+        .arg("-R")
+        .arg(format!("[127.0.0.1]:{}", sshd.port))
+        .arg("-f")
+        .arg(app.data_dir.join("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
 
     // Without the key in authorized_keys the clone fails with git's words,
     // and the version that serves keeps serving.

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::naming::{APP, DEPLOYMENT, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE};
-use crate::{DeployError, Deployments, Runtime, deployment_container_name, network_name};
+use crate::{DeployError, Deployments, HostKey, Runtime, deployment_container_name, network_name};
 
 /// How many git builds run at once across all apps.
 const BUILDS_AT_ONCE: usize = 2;
@@ -324,6 +324,23 @@ impl Deployments {
         deployments::save_settings(self.store(), app.id, settings).await?;
         tracing::info!(project.name = %app.project, app.name = %app.name, "deploy settings saved");
         Ok(())
+    }
+
+    /// The SSH host keys berth recorded for the host of the app's git
+    /// source at its first clone (empty before that, or for other sources).
+    pub async fn ssh_host_keys(&self, app: &App) -> Result<Vec<HostKey>, DeployError> {
+        let Source::Git(git) = deployments::settings(self.store(), app.id).await?.source else {
+            return Ok(Vec::new());
+        };
+        let Some(name) = crate::git::known_hosts_name(&git.url) else {
+            return Ok(Vec::new());
+        };
+        let text = match tokio::fs::read_to_string(self.known_hosts_file()).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(DeployError::Tool(format!("cannot read known_hosts: {e}"))),
+        };
+        Ok(crate::git::recorded_host_keys(&text, &name))
     }
 
     /// The public half of the app's SSH deploy key (to add to the
@@ -966,9 +983,11 @@ impl Runtime {
         } else {
             None
         };
-        let known_hosts = self.data_dir().join("known_hosts");
-        let ssh = key_file.as_ref().map(|file| crate::git::SshKey {
-            key_file: file.path(),
+        // Every SSH clone, with a deploy key or not, records the host's key
+        // on first use and holds the host to it afterwards.
+        let known_hosts = self.known_hosts_file();
+        let ssh = crate::git::is_ssh_url(&git.url).then(|| crate::git::Ssh {
+            key_file: key_file.as_ref().map(|file| file.path()),
             known_hosts: &known_hosts,
         });
         // Checked again: the root may have changed since the source was saved.
@@ -1038,6 +1057,11 @@ impl Runtime {
             .await
             .map_err(DeployError::from)?;
         Ok(tag)
+    }
+
+    /// Where berth records SSH host keys on first use, for every app.
+    pub(crate) fn known_hosts_file(&self) -> PathBuf {
+        self.data_dir().join("known_hosts")
     }
 
     fn build_dir(&self, dep_id: DeploymentId) -> PathBuf {

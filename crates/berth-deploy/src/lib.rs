@@ -29,6 +29,7 @@ pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
+pub use git::HostKey;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
 pub use services::{

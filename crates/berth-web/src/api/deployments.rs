@@ -164,10 +164,18 @@ pub struct DeploySettingsOut {
     /// first use): add it to the repository as a read-only deploy key for
     /// `ssh://…` or `git@host:path` sources. The private half is never shown.
     pub deploy_key: String,
+    /// The SSH host keys berth recorded for the git source's host at its
+    /// first clone (`ssh-ed25519 SHA256:…`); empty before that. A clone from
+    /// a server showing another key fails.
+    pub ssh_host_keys: Vec<String>,
 }
 
 impl DeploySettingsOut {
-    fn new(s: &DeploySettings, deploy_key: String) -> DeploySettingsOut {
+    fn new(
+        s: &DeploySettings,
+        deploy_key: String,
+        ssh_host_keys: &[berth_deploy::HostKey],
+    ) -> DeploySettingsOut {
         let git = match &s.source {
             Source::Git(g) => g.clone(),
             Source::Image => GitSource::default(),
@@ -201,6 +209,10 @@ impl DeploySettingsOut {
             },
             hold_secs: s.hold_secs,
             deploy_key,
+            ssh_host_keys: ssh_host_keys
+                .iter()
+                .map(|k| format!("{} {}", k.kind, k.fingerprint))
+                .collect(),
         }
     }
 }
@@ -402,7 +414,10 @@ pub async fn get_deploy_settings(
     let app = state.apps.find_app(&project, &name).await?;
     let settings = state.deployments.deploy_settings(&app).await?;
     let deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
+    let host_keys = state.deployments.ssh_host_keys(&app).await?;
+    Ok(Json(DeploySettingsOut::new(
+        &settings, deploy_key, &host_keys,
+    )))
 }
 
 /// Changes how the app deploys (source, health check, drain, limits, restart policy, kept images); applies from the next deployment.
@@ -424,5 +439,8 @@ pub async fn set_deploy_settings(
         .save_deploy_settings(&app, &settings)
         .await?;
     let deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
+    let host_keys = state.deployments.ssh_host_keys(&app).await?;
+    Ok(Json(DeploySettingsOut::new(
+        &settings, deploy_key, &host_keys,
+    )))
 }

@@ -336,6 +336,8 @@ pub struct DeploymentsPage {
     pub deploy_key: String,
     /// Why there is no deploy key (e.g. `ssh-keygen` is missing); the page still works.
     pub deploy_key_error: String,
+    /// The SSH host keys recorded for the git source's host.
+    pub ssh_host_keys: Vec<berth_deploy::HostKey>,
     pub flash: String,
 }
 
@@ -400,6 +402,7 @@ async fn page(
             (String::new(), err.to_string())
         }
     };
+    let ssh_host_keys = state.deployments.ssh_host_keys(&app).await?;
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -424,6 +427,7 @@ async fn page(
         webhook_url: format!("{scheme}://{host}/hooks/{project}/{name}/{secret}"),
         deploy_key,
         deploy_key_error,
+        ssh_host_keys,
         flash,
     })
 }

@@ -1122,3 +1122,84 @@ async fn a_git_urls_credentials_show_as_stars_and_a_form_sent_back_as_shown_keep
         "positive control: the scan finds the masked URL kept in clear"
     );
 }
+
+#[tokio::test]
+async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_version_serves() {
+    let (app, project, api) = running_web("buildtime").await;
+    let path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 30);
+    for refused in [0, 241] {
+        let (status, body) = api
+            .post(&app, &path, json!({"build_timeout_mins": refused}))
+            .await;
+        assert_eq!(status, 422, "{refused}: {body}");
+        assert!(body["fields"]["build_timeout_mins"].is_string(), "{body}");
+    }
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let marker = common::hex_id();
+    commit_site(
+        repo.path(),
+        "never served",
+        // The test image has no /bin/sh: busybox's own, in exec form.
+        &format!("RUN [\"/busybox\", \"sh\", \"-c\", \"/busybox sleep 600; echo {marker}\"]\n"),
+    );
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "build_timeout_mins": 1,
+        }),
+    )
+    .await;
+    assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 1);
+    let html = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(
+        html.contains(r#"name="build_timeout_mins""#),
+        "the form has the field"
+    );
+
+    let started = Instant::now();
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    let took = started.elapsed();
+    assert_eq!(dep["status"], "failed", "{dep}");
+    assert!(
+        dep["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("took longer than 1 minute and were stopped"),
+        "{dep}"
+    );
+    assert!(
+        took >= Duration::from_secs(59) && took < Duration::from_secs(150),
+        "stopped after {took:?}"
+    );
+    assert_eq!(
+        via_edge(&app, &project).await.0,
+        200,
+        "the old version serves"
+    );
+    // Closing the build's stream makes Docker stop the step that sleeps.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&out.stdout).contains(&marker) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build's container is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

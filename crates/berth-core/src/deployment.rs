@@ -76,7 +76,13 @@ pub struct DeploySettings {
     pub strategy: Option<DeployStrategy>,
     /// How long the edge holds the app's requests during a recreate switch.
     pub hold_secs: u32,
+    /// How long a clone and build may take before both are stopped
+    /// ([`BUILD_TIMEOUT_MINS`] bounds it).
+    pub build_timeout_mins: u32,
 }
+
+/// The bounds of [`DeploySettings::build_timeout_mins`], in minutes.
+pub const BUILD_TIMEOUT_MINS: std::ops::RangeInclusive<u32> = 1..=240;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -178,6 +184,7 @@ impl Default for DeploySettings {
             keep_images: 5,
             strategy: None,
             hold_secs: 10,
+            build_timeout_mins: 30,
         }
     }
 }

@@ -28,8 +28,6 @@ use crate::{DeployError, Deployments, HostKey, Runtime, deployment_container_nam
 /// How many git builds run at once across all apps.
 const BUILDS_AT_ONCE: usize = 2;
 static BUILD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUILDS_AT_ONCE);
-/// How long a clone and build may take before they are stopped.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How long a switch waits before counting in-flight requests to the old upstream.
 pub(crate) const DRAIN_SETTLE: Duration = Duration::from_millis(250);
@@ -928,15 +926,19 @@ impl Runtime {
         let dir = self.build_dir(dep.id);
         let _ = std::fs::remove_dir_all(&dir);
         // Dropping the build on time-out kills git and closes Docker's build stream.
+        let minutes = settings.build_timeout_mins.clamp(
+            *berth_core::deployment::BUILD_TIMEOUT_MINS.start(),
+            *berth_core::deployment::BUILD_TIMEOUT_MINS.end(),
+        );
         let result = tokio::time::timeout(
-            BUILD_TIMEOUT,
+            Duration::from_secs(u64::from(minutes) * 60),
             self.build_from_git(app, dep, git, &dir, labels),
         )
         .await
         .unwrap_or_else(|_| {
             Err(Stop::Failed(format!(
-                "the clone and build took longer than {} minutes and were stopped",
-                BUILD_TIMEOUT.as_secs() / 60
+                "the clone and build took longer than {minutes} minute{} and were stopped (the app's build time-out)",
+                if minutes == 1 { "" } else { "s" }
             )))
         });
         drop(slot);

@@ -400,6 +400,7 @@ pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, St
             .map(|s| DeployStrategy::parse(&s).ok_or_else(|| StoreError::corrupt("strategy", s)))
             .transpose()?,
         hold_secs: num("hold_secs"),
+        build_timeout_mins: num("build_timeout_mins"),
     })
 }
 
@@ -417,8 +418,9 @@ pub async fn save_settings(
     sqlx::query(
         "INSERT INTO deploy_settings (app_id, source, git_url, git_url_nonce, git_url_sealed, git_branch, git_subdir, dockerfile,
             health_path, health_status, health_interval_ms, health_timeout_ms, health_retries, health_start_secs,
-            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs,
+            build_timeout_mins)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, git_url = excluded.git_url,
             git_url_nonce = excluded.git_url_nonce, git_url_sealed = excluded.git_url_sealed,
             git_branch = excluded.git_branch, git_subdir = excluded.git_subdir, dockerfile = excluded.dockerfile,
@@ -428,7 +430,8 @@ pub async fn save_settings(
             drain_secs = excluded.drain_secs, stop_timeout_secs = excluded.stop_timeout_secs,
             memory_mb = excluded.memory_mb, cpu_millis = excluded.cpu_millis,
             restart_policy = excluded.restart_policy, keep_images = excluded.keep_images,
-            strategy = excluded.strategy, hold_secs = excluded.hold_secs",
+            strategy = excluded.strategy, hold_secs = excluded.hold_secs,
+            build_timeout_mins = excluded.build_timeout_mins",
     )
     .bind(app_id.get())
     .bind(source)
@@ -452,6 +455,7 @@ pub async fn save_settings(
     .bind(i64::from(s.keep_images))
     .bind(s.strategy.map(DeployStrategy::as_str))
     .bind(i64::from(s.hold_secs))
+    .bind(i64::from(s.build_timeout_mins))
     .execute(store.pool())
     .await?;
     Ok(())

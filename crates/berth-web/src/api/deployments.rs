@@ -160,6 +160,8 @@ pub struct DeploySettingsOut {
     pub strategy: StrategyChoice,
     /// Seconds the edge holds the app's requests during a recreate switch.
     pub hold_secs: u32,
+    /// Minutes a clone and build may take before both are stopped.
+    pub build_timeout_mins: u32,
     /// The public half of the app's SSH deploy key (OpenSSH format, made on
     /// first use): add it to the repository as a read-only deploy key for
     /// `ssh://…` or `git@host:path` sources. The private half is never shown.
@@ -208,6 +210,7 @@ impl DeploySettingsOut {
                 Some(DeployStrategy::Recreate) => StrategyChoice::Recreate,
             },
             hold_secs: s.hold_secs,
+            build_timeout_mins: s.build_timeout_mins,
             deploy_key,
             ssh_host_keys: ssh_host_keys
                 .iter()
@@ -245,6 +248,8 @@ pub struct DeploySettingsIn {
     pub strategy: Option<StrategyChoice>,
     /// Seconds (1–600) the edge holds requests during a recreate switch.
     pub hold_secs: Option<u32>,
+    /// Minutes (1–240) a clone and build may take before both are stopped.
+    pub build_timeout_mins: Option<u32>,
 }
 
 impl DeploySettingsIn {
@@ -277,6 +282,7 @@ impl DeploySettingsIn {
             (self.stop_timeout_secs, &mut s.stop_timeout_secs),
             (self.keep_images, &mut s.keep_images),
             (self.hold_secs, &mut s.hold_secs),
+            (self.build_timeout_mins, &mut s.build_timeout_mins),
         ] {
             if let Some(v) = v {
                 *old = v.to_string();

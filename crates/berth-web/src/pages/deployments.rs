@@ -156,6 +156,9 @@ pub struct SettingsInput {
     pub strategy: String,
     #[serde(default)]
     pub hold_secs: String,
+    /// Minutes; empty: the default.
+    #[serde(default)]
+    pub build_timeout_mins: String,
 }
 
 impl std::fmt::Debug for SettingsInput {
@@ -183,6 +186,7 @@ impl std::fmt::Debug for SettingsInput {
             .field("keep_images", &self.keep_images)
             .field("strategy", &self.strategy)
             .field("hold_secs", &self.hold_secs)
+            .field("build_timeout_mins", &self.build_timeout_mins)
             .finish()
     }
 }
@@ -226,6 +230,7 @@ impl SettingsInput {
                 .unwrap_or_default()
                 .to_owned(),
             hold_secs: s.hold_secs.to_string(),
+            build_timeout_mins: s.build_timeout_mins.to_string(),
         }
     }
 
@@ -257,6 +262,17 @@ impl SettingsInput {
             DeploySettings::default().hold_secs
         } else {
             num("hold_secs", &self.hold_secs, 1, 600)
+        };
+        let build_timeout_mins = if self.build_timeout_mins.trim().is_empty() {
+            DeploySettings::default().build_timeout_mins
+        } else {
+            let bounds = berth_core::deployment::BUILD_TIMEOUT_MINS;
+            num(
+                "build_timeout_mins",
+                &self.build_timeout_mins,
+                *bounds.start(),
+                *bounds.end(),
+            )
         };
         let memory_mb = if self.memory_mb.trim().is_empty() {
             None
@@ -310,6 +326,7 @@ impl SettingsInput {
         Ok(DeploySettings {
             strategy,
             hold_secs,
+            build_timeout_mins,
             source,
             health,
             drain_secs,

@@ -1203,3 +1203,51 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths_memory() {
+    let (app, project, api) = running_web("bigctx").await;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    // 48 MiB that compress badly (xorshift), in the build context.
+    const SIZE: usize = 48 << 20;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut big = Vec::with_capacity(SIZE);
+    while big.len() < SIZE {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::create_dir_all(repo.path().join("site")).unwrap();
+    std::fs::write(repo.path().join("site/big.bin"), &big).unwrap();
+    drop(big);
+    let page = format!("large context {}", common::hex_id());
+    let commit = commit_page(repo.path(), &page);
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "health_path": "/",
+            "health_interval_ms": 100,
+            "drain_secs": 1,
+        }),
+    )
+    .await;
+    let before = common::peak_rss_kib(app.pid());
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["commit"], commit.as_str());
+    assert_eq!(via_edge(&app, &project).await, (200, page));
+    let after = common::peak_rss_kib(app.pid());
+    // The whole context in memory would add 48 MiB at least.
+    assert!(
+        after.saturating_sub(before) < 16 * 1024,
+        "berth's peak memory grew from {before} KiB to {after} KiB during the build"
+    );
+}

@@ -1002,7 +1002,7 @@ impl Runtime {
             .map_err(DeployError::from)?;
         self.log(dep.id, format!("checked out commit {commit}"))
             .await;
-        let context = crate::git::context_tar(dir, &git.subdir)
+        let context = crate::git::context_stream(dir, &git.subdir)
             .await
             .map_err(Stop::Failed)?;
         let build_args = self.env().app_build_args(app).await?;

@@ -280,18 +280,99 @@ pub(crate) async fn clone(
     Ok(String::from_utf8_lossy(&head).trim().to_owned())
 }
 
-/// A tar archive of `subdir` (or the whole tree) at HEAD: the build context.
-/// `git archive` leaves out `.git` and untracked files, as a build should.
-pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, String> {
+/// The tree `git archive` makes the context of: `HEAD` or `HEAD:<subdir>`.
+fn context_tree(subdir: &str) -> Result<String, String> {
     let subdir = subdir.trim_matches('/');
     if subdir.split('/').any(|part| part == "..") {
         return Err("the subdirectory may not contain '..'".to_owned());
     }
-    let tree = if subdir.is_empty() {
+    Ok(if subdir.is_empty() {
         "HEAD".to_owned()
     } else {
         format!("HEAD:{subdir}")
-    };
+    })
+}
+
+/// How much of `git archive`'s output is read at a time.
+const CONTEXT_CHUNK: usize = 256 * 1024;
+
+/// The build context of `subdir` (or the whole tree) at HEAD, read from
+/// `git archive`'s output while Docker receives it: a large repository is
+/// never held in memory. The tree is checked first, so a missing
+/// subdirectory fails with git's words instead of an empty context; git
+/// failing later ends the upload with its message. Dropping the context
+/// kills git.
+pub(crate) async fn context_stream(
+    repo: &Path,
+    subdir: &str,
+) -> Result<berth_docker::BuildContext, String> {
+    archive_chunks(repo, subdir)
+        .await
+        .map(berth_docker::BuildContext::streamed)
+}
+
+/// `git archive`'s output for [`context_stream`], chunk by chunk.
+async fn archive_chunks(
+    repo: &Path,
+    subdir: &str,
+) -> Result<impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static, String> {
+    use tokio::io::AsyncReadExt;
+    let tree = context_tree(subdir)?;
+    // `HEAD:path` takes the rest as a path, so the type is asked separately.
+    let kind = run(
+        &["cat-file", "-t", &tree],
+        Some(repo),
+        DEFAULT_SSH,
+        "https:ssh",
+    )
+    .await
+    .unwrap_or_default();
+    if kind.trim_ascii() != b"tree" {
+        return Err(format!(
+            "the subdirectory {} is not a directory of the repository at the commit checked out",
+            subdir.trim_matches('/')
+        ));
+    }
+    let mut child = git_command(
+        &["archive", "--format=tar", &tree],
+        Some(repo),
+        DEFAULT_SSH,
+        "https:ssh",
+    )
+    .spawn()
+    .map_err(|e| format!("cannot run git: {e}"))?;
+    let stdout = child.stdout.take().ok_or("git archive has no output")?;
+    let chunks = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
+        let (mut stdout, child) = state?;
+        let mut chunk = vec![0; CONTEXT_CHUNK];
+        match stdout.read(&mut chunk).await {
+            Ok(0) => {
+                // The end of the output: git's exit says whether it is whole.
+                let out = match child.wait_with_output().await {
+                    Ok(out) if out.status.success() => return None,
+                    Ok(out) => std::io::Error::other(format!(
+                        "git archive failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )),
+                    Err(e) => e,
+                };
+                Some((Err(out), None))
+            }
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(chunk), Some((stdout, child))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(chunks)
+}
+
+/// A tar archive of `subdir` (or the whole tree) at HEAD, in memory (stacks
+/// build from it; app builds stream with [`context_stream`]).
+/// `git archive` leaves out `.git` and untracked files, as a build should.
+pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, String> {
+    let tree = context_tree(subdir)?;
     run(
         &["archive", "--format=tar", &tree],
         Some(repo),
@@ -346,6 +427,24 @@ async fn run(
     ssh_command: &str,
     protocols: &str,
 ) -> Result<Vec<u8>, String> {
+    let out = git_command(args, dir, ssh_command, protocols)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            stderr.trim()
+        ))
+    }
+}
+
+/// git in the clean room [`run`] describes, its output piped, killed when dropped.
+fn git_command(args: &[&str], dir: Option<&Path>, ssh_command: &str, protocols: &str) -> Command {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .env_clear()
@@ -367,20 +466,7 @@ async fn run(
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            stderr.trim()
-        ))
-    }
+    cmd
 }
 
 #[cfg(test)]
@@ -491,6 +577,44 @@ mod tests {
             "{}",
             keyless.command()
         );
+    }
+
+    fn git_in(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@berth.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_context_is_the_same_tar_as_git_archive_and_a_missing_subdir_is_refused() {
+        use futures_util::StreamExt;
+        let repo = tempfile::tempdir().unwrap();
+        git_in(repo.path(), &["init", "-q", "-b", "main"]);
+        std::fs::create_dir(repo.path().join("site")).unwrap();
+        // Larger than one chunk, so the stream has several.
+        let big: Vec<u8> = (0..3 * CONTEXT_CHUNK as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(repo.path().join("site/big.bin"), &big).unwrap();
+        git_in(repo.path(), &["add", "-A"]);
+        git_in(repo.path(), &["commit", "-q", "-m", "one"]);
+        let whole = context_tar(repo.path(), "site").await.unwrap();
+        let err = context_stream(repo.path(), "nope").await.unwrap_err();
+        assert!(err.contains("the subdirectory nope is not"), "{err}");
+        assert!(context_stream(repo.path(), "../x").await.is_err());
+        // The chunks as the Docker client sends them.
+        let chunks: Vec<Vec<u8>> = archive_chunks(repo.path(), "site")
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert!(chunks.len() > 1, "{} chunks", chunks.len());
+        assert_eq!(chunks.concat(), whole);
     }
 
     #[test]

@@ -499,6 +499,32 @@ async fn a_webhook_with_a_wrong_signature_is_refused_and_deploys_nothing() {
     assert_eq!(response.status(), 200);
     let replay: Value = response.json().await.unwrap();
     assert_eq!(replay["result"], "ignored", "{replay}");
+    // Also after a restart: the ids handled are kept in the database.
+    let app = app.restart_on_same_data_after(|| {}).await;
+    let hook = app.at(&format!("/hooks/{project}/web"));
+    let response = client
+        .post(&hook)
+        .header("x-github-event", "push")
+        .header("x-github-delivery", &delivery)
+        .header("x-hub-signature-256", &right)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a replay after a restart");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay["result"], "ignored", "{replay}");
+    let list = api
+        .get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments"),
+        )
+        .await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "no new deployment: {list}"
+    );
     let response = client
         .post(format!("{hook}/{secret}"))
         .send()

@@ -73,8 +73,6 @@ struct Inner {
     edge: std::sync::OnceLock<routing::EdgeLink>,
     /// Deployments queued or running in this process, with their cancel tokens.
     deploys: deployments::Active,
-    /// Webhook deliveries already handled (see [`webhooks::Deliveries`]).
-    deliveries: webhooks::Deliveries,
     /// Set once at start (see [`Runtime::configure`]); defaults otherwise.
     options: std::sync::OnceLock<ResolvedOptions>,
 }
@@ -139,7 +137,6 @@ impl Runtime {
                 docker_status: Mutex::new(StatusCache::default()),
                 edge: std::sync::OnceLock::new(),
                 deploys: deployments::Active::default(),
-                deliveries: webhooks::Deliveries::default(),
                 options: std::sync::OnceLock::new(),
             }),
         })

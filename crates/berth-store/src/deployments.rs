@@ -629,3 +629,31 @@ pub async fn save_deploy_key(
         .await?
         .ok_or(StoreError::NotFound { what: "deploy key" })
 }
+
+/// How long a webhook delivery id is remembered: a provider's own retries
+/// and an admin's "redeliver" come well within it.
+pub const WEBHOOK_DELIVERY_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// Records that the app's webhook delivery `delivery` was handled; false
+/// when it already was (and is not yet forgotten). Expired ids go first.
+pub async fn record_webhook_delivery(
+    store: &Store,
+    app_id: AppId,
+    delivery: &str,
+) -> Result<bool, StoreError> {
+    let ts = now();
+    sqlx::query("DELETE FROM webhook_deliveries WHERE expires_at <= ?")
+        .bind(ts)
+        .execute(store.pool())
+        .await?;
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO webhook_deliveries (app_id, delivery, expires_at) VALUES (?, ?, ?)",
+    )
+    .bind(app_id.get())
+    // Ids are UUIDs; a longer header is cut rather than stored whole.
+    .bind(delivery.chars().take(200).collect::<String>())
+    .bind(ts + WEBHOOK_DELIVERY_TTL_SECS)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -346,3 +346,64 @@ async fn a_git_url_an_older_berth_stored_in_clear_is_sealed_at_the_next_open() {
     );
     scan::assert_sealed(dir.path(), "ghs_0ldTok3nInClear");
 }
+
+#[tokio::test]
+async fn a_webhook_delivery_is_handled_once_per_app_across_reopens_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let other = apps::create(
+        &store,
+        &ProjectName::parse("demo").unwrap(),
+        &berth_core::NewApp {
+            name: AppName::parse("api").unwrap(),
+            image: ImageRef::parse("berth-test/web").unwrap(),
+            container_port: Port::parse("8080").unwrap(),
+            command: None,
+            dangerous_mounts: false,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let record = |app, id: &'static str| {
+        let store = store.clone();
+        async move {
+            deployments::record_webhook_delivery(&store, app, id)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(record(app, "d-1").await);
+    assert!(!record(app, "d-1").await, "the same delivery again");
+    assert!(record(other, "d-1").await, "another app's delivery");
+    store.close().await;
+
+    let store = Store::open(dir.path()).await.unwrap();
+    assert!(
+        !deployments::record_webhook_delivery(&store, app, "d-1")
+            .await
+            .unwrap(),
+        "remembered after a reopen"
+    );
+    // Once expired, the id is forgotten (and its row removed).
+    sqlx::query("UPDATE webhook_deliveries SET expires_at = 0 WHERE delivery = 'd-1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        deployments::record_webhook_delivery(&store, app, "d-2")
+            .await
+            .unwrap()
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "only d-2 is left");
+    assert!(
+        deployments::record_webhook_delivery(&store, app, "d-1")
+            .await
+            .unwrap()
+    );
+}

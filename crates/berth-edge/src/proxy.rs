@@ -532,9 +532,6 @@ pub(crate) async fn forward(
     match &info.host_header {
         Some(host) => {
             parts.headers.insert(header::HOST, host.clone());
-            parts
-                .headers
-                .insert(HeaderName::from_static("x-forwarded-host"), host.clone());
         }
         None => {
             // HTTP/1.0 without Host: the upstream still needs one.
@@ -549,6 +546,15 @@ pub(crate) async fn forward(
         info.https,
         &limits.trusted_proxies,
     );
+    // The host the client asked for. A trusted proxy's own X-Forwarded-Host
+    // (the host its client asked it for) stands; anyone else's was dropped.
+    let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
+    if let Some(host) = &info.host_header
+        && !(limits.is_trusted_proxy(info.peer.ip())
+            && parts.headers.contains_key(&x_forwarded_host))
+    {
+        parts.headers.insert(x_forwarded_host, host.clone());
+    }
     // Only the dashboard gets the edge's secret: it then believes X-Real-IP.
     match info.dashboard_secret {
         Some(secret) => parts.headers.insert(DASHBOARD_SECRET_HEADER, secret),

@@ -587,7 +587,7 @@ fn header<'a>(seen: &'a Seen, name: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_proxy() {
-    let spoofed = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 10.0.0.2\r\nForwarded: for=10.0.0.3;proto=https\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\nConnection: close\r\n\r\n";
+    let spoofed = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 10.0.0.2\r\nForwarded: for=10.0.0.3;proto=https\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Host: www.example.com\r\nConnection: close\r\n\r\n";
     let up = Recorder::start().await;
     let running = edge_with(vec![Route::app("app.test", "app", Some(up.addr))], short()).await;
     exchange(running.http, spoofed).await;
@@ -597,6 +597,7 @@ async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_pro
     assert_eq!(header(&seen, "x-forwarded-proto"), ["http"]);
     assert!(header(&seen, "forwarded").is_empty());
     assert!(header(&seen, "x-forwarded-port").is_empty());
+    assert_eq!(header(&seen, "x-forwarded-host"), ["app.test"]);
 
     // Behind a trusted proxy (here: this machine), its claims stand.
     let up = Recorder::start().await;
@@ -611,6 +612,15 @@ async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_pro
     assert_eq!(header(&seen, "x-real-ip"), ["10.0.0.1"]);
     assert_eq!(header(&seen, "x-forwarded-proto"), ["https"]);
     assert_eq!(header(&seen, "forwarded"), ["for=10.0.0.3;proto=https"]);
+    assert_eq!(header(&seen, "x-forwarded-host"), ["www.example.com"]);
+    // A trusted proxy that names no host: the Host it asked for.
+    exchange(
+        running.http,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let seen = up.seen().pop().expect("the app got the request");
+    assert_eq!(header(&seen, "x-forwarded-host"), ["app.test"]);
 }
 
 #[tokio::test]

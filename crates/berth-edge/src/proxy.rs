@@ -584,12 +584,14 @@ pub(crate) async fn forward(
         None => parts.headers.remove(DASHBOARD_SECRET_HEADER),
     };
     parts.version = Version::HTTP_11;
-    let body = crate::conn::Deadlined::new(
-        Limited::new(body, limits.max_body_bytes as usize),
-        limits.body_timeout,
-        limits.body_idle_timeout,
-    )
-    .boxed_unsync();
+    let body = Limited::new(body, limits.max_body_bytes as usize);
+    // Most requests have no body: they need no timers.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        body.boxed_unsync()
+    } else {
+        crate::conn::Deadlined::new(body, limits.body_timeout, limits.body_idle_timeout)
+            .boxed_unsync()
+    };
     let request = Request::from_parts(parts, body);
 
     let sent = async {

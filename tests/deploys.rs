@@ -499,6 +499,32 @@ async fn a_webhook_with_a_wrong_signature_is_refused_and_deploys_nothing() {
     assert_eq!(response.status(), 200);
     let replay: Value = response.json().await.unwrap();
     assert_eq!(replay["result"], "ignored", "{replay}");
+    // Also after a restart: the ids handled are kept in the database.
+    let app = app.restart_on_same_data_after(|| {}).await;
+    let hook = app.at(&format!("/hooks/{project}/web"));
+    let response = client
+        .post(&hook)
+        .header("x-github-event", "push")
+        .header("x-github-delivery", &delivery)
+        .header("x-hub-signature-256", &right)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a replay after a restart");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay["result"], "ignored", "{replay}");
+    let list = api
+        .get(
+            &app,
+            &format!("/api/v1/projects/{project}/apps/web/deployments"),
+        )
+        .await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "no new deployment: {list}"
+    );
     let response = client
         .post(format!("{hook}/{secret}"))
         .send()
@@ -667,13 +693,6 @@ impl Sshd {
         let dir = tempfile::tempdir().unwrap();
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let host_key = dir.path().join("host_key");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key)
-            .output()
-            .expect("ssh-keygen is installed");
-        assert!(out.status.success(), "{out:?}");
         let authorized_keys = dir.path().join("authorized_keys");
         std::fs::write(&authorized_keys, "").unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -688,15 +707,35 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
                  PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\n",
-                host_key.display(),
+                dir.path().join("host_key").display(),
                 authorized_keys.display()
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+        let child = Sshd::spawn(dir.path(), port);
+        Sshd {
+            child,
+            port,
+            authorized_keys,
+            dir,
+        }
+    }
+
+    /// A new host key in `dir` and sshd started on `port` with it.
+    fn spawn(dir: &Path, port: u16) -> std::process::Child {
+        let host_key = dir.join("host_key");
+        let _ = std::fs::remove_file(&host_key);
+        let _ = std::fs::remove_file(host_key.with_extension("pub"));
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("ssh-keygen is installed");
+        assert!(out.status.success(), "{out:?}");
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
         let mut child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
-            .arg(&config)
+            .arg(dir.join("sshd_config"))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -704,17 +743,31 @@ impl Sshd {
             .expect("openssh-server is installed (tests/run installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
             assert!(child.try_wait().unwrap().is_none(), "sshd exited: {log}");
             assert!(Instant::now() < deadline, "sshd never listened: {log}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Sshd {
-            child,
-            port,
-            authorized_keys,
-            dir,
-        }
+        child
+    }
+
+    /// The same server (address, users) answering with a different host key,
+    /// as a machine in between would.
+    fn restart_with_a_new_host_key(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Sshd::spawn(self.dir.path(), self.port);
+    }
+
+    /// `ssh-keygen -l` of the host key: `SHA256:…`.
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join("host_key.pub"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split_whitespace().nth(1).unwrap().to_owned()
     }
 
     fn log(&self) -> String {
@@ -743,7 +796,7 @@ fn files_named_key(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_refused_without_it() {
-    let sshd = Sshd::start();
+    let mut sshd = Sshd::start();
     let (app, project, api) = running_web("ssh").await;
     let work = tempfile::tempdir().unwrap();
     git(work.path(), &["init", "-q", "-b", "main"]);
@@ -787,6 +840,11 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
         }),
     )
     .await;
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([]),
+        "no host key before the first clone"
+    );
     let number = api.deploy(&app, &project).await;
     let dep = api.wait_for_end(&app, &project, number).await;
     assert_eq!(dep["status"], "succeeded", "{dep}\nsshd: {}", sshd.log());
@@ -802,7 +860,8 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     assert_eq!(via_edge(&app, &project).await, (200, page.clone()));
     let builds = app.data_dir.join("builds");
     assert_eq!(files_named_key(&builds), Vec::<std::path::PathBuf>::new());
-    // The host key was recorded in berth's own known_hosts (hashed, as Debian's ssh does).
+    // The host key was recorded in berth's own known_hosts at the first
+    // clone, and is shown in the API and on the page.
     let found = Command::new("ssh-keygen")
         .arg("-F")
         .arg(format!("[127.0.0.1]:{}", sshd.port))
@@ -811,6 +870,45 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
         .output()
         .unwrap();
     assert!(found.status.success(), "{found:?}");
+    let recorded = format!("ssh-ed25519 {}", sshd.fingerprint());
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([recorded])
+    );
+    let html = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(html.contains(&recorded), "the page shows {recorded}");
+
+    // The same address with another host key: the clone is stopped with
+    // words that say so, and the recorded key stays.
+    sshd.restart_with_a_new_host_key();
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    let log = common::deployment_log(&dep);
+    assert!(
+        log.contains(&format!(
+            "the SSH host key of [127.0.0.1]:{} is not the one recorded",
+            sshd.port
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("REMOTE HOST IDENTIFICATION"), "{log}");
+    assert_eq!(
+        api.get(&app, &settings_path).await["ssh_host_keys"],
+        json!([recorded])
+    );
+    assert_eq!(via_edge(&app, &project).await, (200, page.clone()));
+    // The admin accepts the new key by removing the old one, as the message says.
+    let removed = Command::new("ssh-keygen")
+        .arg("-R")
+        .arg(format!("[127.0.0.1]:{}", sshd.port))
+        .arg("-f")
+        .arg(app.data_dir.join("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
 
     // Without the key in authorized_keys the clone fails with git's words,
     // and the version that serves keeps serving.
@@ -942,4 +1040,240 @@ async fn the_credentials_in_a_git_url_never_reach_the_deploy_log() {
         "the log names the source: {log}"
     );
     assert!(!log.contains("s3cr3t-in-url"), "{log}");
+}
+
+#[tokio::test]
+async fn a_git_urls_credentials_show_as_stars_and_a_form_sent_back_as_shown_keeps_them() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("gitseal").await;
+    let response = app
+        .create_app(&project, "web", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(response.status(), 303);
+    let api = Api::new(&app);
+    let token = "glpat-k33pMe-9x7";
+    let url = format!("https://ci:{token}@127.0.0.1:1/o/r.git");
+    let shown = "https://***@127.0.0.1:1/o/r.git";
+    let path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    let (status, body) = api
+        .post(
+            &app,
+            &path,
+            json!({"source": "git", "git_url": url, "git_branch": "main"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["git_url"], shown, "the answer to the change: {body}");
+    let got = api.get(&app, &path).await;
+    assert_eq!(got["git_url"], shown, "{got}");
+    assert!(!got.to_string().contains(token), "{got}");
+
+    let page = format!("/projects/{project}/apps/web/deployments");
+    let html = app.get_html(&page).await;
+    assert!(
+        html.contains(shown),
+        "the settings form shows the URL masked"
+    );
+    assert!(!html.contains(token), "the page never holds the token");
+    let overview = app.get_html(&format!("/projects/{project}/apps/web")).await;
+    assert!(!overview.contains(token), "nor does the app's page");
+
+    // The form sent back as shown, with another field changed: the stored
+    // credentials stay, and the change is saved.
+    let fields: Vec<(&str, String)> = vec![
+        ("source", "git".into()),
+        ("git_url", shown.into()),
+        ("git_branch", "release".into()),
+        ("health_status", "200".into()),
+        ("health_interval_ms", "1000".into()),
+        ("health_timeout_ms", "2000".into()),
+        ("health_retries", "30".into()),
+        ("health_start_secs", "1".into()),
+        ("drain_secs", "2".into()),
+        ("stop_timeout_secs", "10".into()),
+        ("restart_policy", "unless-stopped".into()),
+        ("keep_images", "5".into()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = app
+        .post_form(
+            &page,
+            &format!("/projects/{project}/apps/web/deploy-settings"),
+            &fields,
+        )
+        .await;
+    assert_eq!(saved.status(), 303, "{}", saved.text().await.unwrap());
+    // And through the API, changing only the branch (the URL is left out).
+    let (status, body) = api.post(&app, &path, json!({"git_subdir": "site"})).await;
+    assert_eq!(status, 200, "{body}");
+    // `***` for a different host has nothing to stand for.
+    let (status, body) = api
+        .post(
+            &app,
+            &path,
+            json!({"git_url": "https://***@elsewhere.example/o/r.git"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("git_url"), "{body}");
+
+    let store = berth_store::Store::open(&app.data_dir).await.unwrap();
+    let app_row = berth_store::apps::find(
+        &store,
+        &berth_core::ProjectName::parse(&project).unwrap(),
+        &berth_core::AppName::parse("web").unwrap(),
+    )
+    .await
+    .unwrap();
+    let settings = berth_store::deployments::settings(&store, app_row.id)
+        .await
+        .unwrap();
+    let berth_core::deployment::Source::Git(git) = settings.source else {
+        panic!("still a git source: {settings:?}");
+    };
+    assert_eq!(git.url, url, "the credentials were kept");
+    assert_eq!(
+        (git.branch.as_str(), git.subdir.as_str()),
+        ("release", "site")
+    );
+    store.close().await;
+
+    let mut db = std::fs::read(app.data_dir.join("berth.db")).unwrap();
+    db.extend(std::fs::read(app.data_dir.join("berth.db-wal")).unwrap_or_default());
+    let holds = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
+    assert!(!holds(token.as_bytes()), "the token is sealed at rest");
+    assert!(
+        holds(shown.as_bytes()),
+        "positive control: the scan finds the masked URL kept in clear"
+    );
+}
+
+#[tokio::test]
+async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_version_serves() {
+    let (app, project, api) = running_web("buildtime").await;
+    let path = format!("/api/v1/projects/{project}/apps/web/deploy-settings");
+    assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 30);
+    for refused in [0, 241] {
+        let (status, body) = api
+            .post(&app, &path, json!({"build_timeout_mins": refused}))
+            .await;
+        assert_eq!(status, 422, "{refused}: {body}");
+        assert!(body["fields"]["build_timeout_mins"].is_string(), "{body}");
+    }
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let marker = common::hex_id();
+    commit_site(
+        repo.path(),
+        "never served",
+        // The test image has no /bin/sh: busybox's own, in exec form.
+        &format!("RUN [\"/busybox\", \"sh\", \"-c\", \"/busybox sleep 600; echo {marker}\"]\n"),
+    );
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "build_timeout_mins": 1,
+        }),
+    )
+    .await;
+    assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 1);
+    let html = app
+        .get_html(&format!("/projects/{project}/apps/web/deployments"))
+        .await;
+    assert!(
+        html.contains(r#"name="build_timeout_mins""#),
+        "the form has the field"
+    );
+
+    let started = Instant::now();
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    let took = started.elapsed();
+    assert_eq!(dep["status"], "failed", "{dep}");
+    assert!(
+        dep["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("took longer than 1 minute and were stopped"),
+        "{dep}"
+    );
+    assert!(
+        took >= Duration::from_secs(59) && took < Duration::from_secs(150),
+        "stopped after {took:?}"
+    );
+    assert_eq!(
+        via_edge(&app, &project).await.0,
+        200,
+        "the old version serves"
+    );
+    // Closing the build's stream makes Docker stop the step that sleeps.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&out.stdout).contains(&marker) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build's container is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths_memory() {
+    let (app, project, api) = running_web("bigctx").await;
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    // 48 MiB that compress badly (xorshift), in the build context.
+    const SIZE: usize = 48 << 20;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut big = Vec::with_capacity(SIZE);
+    while big.len() < SIZE {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::create_dir_all(repo.path().join("site")).unwrap();
+    std::fs::write(repo.path().join("site/big.bin"), &big).unwrap();
+    drop(big);
+    let page = format!("large context {}", common::hex_id());
+    let commit = commit_page(repo.path(), &page);
+    api.settings(
+        &app,
+        &project,
+        json!({
+            "source": "git",
+            "git_url": format!("file://{}", repo.path().display()),
+            "git_branch": "main",
+            "git_subdir": "site",
+            "health_path": "/",
+            "health_interval_ms": 100,
+            "drain_secs": 1,
+        }),
+    )
+    .await;
+    let before = common::peak_rss_kib(app.pid());
+    let number = api.deploy(&app, &project).await;
+    let dep = api.wait_for_end(&app, &project, number).await;
+    assert_eq!(dep["status"], "succeeded", "{dep}");
+    assert_eq!(dep["commit"], commit.as_str());
+    assert_eq!(via_edge(&app, &project).await, (200, page));
+    let after = common::peak_rss_kib(app.pid());
+    // The whole context in memory would add 48 MiB at least.
+    assert!(
+        after.saturating_sub(before) < 16 * 1024,
+        "berth's peak memory grew from {before} KiB to {after} KiB during the build"
+    );
 }

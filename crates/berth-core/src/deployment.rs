@@ -76,7 +76,13 @@ pub struct DeploySettings {
     pub strategy: Option<DeployStrategy>,
     /// How long the edge holds the app's requests during a recreate switch.
     pub hold_secs: u32,
+    /// How long a clone and build may take before both are stopped
+    /// ([`BUILD_TIMEOUT_MINS`] bounds it).
+    pub build_timeout_mins: u32,
 }
+
+/// The bounds of [`DeploySettings::build_timeout_mins`], in minutes.
+pub const BUILD_TIMEOUT_MINS: std::ops::RangeInclusive<u32> = 1..=240;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -122,6 +128,13 @@ pub fn redact_url_credentials(url: &str) -> std::borrow::Cow<'_, str> {
         Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]).into(),
         None => url.into(),
     }
+}
+
+/// Whether `url` carries `***` where [`redact_url_credentials`] put it: a
+/// URL as a page or the API showed it, not one with credentials typed in.
+pub fn url_has_masked_credentials(url: &str) -> bool {
+    url.find("://")
+        .is_some_and(|i| url[i + 3..].starts_with("***@"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +184,7 @@ impl Default for DeploySettings {
             keep_images: 5,
             strategy: None,
             hold_secs: 10,
+            build_timeout_mins: 30,
         }
     }
 }

@@ -26,7 +26,7 @@ pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};
 pub use deployment::{
     DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, RestartPolicy,
-    redact_url_credentials,
+    redact_url_credentials, url_has_masked_credentials,
 };
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};

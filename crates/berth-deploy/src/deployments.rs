@@ -23,13 +23,11 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::naming::{APP, DEPLOYMENT, INSTANCE, KIND, MANAGED, PROJECT, RESOURCE, SERVICE};
-use crate::{DeployError, Deployments, Runtime, deployment_container_name, network_name};
+use crate::{DeployError, Deployments, HostKey, Runtime, deployment_container_name, network_name};
 
 /// How many git builds run at once across all apps.
 const BUILDS_AT_ONCE: usize = 2;
 static BUILD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUILDS_AT_ONCE);
-/// How long a clone and build may take before they are stopped.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How long a switch waits before counting in-flight requests to the old upstream.
 pub(crate) const DRAIN_SETTLE: Duration = Duration::from_millis(250);
@@ -281,11 +279,35 @@ impl Deployments {
     }
 
     /// Saves how the app is deployed; takes effect with the next deployment.
+    ///
+    /// Pages and the API show a git URL's credentials as `***`: a URL sent
+    /// back as it was shown keeps the stored credentials.
     pub async fn save_deploy_settings(
         &self,
         app: &App,
         settings: &DeploySettings,
     ) -> Result<(), DeployError> {
+        let mut settings = settings.clone();
+        if let Source::Git(git) = &mut settings.source
+            && berth_core::url_has_masked_credentials(&git.url)
+        {
+            let stored = match deployments::settings(self.store(), app.id).await?.source {
+                Source::Git(stored) => Some(stored.url),
+                Source::Image => None,
+            };
+            match stored
+                .filter(|stored| berth_core::redact_url_credentials(stored) == git.url.as_str())
+            {
+                Some(stored) => git.url = stored,
+                None => {
+                    return Err(DeployError::Invalid {
+                        field: "git_url",
+                        message: "*** stands for the saved credentials of the same URL: type the credentials again for a different host or path".to_owned(),
+                    });
+                }
+            }
+        }
+        let settings = &settings;
         self.check_source(&settings.source)?;
         if let Some(problem) = settings
             .health
@@ -301,6 +323,23 @@ impl Deployments {
         deployments::save_settings(self.store(), app.id, settings).await?;
         tracing::info!(project.name = %app.project, app.name = %app.name, "deploy settings saved");
         Ok(())
+    }
+
+    /// The SSH host keys berth recorded for the host of the app's git
+    /// source at its first clone (empty before that, or for other sources).
+    pub async fn ssh_host_keys(&self, app: &App) -> Result<Vec<HostKey>, DeployError> {
+        let Source::Git(git) = deployments::settings(self.store(), app.id).await?.source else {
+            return Ok(Vec::new());
+        };
+        let Some(name) = crate::git::known_hosts_name(&git.url) else {
+            return Ok(Vec::new());
+        };
+        let text = match tokio::fs::read_to_string(self.known_hosts_file()).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(DeployError::Tool(format!("cannot read known_hosts: {e}"))),
+        };
+        Ok(crate::git::recorded_host_keys(&text, &name))
     }
 
     /// The public half of the app's SSH deploy key (to add to the
@@ -893,15 +932,19 @@ impl Runtime {
         let dir = self.build_dir(dep.id);
         let _ = std::fs::remove_dir_all(&dir);
         // Dropping the build on time-out kills git and closes Docker's build stream.
+        let minutes = settings.build_timeout_mins.clamp(
+            *berth_core::deployment::BUILD_TIMEOUT_MINS.start(),
+            *berth_core::deployment::BUILD_TIMEOUT_MINS.end(),
+        );
         let result = tokio::time::timeout(
-            BUILD_TIMEOUT,
+            Duration::from_secs(u64::from(minutes) * 60),
             self.build_from_git(app, dep, git, &dir, labels),
         )
         .await
         .unwrap_or_else(|_| {
             Err(Stop::Failed(format!(
-                "the clone and build took longer than {} minutes and were stopped",
-                BUILD_TIMEOUT.as_secs() / 60
+                "the clone and build took longer than {minutes} minute{} and were stopped (the app's build time-out)",
+                if minutes == 1 { "" } else { "s" }
             )))
         });
         drop(slot);
@@ -948,9 +991,11 @@ impl Runtime {
         } else {
             None
         };
-        let known_hosts = self.data_dir().join("known_hosts");
-        let ssh = key_file.as_ref().map(|file| crate::git::SshKey {
-            key_file: file.path(),
+        // Every SSH clone, with a deploy key or not, records the host's key
+        // on first use and holds the host to it afterwards.
+        let known_hosts = self.known_hosts_file();
+        let ssh = crate::git::is_ssh_url(&git.url).then(|| crate::git::Ssh {
+            key_file: key_file.as_ref().map(|file| file.path()),
             known_hosts: &known_hosts,
         });
         // Checked again: the root may have changed since the source was saved.
@@ -963,7 +1008,7 @@ impl Runtime {
             .map_err(DeployError::from)?;
         self.log(dep.id, format!("checked out commit {commit}"))
             .await;
-        let context = crate::git::context_tar(dir, &git.subdir)
+        let context = crate::git::context_stream(dir, &git.subdir)
             .await
             .map_err(Stop::Failed)?;
         let build_args = self.env().app_build_args(app).await?;
@@ -1020,6 +1065,11 @@ impl Runtime {
             .await
             .map_err(DeployError::from)?;
         Ok(tag)
+    }
+
+    /// Where berth records SSH host keys on first use, for every app.
+    pub(crate) fn known_hosts_file(&self) -> PathBuf {
+        self.data_dir().join("known_hosts")
     }
 
     fn build_dir(&self, dep_id: DeploymentId) -> PathBuf {

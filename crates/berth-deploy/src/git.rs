@@ -85,20 +85,104 @@ impl Transport {
     }
 }
 
-/// How ssh authenticates a clone: a private key file and berth's known_hosts.
-pub(crate) struct SshKey<'a> {
-    pub key_file: &'a Path,
+/// How ssh reaches a repository: the app's deploy key, if it has one, and
+/// berth's own known_hosts, where a host's key is recorded on first use
+/// (`accept-new`) and must match from then on.
+pub(crate) struct Ssh<'a> {
+    pub key_file: Option<&'a Path>,
     pub known_hosts: &'a Path,
 }
 
-impl SshKey<'_> {
+impl Ssh<'_> {
     fn command(&self) -> String {
+        let identity = match self.key_file {
+            Some(key) => format!(
+                "-i {} -o IdentitiesOnly=yes",
+                shell_quote(&key.to_string_lossy())
+            ),
+            None => "-o IdentityFile=none".to_owned(),
+        };
+        // No system-wide known hosts: only what berth itself recorded counts,
+        // unhashed so the page can show which key each host has.
         format!(
-            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
-            shell_quote(&self.key_file.to_string_lossy()),
+            "ssh -F /dev/null {identity} -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=no -o UserKnownHostsFile={}",
             shell_quote(&self.known_hosts.to_string_lossy()),
         )
     }
+}
+
+/// The host and port of an SSH URL (`ssh://[user@]host[:port]/path`,
+/// `git+ssh://…` or scp-like `[user@]host:path`), as ssh names it in
+/// known_hosts: `host` on port 22, `[host]:port` on any other.
+pub(crate) fn known_hosts_name(url: &str) -> Option<String> {
+    if !is_ssh_url(url) {
+        return None;
+    }
+    let (authority, scp_like) = match url.split_once("://") {
+        Some((_, rest)) => (rest.split('/').next().unwrap_or_default(), false),
+        None => (url.split_once(':').map(|(host, _)| host)?, true),
+    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else if scp_like {
+        (host_port, None)
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    match port.filter(|p| !p.is_empty() && *p != "22") {
+        Some(port) => Some(format!("[{host}]:{port}")),
+        None => Some(host),
+    }
+}
+
+/// A host key recorded in known_hosts, as `ssh-keygen -l` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKey {
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`…
+    pub kind: String,
+    /// `SHA256:` and the unpadded base64 of the key's SHA-256.
+    pub fingerprint: String,
+}
+
+/// The keys `known_hosts` (its text) records for `name` (see
+/// [`known_hosts_name`]); hashed and marker (`@revoked`) lines are skipped.
+pub(crate) fn recorded_host_keys(known_hosts: &str, name: &str) -> Vec<HostKey> {
+    use base64::Engine;
+    use sha2::Digest;
+    known_hosts
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let hosts = words.next()?;
+            if hosts.starts_with('#') || hosts.starts_with('@') || hosts.starts_with('|') {
+                return None;
+            }
+            if !hosts.split(',').any(|h| h.eq_ignore_ascii_case(name)) {
+                return None;
+            }
+            let kind = words.next()?;
+            let blob = base64::engine::general_purpose::STANDARD
+                .decode(words.next()?)
+                .ok()?;
+            Some(HostKey {
+                kind: kind.to_owned(),
+                fingerprint: format!(
+                    "SHA256:{}",
+                    base64::engine::general_purpose::STANDARD_NO_PAD
+                        .encode(sha2::Sha256::digest(&blob))
+                ),
+            })
+        })
+        .collect()
 }
 
 /// One shell word, whatever `s` holds.
@@ -161,7 +245,7 @@ pub(crate) async fn clone(
     transport: &Transport,
     branch: &str,
     into: &Path,
-    ssh: Option<&SshKey<'_>>,
+    ssh: Option<&Ssh<'_>>,
 ) -> Result<String, String> {
     if url.starts_with('-') || branch.starts_with('-') {
         return Err("a repository URL or branch may not start with '-'".to_owned());
@@ -179,24 +263,116 @@ pub(crate) async fn clone(
     args.push(url);
     let target = into.to_string_lossy().into_owned();
     args.push(&target);
-    let ssh_command = ssh.map_or_else(|| DEFAULT_SSH.to_owned(), SshKey::command);
-    run(&args, None, &ssh_command, protocols).await?;
+    let ssh_command = ssh.map_or_else(|| DEFAULT_SSH.to_owned(), Ssh::command);
+    if let Err(err) = run(&args, None, &ssh_command, protocols).await {
+        // ssh's own warning is a page of text: say what happened and what to do.
+        if err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+            let host = known_hosts_name(url).unwrap_or_default();
+            let file = ssh.map(|s| s.known_hosts.display().to_string());
+            return Err(format!(
+                "the SSH host key of {host} is not the one recorded when berth first cloned from it, so the clone was stopped (someone may be in between). If the server's key really changed, remove the lines for {host} from {} and deploy again",
+                file.unwrap_or_default()
+            ));
+        }
+        return Err(err);
+    }
     let head = run(&["rev-parse", "HEAD"], Some(into), DEFAULT_SSH, protocols).await?;
     Ok(String::from_utf8_lossy(&head).trim().to_owned())
 }
 
-/// A tar archive of `subdir` (or the whole tree) at HEAD: the build context.
-/// `git archive` leaves out `.git` and untracked files, as a build should.
-pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, String> {
+/// The tree `git archive` makes the context of: `HEAD` or `HEAD:<subdir>`.
+fn context_tree(subdir: &str) -> Result<String, String> {
     let subdir = subdir.trim_matches('/');
     if subdir.split('/').any(|part| part == "..") {
         return Err("the subdirectory may not contain '..'".to_owned());
     }
-    let tree = if subdir.is_empty() {
+    Ok(if subdir.is_empty() {
         "HEAD".to_owned()
     } else {
         format!("HEAD:{subdir}")
-    };
+    })
+}
+
+/// How much of `git archive`'s output is read at a time.
+const CONTEXT_CHUNK: usize = 256 * 1024;
+
+/// The build context of `subdir` (or the whole tree) at HEAD, read from
+/// `git archive`'s output while Docker receives it: a large repository is
+/// never held in memory. The tree is checked first, so a missing
+/// subdirectory fails with git's words instead of an empty context; git
+/// failing later ends the upload with its message. Dropping the context
+/// kills git.
+pub(crate) async fn context_stream(
+    repo: &Path,
+    subdir: &str,
+) -> Result<berth_docker::BuildContext, String> {
+    archive_chunks(repo, subdir)
+        .await
+        .map(berth_docker::BuildContext::streamed)
+}
+
+/// `git archive`'s output for [`context_stream`], chunk by chunk.
+async fn archive_chunks(
+    repo: &Path,
+    subdir: &str,
+) -> Result<impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static, String> {
+    use tokio::io::AsyncReadExt;
+    let tree = context_tree(subdir)?;
+    // `HEAD:path` takes the rest as a path, so the type is asked separately.
+    let kind = run(
+        &["cat-file", "-t", &tree],
+        Some(repo),
+        DEFAULT_SSH,
+        "https:ssh",
+    )
+    .await
+    .unwrap_or_default();
+    if kind.trim_ascii() != b"tree" {
+        return Err(format!(
+            "the subdirectory {} is not a directory of the repository at the commit checked out",
+            subdir.trim_matches('/')
+        ));
+    }
+    let mut child = git_command(
+        &["archive", "--format=tar", &tree],
+        Some(repo),
+        DEFAULT_SSH,
+        "https:ssh",
+    )
+    .spawn()
+    .map_err(|e| format!("cannot run git: {e}"))?;
+    let stdout = child.stdout.take().ok_or("git archive has no output")?;
+    let chunks = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
+        let (mut stdout, child) = state?;
+        let mut chunk = vec![0; CONTEXT_CHUNK];
+        match stdout.read(&mut chunk).await {
+            Ok(0) => {
+                // The end of the output: git's exit says whether it is whole.
+                let out = match child.wait_with_output().await {
+                    Ok(out) if out.status.success() => return None,
+                    Ok(out) => std::io::Error::other(format!(
+                        "git archive failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )),
+                    Err(e) => e,
+                };
+                Some((Err(out), None))
+            }
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(chunk), Some((stdout, child))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(chunks)
+}
+
+/// A tar archive of `subdir` (or the whole tree) at HEAD, in memory (stacks
+/// build from it; app builds stream with [`context_stream`]).
+/// `git archive` leaves out `.git` and untracked files, as a build should.
+pub(crate) async fn context_tar(repo: &Path, subdir: &str) -> Result<Vec<u8>, String> {
+    let tree = context_tree(subdir)?;
     run(
         &["archive", "--format=tar", &tree],
         Some(repo),
@@ -251,6 +427,24 @@ async fn run(
     ssh_command: &str,
     protocols: &str,
 ) -> Result<Vec<u8>, String> {
+    let out = git_command(args, dir, ssh_command, protocols)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            stderr.trim()
+        ))
+    }
+}
+
+/// git in the clean room [`run`] describes, its output piped, killed when dropped.
+fn git_command(args: &[&str], dir: Option<&Path>, ssh_command: &str, protocols: &str) -> Command {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .env_clear()
@@ -272,20 +466,7 @@ async fn run(
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            stderr.trim()
-        ))
-    }
+    cmd
 }
 
 #[cfg(test)]
@@ -377,13 +558,102 @@ mod tests {
 
     #[test]
     fn paths_in_the_ssh_command_are_single_shell_words() {
-        let ssh = SshKey {
-            key_file: Path::new("/data dir/it's.key"),
+        let ssh = Ssh {
+            key_file: Some(Path::new("/data dir/it's.key")),
             known_hosts: Path::new("/data dir/known_hosts"),
         };
         assert_eq!(
             ssh.command(),
-            "ssh -F /dev/null -i '/data dir/it'\\''s.key' -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='/data dir/known_hosts'"
+            "ssh -F /dev/null -i '/data dir/it'\\''s.key' -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=no -o UserKnownHostsFile='/data dir/known_hosts'"
         );
+        let keyless = Ssh {
+            key_file: None,
+            known_hosts: Path::new("/d/known_hosts"),
+        };
+        assert!(
+            keyless
+                .command()
+                .contains("-o IdentityFile=none -o IdentityAgent=none"),
+            "{}",
+            keyless.command()
+        );
+    }
+
+    fn git_in(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@berth.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_context_is_the_same_tar_as_git_archive_and_a_missing_subdir_is_refused() {
+        use futures_util::StreamExt;
+        let repo = tempfile::tempdir().unwrap();
+        git_in(repo.path(), &["init", "-q", "-b", "main"]);
+        std::fs::create_dir(repo.path().join("site")).unwrap();
+        // Larger than one chunk, so the stream has several.
+        let big: Vec<u8> = (0..3 * CONTEXT_CHUNK as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(repo.path().join("site/big.bin"), &big).unwrap();
+        git_in(repo.path(), &["add", "-A"]);
+        git_in(repo.path(), &["commit", "-q", "-m", "one"]);
+        let whole = context_tar(repo.path(), "site").await.unwrap();
+        let err = context_stream(repo.path(), "nope").await.unwrap_err();
+        assert!(err.contains("the subdirectory nope is not"), "{err}");
+        assert!(context_stream(repo.path(), "../x").await.is_err());
+        // The chunks as the Docker client sends them.
+        let chunks: Vec<Vec<u8>> = archive_chunks(repo.path(), "site")
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert!(chunks.len() > 1, "{} chunks", chunks.len());
+        assert_eq!(chunks.concat(), whole);
+    }
+
+    #[test]
+    fn an_ssh_urls_host_is_named_as_known_hosts_names_it() {
+        for (url, name) in [
+            ("ssh://git@Example.com/o/r.git", Some("example.com")),
+            ("ssh://git@example.com:22/o/r.git", Some("example.com")),
+            (
+                "ssh://git@127.0.0.1:2222/srv/r.git",
+                Some("[127.0.0.1]:2222"),
+            ),
+            ("git+ssh://h:7/r", Some("[h]:7")),
+            ("git@github.com:o/r.git", Some("github.com")),
+            ("github.com:o/r.git", Some("github.com")),
+            ("ssh://git@[::1]:2200/r", Some("[::1]:2200")),
+            ("https://example.com/o/r.git", None),
+            ("/srv/r", None),
+        ] {
+            assert_eq!(known_hosts_name(url).as_deref(), name, "{url}");
+        }
+    }
+
+    #[test]
+    fn recorded_host_keys_are_those_of_the_host_with_ssh_keygens_fingerprint() {
+        // Fingerprint as `ssh-keygen -lf` printed it for this very line.
+        let text = "\
+# a comment
+[127.0.0.1]:22999 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTNYs4j7nOxKvx++z3yNewpU+XzNCXFJi9Z0Ohx+vkf
+127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTNYs4j7nOxKvx++z3yNewpU+XzNCXFJi9Z0Ohx+vkf
+@revoked [127.0.0.1]:22999 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTNYs4j7nOxKvx++z3yNewpU+XzNCXFJi9Z0Ohx+vkf
+|1|hashed= ssh-ed25519 AAAA
+";
+        let keys = recorded_host_keys(text, "[127.0.0.1]:22999");
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert_eq!(keys[0].kind, "ssh-ed25519");
+        assert_eq!(
+            keys[0].fingerprint,
+            "SHA256:1vj4tJ9LejYL6RuLhjNsby+fESnozCVRZvnX/FtLt3U"
+        );
+        assert!(recorded_host_keys(text, "[127.0.0.1]:22").is_empty());
     }
 }

@@ -29,6 +29,7 @@ pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
+pub use git::HostKey;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
 pub use services::{
@@ -72,8 +73,6 @@ struct Inner {
     edge: std::sync::OnceLock<routing::EdgeLink>,
     /// Deployments queued or running in this process, with their cancel tokens.
     deploys: deployments::Active,
-    /// Webhook deliveries already handled (see [`webhooks::Deliveries`]).
-    deliveries: webhooks::Deliveries,
     /// Set once at start (see [`Runtime::configure`]); defaults otherwise.
     options: std::sync::OnceLock<ResolvedOptions>,
     /// Whether the edge reaches containers at their network address (see
@@ -156,7 +155,6 @@ impl Runtime {
                 docker_status: Mutex::new(StatusCache::default()),
                 edge: std::sync::OnceLock::new(),
                 deploys: deployments::Active::default(),
-                deliveries: webhooks::Deliveries::default(),
                 options: std::sync::OnceLock::new(),
                 reach: std::sync::OnceLock::new(),
             }),

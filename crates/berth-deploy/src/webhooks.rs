@@ -2,7 +2,7 @@
 //! Gitea/Forgejo and GitLab with their signatures checked. Nothing is
 //! deployed unless the secret or signature matches (compared in constant time).
 
-use berth_core::{AppId, AppName, Deployment, ProjectName, deployment::Source};
+use berth_core::{AppName, Deployment, ProjectName, deployment::Source};
 use berth_store::deployments;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -62,7 +62,7 @@ impl Webhooks {
             .or(header("x-forgejo-delivery"))
             .or(header("x-gitlab-event-uuid"));
         if let Some(delivery) = delivery
-            && !self.inner.deliveries.first_time(app.id, &delivery)
+            && !deployments::record_webhook_delivery(self.store(), app.id, &delivery).await?
         {
             return Ok(WebhookOutcome::Ignored(format!(
                 "delivery {delivery} was already handled"
@@ -91,29 +91,6 @@ impl Webhooks {
             .enqueue_from_source(&app, &format!("webhook ({provider})"))
             .await?;
         Ok(WebhookOutcome::Queued(Box::new(dep)))
-    }
-}
-
-/// The delivery ids of the latest webhook calls, per app, so a replayed
-/// call is answered but deploys nothing. Kept in memory and bounded: after
-/// a restart, or past `REMEMBERED` newer deliveries, an id is new again.
-#[derive(Default)]
-pub(crate) struct Deliveries(std::sync::Mutex<std::collections::VecDeque<(AppId, String)>>);
-
-impl Deliveries {
-    const REMEMBERED: usize = 10_000;
-
-    /// Records the delivery; false when it was seen before.
-    fn first_time(&self, app: AppId, id: &str) -> bool {
-        let mut seen = self.0.lock().expect("deliveries poisoned");
-        if seen.iter().any(|(a, d)| *a == app && d == id) {
-            return false;
-        }
-        if seen.len() >= Self::REMEMBERED {
-            seen.pop_front();
-        }
-        seen.push_back((app, id.chars().take(200).collect()));
-        true
     }
 }
 
@@ -192,14 +169,6 @@ mod tests {
             hmac_hex("It's a Secret to Everybody", b"Hello, World!"),
             "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
-    }
-
-    #[test]
-    fn a_delivery_is_handled_once_per_app() {
-        let seen = Deliveries::default();
-        assert!(seen.first_time(AppId::new(1), "d-1"));
-        assert!(!seen.first_time(AppId::new(1), "d-1"));
-        assert!(seen.first_time(AppId::new(2), "d-1"));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::body_full;
 use bollard::models::{BuildInfo, CreateImageInfo};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateImageOptionsBuilder, RemoveImageOptionsBuilder,
 };
+use bollard::{body_full, body_try_stream};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
@@ -39,6 +39,40 @@ pub struct BuildSpec {
     pub build_args: BTreeMap<String, String>,
     /// The stage of a multi-stage Dockerfile to build (`None`: the last).
     pub target: Option<String>,
+}
+
+/// The build context: a tar archive, whole in memory or read as it is sent
+/// (so a large repository never sits in berth's memory).
+pub struct BuildContext(ContextBody);
+
+enum ContextBody {
+    Whole(Vec<u8>),
+    Streamed(std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Vec<u8>>> + Send>>),
+}
+
+impl BuildContext {
+    /// A context read chunk by chunk while it is sent to the daemon; an
+    /// error ends the upload, and with it the build.
+    pub fn streamed(
+        chunks: impl Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
+    ) -> BuildContext {
+        BuildContext(ContextBody::Streamed(Box::pin(chunks)))
+    }
+}
+
+impl From<Vec<u8>> for BuildContext {
+    fn from(tar: Vec<u8>) -> BuildContext {
+        BuildContext(ContextBody::Whole(tar))
+    }
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ContextBody::Whole(tar) => write!(f, "BuildContext({} bytes)", tar.len()),
+            ContextBody::Streamed(_) => f.write_str("BuildContext(streamed)"),
+        }
+    }
 }
 
 /// One line of build output.
@@ -159,10 +193,11 @@ impl DockerClient {
     pub fn build_image(
         &self,
         spec: &BuildSpec,
-        context_tar: Vec<u8>,
+        context: impl Into<BuildContext>,
     ) -> impl Stream<Item = Result<BuildProgress, DockerError>> + Send + Unpin + 'static {
         let client = self.clone();
         let spec = spec.clone();
+        let context = context.into();
         channel_stream(move |tx| async move {
             let docker = match client.docker().await {
                 Ok(docker) => docker,
@@ -190,8 +225,13 @@ impl DockerClient {
             }
             let options = options.build();
             tracing::info!(image.ref = %spec.tag, "building image");
-            let mut messages =
-                docker.build_image(options, None, Some(body_full(Bytes::from(context_tar))));
+            let body = match context.0 {
+                ContextBody::Whole(tar) => body_full(Bytes::from(tar)),
+                ContextBody::Streamed(chunks) => {
+                    body_try_stream(chunks.map(|c| c.map(Bytes::from)))
+                }
+            };
+            let mut messages = docker.build_image(options, None, Some(body));
             while let Some(message) = messages.next().await {
                 let items = match message {
                     Ok(info) => build_lines(info),

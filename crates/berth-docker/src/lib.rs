@@ -26,7 +26,7 @@ pub use containers::{
 };
 pub use error::DockerError;
 pub use events::ContainerEvent;
-pub use images::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
+pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

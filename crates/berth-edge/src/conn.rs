@@ -90,12 +90,26 @@ impl ClientKey {
     }
 }
 
-/// The edge's open client connections, in total and per client.
+/// The edge's open client connections, in total and per client, and how
+/// fast each client opens new ones.
 #[derive(Default)]
 pub(crate) struct Connections {
     open: AtomicUsize,
     per_client: std::sync::Mutex<HashMap<ClientKey, usize>>,
+    /// Kept after a client's connections close: a flood of short
+    /// connections is what this limits.
+    rates: std::sync::Mutex<HashMap<ClientKey, Bucket>>,
 }
+
+/// A client's allowance of new connections (a token bucket).
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// How many clients' allowances are kept; past it, those that have
+/// refilled (as good as new) are forgotten.
+const TRACKED_CLIENTS: usize = 65_536;
 
 impl Connections {
     /// A place for a new connection from `peer`, or `None` when the edge, or
@@ -107,6 +121,12 @@ impl Connections {
             return None;
         }
         let key = (!limits.is_trusted_proxy(peer)).then(|| ClientKey::of(peer));
+        if let Some(key) = key
+            && !self.take_new_connection(key, limits, Instant::now())
+        {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
         if let Some(key) = key {
             let mut per_client = self.lock();
             let n = per_client.entry(key).or_default();
@@ -121,6 +141,39 @@ impl Connections {
             connections: self.clone(),
             key,
         })
+    }
+
+    /// Takes one new connection from the client's allowance; false when it
+    /// has none left (it refills at `new_connections_per_sec`).
+    fn take_new_connection(&self, key: ClientKey, limits: &Limits, now: Instant) -> bool {
+        if limits.new_connections_per_sec == 0 {
+            return true;
+        }
+        let rate = f64::from(limits.new_connections_per_sec);
+        let burst = f64::from(limits.new_connections_burst.max(1));
+        let refilled =
+            |b: &Bucket| (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if rates.len() >= TRACKED_CLIENTS && !rates.contains_key(&key) {
+            rates.retain(|_, b| refilled(b) < burst);
+            if rates.len() >= TRACKED_CLIENTS {
+                // More clients opening connections at once than are kept:
+                // start over rather than grow without bound.
+                rates.clear();
+            }
+        }
+        let bucket = rates.entry(key).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.tokens = refilled(bucket);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     pub(crate) fn open(&self) -> usize {
@@ -269,6 +322,82 @@ impl Drop for Request {
             .idle_since
             .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::SeqCst);
         self.activity.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Why a request body was ended: it did not arrive whole in time.
+#[derive(Debug)]
+pub(crate) struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// A request body with deadlines of its own: whole within `total` of its
+/// start, with no gap longer than `idle` between its parts. Past either it
+/// ends with [`BodyTimeout`], which ends the request to the app and
+/// answers 408.
+pub(crate) struct Deadlined<B> {
+    body: B,
+    total: Pin<Box<tokio::time::Sleep>>,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_for: Duration,
+}
+
+impl<B> Deadlined<B> {
+    pub(crate) fn new(body: B, total: Duration, idle: Duration) -> Deadlined<B> {
+        let now = Instant::now();
+        Deadlined {
+            body,
+            total: Box::pin(tokio::time::sleep_until(now + total)),
+            idle: Box::pin(tokio::time::sleep_until(now + idle)),
+            idle_for: idle,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Deadlined<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = Instant::now() + this.idle_for;
+                this.idle.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.total.as_mut().poll(cx).is_ready() || this.idle.as_mut().poll(cx).is_ready()
+                {
+                    Poll::Ready(Some(Err(Box::new(BodyTimeout))))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -84,6 +84,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The client's address as the edge judged it (one address, never a list).
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
@@ -91,7 +92,8 @@ pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// from `peer`, and returns the client's address.
 ///
 /// From any other peer, every forwarded header the client sent is dropped
-/// (`Forwarded`, `X-Forwarded-Port`/`-Prefix` too): `X-Forwarded-For` and
+/// (`Forwarded`, `X-Forwarded-Host`/`-Port`/`-Prefix` too; the proxy sets
+/// the host from `Host`): `X-Forwarded-For` and
 /// `X-Real-IP` are the peer. From a trusted proxy, the peer is appended to
 /// its `X-Forwarded-For`, its `X-Forwarded-Proto` is kept, and the client is
 /// the last address in the chain that is not itself a trusted proxy.
@@ -102,6 +104,7 @@ pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, https: bool, trusted: &
         for name in [
             header::FORWARDED,
             X_FORWARDED_FOR,
+            X_FORWARDED_HOST,
             X_FORWARDED_PORT,
             X_FORWARDED_PREFIX,
             X_REAL_IP,

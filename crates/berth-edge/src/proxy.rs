@@ -58,6 +58,18 @@ pub struct Limits {
     /// Peers whose forwarded headers are believed (a CDN or load balancer
     /// in front of berth); they count only in the total connection cap.
     pub trusted_proxies: Vec<crate::forwarded::Cidr>,
+    /// A request body must arrive whole within this long of its head, or
+    /// the request is ended with 408: a body trickled in byte by byte does
+    /// not hold a connection and an app's worker for ever.
+    pub body_timeout: Duration,
+    /// ...and with no gap longer than this between two of its parts.
+    pub body_idle_timeout: Duration,
+    /// New connections one client address (IPv6: one /64) may open per
+    /// second, on average; 0 turns the limit off. Trusted proxies are exempt.
+    pub new_connections_per_sec: u32,
+    /// How many new connections a client may open at once before the rate
+    /// above applies (a browser opening its parallel connections, a reload).
+    pub new_connections_burst: u32,
 }
 
 impl Limits {
@@ -81,6 +93,10 @@ impl Default for Limits {
             max_connections: 8192,
             max_connections_per_client: 256,
             trusted_proxies: Vec::new(),
+            body_timeout: Duration::from_secs(15 * 60),
+            body_idle_timeout: Duration::from_secs(30),
+            new_connections_per_sec: 50,
+            new_connections_burst: 200,
         }
     }
 }
@@ -376,6 +392,13 @@ fn client_body_failed(err: &(dyn std::error::Error + 'static)) -> Option<Respons
         {
             let mut inner = e.source();
             while let Some(i) = inner {
+                if i.is::<crate::conn::BodyTimeout>() {
+                    return Some(page(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Request timeout",
+                        "The request body did not arrive in time.",
+                    ));
+                }
                 if i.is::<http_body_util::LengthLimitError>() {
                     return Some(page(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -556,9 +579,6 @@ pub(crate) async fn forward(
     match &info.host_header {
         Some(host) => {
             parts.headers.insert(header::HOST, host.clone());
-            parts
-                .headers
-                .insert(HeaderName::from_static("x-forwarded-host"), host.clone());
         }
         None => {
             // HTTP/1.0 without Host: the upstream still needs one.
@@ -573,13 +593,29 @@ pub(crate) async fn forward(
         info.https,
         &limits.trusted_proxies,
     );
+    // The host the client asked for. A trusted proxy's own X-Forwarded-Host
+    // (the host its client asked it for) stands; anyone else's was dropped.
+    let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
+    if let Some(host) = &info.host_header
+        && !(limits.is_trusted_proxy(info.peer.ip())
+            && parts.headers.contains_key(&x_forwarded_host))
+    {
+        parts.headers.insert(x_forwarded_host, host.clone());
+    }
     // Only the dashboard gets the edge's secret: it then believes X-Real-IP.
     match info.dashboard_secret {
         Some(secret) => parts.headers.insert(DASHBOARD_SECRET_HEADER, secret),
         None => parts.headers.remove(DASHBOARD_SECRET_HEADER),
     };
     parts.version = Version::HTTP_11;
-    let body = Limited::new(body, limits.max_body_bytes as usize).boxed_unsync();
+    let body = Limited::new(body, limits.max_body_bytes as usize);
+    // Most requests have no body: they need no timers.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        body.boxed_unsync()
+    } else {
+        crate::conn::Deadlined::new(body, limits.body_timeout, limits.body_idle_timeout)
+            .boxed_unsync()
+    };
     let request = Request::from_parts(parts, body);
 
     let sent = async {

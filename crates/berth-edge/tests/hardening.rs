@@ -587,7 +587,7 @@ fn header<'a>(seen: &'a Seen, name: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_proxy() {
-    let spoofed = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 10.0.0.2\r\nForwarded: for=10.0.0.3;proto=https\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\nConnection: close\r\n\r\n";
+    let spoofed = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 10.0.0.2\r\nForwarded: for=10.0.0.3;proto=https\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Host: www.example.com\r\nConnection: close\r\n\r\n";
     let up = Recorder::start().await;
     let running = edge_with(vec![Route::app("app.test", "app", Some(up.addr))], short()).await;
     exchange(running.http, spoofed).await;
@@ -597,6 +597,7 @@ async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_pro
     assert_eq!(header(&seen, "x-forwarded-proto"), ["http"]);
     assert!(header(&seen, "forwarded").is_empty());
     assert!(header(&seen, "x-forwarded-port").is_empty());
+    assert_eq!(header(&seen, "x-forwarded-host"), ["app.test"]);
 
     // Behind a trusted proxy (here: this machine), its claims stand.
     let up = Recorder::start().await;
@@ -611,6 +612,15 @@ async fn forwarded_headers_from_a_client_are_replaced_unless_it_is_a_trusted_pro
     assert_eq!(header(&seen, "x-real-ip"), ["10.0.0.1"]);
     assert_eq!(header(&seen, "x-forwarded-proto"), ["https"]);
     assert_eq!(header(&seen, "forwarded"), ["for=10.0.0.3;proto=https"]);
+    assert_eq!(header(&seen, "x-forwarded-host"), ["www.example.com"]);
+    // A trusted proxy that names no host: the Host it asked for.
+    exchange(
+        running.http,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let seen = up.seen().pop().expect("the app got the request");
+    assert_eq!(header(&seen, "x-forwarded-host"), ["app.test"]);
 }
 
 #[tokio::test]
@@ -688,4 +698,116 @@ async fn localhost_hosts_answer_only_to_loopback_clients() {
         [200]
     );
     assert_eq!(up.seen().len(), 2);
+}
+
+/// Like `exchange`, from the loopback address `from`.
+async fn exchange_from(from: &str, addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = connect_from(from, addr).await.unwrap();
+    let _ = stream.write_all(bytes).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_body_that_stalls_or_trickles_is_ended_at_its_own_deadline() {
+    let up = Recorder::start().await;
+    let limits = Limits {
+        body_timeout: Duration::from_millis(1500),
+        body_idle_timeout: Duration::from_millis(400),
+        ..short()
+    };
+    let running = edge_with(vec![Route::app("app.test", "app", Some(up.addr))], limits).await;
+    let head = b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\n";
+
+    // A few bytes, then nothing: the gap deadline.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(running.http).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    stream.write_all(b"abc").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(statuses(&answer), [408], "{answer}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+
+    // A byte every 200 ms never leaves a long gap: the whole-body deadline.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(running.http).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let trickle = async {
+        for _ in 0..100 {
+            if stream.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), trickle).await;
+    let took = started.elapsed();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(statuses(&answer), [408], "{answer}");
+    assert!(took < Duration::from_millis(3000), "{took:?}");
+    assert!(
+        up.seen().iter().all(|s| s.body.is_none()),
+        "no body reached the app whole: {:?}",
+        up.seen()
+    );
+
+    // A body sent at once is not affected.
+    let answer = exchange(
+        running.http,
+        b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(statuses(&answer), [200], "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_opening_connections_faster_than_its_rate_is_refused_and_others_are_not() {
+    let up = Recorder::start().await;
+    let limits = Limits {
+        new_connections_per_sec: 1,
+        new_connections_burst: 10,
+        ..short()
+    };
+    let running = edge_with(vec![Route::app("app.test", "app", Some(up.addr))], limits).await;
+    // The burst is let in (and held open), the next ones are closed at once.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(connect_from("127.0.0.3", running.http).await.unwrap());
+    }
+    for stream in &mut held {
+        assert_eq!(
+            closed_within(stream, Duration::from_millis(20)).await,
+            None,
+            "a connection within the burst is kept"
+        );
+    }
+    let mut refused = 0;
+    for _ in 0..5 {
+        let mut stream = connect_from("127.0.0.3", running.http).await.unwrap();
+        if closed_within(&mut stream, Duration::from_millis(200))
+            .await
+            .is_some()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5, "past the burst, connections are refused");
+    // Another client is not affected.
+    let request = b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+    let answer = exchange_from("127.0.0.4", running.http, request).await;
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    // And the allowance refills (one a second here).
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = exchange_from("127.0.0.3", running.http, request).await;
+    assert_eq!(statuses(&answer), [200], "{answer}");
 }

@@ -314,6 +314,12 @@ const DEPLOY_KEYS: SealedColumns = SealedColumns {
     nonce: "deploy_key_nonce",
     data: "deploy_key_private",
 };
+const GIT_URLS: SealedColumns = SealedColumns {
+    table: "deploy_settings",
+    aad_columns: "app_id",
+    nonce: "git_url_nonce",
+    data: "git_url_sealed",
+};
 const STACK_STATES: SealedColumns = SealedColumns {
     table: "stacks",
     aad_columns: "id",
@@ -323,11 +329,12 @@ const STACK_STATES: SealedColumns = SealedColumns {
 
 /// Every column pair that holds sealed values: a new one goes here, so a
 /// lost or different key is noticed for it too.
-const SEALED: [SealedColumns; 5] = [
+const SEALED: [SealedColumns; 6] = [
     ENV_VALUES,
     ENV_SNAPSHOTS,
     WEBHOOK_SECRETS,
     DEPLOY_KEYS,
+    GIT_URLS,
     STACK_STATES,
 ];
 
@@ -421,14 +428,18 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
         )
     })
     .await?;
-    // Deploy webhook secrets and the private halves of SSH deploy keys
-    // (deployments.rs) are sealed with the same key.
+    // Deploy webhook secrets, the private halves of SSH deploy keys and git
+    // URLs with credentials (deployments.rs) are sealed with the same key.
     reseal(&mut tx, &old, &new, WEBHOOK_SECRETS, |row| {
         crate::deployments::webhook_aad(row.get("app_id"))
     })
     .await?;
     reseal(&mut tx, &old, &new, DEPLOY_KEYS, |row| {
         crate::deployments::deploy_key_aad(row.get("app_id"))
+    })
+    .await?;
+    reseal(&mut tx, &old, &new, GIT_URLS, |row| {
+        crate::deployments::git_url_aad(row.get("app_id"))
     })
     .await?;
     reseal(&mut tx, &old, &new, STACK_STATES, |row| {

@@ -354,10 +354,22 @@ pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, St
         r.get::<Option<i64>, _>(col)
             .and_then(|n| u32::try_from(n).ok())
     };
+    // A URL with credentials is sealed; the column then holds it masked.
+    let url = match (
+        r.get::<Option<Vec<u8>>, _>("git_url_nonce"),
+        r.get::<Option<Vec<u8>>, _>("git_url_sealed"),
+    ) {
+        (Some(nonce), Some(sealed)) => {
+            let key = current_key(store).await?;
+            let plain = key.open(&git_url_aad(app_id.get()), &nonce, &sealed)?;
+            String::from_utf8(plain).map_err(|e| StoreError::corrupt("git URL", e))?
+        }
+        _ => text("git_url"),
+    };
     Ok(DeploySettings {
         source: if source == "git" {
             Source::Git(GitSource {
-                url: text("git_url"),
+                url,
                 branch: text("git_branch"),
                 subdir: text("git_subdir"),
                 dockerfile: text("dockerfile"),
@@ -388,6 +400,7 @@ pub async fn settings(store: &Store, app_id: AppId) -> Result<DeploySettings, St
             .map(|s| DeployStrategy::parse(&s).ok_or_else(|| StoreError::corrupt("strategy", s)))
             .transpose()?,
         hold_secs: num("hold_secs"),
+        build_timeout_mins: num("build_timeout_mins"),
     })
 }
 
@@ -401,12 +414,15 @@ pub async fn save_settings(
         Source::Git(g) => ("git", g.clone()),
     };
     let blank = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    let (shown_url, nonce, sealed) = seal_git_url(store, app_id, &git.url).await?;
     sqlx::query(
-        "INSERT INTO deploy_settings (app_id, source, git_url, git_branch, git_subdir, dockerfile,
+        "INSERT INTO deploy_settings (app_id, source, git_url, git_url_nonce, git_url_sealed, git_branch, git_subdir, dockerfile,
             health_path, health_status, health_interval_ms, health_timeout_ms, health_retries, health_start_secs,
-            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            drain_secs, stop_timeout_secs, memory_mb, cpu_millis, restart_policy, keep_images, strategy, hold_secs,
+            build_timeout_mins)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (app_id) DO UPDATE SET source = excluded.source, git_url = excluded.git_url,
+            git_url_nonce = excluded.git_url_nonce, git_url_sealed = excluded.git_url_sealed,
             git_branch = excluded.git_branch, git_subdir = excluded.git_subdir, dockerfile = excluded.dockerfile,
             health_path = excluded.health_path, health_status = excluded.health_status,
             health_interval_ms = excluded.health_interval_ms, health_timeout_ms = excluded.health_timeout_ms,
@@ -414,11 +430,14 @@ pub async fn save_settings(
             drain_secs = excluded.drain_secs, stop_timeout_secs = excluded.stop_timeout_secs,
             memory_mb = excluded.memory_mb, cpu_millis = excluded.cpu_millis,
             restart_policy = excluded.restart_policy, keep_images = excluded.keep_images,
-            strategy = excluded.strategy, hold_secs = excluded.hold_secs",
+            strategy = excluded.strategy, hold_secs = excluded.hold_secs,
+            build_timeout_mins = excluded.build_timeout_mins",
     )
     .bind(app_id.get())
     .bind(source)
-    .bind(blank(&git.url))
+    .bind(blank(&shown_url))
+    .bind(nonce)
+    .bind(sealed)
     .bind(blank(&git.branch))
     .bind(blank(&git.subdir))
     .bind(blank(&git.dockerfile))
@@ -436,9 +455,71 @@ pub async fn save_settings(
     .bind(i64::from(s.keep_images))
     .bind(s.strategy.map(DeployStrategy::as_str))
     .bind(i64::from(s.hold_secs))
+    .bind(i64::from(s.build_timeout_mins))
     .execute(store.pool())
     .await?;
     Ok(())
+}
+
+pub(crate) fn git_url_aad(app_id: i64) -> String {
+    format!("git-url:app:{app_id}")
+}
+
+/// What a git URL is stored as: the URL to keep in clear (masked when it
+/// holds credentials) and, only then, the whole URL sealed (nonce, ciphertext).
+async fn seal_git_url(
+    store: &Store,
+    app_id: AppId,
+    url: &str,
+) -> Result<(String, Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
+    let shown = berth_core::redact_url_credentials(url);
+    if shown == url {
+        return Ok((url.to_owned(), None, None));
+    }
+    let key = current_key(store).await?;
+    let (nonce, sealed) = key.seal(&git_url_aad(app_id.get()), url.as_bytes());
+    Ok((shown.into_owned(), Some(nonce), Some(sealed)))
+}
+
+/// Seals git URLs a berth before sealing stored in clear (at open, once):
+/// the rows are rewritten, and the file is vacuumed and its log truncated
+/// so the old pages with the token in them do not linger on disk.
+pub(crate) async fn seal_legacy_git_urls(store: &Store) -> Result<usize, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT app_id, git_url FROM deploy_settings
+         WHERE git_url_sealed IS NULL AND git_url LIKE '%://%@%'",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut sealed_any = 0;
+    for (app_id, url) in rows {
+        let (shown, nonce, sealed) = seal_git_url(store, AppId::new(app_id), &url).await?;
+        if sealed.is_none() {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE deploy_settings SET git_url = ?, git_url_nonce = ?, git_url_sealed = ?
+             WHERE app_id = ? AND git_url_sealed IS NULL",
+        )
+        .bind(shown)
+        .bind(nonce)
+        .bind(sealed)
+        .bind(app_id)
+        .execute(store.pool())
+        .await?;
+        sealed_any += 1;
+    }
+    if sealed_any > 0 {
+        sqlx::query("VACUUM").execute(store.pool()).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await?;
+        tracing::info!(
+            count = sealed_any,
+            "sealed git URLs that held credentials in clear"
+        );
+    }
+    Ok(sealed_any)
 }
 
 pub(crate) fn webhook_aad(app_id: i64) -> String {
@@ -547,4 +628,32 @@ pub async fn save_deploy_key(
     deploy_key_public(store, app_id)
         .await?
         .ok_or(StoreError::NotFound { what: "deploy key" })
+}
+
+/// How long a webhook delivery id is remembered: a provider's own retries
+/// and an admin's "redeliver" come well within it.
+pub const WEBHOOK_DELIVERY_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// Records that the app's webhook delivery `delivery` was handled; false
+/// when it already was (and is not yet forgotten). Expired ids go first.
+pub async fn record_webhook_delivery(
+    store: &Store,
+    app_id: AppId,
+    delivery: &str,
+) -> Result<bool, StoreError> {
+    let ts = now();
+    sqlx::query("DELETE FROM webhook_deliveries WHERE expires_at <= ?")
+        .bind(ts)
+        .execute(store.pool())
+        .await?;
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO webhook_deliveries (app_id, delivery, expires_at) VALUES (?, ?, ?)",
+    )
+    .bind(app_id.get())
+    // Ids are UUIDs; a longer header is cut rather than stored whole.
+    .bind(delivery.chars().take(200).collect::<String>())
+    .bind(ts + WEBHOOK_DELIVERY_TTL_SECS)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -75,11 +75,13 @@ impl Store {
                 })?;
             }
         }
-        Ok(Store {
+        let store = Store {
             pool,
             path,
             keyring,
-        })
+        };
+        deployments::seal_legacy_git_urls(&store).await?;
+        Ok(store)
     }
 
     pub fn pool(&self) -> &SqlitePool {

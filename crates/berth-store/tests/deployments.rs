@@ -235,3 +235,175 @@ async fn a_log_keeps_its_newest_lines_and_says_how_many_were_cut() {
     assert_eq!(log[1].1, "line 2501");
     assert_eq!(log.last().unwrap().1, format!("line {total}"));
 }
+
+fn git_settings(url: &str) -> DeploySettings {
+    DeploySettings {
+        source: Source::Git(GitSource {
+            url: url.into(),
+            branch: "main".into(),
+            ..GitSource::default()
+        }),
+        ..DeploySettings::default()
+    }
+}
+
+async fn git_url_column(store: &Store, app: berth_core::AppId) -> String {
+    sqlx::query_scalar("SELECT git_url FROM deploy_settings WHERE app_id = ?")
+        .bind(app.get())
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_git_urls_credentials_are_sealed_at_rest_and_survive_a_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let url = "https://ci:glpat-t0ken-7q2w@gitlab.example.com/o/r.git";
+    let settings = git_settings(url);
+    deployments::save_settings(&store, app, &settings)
+        .await
+        .unwrap();
+    assert_eq!(deployments::settings(&store, app).await.unwrap(), settings);
+    assert_eq!(
+        git_url_column(&store, app).await,
+        "https://***@gitlab.example.com/o/r.git",
+        "the column in clear holds the URL masked"
+    );
+    scan::assert_sealed(dir.path(), "glpat-t0ken-7q2w");
+    scan::assert_the_scan_finds_a_value_in_clear(&store, dir.path(), "glpat-t0ken-7q2w").await;
+
+    crypto::rotate_key(&store).await.unwrap();
+    assert_eq!(deployments::settings(&store, app).await.unwrap(), settings);
+
+    // A URL without credentials is kept in clear, and the sealed one goes.
+    let plain = git_settings("https://gitlab.example.com/o/public.git");
+    deployments::save_settings(&store, app, &plain)
+        .await
+        .unwrap();
+    assert_eq!(deployments::settings(&store, app).await.unwrap(), plain);
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT git_url_sealed FROM deploy_settings WHERE app_id = ?")
+            .bind(app.get())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(sealed, None);
+}
+
+#[tokio::test]
+async fn a_lost_key_is_refused_when_only_a_git_url_is_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    deployments::save_settings(
+        &store,
+        app,
+        &git_settings("https://tok3n@example.com/r.git"),
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    std::fs::remove_file(dir.path().join(crypto::KEY_FILE)).unwrap();
+    let err = Store::open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_git_url_an_older_berth_stored_in_clear_is_sealed_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let url = "https://x-access-token:ghs_0ldTok3nInClear@github.com/o/r.git";
+    deployments::save_settings(&store, app, &git_settings("https://github.com/o/r.git"))
+        .await
+        .unwrap();
+    // What a berth before sealing wrote: the whole URL in the column.
+    sqlx::query("UPDATE deploy_settings SET git_url = ? WHERE app_id = ?")
+        .bind(url)
+        .bind(app.get())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        scan::holds(&scan::database_bytes(dir.path()), b"ghs_0ldTok3nInClear"),
+        "positive control: the scan finds the token written in clear"
+    );
+    store.close().await;
+
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(
+        deployments::settings(&store, app).await.unwrap(),
+        git_settings(url)
+    );
+    assert_eq!(
+        git_url_column(&store, app).await,
+        "https://***@github.com/o/r.git"
+    );
+    scan::assert_sealed(dir.path(), "ghs_0ldTok3nInClear");
+}
+
+#[tokio::test]
+async fn a_webhook_delivery_is_handled_once_per_app_across_reopens_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    let other = apps::create(
+        &store,
+        &ProjectName::parse("demo").unwrap(),
+        &berth_core::NewApp {
+            name: AppName::parse("api").unwrap(),
+            image: ImageRef::parse("berth-test/web").unwrap(),
+            container_port: Port::parse("8080").unwrap(),
+            command: None,
+            dangerous_mounts: false,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let record = |app, id: &'static str| {
+        let store = store.clone();
+        async move {
+            deployments::record_webhook_delivery(&store, app, id)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(record(app, "d-1").await);
+    assert!(!record(app, "d-1").await, "the same delivery again");
+    assert!(record(other, "d-1").await, "another app's delivery");
+    store.close().await;
+
+    let store = Store::open(dir.path()).await.unwrap();
+    assert!(
+        !deployments::record_webhook_delivery(&store, app, "d-1")
+            .await
+            .unwrap(),
+        "remembered after a reopen"
+    );
+    // Once expired, the id is forgotten (and its row removed).
+    sqlx::query("UPDATE webhook_deliveries SET expires_at = 0 WHERE delivery = 'd-1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        deployments::record_webhook_delivery(&store, app, "d-2")
+            .await
+            .unwrap()
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "only d-2 is left");
+    assert!(
+        deployments::record_webhook_delivery(&store, app, "d-1")
+            .await
+            .unwrap()
+    );
+}

@@ -255,6 +255,9 @@ impl AppInput {
                     );
                 } else if git.url.starts_with('-') {
                     errors.add("git_url", "may not start with '-'");
+                } else if berth_core::url_has_masked_credentials(&git.url) {
+                    // A new app has no saved credentials for *** to stand for.
+                    errors.add("git_url", "type the credentials in place of ***");
                 }
                 if git.branch.starts_with('-') {
                     errors.add("git_branch", "a branch may not start with '-'");

@@ -134,6 +134,8 @@ impl StrategyChoice {
 #[derive(Serialize, ToSchema)]
 pub struct DeploySettingsOut {
     pub source: SourceKind,
+    /// Credentials in the URL show as `***` (`https://***@host/…`); a
+    /// `git_url` sent back as shown keeps them.
     pub git_url: String,
     pub git_branch: String,
     pub git_subdir: String,
@@ -158,14 +160,24 @@ pub struct DeploySettingsOut {
     pub strategy: StrategyChoice,
     /// Seconds the edge holds the app's requests during a recreate switch.
     pub hold_secs: u32,
+    /// Minutes a clone and build may take before both are stopped.
+    pub build_timeout_mins: u32,
     /// The public half of the app's SSH deploy key (OpenSSH format, made on
     /// first use): add it to the repository as a read-only deploy key for
     /// `ssh://…` or `git@host:path` sources. The private half is never shown.
     pub deploy_key: String,
+    /// The SSH host keys berth recorded for the git source's host at its
+    /// first clone (`ssh-ed25519 SHA256:…`); empty before that. A clone from
+    /// a server showing another key fails.
+    pub ssh_host_keys: Vec<String>,
 }
 
 impl DeploySettingsOut {
-    fn new(s: &DeploySettings, deploy_key: String) -> DeploySettingsOut {
+    fn new(
+        s: &DeploySettings,
+        deploy_key: String,
+        ssh_host_keys: &[berth_deploy::HostKey],
+    ) -> DeploySettingsOut {
         let git = match &s.source {
             Source::Git(g) => g.clone(),
             Source::Image => GitSource::default(),
@@ -175,7 +187,8 @@ impl DeploySettingsOut {
                 Source::Image => SourceKind::Image,
                 Source::Git(_) => SourceKind::Git,
             },
-            git_url: git.url,
+            // Credentials stay in the store: sent back as shown, they are kept.
+            git_url: berth_core::redact_url_credentials(&git.url).into_owned(),
             git_branch: git.branch,
             git_subdir: git.subdir,
             dockerfile: git.dockerfile,
@@ -197,7 +210,12 @@ impl DeploySettingsOut {
                 Some(DeployStrategy::Recreate) => StrategyChoice::Recreate,
             },
             hold_secs: s.hold_secs,
+            build_timeout_mins: s.build_timeout_mins,
             deploy_key,
+            ssh_host_keys: ssh_host_keys
+                .iter()
+                .map(|k| format!("{} {}", k.kind, k.fingerprint))
+                .collect(),
         }
     }
 }
@@ -230,6 +248,8 @@ pub struct DeploySettingsIn {
     pub strategy: Option<StrategyChoice>,
     /// Seconds (1–600) the edge holds requests during a recreate switch.
     pub hold_secs: Option<u32>,
+    /// Minutes (1–240) a clone and build may take before both are stopped.
+    pub build_timeout_mins: Option<u32>,
 }
 
 impl DeploySettingsIn {
@@ -262,6 +282,7 @@ impl DeploySettingsIn {
             (self.stop_timeout_secs, &mut s.stop_timeout_secs),
             (self.keep_images, &mut s.keep_images),
             (self.hold_secs, &mut s.hold_secs),
+            (self.build_timeout_mins, &mut s.build_timeout_mins),
         ] {
             if let Some(v) = v {
                 *old = v.to_string();
@@ -399,7 +420,10 @@ pub async fn get_deploy_settings(
     let app = state.apps.find_app(&project, &name).await?;
     let settings = state.deployments.deploy_settings(&app).await?;
     let deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
+    let host_keys = state.deployments.ssh_host_keys(&app).await?;
+    Ok(Json(DeploySettingsOut::new(
+        &settings, deploy_key, &host_keys,
+    )))
 }
 
 /// Changes how the app deploys (source, health check, drain, limits, restart policy, kept images); applies from the next deployment.
@@ -421,5 +445,8 @@ pub async fn set_deploy_settings(
         .save_deploy_settings(&app, &settings)
         .await?;
     let deploy_key = state.deployments.deploy_key(&app).await?;
-    Ok(Json(DeploySettingsOut::new(&settings, deploy_key)))
+    let host_keys = state.deployments.ssh_host_keys(&app).await?;
+    Ok(Json(DeploySettingsOut::new(
+        &settings, deploy_key, &host_keys,
+    )))
 }

@@ -67,6 +67,9 @@ pub async fn create(
     match result {
         Ok((app, _)) => Ok(Redirect::to(&app_url(&project, &app.name)).into_response()),
         Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+            // Credentials typed into the URL are not sent back in the page.
+            let mut input = input;
+            input.git_url = berth_core::redact_url_credentials(&input.git_url).into_owned();
             let page = super::projects::page(
                 &state,
                 &user,

@@ -156,6 +156,9 @@ pub struct SettingsInput {
     pub strategy: String,
     #[serde(default)]
     pub hold_secs: String,
+    /// Minutes; empty: the default.
+    #[serde(default)]
+    pub build_timeout_mins: String,
 }
 
 impl std::fmt::Debug for SettingsInput {
@@ -183,6 +186,7 @@ impl std::fmt::Debug for SettingsInput {
             .field("keep_images", &self.keep_images)
             .field("strategy", &self.strategy)
             .field("hold_secs", &self.hold_secs)
+            .field("build_timeout_mins", &self.build_timeout_mins)
             .finish()
     }
 }
@@ -200,7 +204,8 @@ impl SettingsInput {
                 "image"
             }
             .to_owned(),
-            git_url: git.url,
+            // The form never holds the credentials: `***` sent back keeps them.
+            git_url: berth_core::redact_url_credentials(&git.url).into_owned(),
             git_branch: git.branch,
             git_subdir: git.subdir,
             dockerfile: git.dockerfile,
@@ -225,6 +230,7 @@ impl SettingsInput {
                 .unwrap_or_default()
                 .to_owned(),
             hold_secs: s.hold_secs.to_string(),
+            build_timeout_mins: s.build_timeout_mins.to_string(),
         }
     }
 
@@ -256,6 +262,17 @@ impl SettingsInput {
             DeploySettings::default().hold_secs
         } else {
             num("hold_secs", &self.hold_secs, 1, 600)
+        };
+        let build_timeout_mins = if self.build_timeout_mins.trim().is_empty() {
+            DeploySettings::default().build_timeout_mins
+        } else {
+            let bounds = berth_core::deployment::BUILD_TIMEOUT_MINS;
+            num(
+                "build_timeout_mins",
+                &self.build_timeout_mins,
+                *bounds.start(),
+                *bounds.end(),
+            )
         };
         let memory_mb = if self.memory_mb.trim().is_empty() {
             None
@@ -309,6 +326,7 @@ impl SettingsInput {
         Ok(DeploySettings {
             strategy,
             hold_secs,
+            build_timeout_mins,
             source,
             health,
             drain_secs,
@@ -335,6 +353,8 @@ pub struct DeploymentsPage {
     pub deploy_key: String,
     /// Why there is no deploy key (e.g. `ssh-keygen` is missing); the page still works.
     pub deploy_key_error: String,
+    /// The SSH host keys recorded for the git source's host.
+    pub ssh_host_keys: Vec<berth_deploy::HostKey>,
     pub flash: String,
 }
 
@@ -399,6 +419,7 @@ async fn page(
             (String::new(), err.to_string())
         }
     };
+    let ssh_host_keys = state.deployments.ssh_host_keys(&app).await?;
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -423,6 +444,7 @@ async fn page(
         webhook_url: format!("{scheme}://{host}/hooks/{project}/{name}/{secret}"),
         deploy_key,
         deploy_key_error,
+        ssh_host_keys,
         flash,
     })
 }
@@ -506,6 +528,9 @@ pub async fn save_settings(
         ))
         .into_response()),
         Err(WebError::Invalid(errors)) => {
+            // Credentials typed in are not sent back in the page either.
+            let mut input = input;
+            input.git_url = berth_core::redact_url_credentials(&input.git_url).into_owned();
             let page = page(
                 &state,
                 &user,

@@ -305,12 +305,19 @@ async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
         .await;
     app.wait_for_status(&project, "web", "running").await;
 
-    // berth dies; while it is down the container is killed behind its back.
+    let path = format!("/projects/{project}/apps/web");
+    let (containers, _) = docker_objects_of(&project);
+    assert_eq!(containers.len(), 1);
+    let container = containers[0].clone();
+
+    // berth dies; while it is down the container is stopped behind its back.
+    // `docker stop` counts as a manual stop: unless-stopped does not bring it
+    // back, so only berth's reconcile at start can change the row that says
+    // `running` (no event reaches a berth that is not there).
     let app = app
         .restart_on_same_data_after(|| {
-            let (containers, _) = docker_objects_of(&project);
             let out = std::process::Command::new("docker")
-                .args(["kill", &containers[0]])
+                .args(["stop", "-t", "5", &container])
                 .output()
                 .unwrap();
             assert!(out.status.success());
@@ -321,37 +328,36 @@ async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
         "an installed berth prints no setup token"
     );
     assert_eq!(app.login("admin", common::PASSWORD).await.status(), 303);
-    // unless-stopped brings it back, or it shows as crashed; either way berth says what Docker says.
-    let path = format!("/projects/{project}/apps/web");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let html = app.get_html(&path).await;
-        let status = common::app_status(&html);
-        let docker_state = std::process::Command::new("docker")
-            .args([
-                "inspect",
-                "-f",
-                "{{.State.Status}}",
-                &docker_objects_of(&project).0[0],
-            ])
+    let docker_state = || {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Status}}", &container])
             .output()
             .unwrap();
-        let docker_state = String::from_utf8_lossy(&docker_state.stdout)
-            .trim()
-            .to_owned();
-        let agrees = matches!(
-            (status.as_str(), docker_state.as_str()),
-            ("running", "running") | ("crashed", "exited")
-        );
-        if agrees {
-            break;
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let html = loop {
+        let html = app.get_html(&path).await;
+        let status = common::app_status(&html);
+        if status == "crashed" {
+            break html;
         }
         assert!(
             Instant::now() < deadline,
-            "berth shows {status}, Docker says {docker_state}"
+            "berth still shows {status:?} for a container Docker says is {}",
+            docker_state()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    assert_eq!(docker_state(), "exited", "nothing started it again");
+    assert!(
+        html.contains("exited with code"),
+        "the page says how it ended"
+    );
+    assert!(
+        common::app_address(&html).is_none(),
+        "no address for a stopped container"
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,20 @@ impl Api<'_> {
     }
 }
 
+/// `State.StartedAt` of a container: it changes each time the container starts.
+fn started_at(container: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.StartedAt}}", container])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker inspect {container}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 #[tokio::test]
 async fn scripts_drive_projects_and_apps_through_the_api() {
     let mut app = TestApp::spawn().await;
@@ -116,12 +130,54 @@ async fn scripts_drive_projects_and_apps_through_the_api() {
         .to_owned();
     assert!(fetch_text(&address).await.contains("berth-test-web"));
 
+    let (containers, _) = docker_objects_of(&project);
+    assert_eq!(containers.len(), 1);
+    let started_before = started_at(&containers[0]);
     let (status, body) = api.post(&format!("{path}/restart"), json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "running");
+    // The container really started again (the answer comes after the restart).
+    assert_ne!(
+        started_at(&containers[0]),
+        started_before,
+        "restart was a no-op"
+    );
+
+    // Eight requests for a missing page: busybox httpd logs each as
+    // `[client]: response:404`, and nothing else asks for a missing page.
+    let address = api.get(&path).await.1["local_address"]
+        .as_str()
+        .expect("address after restart")
+        .to_owned();
+    for _ in 0..8 {
+        let response = reqwest::get(format!("{address}/missing-{}", common::hex_id()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let is_404 = |line: &Value| line.as_str().unwrap().trim_end().ends_with("response:404");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let all = loop {
+        let (status, body) = api.get(&format!("{path}/logs?lines=100")).await;
+        assert_eq!(status, 200, "{body}");
+        let lines = body["lines"].as_array().unwrap().clone();
+        if lines.iter().filter(|l| is_404(l)).count() == 8 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 404s never reached the logs: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(all.len() > 8, "the earlier answers are there too: {all:?}");
+    // `lines` bounds the tail: the last five, all of them our 404s.
     let (status, body) = api.get(&format!("{path}/logs?lines=5")).await;
     assert_eq!(status, 200);
-    assert!(body["lines"].as_array().unwrap().len() <= 5);
+    let tail = body["lines"].as_array().unwrap();
+    assert_eq!(tail.len(), 5, "{body}");
+    assert!(tail.iter().all(is_404), "{body}");
+    assert_eq!(tail[..], all[all.len() - 5..]);
 
     let (status, body) = api.get("/api/v1/apps").await;
     assert_eq!(status, 200);

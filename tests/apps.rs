@@ -8,6 +8,47 @@ use std::time::{Duration, Instant};
 
 use common::{TestApp, app_address, docker_objects_of, fetch_text, location};
 
+/// `State.StartedAt` of a container: it changes each time the container starts.
+fn started_at(container: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.StartedAt}}", container])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker inspect {container}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Polls the app page until its logs element shows exactly `count` lines
+/// ending in `response:404`; the logs' text.
+async fn wait_for_logs_with_404s(app: &TestApp, project: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let html = app.get_html(&format!("/projects/{project}/apps/web")).await;
+        let logs = html
+            .split_once("id=\"logs\"")
+            .and_then(|(_, rest)| rest.split_once("</pre>"))
+            .map(|(logs, _)| logs.to_owned())
+            .expect("the app page has a logs element");
+        let found = logs
+            .lines()
+            .filter(|l| l.trim_end().ends_with("response:404"))
+            .count();
+        assert!(found <= count, "more 404s than requests made: {logs}");
+        if found == count {
+            return logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app page's logs never showed {count} 404 answers: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
     let mut app = TestApp::spawn().await;
@@ -45,11 +86,16 @@ async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
         "true web unless-stopped"
     );
 
-    // The page shows the container's logs: busybox httpd logged our request.
-    let html = app.get_html(&format!("/projects/{project}/apps/web")).await;
-    assert!(html.contains("id=\"logs\""));
+    // The page shows the container's logs: busybox httpd logs each answer
+    // (`[client]: response:404`), and only our requests ask for a missing page.
+    let missing = format!("/missing-{}", common::hex_id());
+    let response = reqwest::get(format!("{address}{missing}")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let logs = wait_for_logs_with_404s(&app, &project, 1).await;
+    assert!(logs.len() < 200_000, "the page shows a bounded tail");
+    let started_before = started_at(&containers[0]);
 
-    // Restart: still running, still serving.
+    // Restart: the container really starts again, still running, still serving.
     let response = app
         .post_form(
             &format!("/projects/{project}/apps/web"),
@@ -58,9 +104,21 @@ async fn an_app_from_an_image_runs_restarts_and_is_deleted_without_leftovers() {
         )
         .await;
     assert_eq!(response.status(), 303);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while started_at(&containers[0]) == started_before {
+        assert!(
+            Instant::now() < deadline,
+            "the restart never restarted the container (StartedAt {started_before})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let html = app.wait_for_status(&project, "web", "running").await;
     let address = app_address(&html).expect("address after restart");
     assert!(fetch_text(&address).await.contains("berth-test-web"));
+    // The restarted process serves and logs: its request reaches the page.
+    let response = reqwest::get(format!("{address}{missing}")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    wait_for_logs_with_404s(&app, &project, 2).await;
 
     // Stop: shown as stopped (not crashed), no address.
     let response = app
@@ -247,12 +305,19 @@ async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
         .await;
     app.wait_for_status(&project, "web", "running").await;
 
-    // berth dies; while it is down the container is killed behind its back.
+    let path = format!("/projects/{project}/apps/web");
+    let (containers, _) = docker_objects_of(&project);
+    assert_eq!(containers.len(), 1);
+    let container = containers[0].clone();
+
+    // berth dies; while it is down the container is stopped behind its back.
+    // `docker stop` counts as a manual stop: unless-stopped does not bring it
+    // back, so only berth's reconcile at start can change the row that says
+    // `running` (no event reaches a berth that is not there).
     let app = app
         .restart_on_same_data_after(|| {
-            let (containers, _) = docker_objects_of(&project);
             let out = std::process::Command::new("docker")
-                .args(["kill", &containers[0]])
+                .args(["stop", "-t", "5", &container])
                 .output()
                 .unwrap();
             assert!(out.status.success());
@@ -263,37 +328,36 @@ async fn after_a_crash_of_berth_itself_status_is_reconciled_from_docker() {
         "an installed berth prints no setup token"
     );
     assert_eq!(app.login("admin", common::PASSWORD).await.status(), 303);
-    // unless-stopped brings it back, or it shows as crashed; either way berth says what Docker says.
-    let path = format!("/projects/{project}/apps/web");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let html = app.get_html(&path).await;
-        let status = common::app_status(&html);
-        let docker_state = std::process::Command::new("docker")
-            .args([
-                "inspect",
-                "-f",
-                "{{.State.Status}}",
-                &docker_objects_of(&project).0[0],
-            ])
+    let docker_state = || {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Status}}", &container])
             .output()
             .unwrap();
-        let docker_state = String::from_utf8_lossy(&docker_state.stdout)
-            .trim()
-            .to_owned();
-        let agrees = matches!(
-            (status.as_str(), docker_state.as_str()),
-            ("running", "running") | ("crashed", "exited")
-        );
-        if agrees {
-            break;
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let html = loop {
+        let html = app.get_html(&path).await;
+        let status = common::app_status(&html);
+        if status == "crashed" {
+            break html;
         }
         assert!(
             Instant::now() < deadline,
-            "berth shows {status}, Docker says {docker_state}"
+            "berth still shows {status:?} for a container Docker says is {}",
+            docker_state()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    assert_eq!(docker_state(), "exited", "nothing started it again");
+    assert!(
+        html.contains("exited with code"),
+        "the page says how it ended"
+    );
+    assert!(
+        common::app_address(&html).is_none(),
+        "no address for a stopped container"
+    );
 }
 
 #[tokio::test]

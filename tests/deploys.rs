@@ -279,19 +279,126 @@ async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
     assert_eq!(via_edge(&app, &project).await, (200, healthy));
 }
 
-#[tokio::test]
+/// The Docker ID and `State.StartedAt` of a container: both stay the same
+/// only if it was neither replaced nor stopped and started again.
+fn id_and_started_at(container: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.Id}} {{.State.StartedAt}}",
+            container,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker inspect {container}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_keeps_the_old_version_serving() {
     let (app, project, api) = running_web("health").await;
     let (status, before) = via_edge(&app, &project).await;
     assert_eq!(status, 200);
+    let old = format!("berth_{project}_web_1");
+    let old_identity = id_and_started_at(&old);
+    // A slow check keeps the new container up for over a second, while the
+    // edge is probed.
     api.settings(
         &app,
         &project,
-        json!({"health_path": "/missing", "health_interval_ms": 100, "health_retries": 3}),
+        json!({"health_path": "/missing", "health_interval_ms": 500, "health_retries": 3}),
     )
     .await;
+
+    // Requests go to the edge the whole time the deployment runs.
+    let host = format!("web.{project}.localhost");
+    let client = app.edge_client(&[&host]);
+    let url = app.edge_url(&host, "/");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let probe = tokio::spawn({
+        let stop = stop.clone();
+        let sent = sent.clone();
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let answer = match client.get(&url).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match response.text().await {
+                            Ok(body) => (status, body),
+                            Err(err) => (status, format!("body error: {err}")),
+                        }
+                    }
+                    Err(err) => (0, format!("request error: {err}")),
+                };
+                answers.push(answer);
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        }
+    });
+
     let number = api.deploy(&app, &project).await;
-    let dep = api.wait_for_end(&app, &project, number).await;
+    let path = format!("/api/v1/projects/{project}/apps/web/deployments/{number}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Probes answered between the first and the last sight of the new container.
+    let mut while_new_ran: Option<(usize, usize)> = None;
+    let dep = loop {
+        let new_runs = tokio::task::spawn_blocking({
+            let project = project.clone();
+            move || {
+                containers_of(&project)
+                    .iter()
+                    .any(|(_, n)| *n == number.to_string())
+            }
+        })
+        .await
+        .unwrap();
+        if new_runs {
+            let now = sent.load(std::sync::atomic::Ordering::SeqCst);
+            while_new_ran = Some((while_new_ran.map_or(now, |(first, _)| first), now));
+        }
+        let (status, dep) = api.send(&app, reqwest::Method::GET, &path, None).await;
+        assert!(status == 200 || status == 404, "GET {path}: {status} {dep}");
+        if status == 200 && !matches!(dep["status"].as_str(), Some("queued" | "running")) {
+            break dep;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment #{number} never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = probe.await.unwrap();
+    let (first, last) = while_new_ran.expect("the new container was never seen running");
+    assert!(
+        last - first >= 5,
+        "only {} probes while the new container ran",
+        last - first
+    );
+    assert!(
+        answers.len() >= 20,
+        "too few probes during the deploy: {}",
+        answers.len()
+    );
+    let bad: Vec<_> = answers
+        .iter()
+        .filter(|answer| **answer != (200, before.clone()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} requests during the failing deploy were not the old version: {:?}",
+        bad.len(),
+        answers.len(),
+        &bad[..bad.len().min(5)]
+    );
+    // The very same container served throughout: never stopped, never replaced.
+    assert_eq!(id_and_started_at(&old), old_identity);
+
     assert_eq!(dep["status"], "failed", "{dep}");
     let reason = dep["reason"].as_str().unwrap();
     assert!(

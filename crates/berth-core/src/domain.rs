@@ -292,17 +292,77 @@ mod tests {
         assert!(serde_json::from_str::<PathPrefix>("\"x\"").is_err());
     }
 
+    /// A domain made of valid labels (any case, maybe a leading `*.`, a
+    /// trailing dot, spaces around), and what it parses to.
+    fn domain_input() -> impl Strategy<Value = (String, String)> {
+        (
+            any::<bool>(),
+            prop::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9-]{0,20}[a-zA-Z0-9])?", 1..5),
+            any::<bool>(),
+            " {0,2}",
+        )
+            .prop_map(|(wildcard, mut labels, dot, pad)| {
+                if wildcard {
+                    labels.insert(0, "*".to_owned());
+                }
+                let name = labels.join(".");
+                let input = format!("{pad}{name}{}{pad}", if dot { "." } else { "" });
+                (input, name.to_ascii_lowercase())
+            })
+    }
+
+    /// A path prefix made of valid segments (maybe a trailing slash, spaces
+    /// around), and what it parses to.
+    fn prefix_input() -> impl Strategy<Value = (String, String)> {
+        (
+            prop::collection::vec(
+                "[A-Za-z0-9._~!$&'()*+,;=:@%-]{1,12}"
+                    .prop_filter("not . or ..", |s| s != "." && s != ".."),
+                1..5,
+            ),
+            any::<bool>(),
+            " {0,2}",
+        )
+            .prop_map(|(segments, slash, pad)| {
+                let prefix = format!("/{}", segments.join("/"));
+                let input = format!("{pad}{prefix}{}{pad}", if slash { "/" } else { "" });
+                (input, prefix)
+            })
+    }
+
     proptest! {
         #[test]
-        fn parsed_domains_are_lowercase_ascii_labels(s in "\\PC{0,80}") {
-            if let Ok(d) = DomainName::parse(&s) {
-                let d = d.as_str();
-                prop_assert!(d.is_ascii() && !d.ends_with('.') && d.len() <= 253);
-                prop_assert_eq!(d.to_ascii_lowercase(), d);
-                for (i, label) in d.split('.').enumerate() {
-                    prop_assert!(!label.is_empty());
-                    prop_assert!(label != "*" || i == 0);
+        fn parsed_domains_are_lowercase_ascii_labels(
+            (s, expected) in domain_input(),
+        ) {
+            // Built from valid labels: it must parse, so the checks always run.
+            let parsed = DomainName::parse(&s);
+            prop_assert!(parsed.is_ok(), "{:?} refused: {:?}", s, parsed);
+            let d = parsed.unwrap();
+            let d = d.as_str();
+            prop_assert!(d.is_ascii() && !d.ends_with('.') && d.len() <= 253);
+            prop_assert_eq!(d.to_ascii_lowercase(), d);
+            prop_assert_eq!(d, expected.as_str());
+            for (i, label) in d.split('.').enumerate() {
+                prop_assert!(!label.is_empty());
+                prop_assert!(label != "*" || i == 0);
+            }
+        }
+
+        #[test]
+        fn a_domain_of_label_characters_parses_exactly_when_its_labels_are_valid(
+            s in "[a-zA-Z0-9.-]{1,40}",
+        ) {
+            let labels: Vec<&str> = s.strip_suffix('.').unwrap_or(&s).split('.').collect();
+            let valid = labels.iter().all(|l| {
+                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            });
+            match DomainName::parse(&s) {
+                Ok(d) => {
+                    prop_assert!(valid, "{:?} accepted", s);
+                    prop_assert_eq!(d.as_str(), labels.join(".").to_ascii_lowercase());
                 }
+                Err(err) => prop_assert!(!valid, "{:?} refused: {}", s, err),
             }
         }
 
@@ -313,12 +373,17 @@ mod tests {
         }
 
         #[test]
-        fn parsed_prefixes_start_with_a_slash_and_never_end_with_one(s in "\\PC{0,40}") {
-            if let Ok(p) = PathPrefix::parse(&s) {
-                let p = p.as_str();
-                prop_assert!(p.starts_with('/'));
-                prop_assert!(p == "/" || !p.ends_with('/'));
-            }
+        fn parsed_prefixes_start_with_a_slash_and_never_end_with_one(
+            (s, expected) in prefix_input(),
+        ) {
+            // Built from valid segments: it must parse, so the checks always run.
+            let parsed = PathPrefix::parse(&s);
+            prop_assert!(parsed.is_ok(), "{:?} refused: {:?}", s, parsed);
+            let p = parsed.unwrap();
+            let p = p.as_str();
+            prop_assert!(p.starts_with('/'));
+            prop_assert!(p == "/" || !p.ends_with('/'));
+            prop_assert_eq!(p, expected.as_str());
         }
     }
 }

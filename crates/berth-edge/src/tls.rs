@@ -386,9 +386,25 @@ mod tests {
         let old = resolver.lookup("shop.example.com").unwrap();
         let (cert, key) = self_signed(&["shop.example.com"]);
         resolver.install_pem(&cert, &key).unwrap();
+        let new = resolver.lookup("shop.example.com").unwrap();
+        // Two distinct certificates, or the checks below prove nothing.
+        assert_ne!(old.cert[0].as_ref(), new.cert[0].as_ref());
 
         resolver.remove(&["shop.example.com".to_owned()], Some(&old));
-        assert!(resolver.has_certificate("shop.example.com"));
+        // What remains is the new certificate, not the old one and not nothing.
+        let kept = resolver
+            .lookup("shop.example.com")
+            .expect("the newer certificate was removed with the old key");
+        assert!(Arc::ptr_eq(&kept, &new));
+        assert_eq!(kept.cert[0].as_ref(), new.cert[0].as_ref());
+        assert_ne!(kept.cert[0].as_ref(), old.cert[0].as_ref());
+
+        // The key that is current is removed when named.
+        resolver.remove(&["shop.example.com".to_owned()], Some(&new));
+        assert!(!resolver.has_certificate("shop.example.com"));
+        assert!(resolver.lookup("shop.example.com").is_none());
+
+        resolver.install(&["shop.example.com".to_owned()], new.clone());
         resolver.remove(&["shop.example.com".to_owned()], None);
         assert!(!resolver.has_certificate("shop.example.com"));
     }

@@ -260,56 +260,96 @@ async fn forwarded_headers_are_set_and_a_stripped_prefix_is_removed() {
     assert!(text.contains("xhost=site.test"), "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_swap_under_load_loses_no_request() {
     let (a, b) = (upstream("a").await, upstream("b").await);
     let edge = TestEdge::start(vec![app("load.test", "a", a.addr)]).await;
-    let failed = Arc::new(AtomicUsize::new(0));
-    let served_by_b = Arc::new(AtomicUsize::new(0));
+    // How many swaps are done: after an odd number the route is b, else a.
+    let swaps = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
 
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (url, failed, served_by_b, done) = (
-            edge.url("/"),
-            failed.clone(),
-            served_by_b.clone(),
-            done.clone(),
-        );
+        let (url, swaps, done) = (edge.url("/"), swaps.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let client = client();
-            let mut sent = 0;
-            while !done.load(Ordering::Relaxed) && sent < 2_000 && Instant::now() < deadline {
-                sent += 1;
-                match client.get(&url).header("host", "load.test").send().await {
-                    Ok(r) if r.status() == 200 => {
-                        if r.text().await.unwrap_or_default().starts_with("name=b ") {
-                            served_by_b.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            // (swaps done before the request, after it, who answered or what went wrong)
+            let mut seen: Vec<(usize, usize, Result<char, String>)> = Vec::new();
+            while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let before = swaps.load(Ordering::SeqCst);
+                let answer = match client.get(&url).header("host", "load.test").send().await {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if body.starts_with("name=a ") => Ok('a'),
+                        Ok(body) if body.starts_with("name=b ") => Ok('b'),
+                        Ok(body) => Err(format!("unexpected body {body:?}")),
+                        Err(err) => Err(format!("body: {err}")),
+                    },
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(err) => Err(format!("request: {err}")),
+                };
+                seen.push((before, swaps.load(Ordering::SeqCst), answer));
             }
-            sent
+            seen
         }));
     }
+    // Let the load start before swapping.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..200 {
         let to = if i % 2 == 0 { b.addr } else { a.addr };
         edge.edge.set_routes(vec![app("load.test", "x", to)]);
-        tokio::task::yield_now().await;
+        swaps.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    done.store(true, Ordering::Relaxed);
-    let mut total = 0;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done.store(true, Ordering::SeqCst);
+    let mut seen = Vec::new();
     for worker in workers {
-        total += worker.await.unwrap();
+        seen.extend(worker.await.unwrap());
     }
-    assert!(total > 100, "the load loop ran ({total} requests)");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "of {total} requests");
-    assert!(served_by_b.load(Ordering::Relaxed) > 0, "swaps took effect");
+
+    let failures: Vec<_> = seen.iter().filter(|(_, _, r)| r.is_err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed, e.g. {:?}",
+        failures.len(),
+        seen.len(),
+        &failures[..failures.len().min(5)]
+    );
+    // A request sent and answered between two swaps goes where the route
+    // pointed: no kept connection or cached route outlives a swap.
+    let route_after = |swaps: usize| if swaps % 2 == 1 { 'b' } else { 'a' };
+    let misrouted: Vec<_> = seen
+        .iter()
+        .filter(|(before, after, r)| {
+            before == after && *r.as_ref().unwrap() != route_after(*before)
+        })
+        .collect();
+    assert!(
+        misrouted.is_empty(),
+        "{} requests went to the old upstream, e.g. {:?}",
+        misrouted.len(),
+        &misrouted[..misrouted.len().min(5)]
+    );
+    // The load really overlapped the swaps, and both routes served in between.
+    let during: Vec<_> = seen
+        .iter()
+        .filter(|(before, after, _)| *before >= 1 && *after < 200)
+        .collect();
+    assert!(
+        during.len() >= 100,
+        "only {} requests during the swaps (of {})",
+        during.len(),
+        seen.len()
+    );
+    for who in ['a', 'b'] {
+        assert!(
+            during
+                .iter()
+                .any(|(before, after, r)| before == after && *r.as_ref().unwrap() == who),
+            "{who} never served between two swaps"
+        );
+    }
 }
 
 /// Each client connection keeps an upstream connection of its own

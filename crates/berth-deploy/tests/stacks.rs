@@ -114,6 +114,8 @@ async fn env() -> Env {
     runtime
         .configure(Options {
             object_labels: BTreeMap::from([("berth.test".to_owned(), run.clone())]),
+            // Stacks from git are cloned from repositories in temp dirs.
+            git_file_root: Some(std::env::temp_dir()),
             ..Default::default()
         })
         .unwrap();
@@ -536,4 +538,81 @@ async fn a_coolify_template_installs_as_it_is() {
     assert!(!user.is_empty() && !user.contains('<'), "{user}");
     assert!(env_of(&format!("berth_{p}_cool_web_app")).contains(&format!("DB_USER={user}")));
     stacks.uninstall(&p, &name, true).await.unwrap();
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A compose file in a git repository whose service has `build:`: the
+/// file is read from a clone and the image is built from the clone's tree
+/// (a context next to the compose file, a Dockerfile of another name, a
+/// build arg), then runs.
+#[tokio::test]
+async fn a_stack_from_git_builds_its_service_from_the_repository() {
+    let env = env().await;
+    let stacks = env.runtime.services().stacks;
+    let p = project(&env, "stk-git").await;
+    let repo = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let app_dir = repo.path().join("deploy").join("site");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    std::fs::write(
+        app_dir.join("web.Dockerfile"),
+        "FROM berth-test/web:latest\nARG GREETING\nENV GREETING=$GREETING\nLABEL berth.test=built\nCMD [\"/busybox\", \"sh\", \"-c\", \"echo built-from-git $GREETING; trap 'exit 0' TERM; /busybox httpd -f -p 8080 -h /www & wait\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("deploy").join("compose.yaml"),
+        "services:\n  web:\n    build:\n      context: site\n      dockerfile: web.Dockerfile\n      args:\n        GREETING: hello-arg\n    ports:\n      - \"8080\"\n",
+    )
+    .unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "stack"]);
+    let name = StackName::parse("built").unwrap();
+    let mut req = request("built", "");
+    req.source = StackSource::Git {
+        url: format!("file://{}", repo.path().display()),
+        branch: "main".to_owned(),
+        path: "deploy/compose.yaml".to_owned(),
+    };
+    stacks.install(&p, req).await.unwrap();
+    let view = settled(&env, &p, &name).await;
+    assert_eq!(
+        view.stack.status,
+        StackStatus::Running,
+        "{:?}",
+        view.stack.message
+    );
+    assert_eq!(state_of(&view, "web"), &ServiceState::Running);
+    let image = docker(&[
+        "inspect",
+        "-f",
+        "{{.Config.Image}}",
+        &format!("berth_{p}_built_web"),
+    ]);
+    assert!(
+        image.starts_with(&format!("berth/{p}-built-web:")),
+        "{image}"
+    );
+    let logs = stacks.service_logs(&p, &name, "web", 10).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("built-from-git hello-arg")),
+        "{logs:?}"
+    );
+    stacks.uninstall(&p, &name, true).await.unwrap();
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
 }

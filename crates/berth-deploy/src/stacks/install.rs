@@ -67,6 +67,20 @@ pub(super) enum SavedSource {
     },
 }
 
+impl StackState {
+    /// Takes an update in: a new source, new input values (missing ones keep
+    /// theirs), and the domains when given.
+    pub fn apply(&mut self, update: super::StackUpdate) {
+        if let Some(source) = &update.source {
+            self.source = source.into();
+        }
+        self.inputs.extend(update.inputs);
+        if let Some(domains) = update.domains {
+            self.domains = domains;
+        }
+    }
+}
+
 impl From<&StackSource> for SavedSource {
     fn from(s: &StackSource) -> SavedSource {
         match s.clone() {
@@ -472,19 +486,8 @@ impl Runtime {
                 }
                 changed.push(service.name.clone());
             }
-            let address = docker
-                .inspect_container(&names.container(&service.name))
-                .await?
-                .and_then(|c| c.addresses.get(&names.network()).cloned());
-            self.wait_for_routes_port(id, &service.name, address.as_deref())
-                .await;
-            berth_store::stacks::set_service_address(
-                self.store(),
-                id,
-                &service.name,
-                address.as_deref(),
-            )
-            .await?;
+            self.route_to(id, names, &service.name, &names.container(&service.name))
+                .await?;
         }
         // Services left out of the file now: their containers go, their volumes stay.
         let containers = docker
@@ -544,20 +547,7 @@ impl Runtime {
             let _ = docker.remove_container(&new_id).await;
             return Err(e);
         }
-        let address = docker
-            .inspect_container(&new_id)
-            .await?
-            .and_then(|c| c.addresses.get(&names.network()).cloned());
-        self.wait_for_routes_port(id, &service.name, address.as_deref())
-            .await;
-        berth_store::stacks::set_service_address(
-            self.store(),
-            id,
-            &service.name,
-            address.as_deref(),
-        )
-        .await?;
-        self.routes_changed().await;
+        self.route_to(id, names, &service.name, &new_id).await?;
         // As for apps: a request that read the old table just before the
         // swap is counted only a moment later; settle, then drain.
         tokio::time::sleep(crate::deployments::DRAIN_SETTLE).await;
@@ -621,21 +611,30 @@ impl Runtime {
             let _ = self
                 .wait_for_container(&new_id, &service.name, Condition::ServiceHealthy, false)
                 .await;
-            let address = docker
-                .inspect_container(&new_id)
-                .await?
-                .and_then(|c| c.addresses.get(&names.network()).cloned());
-            self.wait_for_routes_port(id, &service.name, address.as_deref())
-                .await;
-            berth_store::stacks::set_service_address(
-                self.store(),
-                id,
-                &service.name,
-                address.as_deref(),
-            )
-            .await?;
-            self.routes_changed().await;
+            self.route_to(id, names, &service.name, &new_id).await?;
         }
+        Ok(())
+    }
+
+    /// Sends the service's routes to container `container` once it accepts
+    /// connections (its address on the stack network).
+    async fn route_to(
+        &self,
+        id: StackId,
+        names: &Names<'_>,
+        service: &str,
+        container: &str,
+    ) -> Result<(), DeployError> {
+        let address = self
+            .docker()
+            .inspect_container(container)
+            .await?
+            .and_then(|c| c.addresses.get(&names.network()).cloned());
+        self.wait_for_routes_port(id, service, address.as_deref())
+            .await;
+        berth_store::stacks::set_service_address(self.store(), id, service, address.as_deref())
+            .await?;
+        self.routes_changed().await;
         Ok(())
     }
 

@@ -357,13 +357,7 @@ impl Stacks {
             stack: name,
         };
         let mut state = self.stack_state(stack.id).await?;
-        if let Some(source) = &update.source {
-            state.source = source.into();
-        }
-        state.inputs.extend(update.inputs);
-        if let Some(domains) = update.domains {
-            state.domains = domains;
-        }
+        state.apply(update);
         let preview = self.checked_plan(&names, &mut state).await?;
         self.record_routes(stack.id, &preview).await?;
         berth_store::stacks::save_state(self.store(), stack.id, &encode(&state)).await?;
@@ -403,13 +397,7 @@ impl Stacks {
             stack: name,
         };
         let mut state = self.stack_state(stack.id).await?;
-        if let Some(source) = &update.source {
-            state.source = source.into();
-        }
-        state.inputs.extend(update.inputs);
-        if let Some(domains) = update.domains {
-            state.domains = domains;
-        }
+        state.apply(update);
         let preview = self.checked_plan(&names, &mut state).await?;
         let plan = &preview.plan;
         let files = self.write_stack_files(&names, plan, false)?;

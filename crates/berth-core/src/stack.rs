@@ -1,10 +1,14 @@
 //! A stack: the services of one compose file (a template, a file the user
 //! pasted, or one in a git repository), installed and updated together.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{ProjectName, StackId, StackName};
 
-/// Where a stack's compose file comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a stack's compose file comes from. Its JSON form is part of a
+/// stack's stored state (`{"kind": "template", "id": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StackSource {
     /// A template of the catalogue, by id (`gitea`).
     Template { id: String },

@@ -1,4 +1,4 @@
-use berth_core::{AppName, ProjectName};
+use berth_core::{AppName, ProjectName, StackName};
 
 /// The project's private Docker network.
 pub fn network_name(project: &ProjectName) -> String {
@@ -14,6 +14,12 @@ pub fn container_name(project: &ProjectName, app: &AppName) -> String {
 /// so the new container can start beside the one still serving.
 pub fn deployment_container_name(project: &ProjectName, app: &AppName, number: i64) -> String {
     format!("berth_{project}_{app}_{number}")
+}
+
+/// The name the edge knows a stack service's routes by (its error pages
+/// show it, and holds go by it).
+pub(crate) fn stack_route_name(project: &ProjectName, stack: &StackName, service: &str) -> String {
+    format!("{project}/{stack}/{service}")
 }
 
 pub(crate) const MANAGED: &str = "berth.managed";

@@ -129,7 +129,7 @@ impl Runtime {
                 path_prefix: r.path.clone(),
                 ..Route::app(
                     &r.host,
-                    &format!("{project}/{stack}/{}", r.service),
+                    &crate::naming::stack_route_name(&project, &stack, &r.service),
                     upstream,
                 )
             });

@@ -41,79 +41,32 @@ const WAIT_LIMIT: Duration = Duration::from_secs(300);
 /// user's inputs and the values berth made once (never made again).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct StackState {
-    pub source: SavedSource,
+    pub source: StackSource,
     pub inputs: BTreeMap<String, String>,
     pub generated: BTreeMap<String, String>,
-    pub publish: Vec<SavedPublish>,
+    pub publish: Vec<Publish>,
     pub confirm_dangerous: bool,
     /// The user's own domains, by service (see `StackRequest::domains`).
     #[serde(default)]
     pub domains: BTreeMap<String, DomainName>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub(super) enum SavedSource {
-    Template {
-        id: String,
-    },
-    Compose {
-        text: String,
-    },
-    Git {
-        url: String,
-        branch: String,
-        path: String,
-    },
+    /// The file as read from its source at install or at the last update:
+    /// what runs now, so a page view never clones a repository and a newer
+    /// catalogue does not change what an installed stack shows. (`None` in
+    /// states stored before it was kept: read from the source then.)
+    #[serde(default)]
+    pub text: Option<String>,
 }
 
 impl StackState {
     /// Takes an update in: a new source, new input values (missing ones keep
     /// theirs), and the domains when given.
     pub fn apply(&mut self, update: super::StackUpdate) {
-        if let Some(source) = &update.source {
-            self.source = source.into();
+        if let Some(source) = update.source {
+            self.source = source;
         }
         self.inputs.extend(update.inputs);
         if let Some(domains) = update.domains {
             self.domains = domains;
-        }
-    }
-}
-
-impl From<&StackSource> for SavedSource {
-    fn from(s: &StackSource) -> SavedSource {
-        match s.clone() {
-            StackSource::Template { id } => SavedSource::Template { id },
-            StackSource::Compose { text } => SavedSource::Compose { text },
-            StackSource::Git { url, branch, path } => SavedSource::Git { url, branch, path },
-        }
-    }
-}
-
-impl From<&SavedSource> for StackSource {
-    fn from(s: &SavedSource) -> StackSource {
-        match s.clone() {
-            SavedSource::Template { id } => StackSource::Template { id },
-            SavedSource::Compose { text } => StackSource::Compose { text },
-            SavedSource::Git { url, branch, path } => StackSource::Git { url, branch, path },
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct SavedPublish {
-    pub service: String,
-    pub port: u16,
-    pub public: bool,
-}
-
-impl From<&Publish> for SavedPublish {
-    fn from(p: &Publish) -> SavedPublish {
-        SavedPublish {
-            service: p.service.clone(),
-            port: p.port,
-            public: p.public,
         }
     }
 }
@@ -142,9 +95,18 @@ impl Names<'_> {
         format!("{}-{}", self.stack, service.replace('_', "-"))
     }
 
-    /// The name the edge knows a service's routes by (its error pages show it).
+    /// The name the edge knows a service's routes by.
     pub fn route_name(&self, service: &str) -> String {
-        format!("{}/{}/{service}", self.project, self.stack)
+        crate::naming::stack_route_name(self.project, self.stack, service)
+    }
+
+    /// The label filter that finds the stack's containers and volumes.
+    pub fn filter(&self) -> [(&'static str, &str); 3] {
+        [
+            (KIND, "stack"),
+            (PROJECT, self.project.as_str()),
+            (RESOURCE, self.stack.as_str()),
+        ]
     }
 
     /// The labels every object of the stack carries.
@@ -173,7 +135,8 @@ impl Runtime {
                     .stacks()
                     .template(id)
                     .ok_or(DeployError::NotFound { what: "template" })?;
-                Ok((t.text.into_owned(), Format::Berth))
+                let text = t.text.into_owned();
+                Ok((text.clone(), format_of(source, &text)))
             }
             StackSource::Compose { text } => {
                 if text.trim().is_empty() {
@@ -182,11 +145,11 @@ impl Runtime {
                         message: "the compose file is empty".to_owned(),
                     });
                 }
-                Ok((text.clone(), Format::detect(text)))
+                Ok((text.clone(), format_of(source, text)))
             }
             StackSource::Git { url, branch, path } => {
                 let text = self.read_git_file(url, branch, path).await?;
-                let format = Format::detect(&text);
+                let format = format_of(source, &text);
                 Ok((text, format))
             }
         }
@@ -314,6 +277,33 @@ impl Runtime {
         made
     }
 
+    /// Reads the file from the state's source again (install, update).
+    pub(super) async fn read_source(&self, state: &mut StackState) -> Result<(), DeployError> {
+        state.text = Some(self.stack_text(&state.source).await?.0);
+        Ok(())
+    }
+
+    /// The plan of a stack's stored state, its values and domains as they
+    /// are (nothing is made, nothing checked).
+    pub(super) async fn plan_state(
+        &self,
+        names: &Names<'_>,
+        state: &StackState,
+    ) -> Result<PlanPreview, DeployError> {
+        let (text, format) = match &state.text {
+            Some(text) => (text.clone(), format_of(&state.source, text)),
+            None => self.stack_text(&state.source).await?,
+        };
+        Ok(self.plan_stack(
+            names,
+            &text,
+            format,
+            &state.inputs,
+            &state.generated,
+            &state.domains,
+        ))
+    }
+
     /// The full plan of a stack's state: made values filled in (making any
     /// that are missing), refused when it has errors or unconfirmed dangers.
     pub(super) async fn checked_plan(
@@ -321,24 +311,9 @@ impl Runtime {
         names: &Names<'_>,
         state: &mut StackState,
     ) -> Result<PlanPreview, DeployError> {
-        let (text, format) = self.stack_text(&(&state.source).into()).await?;
-        let mut preview = self.plan_stack(
-            names,
-            &text,
-            format,
-            &state.inputs,
-            &state.generated,
-            &state.domains,
-        );
+        let mut preview = self.plan_state(names, state).await?;
         if Self::generate_missing(&preview.plan, &mut state.generated) {
-            preview = self.plan_stack(
-                names,
-                &text,
-                format,
-                &state.inputs,
-                &state.generated,
-                &state.domains,
-            );
+            preview = self.plan_state(names, state).await?;
         }
         let plan = &preview.plan;
         if !plan.errors.is_empty() {
@@ -387,7 +362,7 @@ impl Runtime {
                 });
             }
         }
-        let from_git = matches!(state.source, SavedSource::Git { .. });
+        let from_git = matches!(state.source, StackSource::Git { .. });
         for s in &plan.services {
             if s.image.is_none() && !(from_git && s.build.is_some()) {
                 return Err(DeployError::Invalid {
@@ -436,7 +411,7 @@ impl Runtime {
         }
         let files = self.write_stack_files(names, plan, true)?;
         let images = match &state.source {
-            SavedSource::Git { url, branch, path } => {
+            StackSource::Git { url, branch, path } => {
                 self.build_stack_images(names, plan, url, branch, path)
                     .await?
             }
@@ -490,13 +465,7 @@ impl Runtime {
                 .await?;
         }
         // Services left out of the file now: their containers go, their volumes stay.
-        let containers = docker
-            .list_containers(&[
-                (KIND, "stack"),
-                (PROJECT, names.project.as_str()),
-                (RESOURCE, names.stack.as_str()),
-            ])
-            .await?;
+        let containers = docker.list_containers(&names.filter()).await?;
         for c in containers {
             let gone = c
                 .labels
@@ -1173,6 +1142,15 @@ fn image_volume(service: &Service, path: &str) -> String {
         "{}-{name}",
         service.name.replace('_', "-").to_ascii_lowercase()
     )
+}
+
+/// How a source's file is read: a catalogue template is berth's format;
+/// anything else says what it is by its content.
+fn format_of(source: &StackSource, text: &str) -> Format {
+    match source {
+        StackSource::Template { .. } => Format::Berth,
+        _ => Format::detect(text),
+    }
 }
 
 /// A hash of everything in a container's configuration (environment values

@@ -16,7 +16,7 @@ use berth_compose::catalogue::Template;
 use berth_compose::plan::Warning;
 use berth_core::{DomainName, ProjectName, Stack, StackId, StackName, StackSource, StackStatus};
 
-use crate::naming::{KIND, PROJECT, RESOURCE};
+use crate::naming::{PROJECT, RESOURCE};
 use crate::{DeployError, ResourceKey, Runtime, Stacks};
 use install::{Names, StackState};
 
@@ -46,8 +46,9 @@ pub struct StackRequest {
 }
 
 /// A container port published on the host: on 127.0.0.1, or on every
-/// interface when `public` (which the form confirms separately).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// interface when `public` (which the form confirms separately). Kept in
+/// a stack's stored state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Publish {
     pub service: String,
     pub port: u16,
@@ -155,13 +156,15 @@ impl Stacks {
             stack: &request.name,
         };
         let mut state = StackState {
-            source: (&request.source).into(),
+            source: request.source.clone(),
             inputs: request.inputs.clone(),
             generated: BTreeMap::new(),
-            publish: request.publish.iter().map(Into::into).collect(),
+            publish: request.publish.clone(),
             confirm_dangerous: request.confirm_dangerous,
             domains: request.domains.clone(),
+            text: None,
         };
+        self.read_source(&mut state).await?;
         let preview = self.checked_plan(&names, &mut state).await?;
         let template = match &request.source {
             StackSource::Template { id } => Some(id.as_str()),
@@ -301,20 +304,11 @@ impl Stacks {
     ) -> Result<(StackSource, BTreeMap<String, String>), DeployError> {
         let stack = berth_store::stacks::find(self.store(), project, name).await?;
         let state = self.stack_state(stack.id).await?;
-        let source: StackSource = (&state.source).into();
-        let (text, format) = self.stack_text(&source).await?;
         let names = Names {
             project,
             stack: name,
         };
-        let preview = self.plan_stack(
-            &names,
-            &text,
-            format,
-            &state.inputs,
-            &state.generated,
-            &state.domains,
-        );
+        let preview = self.plan_state(&names, &state).await?;
         let secret = |key: &str| {
             preview
                 .plan
@@ -327,7 +321,7 @@ impl Stacks {
             .into_iter()
             .filter(|(k, _)| !secret(k))
             .collect();
-        Ok((source, inputs))
+        Ok((state.source, inputs))
     }
 
     /// The stack with its services as Docker has them, and its routes.
@@ -358,6 +352,7 @@ impl Stacks {
         };
         let mut state = self.stack_state(stack.id).await?;
         state.apply(update);
+        self.read_source(&mut state).await?;
         let preview = self.checked_plan(&names, &mut state).await?;
         self.record_routes(stack.id, &preview).await?;
         berth_store::stacks::save_state(self.store(), stack.id, &encode(&state)).await?;
@@ -398,17 +393,11 @@ impl Stacks {
         };
         let mut state = self.stack_state(stack.id).await?;
         state.apply(update);
+        self.read_source(&mut state).await?;
         let preview = self.checked_plan(&names, &mut state).await?;
         let plan = &preview.plan;
         let files = self.write_stack_files(&names, plan, false)?;
-        let containers = self
-            .docker()
-            .list_containers(&[
-                (KIND, "stack"),
-                (PROJECT, project.as_str()),
-                (RESOURCE, name.as_str()),
-            ])
-            .await?;
+        let containers = self.docker().list_containers(&names.filter()).await?;
         let mut outcome = UpdateOutcome::default();
         for service in &plan.services {
             let running = containers
@@ -463,11 +452,7 @@ impl Stacks {
             stack: name,
         };
         let docker = self.docker();
-        let mine = [
-            (KIND, "stack"),
-            (PROJECT, project.as_str()),
-            (RESOURCE, name.as_str()),
-        ];
+        let mine = names.filter();
         for c in docker.list_containers(&mine).await? {
             docker.stop_container(&c.id, 10).await?;
             docker.remove_container(&c.id).await?;
@@ -499,13 +484,21 @@ impl Stacks {
         service: &str,
         lines: usize,
     ) -> Result<Vec<String>, DeployError> {
-        let view = self.get(project, name).await?;
-        let service = view
-            .services
-            .iter()
-            .find(|s| s.name == service)
-            .ok_or(DeployError::NotFound { what: "service" })?;
-        match self.docker().inspect_container(&service.container).await? {
+        let stack = berth_store::stacks::find(self.store(), project, name).await?;
+        let names = Names {
+            project,
+            stack: name,
+        };
+        let state = self.stack_state(stack.id).await?;
+        let plan = self.plan_state(&names, &state).await?.plan;
+        if !plan.services.iter().any(|s| s.name == service) {
+            return Err(DeployError::NotFound { what: "service" });
+        }
+        match self
+            .docker()
+            .inspect_container(&names.container(service))
+            .await?
+        {
             Some(c) => Ok(self.docker().logs_tail(&c.id, lines).await?),
             None => Ok(Vec::new()),
         }
@@ -587,12 +580,13 @@ impl Runtime {
         let (network, canonical) = (names.network(), names.container(service));
         let running = self
             .docker()
-            .list_containers(&[
-                (KIND, "stack"),
-                (PROJECT, project.as_str()),
-                (RESOURCE, stack.as_str()),
-                (crate::naming::SERVICE, service.as_str()),
-            ])
+            .list_containers(
+                &[
+                    &names.filter()[..],
+                    &[(crate::naming::SERVICE, service.as_str())],
+                ]
+                .concat(),
+            )
             .await;
         let address = match running {
             // The service's own name first: a rolling update's new container

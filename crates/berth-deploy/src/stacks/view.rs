@@ -92,23 +92,8 @@ impl crate::Runtime {
             stack: &stack.name,
         };
         let state = self.stack_state(stack.id).await?;
-        let (text, format) = self.stack_text(&(&state.source).into()).await?;
-        let preview = self.plan_stack(
-            &names,
-            &text,
-            format,
-            &state.inputs,
-            &state.generated,
-            &state.domains,
-        );
-        let containers = self
-            .docker()
-            .list_containers(&[
-                (crate::naming::KIND, "stack"),
-                (crate::naming::PROJECT, stack.project.as_str()),
-                (crate::naming::RESOURCE, stack.name.as_str()),
-            ])
-            .await?;
+        let preview = self.plan_state(&names, &state).await?;
+        let containers = self.docker().list_containers(&names.filter()).await?;
         let plan = &preview.plan;
         let services = plan
             .services

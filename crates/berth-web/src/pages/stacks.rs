@@ -184,6 +184,7 @@ impl StackForm {
             git,
             inputs: self.inputs(),
             confirm_dangerous: false,
+            dry_run: false,
             publish: self.publish(),
             domains: domain_fields(&self.fields),
         }

@@ -315,17 +315,7 @@ pub async fn install_stack(
         };
         return Ok((status, Json(plan_json(&preview))).into_response());
     }
-    let dangers = preview.dangers();
-    if !dangers.is_empty() && !request.confirm_dangerous {
-        let list: Vec<String> = dangers.iter().map(|w| w.message.clone()).collect();
-        return Err(invalid(
-            "confirm_dangerous",
-            format!(
-                "the plan has dangerous settings; confirm them with confirm_dangerous: {}",
-                list.join("; ")
-            ),
-        ));
-    }
+    // `install` refuses unconfirmed dangerous settings under `confirm_dangerous`.
     let stack = state.stacks.install(&project, request).await?;
     Ok((StatusCode::CREATED, Json(StackOut::from(&stack))).into_response())
 }

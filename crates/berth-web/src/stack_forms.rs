@@ -38,18 +38,39 @@ pub struct PublishInput {
     pub public: bool,
 }
 
-/// An install as typed.
-#[derive(Clone, Default)]
+/// An install as typed: the install forms fill it in, and the API takes it
+/// as its body (`StackIn`). Give exactly one of `compose`, `template` or `git`.
+#[derive(Clone, Default, Deserialize, ToSchema)]
+#[schema(as = StackIn)]
 pub struct StackInput {
+    /// DNS label, unique among the project's apps and stacks.
     pub name: String,
+    /// A compose file (berth template, Coolify template or plain compose) as text.
+    #[serde(default)]
     pub compose: Option<String>,
+    /// A catalogue template's id (`GET /api/v1/templates`).
+    #[serde(default)]
     pub template: Option<String>,
+    /// A compose file in a git repository.
+    #[serde(default)]
     pub git: Option<GitInput>,
+    /// Values for the plan's inputs, by name.
+    #[serde(default)]
     pub inputs: BTreeMap<String, String>,
+    /// Confirms the plan's dangerous settings (privileged, host network, the Docker socket…).
+    #[serde(default)]
     pub confirm_dangerous: bool,
+    /// Container ports to publish on the host (127.0.0.1 unless `public`).
+    #[serde(default)]
     pub publish: Vec<PublishInput>,
-    /// The user's own domain per routed service (empty: the generated host).
+    /// Your own domain per routed service (`{"web": "app.example.com"}`):
+    /// it replaces the generated host and gets a certificate from the ACME CA.
+    #[serde(default)]
     pub domains: BTreeMap<String, String>,
+    /// Plan only: answer with the plan and change nothing. The API's; the
+    /// forms have their Preview button instead.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl std::fmt::Debug for StackInput {
@@ -61,6 +82,7 @@ impl std::fmt::Debug for StackInput {
             .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
             .field("confirm_dangerous", &self.confirm_dangerous)
             .field("publish", &self.publish)
+            .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
 }
@@ -106,14 +128,22 @@ impl StackInput {
     }
 }
 
-/// An update as typed: a new file (at most one source) and inputs.
-#[derive(Clone, Default)]
+/// An update as typed, from the stack page's form or the API's body
+/// (`StackUpdateIn`): at most one new source (none re-plans the installed
+/// file), and inputs (missing ones keep their installed values).
+#[derive(Clone, Default, Deserialize, ToSchema)]
+#[schema(as = StackUpdateIn)]
 pub struct StackUpdateInput {
+    #[serde(default)]
     pub compose: Option<String>,
+    #[serde(default)]
     pub template: Option<String>,
+    #[serde(default)]
     pub git: Option<GitInput>,
+    #[serde(default)]
     pub inputs: BTreeMap<String, String>,
-    /// `Some`: the services' domains from now on (see `StackInput::domains`).
+    /// The services' own domains from now on (absent: unchanged; `{}`: none).
+    #[serde(default)]
     pub domains: Option<BTreeMap<String, String>>,
 }
 

@@ -158,6 +158,26 @@ async fn a_bad_name_an_unknown_template_or_an_empty_file_is_a_422_under_its_fiel
 }
 
 #[tokio::test]
+async fn an_install_with_dangerous_settings_needs_them_confirmed() {
+    let web = web().await;
+    let compose = "services:\n  web:\n    image: nginx:1.27.3\n    privileged: true\n";
+    let (status, error) = web
+        .api(
+            Method::POST,
+            STACKS,
+            Some(serde_json::json!({"name": "tea", "compose": compose})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(
+        error["fields"]["confirm_dangerous"]
+            .as_str()
+            .is_some_and(|m| m.contains("privileged")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn uninstall_wants_the_volumes_choice_and_the_name_to_delete_them() {
     let web = web().await;
     let (status, error) = web

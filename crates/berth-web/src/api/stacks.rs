@@ -1,8 +1,6 @@
 //! `/api/v1/projects/{project}/stacks`: install, inspect, update and
 //! uninstall stacks; the same `Stacks` functions as the install forms.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,7 +17,7 @@ use super::projects::project_name;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::FieldErrors;
 use crate::routes::Table;
-use crate::stack_forms::{GitInput, PublishInput, StackInput, StackUpdateInput};
+use crate::stack_forms::{StackInput, StackUpdateInput};
 use crate::{AppState, WebError};
 
 pub(crate) fn routes(t: &mut Table) {
@@ -195,70 +193,6 @@ impl From<&StackView> for StackDetailOut {
     }
 }
 
-/// An install. Give exactly one of `compose`, `template` or `git`.
-#[derive(Deserialize, ToSchema)]
-pub struct StackIn {
-    /// DNS label, unique among the project's apps and stacks.
-    pub name: String,
-    /// A compose file (berth template, Coolify template or plain compose) as text.
-    #[serde(default)]
-    pub compose: Option<String>,
-    /// A catalogue template's id (`GET /api/v1/templates`).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// A compose file in a git repository.
-    #[serde(default)]
-    pub git: Option<GitInput>,
-    /// Values for the plan's inputs, by name.
-    #[serde(default)]
-    pub inputs: BTreeMap<String, String>,
-    /// Confirms the plan's dangerous settings (privileged, host network, the Docker socket…).
-    #[serde(default)]
-    pub confirm_dangerous: bool,
-    /// Container ports to publish on the host (127.0.0.1 unless `public`).
-    #[serde(default)]
-    pub publish: Vec<PublishInput>,
-    /// Your own domain per routed service (`{"web": "app.example.com"}`):
-    /// it replaces the generated host and gets a certificate from the ACME CA.
-    #[serde(default)]
-    pub domains: BTreeMap<String, String>,
-    /// Plan only: answer with the plan and change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-impl From<StackIn> for StackInput {
-    fn from(s: StackIn) -> StackInput {
-        StackInput {
-            name: s.name,
-            compose: s.compose,
-            template: s.template,
-            git: s.git,
-            inputs: s.inputs,
-            confirm_dangerous: s.confirm_dangerous,
-            publish: s.publish,
-            domains: s.domains,
-        }
-    }
-}
-
-/// An update: at most one new source (none re-plans the installed file), and inputs
-/// (missing ones keep their installed values).
-#[derive(Deserialize, ToSchema)]
-pub struct StackUpdateIn {
-    #[serde(default)]
-    pub compose: Option<String>,
-    #[serde(default)]
-    pub template: Option<String>,
-    #[serde(default)]
-    pub git: Option<GitInput>,
-    #[serde(default)]
-    pub inputs: BTreeMap<String, String>,
-    /// The services' own domains from now on (absent: unchanged; `{}`: none).
-    #[serde(default)]
-    pub domains: Option<BTreeMap<String, String>>,
-}
-
 /// Which services an update recreated.
 #[derive(Serialize, ToSchema)]
 pub struct UpdateOut {
@@ -358,22 +292,20 @@ pub async fn list_stacks(
 /// `running` or `failed`). With `dry_run` it only plans: 200 with the plan,
 /// or 422 with the plan when it has errors; nothing changes either way.
 /// A plan with dangerous settings needs `confirm_dangerous`.
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stacks", tag = "stacks", params(("project" = String, Path)), request_body = StackIn,
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stacks", tag = "stacks", params(("project" = String, Path)), request_body = StackInput,
     responses((status = 201, body = StackOut), (status = 200, description = "dry_run: the plan as `berth stack plan` prints it, each route with its `host`", body = Object),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, description = "invalid input (ErrorBody), or a plan with errors (the plan, with `error` and `errors`)", body = ErrorBody)))]
 pub async fn install_stack(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    ApiJson(input): ApiJson<StackIn>,
+    ApiJson(input): ApiJson<StackInput>,
 ) -> Result<Response, ApiError> {
     let project = project_name(&project)?;
     let dry_run = input.dry_run;
     // Checked before anything is planned, so bad input changes nothing.
     let known = known_templates(&state);
-    let request = StackInput::from(input)
-        .parse(&known)
-        .map_err(WebError::Invalid)?;
+    let request = input.parse(&known).map_err(WebError::Invalid)?;
     let preview = state.stacks.plan(&project, &request).await?;
     if dry_run || !preview.plan.is_ok() {
         let status = if preview.plan.is_ok() {
@@ -383,17 +315,7 @@ pub async fn install_stack(
         };
         return Ok((status, Json(plan_json(&preview))).into_response());
     }
-    let dangers = preview.dangers();
-    if !dangers.is_empty() && !request.confirm_dangerous {
-        let list: Vec<String> = dangers.iter().map(|w| w.message.clone()).collect();
-        return Err(invalid(
-            "confirm_dangerous",
-            format!(
-                "the plan has dangerous settings; confirm them with confirm_dangerous: {}",
-                list.join("; ")
-            ),
-        ));
-    }
+    // `install` refuses unconfirmed dangerous settings under `confirm_dangerous`.
     let stack = state.stacks.install(&project, request).await?;
     Ok((StatusCode::CREATED, Json(StackOut::from(&stack))).into_response())
 }
@@ -412,23 +334,17 @@ pub async fn get_stack(
 
 /// Re-plans the stack (a new file, or the installed one with new inputs) and
 /// recreates only the services whose configuration changed.
-#[utoipa::path(put, path = "/api/v1/projects/{project}/stacks/{stack}", tag = "stacks", params(("project" = String, Path), ("stack" = String, Path)), request_body = StackUpdateIn,
+#[utoipa::path(put, path = "/api/v1/projects/{project}/stacks/{stack}", tag = "stacks", params(("project" = String, Path), ("stack" = String, Path)), request_body = StackUpdateInput,
     responses((status = 200, body = UpdateOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_stack(
     State(state): State<AppState>,
     Path((project, stack)): Path<(String, String)>,
-    ApiJson(input): ApiJson<StackUpdateIn>,
+    ApiJson(input): ApiJson<StackUpdateInput>,
 ) -> Result<Json<UpdateOut>, ApiError> {
     let (project, name) = names(&project, &stack)?;
-    let update = StackUpdateInput {
-        compose: input.compose,
-        template: input.template,
-        git: input.git,
-        inputs: input.inputs,
-        domains: input.domains,
-    }
-    .parse(&known_templates(&state))
-    .map_err(WebError::Invalid)?;
+    let update = input
+        .parse(&known_templates(&state))
+        .map_err(WebError::Invalid)?;
     let outcome = state.stacks.update(&project, &name, update).await?;
     Ok(Json(UpdateOut {
         changed: outcome.changed,

@@ -15,6 +15,7 @@ use berth_deploy::{ServiceState, StackView};
 
 use super::catalogue::{self, Entry};
 use super::parse_path;
+use super::projects::field_errors;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::FieldErrors;
@@ -184,6 +185,7 @@ impl StackForm {
             git,
             inputs: self.inputs(),
             confirm_dangerous: false,
+            dry_run: false,
             publish: self.publish(),
             domains: domain_fields(&self.fields),
         }
@@ -588,26 +590,17 @@ async fn submit(
             Ok(stack) => {
                 return Ok(Redirect::to(&stack_url(project, &stack.name)).into_response());
             }
-            Err(err) => merge(&mut page.errors, WebError::from(err))?,
+            Err(err) => page.errors = form_errors(WebError::from(err))?,
         }
     }
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
 }
 
-/// Validation errors and conflicts go on the form (a conflict is about the
-/// name); anything else is the error page.
-fn merge(errors: &mut FieldErrors, err: WebError) -> Result<(), WebError> {
+/// Validation errors and conflicts (about the name) go on the form, as
+/// `field_errors` puts them; anything else is the error page.
+fn form_errors(err: WebError) -> Result<FieldErrors, WebError> {
     match err {
-        WebError::Invalid(more) => {
-            for (field, message) in more.to_map() {
-                errors.add(field, message);
-            }
-            Ok(())
-        }
-        WebError::Conflict(message) => {
-            errors.add("name", message);
-            Ok(())
-        }
+        err @ (WebError::Invalid(_) | WebError::Conflict(_)) => Ok(field_errors(err, "name")),
         other => Err(other),
     }
 }
@@ -642,7 +635,7 @@ async fn planned_page(
                     .collect();
                 plan = Some(PlanView::new(&preview.plan, &hosts, &form, submitted));
             }
-            Err(err) => merge(&mut errors, WebError::from(err))?,
+            Err(err) => errors = form_errors(WebError::from(err))?,
         }
     }
     if plan.is_none() {
@@ -1046,9 +1039,7 @@ pub async fn update(
         }
         Err(err) => {
             let status = err.status_code();
-            let mut errors = FieldErrors::default();
-            merge(&mut errors, err)?;
-            page.update_errors = errors;
+            page.update_errors = form_errors(err)?;
             page.flash = "The stack was not updated: see the update form.".to_owned();
             page.flash_error = true;
             Ok((status, render(&page)).into_response())

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::{ApiToken, ApiTokenId, TokenScope};
 
+use super::projects::field_errors;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::FieldErrors;
@@ -106,37 +107,42 @@ pub async fn create(
             }
         },
     };
-    if !errors.is_empty() {
-        let page = page(&state, &user, None, form, errors).await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
-    }
     let scope = TokenScope {
         expires_at: days.map(|d| berth_core::unix_now() + i64::from(d) * 24 * 3600),
         read_only: form.read_only.is_some(),
     };
-    match state.accounts.create_token(&form.name, scope).await {
+    let made = if errors.is_empty() {
+        state
+            .accounts
+            .create_token(&form.name, scope)
+            .await
+            .map_err(WebError::from)
+    } else {
+        Err(WebError::Invalid(errors))
+    };
+    match made {
         Ok((made, token)) => {
             let created = Created {
                 name: made.name,
                 token,
             };
             // Shown in this answer only (no redirect): the page is no-store.
-            let page = page(&state, &user, Some(created), TokenForm::default(), errors).await?;
+            let page = page(
+                &state,
+                &user,
+                Some(created),
+                TokenForm::default(),
+                FieldErrors::default(),
+            )
+            .await?;
             Ok(render(&page).into_response())
         }
-        Err(err) => match WebError::from(err) {
-            WebError::Invalid(errors) => {
-                let page = page(&state, &user, None, form, errors).await?;
-                Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
-            }
-            WebError::Conflict(message) => {
-                let mut errors = FieldErrors::default();
-                errors.add("name", message);
-                let page = page(&state, &user, None, form, errors).await?;
-                Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
-            }
-            other => Err(other),
-        },
+        // The form comes back as typed, a name clash under the name.
+        Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+            let page = page(&state, &user, None, form, field_errors(err, "name")).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+        }
+        Err(err) => Err(err),
     }
 }
 

@@ -677,23 +677,31 @@ pub fn docker_list(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Runs the docker CLI, which must succeed; its trimmed stdout.
+pub fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `State.StartedAt` of a container: it changes each time the container starts.
+pub fn started_at(container: &str) -> String {
+    docker_out(&["inspect", "-f", "{{.State.StartedAt}}", container])
+}
+
 /// Containers and the network berth made for `project`, found by label.
 pub fn docker_objects_of(project: &str) -> (Vec<String>, Vec<String>) {
-    let list = |args: &[&str]| -> Vec<String> {
-        let out = Command::new("docker")
-            .args(args)
-            .output()
-            .expect("docker cli");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
     let filter = format!("label=berth.project={project}");
     (
-        list(&["ps", "-aq", "--filter", &filter]),
-        list(&["network", "ls", "-q", "--filter", &filter]),
+        docker_list(&["ps", "-aq", "--filter", &filter]),
+        docker_list(&["network", "ls", "-q", "--filter", &filter]),
     )
 }
 

@@ -16,11 +16,7 @@ use serde_json::{Value, json};
 async fn running_web(hint: &str) -> (TestApp, String, Api) {
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
-    let project = app.create_project(hint).await;
-    let response = app
-        .create_app(&project, "web", "berth-test/web", "8080", "")
-        .await;
-    assert_eq!(response.status(), 303);
+    let project = app.create_web_app(hint).await;
     app.wait_for_status(&project, "web", "running").await;
     let api = Api::new(&app);
     let first = api.wait_for_end(&app, &project, 1).await;
@@ -1153,11 +1149,7 @@ async fn the_credentials_in_a_git_url_never_reach_the_deploy_log() {
 async fn a_git_urls_credentials_show_as_stars_and_a_form_sent_back_as_shown_keeps_them() {
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
-    let project = app.create_project("gitseal").await;
-    let response = app
-        .create_app(&project, "web", "berth-test/web", "8080", "")
-        .await;
-    assert_eq!(response.status(), 303);
+    let project = app.create_web_app("gitseal").await;
     let api = Api::new(&app);
     let token = "glpat-k33pMe-9x7";
     let url = format!("https://ci:{token}@127.0.0.1:1/o/r.git");

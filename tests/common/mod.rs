@@ -356,6 +356,17 @@ impl TestApp {
         name
     }
 
+    /// A project for this test (see [`TestApp::create_project`]) with the
+    /// app `web` created in it from berth-test/web on port 8080; the project's name.
+    pub async fn create_web_app(&mut self, hint: &str) -> String {
+        let project = self.create_project(hint).await;
+        let response = self
+            .create_app(&project, "web", "berth-test/web", "8080", "")
+            .await;
+        assert_eq!(response.status(), 303, "app web created in {project}");
+        project
+    }
+
     pub async fn create_app(
         &self,
         project: &str,

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::git::{git, git_repo, head};
 use common::{Api, TestApp, docker_objects_of, location};
 use serde_json::{Value, json};
 
@@ -33,25 +34,6 @@ async fn via_edge(app: &TestApp, project: &str) -> (u16, String) {
     (status, response.text().await.unwrap_or_default())
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=berth test",
-            "-c",
-            "user.email=test@berth.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git is installed");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Commits a Dockerfile (FROM the test image, serving `page`) to the repo's `main`.
 fn commit_page(repo: &Path, page: &str) -> String {
     commit_site(repo, page, "")
@@ -68,12 +50,7 @@ fn commit_site(repo: &Path, page: &str, extra: &str) -> String {
     std::fs::write(repo.join("site/index.html"), page).unwrap();
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", page]);
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    head(repo)
 }
 
 fn containers_of(project: &str) -> Vec<(String, String)> {
@@ -107,8 +84,7 @@ fn image_exists(image: &str) -> bool {
 #[tokio::test]
 async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftovers() {
     let (app, project, api) = running_web("git").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let v1 = format!("version one {}", common::hex_id());
     let commit1 = commit_page(repo.path(), &v1);
 
@@ -233,8 +209,7 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
 #[tokio::test]
 async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
     let (app, project, api) = running_web("imagecheck").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let healthy = format!("healthy image {}", common::hex_id());
     commit_site(
         repo.path(),
@@ -700,8 +675,7 @@ async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
     let project = app.create_project("gitnew").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let page = format!("from the new-app form {}", common::hex_id());
     let commit = commit_page(repo.path(), &page);
     let repo_path = repo.path().display().to_string();
@@ -1068,8 +1042,7 @@ async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
     let (app, project, api) = running_web("buildslots").await;
     let mut repos = Vec::new();
     for n in 0..3 {
-        let repo = tempfile::tempdir().unwrap();
-        git(repo.path(), &["init", "-q", "-b", "main"]);
+        let repo = git_repo();
         // Slow enough that the three builds overlap.
         commit_site(
             repo.path(),
@@ -1260,8 +1233,7 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
         assert_eq!(status, 422, "{refused}: {body}");
         assert!(body["fields"]["build_timeout_mins"].is_string(), "{body}");
     }
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let marker = common::hex_id();
     commit_site(
         repo.path(),
@@ -1332,8 +1304,7 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
 #[tokio::test]
 async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths_memory() {
     let (app, project, api) = running_web("bigctx").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     // 48 MiB that compress badly (xorshift), in the build context.
     const SIZE: usize = 48 << 20;
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;

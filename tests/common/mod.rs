@@ -8,6 +8,8 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod git;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -14,6 +14,10 @@ use berth_deploy::{Options, Runtime, ServiceState, StackRequest, StackUpdate};
 use berth_docker::DockerClient;
 use berth_store::Store;
 
+#[path = "../../../tests/common/git.rs"]
+mod git;
+use git::{file_url, git, git_repo};
+
 /// A template with a database, a one-shot check that logs in to it with
 /// the generated password, and a web service that reads an input.
 const TEMPLATE: &str = r#"
@@ -543,23 +547,6 @@ async fn a_coolify_template_installs_as_it_is() {
     stacks.uninstall(&p, &name, true).await.unwrap();
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .expect("git is installed");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A compose file in a git repository whose service has `build:`: the
 /// file is read from a clone and the image is built from the clone's tree
 /// (a context next to the compose file, a Dockerfile of another name, a
@@ -569,7 +556,7 @@ async fn a_stack_from_git_builds_its_service_from_the_repository() {
     let env = env().await;
     let stacks = env.runtime.services().stacks;
     let p = project(&env, "stk-git").await;
-    let repo = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let repo = git_repo();
     let app_dir = repo.path().join("deploy").join("site");
     std::fs::create_dir_all(&app_dir).unwrap();
     std::fs::write(
@@ -582,13 +569,12 @@ async fn a_stack_from_git_builds_its_service_from_the_repository() {
         "services:\n  web:\n    build:\n      context: site\n      dockerfile: web.Dockerfile\n      args:\n        GREETING: hello-arg\n    ports:\n      - \"8080\"\n",
     )
     .unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
     git(repo.path(), &["add", "."]);
     git(repo.path(), &["commit", "-q", "-m", "stack"]);
     let name = StackName::parse("built").unwrap();
     let mut req = request("built", "");
     req.source = StackSource::Git {
-        url: format!("file://{}", repo.path().display()),
+        url: file_url(repo.path()),
         branch: "main".to_owned(),
         path: "deploy/compose.yaml".to_owned(),
     };

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::git::{git, git_repo, head};
+use common::git::{file_url, git, git_repo, head};
 use common::{Api, TestApp, docker_objects_of, location};
 use serde_json::{Value, json};
 
@@ -53,6 +53,23 @@ fn commit_site(repo: &Path, page: &str, extra: &str) -> String {
     head(repo)
 }
 
+/// Deploy settings that build from `url`'s branch `main`, in its folder
+/// `site`, with the settings in `more` on top.
+fn git_settings(url: &str, more: Value) -> Value {
+    let mut settings = json!({
+        "source": "git",
+        "git_url": url,
+        "git_branch": "main",
+        "git_subdir": "site",
+    });
+    let more = more
+        .as_object()
+        .expect("more settings are an object")
+        .clone();
+    settings.as_object_mut().unwrap().extend(more);
+    settings
+}
+
 fn containers_of(project: &str) -> Vec<(String, String)> {
     let out = Command::new("docker")
         .args([
@@ -91,18 +108,17 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-            "memory_mb": 64,
-            "cpus": 0.5,
-            "restart_policy": "on-failure",
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+                "memory_mb": 64,
+                "cpus": 0.5,
+                "restart_policy": "on-failure",
+            }),
+        ),
     )
     .await;
     // A build-time variable reaches the build as a build arg.
@@ -219,14 +235,13 @@ async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "",
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "",
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     let number = api.deploy(&app, &project).await;
@@ -727,11 +742,7 @@ async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with
     assert_eq!(status, 202, "{body}");
     let later = format!("/api/v1/projects/{project}/apps/later/deploy-settings");
     let (status, body) = api
-        .post(
-            &app,
-            &later,
-            json!({"source": "git", "git_url": repo_path, "git_branch": "main", "git_subdir": "site"}),
-        )
+        .post(&app, &later, git_settings(&repo_path, json!({})))
         .await;
     assert_eq!(status, 200, "{body}");
     let without_key = |mut settings: Value| {
@@ -906,15 +917,14 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("ssh://root@127.0.0.1:{}{bare_path}", sshd.port),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &format!("ssh://root@127.0.0.1:{}{bare_path}", sshd.port),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     assert_eq!(
@@ -1053,15 +1063,10 @@ async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
             .post(
                 &app,
                 &format!("/api/v1/projects/{project}/apps"),
-                json!({
-                    "name": format!("b{n}"),
-                    "image": "",
-                    "port": 8080,
-                    "source": "git",
-                    "git_url": format!("file://{}", repo.path().display()),
-                    "git_branch": "main",
-                    "git_subdir": "site",
-                }),
+                git_settings(
+                    &file_url(repo.path()),
+                    json!({"name": format!("b{n}"), "image": "", "port": 8080}),
+                ),
             )
             .await;
         assert_eq!(status, 202, "{body}");
@@ -1244,13 +1249,12 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "build_timeout_mins": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "build_timeout_mins": 1,
+            }),
+        ),
     )
     .await;
     assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 1);
@@ -1323,15 +1327,14 @@ async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     let before = common::peak_rss_kib(app.pid());

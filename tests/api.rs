@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, docker_objects_of, fetch_text};
+use common::{TestApp, docker_objects_of, fetch_text, started_at};
 use serde_json::{Value, json};
 
 struct Api<'a> {
@@ -28,20 +28,6 @@ impl Api<'_> {
     async fn delete(&self, path: &str) -> u16 {
         self.send(reqwest::Method::DELETE, path, None).await.0
     }
-}
-
-/// `State.StartedAt` of a container: it changes each time the container starts.
-fn started_at(container: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.State.StartedAt}}", container])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker inspect {container}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[tokio::test]

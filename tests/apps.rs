@@ -6,21 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, app_address, docker_objects_of, fetch_text, location};
-
-/// `State.StartedAt` of a container: it changes each time the container starts.
-fn started_at(container: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.State.StartedAt}}", container])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker inspect {container}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::{
+    TestApp, app_address, docker_objects_of, docker_out, fetch_text, location, started_at,
+};
 
 /// Polls the app page until its logs element shows exactly `count` lines
 /// ending in `response:404`; the logs' text.
@@ -386,15 +374,6 @@ async fn an_image_missing_locally_is_pulled_then_run() {
     let _ = std::process::Command::new("docker")
         .args(["rmi", &image])
         .output();
-}
-
-/// Runs the docker CLI; its trimmed stdout.
-fn docker_out(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The edge goes straight to the app's container on its project network:

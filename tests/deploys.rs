@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::git::{file_url, git, git_repo, head};
 use common::{Api, TestApp, docker_objects_of, location};
 use serde_json::{Value, json};
 
@@ -16,11 +17,7 @@ use serde_json::{Value, json};
 async fn running_web(hint: &str) -> (TestApp, String, Api) {
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
-    let project = app.create_project(hint).await;
-    let response = app
-        .create_app(&project, "web", "berth-test/web", "8080", "")
-        .await;
-    assert_eq!(response.status(), 303);
+    let project = app.create_web_app(hint).await;
     app.wait_for_status(&project, "web", "running").await;
     let api = Api::new(&app);
     let first = api.wait_for_end(&app, &project, 1).await;
@@ -35,25 +32,6 @@ async fn via_edge(app: &TestApp, project: &str) -> (u16, String) {
         .await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap_or_default())
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=berth test",
-            "-c",
-            "user.email=test@berth.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git is installed");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Commits a Dockerfile (FROM the test image, serving `page`) to the repo's `main`.
@@ -72,12 +50,24 @@ fn commit_site(repo: &Path, page: &str, extra: &str) -> String {
     std::fs::write(repo.join("site/index.html"), page).unwrap();
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", page]);
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    head(repo)
+}
+
+/// Deploy settings that build from `url`'s branch `main`, in its folder
+/// `site`, with the settings in `more` on top.
+fn git_settings(url: &str, more: Value) -> Value {
+    let mut settings = json!({
+        "source": "git",
+        "git_url": url,
+        "git_branch": "main",
+        "git_subdir": "site",
+    });
+    let more = more
+        .as_object()
+        .expect("more settings are an object")
+        .clone();
+    settings.as_object_mut().unwrap().extend(more);
+    settings
 }
 
 fn containers_of(project: &str) -> Vec<(String, String)> {
@@ -111,26 +101,24 @@ fn image_exists(image: &str) -> bool {
 #[tokio::test]
 async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftovers() {
     let (app, project, api) = running_web("git").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let v1 = format!("version one {}", common::hex_id());
     let commit1 = commit_page(repo.path(), &v1);
 
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-            "memory_mb": 64,
-            "cpus": 0.5,
-            "restart_policy": "on-failure",
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+                "memory_mb": 64,
+                "cpus": 0.5,
+                "restart_policy": "on-failure",
+            }),
+        ),
     )
     .await;
     // A build-time variable reaches the build as a build arg.
@@ -237,8 +225,7 @@ async fn a_local_git_repository_is_built_deployed_and_rolled_back_without_leftov
 #[tokio::test]
 async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
     let (app, project, api) = running_web("imagecheck").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let healthy = format!("healthy image {}", common::hex_id());
     commit_site(
         repo.path(),
@@ -248,14 +235,13 @@ async fn the_images_own_healthcheck_decides_when_no_http_check_is_set() {
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "",
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "",
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     let number = api.deploy(&app, &project).await;
@@ -704,8 +690,7 @@ async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
     let project = app.create_project("gitnew").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let page = format!("from the new-app form {}", common::hex_id());
     let commit = commit_page(repo.path(), &page);
     let repo_path = repo.path().display().to_string();
@@ -757,11 +742,7 @@ async fn an_app_created_from_a_git_repository_on_the_project_page_builds_it_with
     assert_eq!(status, 202, "{body}");
     let later = format!("/api/v1/projects/{project}/apps/later/deploy-settings");
     let (status, body) = api
-        .post(
-            &app,
-            &later,
-            json!({"source": "git", "git_url": repo_path, "git_branch": "main", "git_subdir": "site"}),
-        )
+        .post(&app, &later, git_settings(&repo_path, json!({})))
         .await;
     assert_eq!(status, 200, "{body}");
     let without_key = |mut settings: Value| {
@@ -936,15 +917,14 @@ async fn a_private_repository_is_cloned_over_ssh_with_the_apps_deploy_key_and_re
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("ssh://root@127.0.0.1:{}{bare_path}", sshd.port),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &format!("ssh://root@127.0.0.1:{}{bare_path}", sshd.port),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     assert_eq!(
@@ -1072,8 +1052,7 @@ async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
     let (app, project, api) = running_web("buildslots").await;
     let mut repos = Vec::new();
     for n in 0..3 {
-        let repo = tempfile::tempdir().unwrap();
-        git(repo.path(), &["init", "-q", "-b", "main"]);
+        let repo = git_repo();
         // Slow enough that the three builds overlap.
         commit_site(
             repo.path(),
@@ -1084,15 +1063,10 @@ async fn at_most_two_builds_run_at_once_the_third_waits_its_turn() {
             .post(
                 &app,
                 &format!("/api/v1/projects/{project}/apps"),
-                json!({
-                    "name": format!("b{n}"),
-                    "image": "",
-                    "port": 8080,
-                    "source": "git",
-                    "git_url": format!("file://{}", repo.path().display()),
-                    "git_branch": "main",
-                    "git_subdir": "site",
-                }),
+                git_settings(
+                    &file_url(repo.path()),
+                    json!({"name": format!("b{n}"), "image": "", "port": 8080}),
+                ),
             )
             .await;
         assert_eq!(status, 202, "{body}");
@@ -1153,11 +1127,7 @@ async fn the_credentials_in_a_git_url_never_reach_the_deploy_log() {
 async fn a_git_urls_credentials_show_as_stars_and_a_form_sent_back_as_shown_keeps_them() {
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
-    let project = app.create_project("gitseal").await;
-    let response = app
-        .create_app(&project, "web", "berth-test/web", "8080", "")
-        .await;
-    assert_eq!(response.status(), 303);
+    let project = app.create_web_app("gitseal").await;
     let api = Api::new(&app);
     let token = "glpat-k33pMe-9x7";
     let url = format!("https://ci:{token}@127.0.0.1:1/o/r.git");
@@ -1268,8 +1238,7 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
         assert_eq!(status, 422, "{refused}: {body}");
         assert!(body["fields"]["build_timeout_mins"].is_string(), "{body}");
     }
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     let marker = common::hex_id();
     commit_site(
         repo.path(),
@@ -1280,13 +1249,12 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "build_timeout_mins": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "build_timeout_mins": 1,
+            }),
+        ),
     )
     .await;
     assert_eq!(api.get(&app, &path).await["build_timeout_mins"], 1);
@@ -1340,8 +1308,7 @@ async fn a_build_longer_than_the_apps_build_time_out_is_stopped_and_the_old_vers
 #[tokio::test]
 async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths_memory() {
     let (app, project, api) = running_web("bigctx").await;
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let repo = git_repo();
     // 48 MiB that compress badly (xorshift), in the build context.
     const SIZE: usize = 48 << 20;
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1360,15 +1327,14 @@ async fn a_build_context_is_streamed_so_a_large_repository_does_not_raise_berths
     api.settings(
         &app,
         &project,
-        json!({
-            "source": "git",
-            "git_url": format!("file://{}", repo.path().display()),
-            "git_branch": "main",
-            "git_subdir": "site",
-            "health_path": "/",
-            "health_interval_ms": 100,
-            "drain_secs": 1,
-        }),
+        git_settings(
+            &file_url(repo.path()),
+            json!({
+                "health_path": "/",
+                "health_interval_ms": 100,
+                "drain_secs": 1,
+            }),
+        ),
     )
     .await;
     let before = common::peak_rss_kib(app.pid());

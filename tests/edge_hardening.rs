@@ -88,11 +88,7 @@ async fn the_dashboard_keeps_answering_while_idle_sockets_flood_the_edge() {
 async fn no_app_or_static_site_can_take_a_path_on_the_dashboards_host() {
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
-    let project = app.create_project("dashhost").await;
-    let response = app
-        .create_app(&project, "web", "berth-test/web", "8080", "")
-        .await;
-    assert_eq!(response.status(), 303);
+    let project = app.create_web_app("dashhost").await;
     let api = Api::new(&app);
     let domains = format!("/api/v1/projects/{project}/apps/web/domains");
 

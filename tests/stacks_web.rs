@@ -119,11 +119,12 @@ async fn a_routed_service_answers_through_the_edge_and_an_update_rolls_without_a
     assert_eq!(detail["services"][0]["strategy"], "rolling");
     assert_eq!(detail["services"][0]["published"], json!([]));
     let container = format!("berth_{project}_site_web");
-    let ports = std::process::Command::new("docker")
-        .args(["port", &container])
-        .output()
-        .unwrap();
-    assert!(ports.stdout.is_empty(), "nothing is published on the host");
+    // `docker port` must succeed: a missing container would print nothing too.
+    assert_eq!(
+        common::docker_out(&["port", &container]),
+        "",
+        "nothing is published on the host"
+    );
     let page = app.get_via_edge(&host, "/").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("berth-test-web"));
@@ -182,11 +183,7 @@ async fn a_routed_service_answers_through_the_edge_and_an_update_rolls_without_a
 }
 
 fn docker_id(container: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.Id}}", container])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    common::docker_out(&["inspect", "-f", "{{.Id}}", container])
 }
 
 /// A stack service answers on the user's own domain instead of the host

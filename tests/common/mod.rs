@@ -8,6 +8,8 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod git;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -356,6 +358,17 @@ impl TestApp {
         name
     }
 
+    /// A project for this test (see [`TestApp::create_project`]) with the
+    /// app `web` created in it from berth-test/web on port 8080; the project's name.
+    pub async fn create_web_app(&mut self, hint: &str) -> String {
+        let project = self.create_project(hint).await;
+        let response = self
+            .create_app(&project, "web", "berth-test/web", "8080", "")
+            .await;
+        assert_eq!(response.status(), 303, "app web created in {project}");
+        project
+    }
+
     pub async fn create_app(
         &self,
         project: &str,
@@ -677,23 +690,31 @@ pub fn docker_list(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Runs the docker CLI, which must succeed; its trimmed stdout.
+pub fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `State.StartedAt` of a container: it changes each time the container starts.
+pub fn started_at(container: &str) -> String {
+    docker_out(&["inspect", "-f", "{{.State.StartedAt}}", container])
+}
+
 /// Containers and the network berth made for `project`, found by label.
 pub fn docker_objects_of(project: &str) -> (Vec<String>, Vec<String>) {
-    let list = |args: &[&str]| -> Vec<String> {
-        let out = Command::new("docker")
-            .args(args)
-            .output()
-            .expect("docker cli");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
     let filter = format!("label=berth.project={project}");
     (
-        list(&["ps", "-aq", "--filter", &filter]),
-        list(&["network", "ls", "-q", "--filter", &filter]),
+        docker_list(&["ps", "-aq", "--filter", &filter]),
+        docker_list(&["network", "ls", "-q", "--filter", &filter]),
     )
 }
 

@@ -14,6 +14,10 @@ use berth_deploy::{Options, Runtime, ServiceState, StackRequest, StackUpdate};
 use berth_docker::DockerClient;
 use berth_store::Store;
 
+#[path = "../../../tests/common/git.rs"]
+mod git;
+use git::{file_url, git, git_repo};
+
 /// A template with a database, a one-shot check that logs in to it with
 /// the generated password, and a web service that reads an input.
 const TEMPLATE: &str = r#"
@@ -179,6 +183,49 @@ async fn settled(env: &Env, project: &ProjectName, stack: &StackName) -> berth_d
     }
 }
 
+/// Waits until the stack settles, which must be as running.
+async fn running(env: &Env, project: &ProjectName, stack: &StackName) -> berth_deploy::StackView {
+    let view = settled(env, project, stack).await;
+    assert_eq!(
+        view.stack.status,
+        StackStatus::Running,
+        "{:?}",
+        view.stack.message
+    );
+    view
+}
+
+/// A container's environment, one `KEY=value` a line.
+fn env_of(container: &str) -> String {
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        container,
+    ])
+}
+
+/// `pg_isready -h host` in a container on `network`, labelled for `env`'s cleanup.
+fn pg_isready(env: &Env, network: &str, host: &str, timeout_secs: &str) -> std::process::Output {
+    Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--label",
+            &format!("berth.test={}", env.run),
+            "--network",
+            network,
+            "berth-test/postgres:latest",
+            "pg_isready",
+            "-h",
+            host,
+            "-t",
+            timeout_secs,
+        ])
+        .output()
+        .unwrap()
+}
+
 fn state_of<'a>(view: &'a berth_deploy::StackView, service: &str) -> &'a ServiceState {
     &view
         .services
@@ -207,13 +254,7 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
         .await
         .unwrap();
     assert_eq!(stack.status, StackStatus::Installing);
-    let view = settled(&env, &p, &name).await;
-    assert_eq!(
-        view.stack.status,
-        StackStatus::Running,
-        "{:?}",
-        view.stack.message
-    );
+    let view = running(&env, &p, &name).await;
     assert_eq!(state_of(&view, "check"), &ServiceState::Done);
     assert_eq!(state_of(&view, "db"), &ServiceState::Running);
     assert_eq!(state_of(&view, "web"), &ServiceState::Running);
@@ -225,14 +266,6 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
 
     // The password is the same in both services, and not a placeholder.
     let db = format!("berth_{p}_check_db");
-    let env_of = |c: &str| {
-        docker(&[
-            "inspect",
-            "-f",
-            "{{range .Config.Env}}{{println .}}{{end}}",
-            c,
-        ])
-    };
     let password = env_of(&db)
         .lines()
         .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD=").map(str::to_owned))
@@ -260,45 +293,11 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
         &db,
     ]);
     assert!(!ip.is_empty());
-    let probe = |host: &str| {
-        Command::new("docker")
-            .args([
-                "run",
-                "--rm",
-                "--label",
-                &format!("berth.test={}", env.run),
-                "--network",
-                &format!("berth_{other}"),
-                "berth-test/postgres:latest",
-                "pg_isready",
-                "-h",
-                host,
-                "-t",
-                "3",
-            ])
-            .output()
-            .unwrap()
-    };
-    assert!(!probe("db").status.success());
-    assert!(!probe(&ip).status.success());
+    let other_network = format!("berth_{other}");
+    assert!(!pg_isready(&env, &other_network, "db", "3").status.success());
+    assert!(!pg_isready(&env, &other_network, &ip, "3").status.success());
     // …while from the stack's own network it answers (the probe works).
-    let own = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--label",
-            &format!("berth.test={}", env.run),
-            "--network",
-            &format!("berth_{p}_check"),
-            "berth-test/postgres:latest",
-            "pg_isready",
-            "-h",
-            "db",
-            "-t",
-            "10",
-        ])
-        .output()
-        .unwrap();
+    let own = pg_isready(&env, &format!("berth_{p}_check"), "db", "10");
     assert!(
         own.status.success(),
         "{}",
@@ -320,17 +319,7 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
     let preview = stacks.update_preview(&p, &name, update()).await.unwrap();
     assert_eq!(preview.changed, vec!["web".to_owned()]);
     assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &db]), db_id);
-    let outcome = stacks
-        .update(
-            &p,
-            &name,
-            StackUpdate {
-                inputs: BTreeMap::from([("GREETING".to_owned(), "bonjour".to_owned())]),
-                ..StackUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    let outcome = stacks.update(&p, &name, update()).await.unwrap();
     assert_eq!(outcome.changed, vec!["web".to_owned()]);
     assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &db]), db_id);
     assert!(env_of(&format!("berth_{p}_check_web")).contains("GREETING=bonjour"));
@@ -350,7 +339,6 @@ async fn a_template_installs_with_a_shared_generated_password_a_one_shot_login_a
     stacks.uninstall(&p, &name, false).await.unwrap();
     let listed = storage.list_storage().await.unwrap();
     assert!(listed.iter().find(|v| v.name == volume).unwrap().orphaned());
-    let volume = format!("berth_{p}_check_db");
     assert_eq!(
         docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
         volume
@@ -380,13 +368,7 @@ async fn uninstall_with_delete_volumes_leaves_nothing_labelled() {
     let p = project(&env, "stk-rm").await;
     let name = StackName::parse("gone").unwrap();
     stacks.install(&p, request("gone", TEMPLATE)).await.unwrap();
-    let view = settled(&env, &p, &name).await;
-    assert_eq!(
-        view.stack.status,
-        StackStatus::Running,
-        "{:?}",
-        view.stack.message
-    );
+    running(&env, &p, &name).await;
     stacks.uninstall(&p, &name, true).await.unwrap();
     let filter = format!("label=berth.project={p}");
     for ls in [
@@ -511,13 +493,7 @@ async fn a_coolify_template_installs_as_it_is() {
     let p = project(&env, "stk-coolify").await;
     let name = StackName::parse("cool").unwrap();
     stacks.install(&p, request("cool", COOLIFY)).await.unwrap();
-    let view = settled(&env, &p, &name).await;
-    assert_eq!(
-        view.stack.status,
-        StackStatus::Running,
-        "{:?}",
-        view.stack.message
-    );
+    let view = running(&env, &p, &name).await;
     assert_eq!(state_of(&view, "login_check"), &ServiceState::Done);
     assert_eq!(state_of(&view, "web_app"), &ServiceState::Running);
     let logs = stacks
@@ -526,14 +502,6 @@ async fn a_coolify_template_installs_as_it_is() {
         .unwrap();
     assert!(logs.iter().any(|l| l.contains("logged in")), "{logs:?}");
     // The generated user is a real value, the same in both services.
-    let env_of = |c: &str| {
-        docker(&[
-            "inspect",
-            "-f",
-            "{{range .Config.Env}}{{println .}}{{end}}",
-            c,
-        ])
-    };
     let user = env_of(&format!("berth_{p}_cool_pg_db"))
         .lines()
         .find_map(|l| l.strip_prefix("POSTGRES_USER=").map(str::to_owned))
@@ -541,23 +509,6 @@ async fn a_coolify_template_installs_as_it_is() {
     assert!(!user.is_empty() && !user.contains('<'), "{user}");
     assert!(env_of(&format!("berth_{p}_cool_web_app")).contains(&format!("DB_USER={user}")));
     stacks.uninstall(&p, &name, true).await.unwrap();
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .expect("git is installed");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A compose file in a git repository whose service has `build:`: the
@@ -569,7 +520,7 @@ async fn a_stack_from_git_builds_its_service_from_the_repository() {
     let env = env().await;
     let stacks = env.runtime.services().stacks;
     let p = project(&env, "stk-git").await;
-    let repo = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let repo = git_repo();
     let app_dir = repo.path().join("deploy").join("site");
     std::fs::create_dir_all(&app_dir).unwrap();
     std::fs::write(
@@ -582,24 +533,17 @@ async fn a_stack_from_git_builds_its_service_from_the_repository() {
         "services:\n  web:\n    build:\n      context: site\n      dockerfile: web.Dockerfile\n      args:\n        GREETING: hello-arg\n    ports:\n      - \"8080\"\n",
     )
     .unwrap();
-    git(repo.path(), &["init", "-q", "-b", "main"]);
     git(repo.path(), &["add", "."]);
     git(repo.path(), &["commit", "-q", "-m", "stack"]);
     let name = StackName::parse("built").unwrap();
     let mut req = request("built", "");
     req.source = StackSource::Git {
-        url: format!("file://{}", repo.path().display()),
+        url: file_url(repo.path()),
         branch: "main".to_owned(),
         path: "deploy/compose.yaml".to_owned(),
     };
     stacks.install(&p, req).await.unwrap();
-    let view = settled(&env, &p, &name).await;
-    assert_eq!(
-        view.stack.status,
-        StackStatus::Running,
-        "{:?}",
-        view.stack.message
-    );
+    let view = running(&env, &p, &name).await;
     assert_eq!(state_of(&view, "web"), &ServiceState::Running);
     let image = docker(&[
         "inspect",

@@ -30,6 +30,38 @@ async fn an_app(store: &Store) -> berth_core::AppId {
     .id
 }
 
+/// A store in a temp dir with the app `demo/web` in it.
+async fn store_with_an_app() -> (tempfile::TempDir, Store, berth_core::AppId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let app = an_app(&store).await;
+    (dir, store, app)
+}
+
+/// `secret` is sealed in the database file, where the scan would find it
+/// in clear; then the key is rotated.
+async fn assert_sealed_then_rotate(store: &Store, dir: &std::path::Path, secret: &str) {
+    scan::assert_sealed(dir, secret);
+    scan::assert_the_scan_finds_a_value_in_clear(store, dir, secret).await;
+    crypto::rotate_key(store).await.unwrap();
+}
+
+/// With its key file gone, the store refuses to open (what it sealed would
+/// be lost) and writes no new key.
+async fn assert_a_lost_key_is_refused(store: Store, dir: &std::path::Path) {
+    store.close().await;
+    std::fs::remove_file(dir.join(crypto::KEY_FILE)).unwrap();
+    let err = Store::open(dir).await.unwrap_err();
+    assert!(
+        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
+        "{err}"
+    );
+    assert!(
+        !dir.join(crypto::KEY_FILE).exists(),
+        "no new key was written"
+    );
+}
+
 fn new(trigger: &str) -> NewDeployment {
     NewDeployment {
         trigger: trigger.to_owned(),
@@ -40,9 +72,7 @@ fn new(trigger: &str) -> NewDeployment {
 
 #[tokio::test]
 async fn a_newer_deployment_replaces_the_one_still_waiting_but_not_the_one_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (_dir, store, app) = store_with_an_app().await;
     let (first, _) = deployments::enqueue(&store, app, &new("api"))
         .await
         .unwrap();
@@ -87,9 +117,7 @@ async fn a_newer_deployment_replaces_the_one_still_waiting_but_not_the_one_runni
 
 #[tokio::test]
 async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     assert_eq!(
         deployments::settings(&store, app).await.unwrap(),
         DeploySettings::default()
@@ -128,9 +156,7 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
         "saving settings keeps the secret"
     );
 
-    scan::assert_sealed(dir.path(), &secret);
-    scan::assert_the_scan_finds_a_value_in_clear(&store, dir.path(), &secret).await;
-    crypto::rotate_key(&store).await.unwrap();
+    assert_sealed_then_rotate(&store, dir.path(), &secret).await;
     assert_eq!(
         deployments::webhook_secret(&store, app).await.unwrap(),
         secret
@@ -143,9 +169,7 @@ async fn settings_default_round_trip_and_the_webhook_secret_survives_a_key_rotat
 
 #[tokio::test]
 async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     assert_eq!(
         deployments::deploy_key_public(&store, app).await.unwrap(),
         None
@@ -194,28 +218,14 @@ async fn a_deploy_key_is_kept_once_sealed_at_rest_and_survives_a_key_rotation() 
 async fn a_lost_key_is_refused_when_only_a_webhook_secret_is_sealed() {
     // No environment variable at all: the check once counted only those,
     // and replaced the key, leaving the webhook secret unreadable.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     deployments::webhook_secret(&store, app).await.unwrap();
-    store.close().await;
-    std::fs::remove_file(dir.path().join(crypto::KEY_FILE)).unwrap();
-    let err = Store::open(dir.path()).await.unwrap_err();
-    assert!(
-        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join(crypto::KEY_FILE).exists(),
-        "no new key was written"
-    );
+    assert_a_lost_key_is_refused(store, dir.path()).await;
 }
 
 #[tokio::test]
 async fn a_log_keeps_its_newest_lines_and_says_how_many_were_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (_dir, store, app) = store_with_an_app().await;
     let (dep, _) = deployments::enqueue(&store, app, &new("api"))
         .await
         .unwrap();
@@ -257,9 +267,7 @@ async fn git_url_column(store: &Store, app: berth_core::AppId) -> String {
 
 #[tokio::test]
 async fn a_git_urls_credentials_are_sealed_at_rest_and_survive_a_key_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     let url = "https://ci:glpat-t0ken-7q2w@gitlab.example.com/o/r.git";
     let settings = git_settings(url);
     deployments::save_settings(&store, app, &settings)
@@ -271,10 +279,7 @@ async fn a_git_urls_credentials_are_sealed_at_rest_and_survive_a_key_rotation() 
         "https://***@gitlab.example.com/o/r.git",
         "the column in clear holds the URL masked"
     );
-    scan::assert_sealed(dir.path(), "glpat-t0ken-7q2w");
-    scan::assert_the_scan_finds_a_value_in_clear(&store, dir.path(), "glpat-t0ken-7q2w").await;
-
-    crypto::rotate_key(&store).await.unwrap();
+    assert_sealed_then_rotate(&store, dir.path(), "glpat-t0ken-7q2w").await;
     assert_eq!(deployments::settings(&store, app).await.unwrap(), settings);
 
     // A URL without credentials is kept in clear, and the sealed one goes.
@@ -294,9 +299,7 @@ async fn a_git_urls_credentials_are_sealed_at_rest_and_survive_a_key_rotation() 
 
 #[tokio::test]
 async fn a_lost_key_is_refused_when_only_a_git_url_is_sealed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     deployments::save_settings(
         &store,
         app,
@@ -304,20 +307,12 @@ async fn a_lost_key_is_refused_when_only_a_git_url_is_sealed() {
     )
     .await
     .unwrap();
-    store.close().await;
-    std::fs::remove_file(dir.path().join(crypto::KEY_FILE)).unwrap();
-    let err = Store::open(dir.path()).await.unwrap_err();
-    assert!(
-        matches!(err, berth_store::StoreError::BadSecretKey { .. }),
-        "{err}"
-    );
+    assert_a_lost_key_is_refused(store, dir.path()).await;
 }
 
 #[tokio::test]
 async fn a_git_url_an_older_berth_stored_in_clear_is_sealed_at_the_next_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     let url = "https://x-access-token:ghs_0ldTok3nInClear@github.com/o/r.git";
     deployments::save_settings(&store, app, &git_settings("https://github.com/o/r.git"))
         .await
@@ -349,9 +344,7 @@ async fn a_git_url_an_older_berth_stored_in_clear_is_sealed_at_the_next_open() {
 
 #[tokio::test]
 async fn a_webhook_delivery_is_handled_once_per_app_across_reopens_until_it_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let app = an_app(&store).await;
+    let (dir, store, app) = store_with_an_app().await;
     let other = apps::create(
         &store,
         &ProjectName::parse("demo").unwrap(),

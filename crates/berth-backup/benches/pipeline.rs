@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use berth_backup::destination::S3Destination;
 use berth_backup::{
-    ArtifactKey, DecryptionKey, Destination, DumpSource, Encryption, FormatMarker, LocalDir,
-    PipelineOptions, Target, restore, run_backup,
+    ArtifactKey, DecryptionKey, DumpSource, Encryption, FormatMarker, LocalDir, PipelineOptions,
+    restore, run_backup,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -107,16 +107,11 @@ async fn main() {
     );
     for (name, size) in [("100 MB", 100_000_000u64), ("1 GB", 1_000_000_000)] {
         let key = ArtifactKey::parse(&format!("bench-{}.zst.age", size)).unwrap();
-        let targets = [
-            Target {
-                destination: Destination::Local(LocalDir::new("local", dir.path())),
-                key: key.clone(),
-            },
-            Target {
-                destination: Destination::S3(s3_dest.clone()),
-                key: key.clone(),
-            },
-        ];
+        let targets = common::targets(
+            &LocalDir::new("local", dir.path()),
+            Some(s3_dest.clone()),
+            key.as_str(),
+        );
         let idle = status_kib("VmRSS:");
         reset_peak();
         let started = Instant::now();

@@ -245,30 +245,20 @@ mod tests {
 
     #[test]
     fn shortcuts_mean_what_cron_means() {
-        assert_eq!(
-            runs("@daily", "Europe/Berlin", "2027-06-01T10:00:00Z", 1),
-            ["2027-06-02T00:00:00+02:00"]
-        );
-        assert_eq!(
-            runs("@midnight", "UTC", "2027-06-01T10:00:00Z", 1),
-            ["2027-06-02T00:00:00+00:00"]
-        );
-        assert_eq!(
-            runs("@weekly", "UTC", "2027-06-01T10:00:00Z", 1),
-            ["2027-06-06T00:00:00+00:00"]
-        );
-        assert_eq!(
-            runs("@monthly", "UTC", "2027-06-01T10:00:00Z", 1),
-            ["2027-07-01T00:00:00+00:00"]
-        );
-        assert_eq!(
-            runs("@yearly", "UTC", "2027-06-01T10:00:00Z", 1),
-            ["2028-01-01T00:00:00+00:00"]
-        );
-        assert_eq!(
-            runs("@hourly", "UTC", "2027-06-01T10:00:00Z", 1),
-            ["2027-06-01T11:00:00+00:00"]
-        );
+        for (expr, zone, next) in [
+            ("@daily", "Europe/Berlin", "2027-06-02T00:00:00+02:00"),
+            ("@midnight", "UTC", "2027-06-02T00:00:00+00:00"),
+            ("@weekly", "UTC", "2027-06-06T00:00:00+00:00"),
+            ("@monthly", "UTC", "2027-07-01T00:00:00+00:00"),
+            ("@yearly", "UTC", "2028-01-01T00:00:00+00:00"),
+            ("@hourly", "UTC", "2027-06-01T11:00:00+00:00"),
+        ] {
+            assert_eq!(
+                runs(expr, zone, "2027-06-01T10:00:00Z", 1),
+                [next],
+                "{expr}"
+            );
+        }
     }
 
     #[test]

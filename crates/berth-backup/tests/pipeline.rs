@@ -8,13 +8,13 @@ use tokio_util::sync::CancellationToken;
 use berth_backup::destination::S3Destination;
 use berth_backup::{
     ArtifactKey, Checksum, DecryptionKey, Destination, DestinationError, Encryption, FormatMarker,
-    LocalDir, PipelineError, PipelineOptions, RestoreError, SecretString, Target, restore,
-    run_backup, verify_checksum,
+    LocalDir, PipelineError, PipelineOptions, RestoreError, SecretString, restore, run_backup,
+    verify_checksum,
 };
 use std::time::{Duration, Instant};
 
 use berth_backup::run_backup_cancellable;
-use common::{S3Server, closed_port, dump_process, files_under};
+use common::{S3Server, closed_port, dump_process, files_under, targets};
 
 /// PGDMP followed by `mib` MiB of data that compresses only partly
 /// (base64 of random bytes), as a stand-in for pg_dump's output.
@@ -35,20 +35,6 @@ fn passphrase(p: &str) -> Encryption {
 
 fn key(s: &str) -> ArtifactKey {
     ArtifactKey::parse(s).unwrap()
-}
-
-fn targets(local: &LocalDir, s3: Option<S3Destination>, k: &str) -> Vec<Target> {
-    let mut t = vec![Target {
-        destination: Destination::Local(local.clone()),
-        key: key(k),
-    }];
-    if let Some(s3) = s3 {
-        t.push(Target {
-            destination: Destination::S3(s3),
-            key: key(k),
-        });
-    }
-    t
 }
 
 async fn restored_bytes(

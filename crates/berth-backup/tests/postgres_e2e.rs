@@ -285,16 +285,11 @@ async fn postgres_rows_come_back_after_a_backup_to_local_and_s3_and_a_restore_fr
     let dir = tempfile::tempdir().unwrap();
     let s3_dest = S3Destination::new(s3.config("backups")).unwrap();
     let key = ArtifactKey::parse(&format!("shop/{id}.dump.zst.age")).unwrap();
-    let targets = [
-        Target {
-            destination: Destination::Local(LocalDir::new("local", dir.path())),
-            key: key.clone(),
-        },
-        Target {
-            destination: Destination::S3(s3_dest.clone()),
-            key: key.clone(),
-        },
-    ];
+    let targets = common::targets(
+        &LocalDir::new("local", dir.path()),
+        Some(s3_dest.clone()),
+        key.as_str(),
+    );
     let dump_cmd = Engine::Postgres.dump_command(&conn);
     assert!(!dump_cmd.argv.iter().any(|a| a.contains("pass word")));
     let options = PipelineOptions {

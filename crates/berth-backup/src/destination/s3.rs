@@ -164,37 +164,33 @@ impl S3Destination {
         let outcome = async {
             let upload = self.store.put_multipart(&path).await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, self.config.part_size);
-            while let Some(piece) = next_piece(&mut rx, &cancel).await {
-                match piece {
-                    Piece::Data(bytes) => {
-                        let waited = tokio::select! {
-                            biased;
-                            () = cancel.cancelled() => Err(stopped(&cancel)),
-                            r = writer.wait_for_capacity(self.config.max_concurrent_parts) => r.map_err(DestinationError::from),
-                        };
-                        if let Err(e) = waited {
-                            let _ = writer.abort().await;
-                            return Err(e);
-                        }
-                        tally.add(&bytes);
-                        writer.put(bytes);
-                    }
-                    Piece::Commit(expected) => {
-                        let sum = match tally.check(&expected) {
-                            Ok(sum) => sum,
-                            Err(e) => {
-                                let _ = writer.abort().await;
-                                return Err(e);
+            // The parts, until the commit's checksum; any failure aborts the upload.
+            let received = async {
+                while let Some(piece) = next_piece(&mut rx, &cancel).await {
+                    match piece {
+                        Piece::Data(bytes) => {
+                            tokio::select! {
+                                biased;
+                                () = cancel.cancelled() => return Err(stopped(&cancel)),
+                                r = writer.wait_for_capacity(self.config.max_concurrent_parts) => r?,
                             }
-                        };
-                        // finish() aborts the upload itself when it fails.
-                        writer.finish().await?;
-                        return Ok(sum);
+                            tally.add(&bytes);
+                            writer.put(bytes);
+                        }
+                        Piece::Commit(expected) => return tally.check(&expected),
                     }
                 }
+                Err(stopped(&cancel))
             }
-            let _ = writer.abort().await;
-            Err(stopped(&cancel))
+            .await;
+            match received {
+                // finish() aborts the upload itself when it fails.
+                Ok(sum) => writer.finish().await.map(|_| sum).map_err(Into::into),
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    Err(e)
+                }
+            }
         }
         .await;
         tally.result(&self.config.label, self.location(key), outcome)

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_backup::{DumpSource, FormatMarker, S3Config, SecretString};
+use berth_backup::destination::S3Destination;
+use berth_backup::{
+    ArtifactKey, Destination, DumpSource, FormatMarker, LocalDir, S3Config, SecretString, Target,
+};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// A dump from a real process: `sh -c script`, its stdout and exit code.
@@ -156,4 +159,20 @@ pub fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The same key in a local directory and, if given, an S3 destination.
+pub fn targets(local: &LocalDir, s3: Option<S3Destination>, key: &str) -> Vec<Target> {
+    let key = ArtifactKey::parse(key).unwrap();
+    let mut t = vec![Target {
+        destination: Destination::Local(local.clone()),
+        key: key.clone(),
+    }];
+    if let Some(s3) = s3 {
+        t.push(Target {
+            destination: Destination::S3(s3),
+            key,
+        });
+    }
+    t
 }

@@ -204,10 +204,15 @@ pub struct ParsedApp {
     pub strategy: Option<DeployStrategy>,
 }
 
-/// A checkbox: ticked is `on` (or `true`, `1`, `yes`).
+/// Whether a checkbox's value means ticked: `on` (or `true`, `1`, `yes`).
+pub fn is_ticked(value: &str) -> bool {
+    matches!(value.trim(), "on" | "true" | "1" | "yes")
+}
+
+/// A checkbox, by `is_ticked`.
 fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s: String = serde::Deserialize::deserialize(d)?;
-    Ok(matches!(s.trim(), "on" | "true" | "1" | "yes"))
+    Ok(is_ticked(&s))
 }
 
 /// `true`/`false` from JSON, or a checkbox from a form.
@@ -220,7 +225,7 @@ fn bool_or_checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::E
     }
     Ok(match serde::Deserialize::deserialize(d)? {
         Sent::Bool(b) => b,
-        Sent::Text(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
+        Sent::Text(s) => is_ticked(&s),
     })
 }
 

@@ -18,7 +18,7 @@ use super::parse_path;
 use super::projects::field_errors;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
-use crate::forms::FieldErrors;
+use crate::forms::{FieldErrors, is_ticked};
 use crate::routes::{Access, Table};
 use crate::stack_forms::{GitInput, PublishInput, StackInput, StackUpdateInput, is_secret};
 use crate::views::{Chrome, render};
@@ -121,7 +121,7 @@ fn domain_fields(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> 
 }
 
 fn ticked(value: Option<&String>) -> bool {
-    value.is_some_and(|v| matches!(v.trim(), "on" | "true" | "1" | "yes"))
+    value.is_some_and(|v| is_ticked(v))
 }
 
 impl StackForm {

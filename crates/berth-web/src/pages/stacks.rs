@@ -112,12 +112,20 @@ impl std::fmt::Debug for StackForm {
     }
 }
 
-/// The `domain.<service>` fields of a form, by service.
-fn domain_fields(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// A form's `<prefix><name>` fields (`input.`, `domain.`), by name.
+fn fields_under(fields: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, String> {
     fields
         .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("domain.")?.to_owned(), v.clone())))
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_owned(), v.clone())))
         .collect()
+}
+
+/// The values typed for a plan's inputs; an empty field is left out so the
+/// input's default (or, on update, its installed value) applies.
+fn typed_inputs(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut inputs = fields_under(fields, "input.");
+    inputs.retain(|_, v| !v.is_empty());
+    inputs
 }
 
 fn ticked(value: Option<&String>) -> bool {
@@ -125,14 +133,8 @@ fn ticked(value: Option<&String>) -> bool {
 }
 
 impl StackForm {
-    /// Values typed for the plan's inputs; an empty field is left out so
-    /// the input's default applies.
     pub fn inputs(&self) -> BTreeMap<String, String> {
-        self.fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_owned(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect()
+        typed_inputs(&self.fields)
     }
 
     fn publish(&self) -> Vec<PublishInput> {
@@ -187,7 +189,7 @@ impl StackForm {
             confirm_dangerous: false,
             dry_run: false,
             publish: self.publish(),
-            domains: domain_fields(&self.fields),
+            domains: fields_under(&self.fields, "domain."),
         }
     }
 }
@@ -948,12 +950,7 @@ pub struct UpdateForm {
 impl UpdateForm {
     pub fn parse(&self) -> Result<StackUpdateInput, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let mut inputs: BTreeMap<String, String> = self
-            .fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_owned(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        let mut inputs = typed_inputs(&self.fields);
         for (n, line) in self.inputs_text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -969,7 +966,7 @@ impl UpdateForm {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let domains = domain_fields(&self.fields);
+        let domains = fields_under(&self.fields, "domain.");
         Ok(StackUpdateInput {
             compose: (!self.compose.trim().is_empty()).then(|| self.compose.clone()),
             inputs,

@@ -145,6 +145,14 @@ pub fn warning_kind(kind: WarningKind) -> &'static str {
     }
 }
 
+/// With state `exited`: the exit code.
+pub fn exit_code(state: &ServiceState) -> Option<i64> {
+    match state {
+        ServiceState::Exited(code) => Some(*code),
+        _ => None,
+    }
+}
+
 impl From<&StackView> for StackDetailOut {
     fn from(v: &StackView) -> StackDetailOut {
         StackDetailOut {
@@ -158,10 +166,7 @@ impl From<&StackView> for StackDetailOut {
                     unpinned: s.unpinned,
                     container: s.container.clone(),
                     state: s.state.as_str().to_owned(),
-                    exit_code: match s.state {
-                        ServiceState::Exited(code) => Some(code),
-                        _ => None,
-                    },
+                    exit_code: exit_code(&s.state),
                     health: s.health.clone(),
                     strategy: s.strategy.as_str().to_owned(),
                     published: s.published.clone(),

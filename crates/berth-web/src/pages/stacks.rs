@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_compose::plan::{Condition, MountSource};
+use berth_compose::plan::{Condition, MountSource, Warning};
 use berth_compose::{InputKind, Plan};
 use berth_core::{ProjectName, StackName, StackStatus};
-use berth_deploy::{ServiceState, StackView};
+use berth_deploy::{StackRoute, StackView};
 
 use super::catalogue::{self, Entry};
 use super::parse_path;
@@ -251,6 +251,18 @@ pub struct WarningRow {
     pub ticked: bool,
 }
 
+impl From<&Warning> for WarningRow {
+    fn from(w: &Warning) -> WarningRow {
+        WarningRow {
+            service: w.service.clone().unwrap_or_default(),
+            kind: crate::api::stacks::warning_kind(w.kind),
+            message: w.message.clone(),
+            field: String::new(),
+            ticked: false,
+        }
+    }
+}
+
 pub struct PlanView {
     pub fields: Vec<InputField>,
     pub services: Vec<PlanServiceRow>,
@@ -405,13 +417,7 @@ impl PlanView {
         let mut warnings = Vec::new();
         let mut dangers = Vec::new();
         for w in &plan.warnings {
-            let mut row = WarningRow {
-                service: w.service.clone().unwrap_or_default(),
-                kind: crate::api::stacks::warning_kind(w.kind),
-                message: w.message.clone(),
-                field: String::new(),
-                ticked: false,
-            };
+            let mut row = WarningRow::from(w);
             if w.needs_confirmation() {
                 row.field = format!("danger.{}", dangers.len());
                 row.ticked = form.danger_ticked(dangers.len());
@@ -697,23 +703,13 @@ pub struct ServiceRow {
     pub env_keys: String,
 }
 
-pub struct RouteRow {
-    pub service: String,
-    pub port: u16,
-    pub host: String,
-    pub path: String,
-    pub url: Option<String>,
-    /// The user's own domain (certificate from the ACME CA).
-    pub own_domain: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "stack.html")]
 pub struct StackPage {
     pub chrome: Chrome,
     pub stack: StackRow,
     pub services: Vec<ServiceRow>,
-    pub routes: Vec<RouteRow>,
+    pub routes: Vec<StackRoute>,
     pub warnings: Vec<WarningRow>,
     /// The template's inputs, for the update form (empty keeps a value).
     pub update_fields: Vec<InputField>,
@@ -803,10 +799,7 @@ impl StackPage {
                     image: sv.image.clone(),
                     unpinned: sv.unpinned,
                     state: sv.state.as_str(),
-                    exit_code: match sv.state {
-                        ServiceState::Exited(code) => Some(code),
-                        _ => None,
-                    },
+                    exit_code: crate::api::stacks::exit_code(&sv.state),
                     health: sv.health.clone().unwrap_or_default(),
                     strategy: sv.strategy.as_str(),
                     published: sv.published.clone(),
@@ -814,29 +807,8 @@ impl StackPage {
                     env_keys: sv.env_keys.join(", "),
                 })
                 .collect(),
-            routes: view
-                .routes
-                .iter()
-                .map(|r| RouteRow {
-                    service: r.service.clone(),
-                    port: r.port,
-                    host: r.host.to_string(),
-                    path: r.path.clone(),
-                    url: r.url.clone(),
-                    own_domain: r.own_domain,
-                })
-                .collect(),
-            warnings: view
-                .warnings
-                .iter()
-                .map(|w| WarningRow {
-                    service: w.service.clone().unwrap_or_default(),
-                    kind: crate::api::stacks::warning_kind(w.kind),
-                    message: w.message.clone(),
-                    field: String::new(),
-                    ticked: false,
-                })
-                .collect(),
+            routes: view.routes.clone(),
+            warnings: view.warnings.iter().map(WarningRow::from).collect(),
             update_fields,
             update_inputs_text: String::new(),
             update_domains: {
@@ -1156,7 +1128,7 @@ mod tests {
     use askama::Template;
     use berth_compose::template::Input;
     use berth_core::{DeployStrategy, DomainName, Stack, StackId};
-    use berth_deploy::{ServiceView, StackRoute};
+    use berth_deploy::{ServiceState, ServiceView};
 
     use super::*;
 

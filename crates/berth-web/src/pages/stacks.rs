@@ -728,27 +728,7 @@ impl StackPage {
     pub fn new(
         view: &StackView,
         template: Option<&berth_compose::catalogue::Template>,
-        user: &CurrentUser,
-    ) -> StackPage {
-        StackPage {
-            chrome: Chrome::from(user),
-            ..StackPage::for_view(view, template)
-        }
-    }
-
-    #[cfg(test)]
-    fn new_for_test(view: &StackView) -> StackPage {
-        let template = view
-            .stack
-            .template
-            .as_deref()
-            .and_then(berth_compose::catalogue::find);
-        StackPage::for_view(view, template)
-    }
-
-    fn for_view(
-        view: &StackView,
-        template: Option<&berth_compose::catalogue::Template>,
+        chrome: Chrome,
     ) -> StackPage {
         let s = &view.stack;
         let update_fields = template
@@ -777,10 +757,7 @@ impl StackPage {
             })
             .unwrap_or_default();
         StackPage {
-            chrome: Chrome {
-                username: String::new(),
-                csrf: String::new(),
-            },
+            chrome,
             stack: StackRow {
                 project: s.project.to_string(),
                 name: s.name.to_string(),
@@ -811,26 +788,7 @@ impl StackPage {
             warnings: view.warnings.iter().map(WarningRow::from).collect(),
             update_fields,
             update_inputs_text: String::new(),
-            update_domains: {
-                let mut services: Vec<(String, String)> = Vec::new();
-                for r in &view.routes {
-                    match services.iter_mut().find(|(s, _)| s == &r.service) {
-                        Some((_, value)) if r.own_domain && value.is_empty() => {
-                            *value = r.host.to_string();
-                        }
-                        Some(_) => {}
-                        None => services.push((
-                            r.service.clone(),
-                            if r.own_domain {
-                                r.host.to_string()
-                            } else {
-                                String::new()
-                            },
-                        )),
-                    }
-                }
-                services
-            },
+            update_domains: own_domains(&view.routes),
             update_errors: FieldErrors::default(),
             flash: String::new(),
             flash_error: false,
@@ -838,16 +796,41 @@ impl StackPage {
     }
 }
 
-/// The catalogue template a stack was installed from (gone when a
-/// `--templates-dir` file was removed since).
-fn stack_template(
+/// Each routed service once, in route order, with its own domain (empty
+/// when it answers on the generated host).
+fn own_domains(routes: &[StackRoute]) -> Vec<(String, String)> {
+    let mut domains: Vec<(String, String)> = Vec::new();
+    for r in routes {
+        if domains.iter().any(|(service, _)| service == &r.service) {
+            continue;
+        }
+        let own = routes
+            .iter()
+            .find(|o| o.service == r.service && o.own_domain);
+        domains.push((
+            r.service.clone(),
+            own.map(|o| o.host.to_string()).unwrap_or_default(),
+        ));
+    }
+    domains
+}
+
+/// The stack page as stored and as Docker has it now, its update form
+/// empty. Its template is the catalogue's, if still there (a
+/// `--templates-dir` file may have been removed since).
+async fn stack_page(
     state: &AppState,
-    view: &StackView,
-) -> Option<berth_compose::catalogue::Template> {
-    view.stack
+    user: &CurrentUser,
+    project: &ProjectName,
+    name: &StackName,
+) -> Result<StackPage, WebError> {
+    let view = state.stacks.get(project, name).await?;
+    let template = view
+        .stack
         .template
         .as_deref()
-        .and_then(|id| state.stacks.template(id))
+        .and_then(|id| state.stacks.template(id));
+    Ok(StackPage::new(&view, template.as_ref(), Chrome::from(user)))
 }
 
 fn parse_names(project: &str, stack: &str) -> Result<(ProjectName, StackName), WebError> {
@@ -863,8 +846,7 @@ pub async fn show(
     Path((project, stack)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
-    let view = state.stacks.get(&project, &name).await?;
-    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    let mut page = stack_page(&state, &user, &project, &name).await?;
     prefill_update(&state, &mut page, &project, &name, None).await?;
     Ok(render(&page).into_response())
 }
@@ -974,8 +956,7 @@ pub async fn update(
             .map_err(WebError::from),
         Err(err) => Err(err),
     };
-    let view = state.stacks.get(&project, &name).await?;
-    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    let mut page = stack_page(&state, &user, &project, &name).await?;
     let keep_typed = preview || result.is_err();
     prefill_update(
         &state,
@@ -1058,8 +1039,7 @@ pub async fn uninstall(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(message) => {
-            let view = state.stacks.get(&project, &name).await?;
-            let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+            let mut page = stack_page(&state, &user, &project, &name).await?;
             page.flash = message;
             page.flash_error = true;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
@@ -1315,10 +1295,12 @@ mod tests {
     #[test]
     fn the_stack_page_shows_done_as_done_an_exit_code_and_the_unpinned_badge() {
         let view = stack_view();
-        let page = StackPage {
-            chrome: chrome(),
-            ..StackPage::new_for_test(&view)
-        };
+        let template = view
+            .stack
+            .template
+            .as_deref()
+            .and_then(berth_compose::catalogue::find);
+        let page = StackPage::new(&view, template, chrome());
         let html = page.render().unwrap();
         assert!(html.contains("status-done\">done</span>"), "{html}");
         assert!(html.contains("exited (3)"));
@@ -1327,6 +1309,30 @@ mod tests {
         // The template's inputs come back as empty update fields.
         assert!(html.contains("name=\"input.APP_NAME\""));
         assert!(html.contains("name=\"confirm\""));
+    }
+
+    #[test]
+    fn the_update_form_offers_each_routed_service_once_with_its_own_domain() {
+        let route = |service: &str, host: &str, own_domain: bool| StackRoute {
+            service: service.into(),
+            port: 80,
+            host: DomainName::parse(host).unwrap(),
+            path: "/".into(),
+            url: None,
+            own_domain,
+        };
+        let routes = [
+            route("web", "web.demo.example.com", false),
+            route("api", "api.demo.example.com", false),
+            route("web", "shop.example.org", true),
+        ];
+        assert_eq!(
+            own_domains(&routes),
+            [
+                ("web".to_owned(), "shop.example.org".to_owned()),
+                ("api".to_owned(), String::new()),
+            ]
+        );
     }
 
     #[test]

@@ -367,13 +367,13 @@ pub async fn uninstall_stack(
     Query(query): Query<UninstallQuery>,
 ) -> Result<Json<UninstalledOut>, ApiError> {
     let (project, name) = names(&project, &stack)?;
-    let delete_volumes = match query.volumes.as_deref() {
-        Some("keep") => false,
-        Some("delete") => true,
-        // Unlike apps there is no default: a stack often holds databases,
-        // so the caller says what becomes of their data.
-        _ => return Err(invalid("volumes", "must be keep or delete")),
-    };
+    // Unlike apps there is no default: a stack often holds databases, so
+    // the caller says what becomes of their data.
+    let delete_volumes = query
+        .volumes
+        .as_deref()
+        .and_then(volumes_choice)
+        .ok_or_else(|| invalid("volumes", "must be keep or delete"))?;
     if delete_volumes && query.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
         return Err(invalid(
             "confirm",
@@ -412,6 +412,16 @@ pub async fn get_stack_service_logs(
             .service_logs(&project, &name, service, lines)
             .await?,
     }))
+}
+
+/// An uninstall's `volumes`: `keep` (false) or `delete` (true), from the
+/// API's query and the stack page's form alike.
+pub(crate) fn volumes_choice(volumes: &str) -> Option<bool> {
+    match volumes {
+        "keep" => Some(false),
+        "delete" => Some(true),
+        _ => None,
+    }
 }
 
 /// Whether a template id is in the catalogue (embedded or `--templates-dir`).

@@ -16,6 +16,7 @@ use berth_deploy::{StackRoute, StackView};
 use super::catalogue::{self, Entry};
 use super::parse_path;
 use super::projects::field_errors;
+use crate::api::stacks::volumes_choice;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
 use crate::forms::{FieldErrors, is_ticked};
@@ -1013,28 +1014,19 @@ pub async fn uninstall(
     CsrfForm(form): CsrfForm<UninstallForm>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
-    let delete_volumes = match form.volumes.as_str() {
-        "keep" => Some(false),
-        "delete" => Some(true),
-        _ => None,
-    };
     // As with apps, a slip of the mouse must not remove a stack.
-    let problem = match delete_volumes {
-        _ if form.confirm.trim() != name.as_str() => Some(format!(
+    let result = if form.confirm.trim() != name.as_str() {
+        Err(format!(
             "Nothing was uninstalled: type the stack's name, {name}, to confirm."
-        )),
-        None => Some(
-            "Nothing was uninstalled: choose whether its volumes are kept or deleted.".to_owned(),
-        ),
-        Some(_) => None,
-    };
-    let result = match (problem, delete_volumes) {
-        (None, Some(delete)) => state
+        ))
+    } else if let Some(delete) = volumes_choice(&form.volumes) {
+        state
             .stacks
             .uninstall(&project, &name, delete)
             .await
-            .map_err(|e| WebError::from(e).public_message()),
-        (problem, _) => Err(problem.unwrap_or_default()),
+            .map_err(|e| WebError::from(e).public_message())
+    } else {
+        Err("Nothing was uninstalled: choose whether its volumes are kept or deleted.".to_owned())
     };
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),

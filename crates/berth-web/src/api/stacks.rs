@@ -424,13 +424,8 @@ pub(crate) fn volumes_choice(volumes: &str) -> Option<bool> {
     }
 }
 
-/// Whether a template id is in the catalogue (embedded or `--templates-dir`).
-pub(crate) fn known_templates(state: &AppState) -> impl Fn(&str) -> bool + use<> {
-    let ids: Vec<String> = state
-        .stacks
-        .catalogue()
-        .into_iter()
-        .map(|t| t.id.into_owned())
-        .collect();
-    move |id| ids.iter().any(|i| i == id)
+/// Whether a template id is in the catalogue (embedded or `--templates-dir`),
+/// looked up only when a template is named.
+pub(crate) fn known_templates(state: &AppState) -> impl Fn(&str) -> bool + '_ {
+    |id| state.stacks.template(id).is_some()
 }

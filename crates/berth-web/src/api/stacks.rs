@@ -402,14 +402,10 @@ pub async fn get_stack_service_logs(
 ) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &stack)?;
     let service = crate::pages::stacks::service_name(&service)?;
-    let lines = query
-        .lines
-        .unwrap_or(crate::pages::apps::LOG_LINES)
-        .clamp(1, 10_000);
     Ok(Json(LogsOut {
         lines: state
             .stacks
-            .service_logs(&project, &name, service, lines)
+            .service_logs(&project, &name, service, query.count())
             .await?,
     }))
 }

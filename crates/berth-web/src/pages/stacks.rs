@@ -16,6 +16,7 @@ use berth_deploy::{StackRoute, StackView};
 use super::catalogue::{self, Entry};
 use super::parse_path;
 use super::projects::field_errors;
+use crate::api::apps::LogsQuery;
 use crate::api::stacks::volumes_choice;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
@@ -1050,11 +1051,6 @@ pub struct LogsPage {
     pub error: String,
 }
 
-#[derive(serde::Deserialize)]
-pub struct LogsQuery {
-    lines: Option<usize>,
-}
-
 pub async fn logs(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -1063,13 +1059,9 @@ pub async fn logs(
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
     let service = service_name(&service)?;
-    let count = query
-        .lines
-        .unwrap_or(super::apps::LOG_LINES)
-        .clamp(1, 10_000);
     let (lines, error) = match state
         .stacks
-        .service_logs(&project, &name, service, count)
+        .service_logs(&project, &name, service, query.count())
         .await
     {
         Ok(lines) => (lines, String::new()),

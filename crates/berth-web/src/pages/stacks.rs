@@ -563,8 +563,7 @@ async fn submit(
     form: StackForm,
 ) -> Result<Response, WebError> {
     let install = form.action == "install";
-    let (mut page, request) =
-        planned_page(state, user, project, template, form.clone(), true).await?;
+    let (mut page, request) = planned_page(state, user, project, template, form, true).await?;
     let Some(mut request) = request.filter(|_| install) else {
         let status = if page.errors.is_empty() {
             StatusCode::OK
@@ -582,13 +581,13 @@ async fn submit(
         );
     }
     let dangers = plan.map_or(0, |p| p.dangers.len());
-    if (0..dangers).any(|n| !form.danger_ticked(n)) {
+    if (0..dangers).any(|n| !page.form.danger_ticked(n)) {
         page.errors.add(
             "dangers",
             "Tick each dangerous setting to confirm it, or change the file.",
         );
     }
-    if request.publish.iter().any(|p| p.public) && !form.public_confirmed() {
+    if request.publish.iter().any(|p| p.public) && !page.public_confirmed {
         page.errors.add(
             "publish",
             "Confirm that the ports you chose to publish on every interface may be reached from the internet.",

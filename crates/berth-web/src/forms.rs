@@ -204,10 +204,42 @@ pub struct ParsedApp {
     pub strategy: Option<DeployStrategy>,
 }
 
-/// A checkbox: ticked is `on` (or `true`, `1`, `yes`).
+/// A git repository as typed on the app and stack forms (`git_url`,
+/// `git_branch`, trimmed): a URL or path that git cannot take for an
+/// option, with real credentials, and a branch that is not an option
+/// either. False when something was refused (the reasons are in `errors`).
+pub fn check_git_repository(errors: &mut FieldErrors, url: &str, branch: &str) -> bool {
+    let mut ok = true;
+    let mut refuse = |field: &'static str, message: &'static str| {
+        errors.add(field, message);
+        ok = false;
+    };
+    if url.is_empty() {
+        refuse(
+            "git_url",
+            "a repository URL or path is needed for a git source",
+        );
+    } else if url.starts_with('-') {
+        refuse("git_url", "may not start with '-'");
+    } else if berth_core::url_has_masked_credentials(url) {
+        // Nothing new has saved credentials for *** to stand for.
+        refuse("git_url", "type the credentials in place of ***");
+    }
+    if branch.starts_with('-') {
+        refuse("git_branch", "a branch may not start with '-'");
+    }
+    ok
+}
+
+/// Whether a checkbox's value means ticked: `on` (or `true`, `1`, `yes`).
+pub fn is_ticked(value: &str) -> bool {
+    matches!(value.trim(), "on" | "true" | "1" | "yes")
+}
+
+/// A checkbox, by `is_ticked`.
 fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s: String = serde::Deserialize::deserialize(d)?;
-    Ok(matches!(s.trim(), "on" | "true" | "1" | "yes"))
+    Ok(is_ticked(&s))
 }
 
 /// `true`/`false` from JSON, or a checkbox from a form.
@@ -220,7 +252,7 @@ fn bool_or_checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::E
     }
     Ok(match serde::Deserialize::deserialize(d)? {
         Sent::Bool(b) => b,
-        Sent::Text(s) => matches!(s.trim(), "on" | "true" | "1" | "yes"),
+        Sent::Text(s) => is_ticked(&s),
     })
 }
 
@@ -248,20 +280,7 @@ impl AppInput {
                     subdir: self.git_subdir.trim().to_owned(),
                     dockerfile: self.dockerfile.trim().to_owned(),
                 };
-                if git.url.is_empty() {
-                    errors.add(
-                        "git_url",
-                        "a repository URL or path is needed for a git source",
-                    );
-                } else if git.url.starts_with('-') {
-                    errors.add("git_url", "may not start with '-'");
-                } else if berth_core::url_has_masked_credentials(&git.url) {
-                    // A new app has no saved credentials for *** to stand for.
-                    errors.add("git_url", "type the credentials in place of ***");
-                }
-                if git.branch.starts_with('-') {
-                    errors.add("git_branch", "a branch may not start with '-'");
-                }
+                check_git_repository(&mut errors, &git.url, &git.branch);
                 if git.subdir.split('/').any(|part| part == "..") {
                     errors.add("git_subdir", "may not contain '..'");
                 }

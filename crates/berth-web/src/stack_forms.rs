@@ -9,7 +9,7 @@ use berth_deploy::{Publish, StackRequest, StackUpdate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::forms::FieldErrors;
+use crate::forms::{FieldErrors, check_git_repository};
 
 /// A compose file in a git repository.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
@@ -245,23 +245,15 @@ fn parse_source(
     }
     if let Some(git) = git {
         let (url, branch, path) = (git.url.trim(), git.branch.trim(), git.path.trim());
-        let before = errors.clone();
-        if url.is_empty() {
-            errors.add("git_url", "a repository URL or path is needed");
-        } else if url.starts_with('-') {
-            // It would be read as an option by git.
-            errors.add("git_url", "may not start with '-'");
-        }
-        if branch.starts_with('-') {
-            errors.add("git_branch", "a branch may not start with '-'");
-        }
+        let mut ok = check_git_repository(errors, url, branch);
         if path.starts_with('/') || path.split('/').any(|part| part == "..") {
             errors.add(
                 "git_path",
                 "must be a path inside the repository (no leading '/', no '..')",
             );
+            ok = false;
         }
-        if errors.to_map().len() != before.to_map().len() {
+        if !ok {
             return None;
         }
         return Some(Some(StackSource::Git {
@@ -393,6 +385,12 @@ mod tests {
         };
         let errors = git.parse(&embedded).unwrap_err();
         assert!(errors.get("git_url").is_some() && errors.get("git_path").is_some());
+        git.git = Some(GitInput {
+            url: "https://***@gitlab.example.com/o/stack.git".into(),
+            ..GitInput::default()
+        });
+        let errors = git.parse(&embedded).unwrap_err();
+        assert!(errors.get("git_url").unwrap().contains("***"));
         git.git = Some(GitInput {
             url: "https://example.com/stack.git".into(),
             ..GitInput::default()

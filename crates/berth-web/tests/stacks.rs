@@ -218,7 +218,9 @@ async fn an_update_takes_at_most_one_source_and_bad_names_are_not_found() {
         .api(Method::GET, &format!("{STACKS}/Bad_Name"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = web
+    // Refused for the service's name: "tea" does not exist either, so a
+    // request that got past the check would be "stack not found".
+    let (status, error) = web
         .api(
             Method::GET,
             &format!("{STACKS}/tea/services/..%2F/logs"),
@@ -226,10 +228,12 @@ async fn an_update_takes_at_most_one_source_and_bad_names_are_not_found() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = web
+    assert_eq!(error["error"], "service not found");
+    let (status, html) = web
         .get_page("/projects/demo/stacks/tea/services/a%2Fb/logs")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("service not found"), "{html}");
 }
 
 #[tokio::test]

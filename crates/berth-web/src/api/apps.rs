@@ -146,6 +146,15 @@ pub struct LogsQuery {
     pub lines: Option<usize>,
 }
 
+impl LogsQuery {
+    /// The lines asked for, within 1..=10000; the pages' count when none.
+    pub fn count(&self) -> usize {
+        self.lines
+            .unwrap_or(crate::pages::apps::LOG_LINES)
+            .clamp(1, 10_000)
+    }
+}
+
 fn names(project: &str, app: &str) -> Result<(berth_core::ProjectName, AppName), ApiError> {
     Ok((
         project_name(project)?,
@@ -315,11 +324,7 @@ pub async fn get_app_logs(
 ) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &app)?;
     let app = state.apps.find_app(&project, &name).await?;
-    let lines = query
-        .lines
-        .unwrap_or(crate::pages::apps::LOG_LINES)
-        .clamp(1, 10_000);
     Ok(Json(LogsOut {
-        lines: state.apps.app_logs(&app, lines).await?,
+        lines: state.apps.app_logs(&app, query.count()).await?,
     }))
 }

@@ -145,6 +145,14 @@ pub fn warning_kind(kind: WarningKind) -> &'static str {
     }
 }
 
+/// With state `exited`: the exit code.
+pub fn exit_code(state: &ServiceState) -> Option<i64> {
+    match state {
+        ServiceState::Exited(code) => Some(*code),
+        _ => None,
+    }
+}
+
 impl From<&StackView> for StackDetailOut {
     fn from(v: &StackView) -> StackDetailOut {
         StackDetailOut {
@@ -158,10 +166,7 @@ impl From<&StackView> for StackDetailOut {
                     unpinned: s.unpinned,
                     container: s.container.clone(),
                     state: s.state.as_str().to_owned(),
-                    exit_code: match s.state {
-                        ServiceState::Exited(code) => Some(code),
-                        _ => None,
-                    },
+                    exit_code: exit_code(&s.state),
                     health: s.health.clone(),
                     strategy: s.strategy.as_str().to_owned(),
                     published: s.published.clone(),
@@ -362,13 +367,13 @@ pub async fn uninstall_stack(
     Query(query): Query<UninstallQuery>,
 ) -> Result<Json<UninstalledOut>, ApiError> {
     let (project, name) = names(&project, &stack)?;
-    let delete_volumes = match query.volumes.as_deref() {
-        Some("keep") => false,
-        Some("delete") => true,
-        // Unlike apps there is no default: a stack often holds databases,
-        // so the caller says what becomes of their data.
-        _ => return Err(invalid("volumes", "must be keep or delete")),
-    };
+    // Unlike apps there is no default: a stack often holds databases, so
+    // the caller says what becomes of their data.
+    let delete_volumes = query
+        .volumes
+        .as_deref()
+        .and_then(volumes_choice)
+        .ok_or_else(|| invalid("volumes", "must be keep or delete"))?;
     if delete_volumes && query.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
         return Err(invalid(
             "confirm",
@@ -397,25 +402,26 @@ pub async fn get_stack_service_logs(
 ) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &stack)?;
     let service = crate::pages::stacks::service_name(&service)?;
-    let lines = query
-        .lines
-        .unwrap_or(crate::pages::apps::LOG_LINES)
-        .clamp(1, 10_000);
     Ok(Json(LogsOut {
         lines: state
             .stacks
-            .service_logs(&project, &name, service, lines)
+            .service_logs(&project, &name, service, query.count())
             .await?,
     }))
 }
 
-/// Whether a template id is in the catalogue (embedded or `--templates-dir`).
-pub(crate) fn known_templates(state: &AppState) -> impl Fn(&str) -> bool + use<> {
-    let ids: Vec<String> = state
-        .stacks
-        .catalogue()
-        .into_iter()
-        .map(|t| t.id.into_owned())
-        .collect();
-    move |id| ids.iter().any(|i| i == id)
+/// An uninstall's `volumes`: `keep` (false) or `delete` (true), from the
+/// API's query and the stack page's form alike.
+pub(crate) fn volumes_choice(volumes: &str) -> Option<bool> {
+    match volumes {
+        "keep" => Some(false),
+        "delete" => Some(true),
+        _ => None,
+    }
+}
+
+/// Whether a template id is in the catalogue (embedded or `--templates-dir`),
+/// looked up only when a template is named.
+pub(crate) fn known_templates(state: &AppState) -> impl Fn(&str) -> bool + '_ {
+    |id| state.stacks.template(id).is_some()
 }

@@ -45,9 +45,7 @@ impl Entry {
             || self.tags.iter().any(|t| t.to_lowercase().contains(&q));
         text && (category.is_empty() || self.category == category)
     }
-}
 
-impl Entry {
     pub(crate) fn of(t: &berth_compose::catalogue::Template) -> Entry {
         let meta = t
             .plan(&berth_compose::Options::default())
@@ -78,33 +76,25 @@ static EMBEDDED: LazyLock<Vec<Entry>> = LazyLock::new(|| {
         .collect()
 });
 
+/// A template's entry: the one planned at start when it is an embedded
+/// template as shipped (not replaced by a `--templates-dir` file).
+fn entry(t: &berth_compose::catalogue::Template) -> Entry {
+    let as_shipped = berth_compose::catalogue::find(&t.id).is_some_and(|e| e.text == t.text);
+    EMBEDDED
+        .iter()
+        .find(|e| as_shipped && e.id == t.id)
+        .cloned()
+        .unwrap_or_else(|| Entry::of(t))
+}
+
 /// The catalogue, in the order `Stacks::catalogue` gives it.
 pub fn entries(state: &AppState) -> Vec<Entry> {
-    state
-        .stacks
-        .catalogue()
-        .iter()
-        .map(|t| {
-            let embedded = berth_compose::catalogue::find(&t.id).is_some_and(|e| e.text == t.text);
-            match EMBEDDED.iter().find(|e| e.id == t.id) {
-                Some(entry) if embedded => entry.clone(),
-                _ => Entry::of(t),
-            }
-        })
-        .collect()
+    state.stacks.catalogue().iter().map(entry).collect()
 }
 
 /// The catalogue's entry with this id.
 pub fn find(state: &AppState, id: &str) -> Option<Entry> {
-    state.stacks.template(id).map(|t| {
-        EMBEDDED
-            .iter()
-            .find(|e| {
-                e.id == t.id && berth_compose::catalogue::find(id).is_some_and(|b| b.text == t.text)
-            })
-            .cloned()
-            .unwrap_or_else(|| Entry::of(&t))
-    })
+    state.stacks.template(id).as_ref().map(entry)
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_compose::plan::{Condition, MountSource};
+use berth_compose::plan::{Condition, MountSource, Warning};
 use berth_compose::{InputKind, Plan};
 use berth_core::{ProjectName, StackName, StackStatus};
-use berth_deploy::{ServiceState, StackView};
+use berth_deploy::{StackRoute, StackView};
 
 use super::catalogue::{self, Entry};
 use super::parse_path;
 use super::projects::field_errors;
+use crate::api::apps::LogsQuery;
+use crate::api::stacks::volumes_choice;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfForm;
-use crate::forms::FieldErrors;
+use crate::forms::{FieldErrors, is_ticked};
 use crate::routes::{Access, Table};
 use crate::stack_forms::{GitInput, PublishInput, StackInput, StackUpdateInput, is_secret};
 use crate::views::{Chrome, render};
@@ -112,27 +114,29 @@ impl std::fmt::Debug for StackForm {
     }
 }
 
-/// The `domain.<service>` fields of a form, by service.
-fn domain_fields(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// A form's `<prefix><name>` fields (`input.`, `domain.`), by name.
+fn fields_under(fields: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, String> {
     fields
         .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("domain.")?.to_owned(), v.clone())))
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_owned(), v.clone())))
         .collect()
 }
 
+/// The values typed for a plan's inputs; an empty field is left out so the
+/// input's default (or, on update, its installed value) applies.
+fn typed_inputs(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut inputs = fields_under(fields, "input.");
+    inputs.retain(|_, v| !v.is_empty());
+    inputs
+}
+
 fn ticked(value: Option<&String>) -> bool {
-    value.is_some_and(|v| matches!(v.trim(), "on" | "true" | "1" | "yes"))
+    value.is_some_and(|v| is_ticked(v))
 }
 
 impl StackForm {
-    /// Values typed for the plan's inputs; an empty field is left out so
-    /// the input's default applies.
     pub fn inputs(&self) -> BTreeMap<String, String> {
-        self.fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_owned(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect()
+        typed_inputs(&self.fields)
     }
 
     fn publish(&self) -> Vec<PublishInput> {
@@ -187,7 +191,7 @@ impl StackForm {
             confirm_dangerous: false,
             dry_run: false,
             publish: self.publish(),
-            domains: domain_fields(&self.fields),
+            domains: fields_under(&self.fields, "domain."),
         }
     }
 }
@@ -247,6 +251,18 @@ pub struct WarningRow {
     /// For a dangerous setting: its confirmation's field, `danger.<n>`.
     pub field: String,
     pub ticked: bool,
+}
+
+impl From<&Warning> for WarningRow {
+    fn from(w: &Warning) -> WarningRow {
+        WarningRow {
+            service: w.service.clone().unwrap_or_default(),
+            kind: crate::api::stacks::warning_kind(w.kind),
+            message: w.message.clone(),
+            field: String::new(),
+            ticked: false,
+        }
+    }
 }
 
 pub struct PlanView {
@@ -403,13 +419,7 @@ impl PlanView {
         let mut warnings = Vec::new();
         let mut dangers = Vec::new();
         for w in &plan.warnings {
-            let mut row = WarningRow {
-                service: w.service.clone().unwrap_or_default(),
-                kind: crate::api::stacks::warning_kind(w.kind),
-                message: w.message.clone(),
-                field: String::new(),
-                ticked: false,
-            };
+            let mut row = WarningRow::from(w);
             if w.needs_confirmation() {
                 row.field = format!("danger.{}", dangers.len());
                 row.ticked = form.danger_ticked(dangers.len());
@@ -553,8 +563,7 @@ async fn submit(
     form: StackForm,
 ) -> Result<Response, WebError> {
     let install = form.action == "install";
-    let (mut page, request) =
-        planned_page(state, user, project, template, form.clone(), true).await?;
+    let (mut page, request) = planned_page(state, user, project, template, form, true).await?;
     let Some(mut request) = request.filter(|_| install) else {
         let status = if page.errors.is_empty() {
             StatusCode::OK
@@ -572,13 +581,13 @@ async fn submit(
         );
     }
     let dangers = plan.map_or(0, |p| p.dangers.len());
-    if (0..dangers).any(|n| !form.danger_ticked(n)) {
+    if (0..dangers).any(|n| !page.form.danger_ticked(n)) {
         page.errors.add(
             "dangers",
             "Tick each dangerous setting to confirm it, or change the file.",
         );
     }
-    if request.publish.iter().any(|p| p.public) && !form.public_confirmed() {
+    if request.publish.iter().any(|p| p.public) && !page.public_confirmed {
         page.errors.add(
             "publish",
             "Confirm that the ports you chose to publish on every interface may be reached from the internet.",
@@ -695,23 +704,13 @@ pub struct ServiceRow {
     pub env_keys: String,
 }
 
-pub struct RouteRow {
-    pub service: String,
-    pub port: u16,
-    pub host: String,
-    pub path: String,
-    pub url: Option<String>,
-    /// The user's own domain (certificate from the ACME CA).
-    pub own_domain: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "stack.html")]
 pub struct StackPage {
     pub chrome: Chrome,
     pub stack: StackRow,
     pub services: Vec<ServiceRow>,
-    pub routes: Vec<RouteRow>,
+    pub routes: Vec<StackRoute>,
     pub warnings: Vec<WarningRow>,
     /// The template's inputs, for the update form (empty keeps a value).
     pub update_fields: Vec<InputField>,
@@ -730,27 +729,7 @@ impl StackPage {
     pub fn new(
         view: &StackView,
         template: Option<&berth_compose::catalogue::Template>,
-        user: &CurrentUser,
-    ) -> StackPage {
-        StackPage {
-            chrome: Chrome::from(user),
-            ..StackPage::for_view(view, template)
-        }
-    }
-
-    #[cfg(test)]
-    fn new_for_test(view: &StackView) -> StackPage {
-        let template = view
-            .stack
-            .template
-            .as_deref()
-            .and_then(berth_compose::catalogue::find);
-        StackPage::for_view(view, template)
-    }
-
-    fn for_view(
-        view: &StackView,
-        template: Option<&berth_compose::catalogue::Template>,
+        chrome: Chrome,
     ) -> StackPage {
         let s = &view.stack;
         let update_fields = template
@@ -779,10 +758,7 @@ impl StackPage {
             })
             .unwrap_or_default();
         StackPage {
-            chrome: Chrome {
-                username: String::new(),
-                csrf: String::new(),
-            },
+            chrome,
             stack: StackRow {
                 project: s.project.to_string(),
                 name: s.name.to_string(),
@@ -801,10 +777,7 @@ impl StackPage {
                     image: sv.image.clone(),
                     unpinned: sv.unpinned,
                     state: sv.state.as_str(),
-                    exit_code: match sv.state {
-                        ServiceState::Exited(code) => Some(code),
-                        _ => None,
-                    },
+                    exit_code: crate::api::stacks::exit_code(&sv.state),
                     health: sv.health.clone().unwrap_or_default(),
                     strategy: sv.strategy.as_str(),
                     published: sv.published.clone(),
@@ -812,51 +785,11 @@ impl StackPage {
                     env_keys: sv.env_keys.join(", "),
                 })
                 .collect(),
-            routes: view
-                .routes
-                .iter()
-                .map(|r| RouteRow {
-                    service: r.service.clone(),
-                    port: r.port,
-                    host: r.host.to_string(),
-                    path: r.path.clone(),
-                    url: r.url.clone(),
-                    own_domain: r.own_domain,
-                })
-                .collect(),
-            warnings: view
-                .warnings
-                .iter()
-                .map(|w| WarningRow {
-                    service: w.service.clone().unwrap_or_default(),
-                    kind: crate::api::stacks::warning_kind(w.kind),
-                    message: w.message.clone(),
-                    field: String::new(),
-                    ticked: false,
-                })
-                .collect(),
+            routes: view.routes.clone(),
+            warnings: view.warnings.iter().map(WarningRow::from).collect(),
             update_fields,
             update_inputs_text: String::new(),
-            update_domains: {
-                let mut services: Vec<(String, String)> = Vec::new();
-                for r in &view.routes {
-                    match services.iter_mut().find(|(s, _)| s == &r.service) {
-                        Some((_, value)) if r.own_domain && value.is_empty() => {
-                            *value = r.host.to_string();
-                        }
-                        Some(_) => {}
-                        None => services.push((
-                            r.service.clone(),
-                            if r.own_domain {
-                                r.host.to_string()
-                            } else {
-                                String::new()
-                            },
-                        )),
-                    }
-                }
-                services
-            },
+            update_domains: own_domains(&view.routes),
             update_errors: FieldErrors::default(),
             flash: String::new(),
             flash_error: false,
@@ -864,16 +797,41 @@ impl StackPage {
     }
 }
 
-/// The catalogue template a stack was installed from (gone when a
-/// `--templates-dir` file was removed since).
-fn stack_template(
+/// Each routed service once, in route order, with its own domain (empty
+/// when it answers on the generated host).
+fn own_domains(routes: &[StackRoute]) -> Vec<(String, String)> {
+    let mut domains: Vec<(String, String)> = Vec::new();
+    for r in routes {
+        if domains.iter().any(|(service, _)| service == &r.service) {
+            continue;
+        }
+        let own = routes
+            .iter()
+            .find(|o| o.service == r.service && o.own_domain);
+        domains.push((
+            r.service.clone(),
+            own.map(|o| o.host.to_string()).unwrap_or_default(),
+        ));
+    }
+    domains
+}
+
+/// The stack page as stored and as Docker has it now, its update form
+/// empty. Its template is the catalogue's, if still there (a
+/// `--templates-dir` file may have been removed since).
+async fn stack_page(
     state: &AppState,
-    view: &StackView,
-) -> Option<berth_compose::catalogue::Template> {
-    view.stack
+    user: &CurrentUser,
+    project: &ProjectName,
+    name: &StackName,
+) -> Result<StackPage, WebError> {
+    let view = state.stacks.get(project, name).await?;
+    let template = view
+        .stack
         .template
         .as_deref()
-        .and_then(|id| state.stacks.template(id))
+        .and_then(|id| state.stacks.template(id));
+    Ok(StackPage::new(&view, template.as_ref(), Chrome::from(user)))
 }
 
 fn parse_names(project: &str, stack: &str) -> Result<(ProjectName, StackName), WebError> {
@@ -889,8 +847,7 @@ pub async fn show(
     Path((project, stack)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
-    let view = state.stacks.get(&project, &name).await?;
-    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    let mut page = stack_page(&state, &user, &project, &name).await?;
     prefill_update(&state, &mut page, &project, &name, None).await?;
     Ok(render(&page).into_response())
 }
@@ -948,12 +905,7 @@ pub struct UpdateForm {
 impl UpdateForm {
     pub fn parse(&self) -> Result<StackUpdateInput, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let mut inputs: BTreeMap<String, String> = self
-            .fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_owned(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        let mut inputs = typed_inputs(&self.fields);
         for (n, line) in self.inputs_text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -969,7 +921,7 @@ impl UpdateForm {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let domains = domain_fields(&self.fields);
+        let domains = fields_under(&self.fields, "domain.");
         Ok(StackUpdateInput {
             compose: (!self.compose.trim().is_empty()).then(|| self.compose.clone()),
             inputs,
@@ -1005,8 +957,7 @@ pub async fn update(
             .map_err(WebError::from),
         Err(err) => Err(err),
     };
-    let view = state.stacks.get(&project, &name).await?;
-    let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+    let mut page = stack_page(&state, &user, &project, &name).await?;
     let keep_typed = preview || result.is_err();
     prefill_update(
         &state,
@@ -1063,34 +1014,24 @@ pub async fn uninstall(
     CsrfForm(form): CsrfForm<UninstallForm>,
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
-    let delete_volumes = match form.volumes.as_str() {
-        "keep" => Some(false),
-        "delete" => Some(true),
-        _ => None,
-    };
     // As with apps, a slip of the mouse must not remove a stack.
-    let problem = match delete_volumes {
-        _ if form.confirm.trim() != name.as_str() => Some(format!(
+    let result = if form.confirm.trim() != name.as_str() {
+        Err(format!(
             "Nothing was uninstalled: type the stack's name, {name}, to confirm."
-        )),
-        None => Some(
-            "Nothing was uninstalled: choose whether its volumes are kept or deleted.".to_owned(),
-        ),
-        Some(_) => None,
-    };
-    let result = match (problem, delete_volumes) {
-        (None, Some(delete)) => state
+        ))
+    } else if let Some(delete) = volumes_choice(&form.volumes) {
+        state
             .stacks
             .uninstall(&project, &name, delete)
             .await
-            .map_err(|e| WebError::from(e).public_message()),
-        (problem, _) => Err(problem.unwrap_or_default()),
+            .map_err(|e| WebError::from(e).public_message())
+    } else {
+        Err("Nothing was uninstalled: choose whether its volumes are kept or deleted.".to_owned())
     };
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/projects/{project}")).into_response()),
         Err(message) => {
-            let view = state.stacks.get(&project, &name).await?;
-            let mut page = StackPage::new(&view, stack_template(&state, &view).as_ref(), &user);
+            let mut page = stack_page(&state, &user, &project, &name).await?;
             page.flash = message;
             page.flash_error = true;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
@@ -1109,11 +1050,6 @@ pub struct LogsPage {
     pub error: String,
 }
 
-#[derive(serde::Deserialize)]
-pub struct LogsQuery {
-    lines: Option<usize>,
-}
-
 pub async fn logs(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -1122,13 +1058,9 @@ pub async fn logs(
 ) -> Result<Response, WebError> {
     let (project, name) = parse_names(&project, &stack)?;
     let service = service_name(&service)?;
-    let count = query
-        .lines
-        .unwrap_or(super::apps::LOG_LINES)
-        .clamp(1, 10_000);
     let (lines, error) = match state
         .stacks
-        .service_logs(&project, &name, service, count)
+        .service_logs(&project, &name, service, query.count())
         .await
     {
         Ok(lines) => (lines, String::new()),
@@ -1159,7 +1091,7 @@ mod tests {
     use askama::Template;
     use berth_compose::template::Input;
     use berth_core::{DeployStrategy, DomainName, Stack, StackId};
-    use berth_deploy::{ServiceView, StackRoute};
+    use berth_deploy::{ServiceState, ServiceView};
 
     use super::*;
 
@@ -1346,10 +1278,12 @@ mod tests {
     #[test]
     fn the_stack_page_shows_done_as_done_an_exit_code_and_the_unpinned_badge() {
         let view = stack_view();
-        let page = StackPage {
-            chrome: chrome(),
-            ..StackPage::new_for_test(&view)
-        };
+        let template = view
+            .stack
+            .template
+            .as_deref()
+            .and_then(berth_compose::catalogue::find);
+        let page = StackPage::new(&view, template, chrome());
         let html = page.render().unwrap();
         assert!(html.contains("status-done\">done</span>"), "{html}");
         assert!(html.contains("exited (3)"));
@@ -1358,6 +1292,30 @@ mod tests {
         // The template's inputs come back as empty update fields.
         assert!(html.contains("name=\"input.APP_NAME\""));
         assert!(html.contains("name=\"confirm\""));
+    }
+
+    #[test]
+    fn the_update_form_offers_each_routed_service_once_with_its_own_domain() {
+        let route = |service: &str, host: &str, own_domain: bool| StackRoute {
+            service: service.into(),
+            port: 80,
+            host: DomainName::parse(host).unwrap(),
+            path: "/".into(),
+            url: None,
+            own_domain,
+        };
+        let routes = [
+            route("web", "web.demo.example.com", false),
+            route("api", "api.demo.example.com", false),
+            route("web", "shop.example.org", true),
+        ];
+        assert_eq!(
+            own_domains(&routes),
+            [
+                ("web".to_owned(), "shop.example.org".to_owned()),
+                ("api".to_owned(), String::new()),
+            ]
+        );
     }
 
     #[test]

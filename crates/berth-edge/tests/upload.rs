@@ -53,6 +53,18 @@ fn leaf(pki: &Pki, names: &[&str], from: i64, until: i64) -> (String, String) {
     )
 }
 
+/// A certificate manager on the store in `data`, serving through its own resolver.
+async fn manager_at(data: &std::path::Path) -> (Arc<CertManager>, Arc<CertResolver>) {
+    let resolver = Arc::new(CertResolver::new());
+    let manager = CertManager::new(
+        Store::open(data).await.unwrap(),
+        AcmeConfig::new(data),
+        resolver.clone(),
+        Arc::new(Http01Challenges::new()),
+    );
+    (manager, resolver)
+}
+
 fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -154,14 +166,7 @@ fn text_that_is_not_pem_is_refused_with_what_was_expected() {
 #[tokio::test]
 async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
     let data = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).await.unwrap();
-    let resolver = Arc::new(CertResolver::new());
-    let manager = CertManager::new(
-        store,
-        AcmeConfig::new(data.path()),
-        resolver.clone(),
-        Arc::new(Http01Challenges::new()),
-    );
+    let (manager, resolver) = manager_at(data.path()).await;
     let pki = pki();
     let (chain, key) = leaf(&pki, &["shop.example.com"], -1, 60);
     let (_, wrong_key) = leaf(&pki, &["shop.example.com"], -1, 60);
@@ -189,13 +194,7 @@ async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
     );
 
     // A fresh resolver loads it back from the store and the files (a restart).
-    let reloaded = Arc::new(CertResolver::new());
-    let again = CertManager::new(
-        Store::open(data.path()).await.unwrap(),
-        AcmeConfig::new(data.path()),
-        reloaded.clone(),
-        Arc::new(Http01Challenges::new()),
-    );
+    let (again, reloaded) = manager_at(data.path()).await;
     assert_eq!(again.load().await.unwrap(), 1);
     assert!(reloaded.has_certificate("shop.example.com"));
 
@@ -207,14 +206,7 @@ async fn an_upload_that_fails_saves_nothing_and_one_that_passes_is_served() {
 #[tokio::test]
 async fn an_upload_that_takes_a_name_from_another_domains_certificate_needs_confirming() {
     let data = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).await.unwrap();
-    let resolver = Arc::new(CertResolver::new());
-    let manager = CertManager::new(
-        store,
-        AcmeConfig::new(data.path()),
-        resolver.clone(),
-        Arc::new(Http01Challenges::new()),
-    );
+    let (manager, resolver) = manager_at(data.path()).await;
     let pki = pki();
     let (www_chain, www_key) = leaf(&pki, &["www.example.com"], -1, 60);
     let www = manager

@@ -591,17 +591,9 @@ pub(crate) async fn forward(
         &mut parts.headers,
         info.peer.ip(),
         info.https,
+        info.host_header.as_ref(),
         &limits.trusted_proxies,
     );
-    // The host the client asked for. A trusted proxy's own X-Forwarded-Host
-    // (the host its client asked it for) stands; anyone else's was dropped.
-    let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
-    if let Some(host) = &info.host_header
-        && !(limits.is_trusted_proxy(info.peer.ip())
-            && parts.headers.contains_key(&x_forwarded_host))
-    {
-        parts.headers.insert(x_forwarded_host, host.clone());
-    }
     // Only the dashboard gets the edge's secret: it then believes X-Real-IP.
     match info.dashboard_secret {
         Some(secret) => parts.headers.insert(DASHBOARD_SECRET_HEADER, secret),

@@ -42,6 +42,9 @@ pub enum DestinationError {
     },
     #[error("S3: {0}")]
     S3(#[from] object_store::Error),
+    /// Reading an opened artifact back failed (from either kind of destination).
+    #[error("reading the stored artifact failed: {0}")]
+    Read(std::io::Error),
     #[error("S3 configuration: {0}")]
     S3Config(String),
     #[error("aborted: {0}")]

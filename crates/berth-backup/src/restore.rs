@@ -13,7 +13,7 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::checksum::Checksum;
 use crate::destination::{ArtifactKey, Destination};
-use crate::error::RestoreError;
+use crate::error::{DestinationError, RestoreError};
 
 const AGE_MAGIC: &[u8] = b"age-encryption.org/";
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -100,7 +100,7 @@ pub async fn verify_checksum(
         let n = source
             .read(&mut buf)
             .await
-            .map_err(|e| RestoreError::Source(io_source(e)))?;
+            .map_err(|e| RestoreError::Source(DestinationError::Read(e)))?;
         if n == 0 {
             break;
         }
@@ -115,13 +115,6 @@ pub async fn verify_checksum(
         });
     }
     Ok(total)
-}
-
-fn io_source(e: io::Error) -> crate::error::DestinationError {
-    crate::error::DestinationError::Local {
-        path: "(stream)".into(),
-        source: e,
-    }
 }
 
 /// Hashes and counts what is read through it.
@@ -159,7 +152,7 @@ fn decode<W: AsyncWrite + Unpin>(
         let mut input = BufReader::with_capacity(256 * 1024, hashing);
         let head = input
             .fill_buf()
-            .map_err(|e| RestoreError::Source(io_source(e)))?
+            .map_err(|e| RestoreError::Source(DestinationError::Read(e)))?
             .to_vec();
         if head.starts_with(AGE_MAGIC) {
             let key = decryption.ok_or(RestoreError::NeedsKey)?;

@@ -315,8 +315,11 @@ pub(crate) async fn context_stream(
 async fn archive_chunks(
     repo: &Path,
     subdir: &str,
-) -> Result<impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static, String> {
-    use tokio::io::AsyncReadExt;
+) -> Result<
+    impl futures_util::Stream<Item = std::io::Result<tokio_util::bytes::Bytes>> + Send + 'static,
+    String,
+> {
+    use futures_util::StreamExt;
     let tree = context_tree(subdir)?;
     // `HEAD:path` takes the rest as a path, so the type is asked separately.
     let kind = run(
@@ -342,30 +345,19 @@ async fn archive_chunks(
     .spawn()
     .map_err(|e| format!("cannot run git: {e}"))?;
     let stdout = child.stdout.take().ok_or("git archive has no output")?;
-    let chunks = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
-        let (mut stdout, child) = state?;
-        let mut chunk = vec![0; CONTEXT_CHUNK];
-        match stdout.read(&mut chunk).await {
-            Ok(0) => {
-                // The end of the output: git's exit says whether it is whole.
-                let out = match child.wait_with_output().await {
-                    Ok(out) if out.status.success() => return None,
-                    Ok(out) => std::io::Error::other(format!(
-                        "git archive failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )),
-                    Err(e) => e,
-                };
-                Some((Err(out), None))
-            }
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(chunk), Some((stdout, child))))
-            }
-            Err(e) => Some((Err(e), None)),
+    // The end of the output: git's exit says whether it is whole.
+    let exit = futures_util::stream::once(async move {
+        match child.wait_with_output().await {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(Err(std::io::Error::other(format!(
+                "git archive failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))),
+            Err(e) => Some(Err(e)),
         }
-    });
-    Ok(chunks)
+    })
+    .filter_map(std::future::ready);
+    Ok(tokio_util::io::ReaderStream::with_capacity(stdout, CONTEXT_CHUNK).chain(exit))
 }
 
 /// A tar archive of `subdir` (or the whole tree) at HEAD, in memory (stacks
@@ -607,7 +599,7 @@ mod tests {
         assert!(err.contains("the subdirectory nope is not"), "{err}");
         assert!(context_stream(repo.path(), "../x").await.is_err());
         // The chunks as the Docker client sends them.
-        let chunks: Vec<Vec<u8>> = archive_chunks(repo.path(), "site")
+        let chunks: Vec<_> = archive_chunks(repo.path(), "site")
             .await
             .unwrap()
             .map(Result::unwrap)

@@ -47,14 +47,14 @@ pub struct BuildContext(ContextBody);
 
 enum ContextBody {
     Whole(Vec<u8>),
-    Streamed(std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Vec<u8>>> + Send>>),
+    Streamed(std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>),
 }
 
 impl BuildContext {
     /// A context read chunk by chunk while it is sent to the daemon; an
     /// error ends the upload, and with it the build.
     pub fn streamed(
-        chunks: impl Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
+        chunks: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> BuildContext {
         BuildContext(ContextBody::Streamed(Box::pin(chunks)))
     }
@@ -227,9 +227,7 @@ impl DockerClient {
             tracing::info!(image.ref = %spec.tag, "building image");
             let body = match context.0 {
                 ContextBody::Whole(tar) => body_full(Bytes::from(tar)),
-                ContextBody::Streamed(chunks) => {
-                    body_try_stream(chunks.map(|c| c.map(Bytes::from)))
-                }
+                ContextBody::Streamed(chunks) => body_try_stream(chunks),
             };
             let mut messages = docker.build_image(options, None, Some(body));
             while let Some(message) = messages.next().await {

@@ -88,16 +88,23 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// The client's address as the edge judged it (one address, never a list).
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Sets `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Real-IP` for a request
-/// from `peer`, and returns the client's address.
+/// Sets `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` (from
+/// `host`, the request's `Host`) and `X-Real-IP` for a request from `peer`,
+/// and returns the client's address.
 ///
 /// From any other peer, every forwarded header the client sent is dropped
-/// (`Forwarded`, `X-Forwarded-Host`/`-Port`/`-Prefix` too; the proxy sets
-/// the host from `Host`): `X-Forwarded-For` and
-/// `X-Real-IP` are the peer. From a trusted proxy, the peer is appended to
-/// its `X-Forwarded-For`, its `X-Forwarded-Proto` is kept, and the client is
-/// the last address in the chain that is not itself a trusted proxy.
-pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, https: bool, trusted: &[Cidr]) -> IpAddr {
+/// (`Forwarded`, `X-Forwarded-Host`/`-Port`/`-Prefix` too): `X-Forwarded-For`
+/// and `X-Real-IP` are the peer. From a trusted proxy, the peer is appended
+/// to its `X-Forwarded-For`, its `X-Forwarded-Proto` and `X-Forwarded-Host`
+/// (the host its client asked it for) are kept, and the client is the last
+/// address in the chain that is not itself a trusted proxy.
+pub(crate) fn set(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    https: bool,
+    host: Option<&HeaderValue>,
+    trusted: &[Cidr],
+) -> IpAddr {
     let peer = peer.to_canonical();
     let ours = HeaderValue::from_static(if https { "https" } else { "http" });
     if !is_trusted(trusted, peer) {
@@ -115,6 +122,9 @@ pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, https: bool, trusted: &
         headers.insert(X_FORWARDED_FOR, value.clone());
         headers.insert(X_REAL_IP, value);
         headers.insert(X_FORWARDED_PROTO, ours);
+        if let Some(host) = host {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
         return peer;
     }
     let chain: Vec<IpAddr> = headers
@@ -151,6 +161,11 @@ pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, https: bool, trusted: &
         .is_some_and(|p| p == "https" || p == "http");
     if !proto_ok {
         headers.insert(X_FORWARDED_PROTO, ours);
+    }
+    if let Some(host) = host
+        && !headers.contains_key(&X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     client
 }
@@ -200,7 +215,13 @@ mod tests {
             ("forwarded", "for=10.0.0.3"),
             ("x-forwarded-port", "443"),
         ]);
-        let client = set(&mut headers, "198.51.100.4".parse().unwrap(), false, &[]);
+        let client = set(
+            &mut headers,
+            "198.51.100.4".parse().unwrap(),
+            false,
+            None,
+            &[],
+        );
         assert_eq!(client.to_string(), "198.51.100.4");
         assert_eq!(headers["x-forwarded-for"], "198.51.100.4");
         assert_eq!(headers["x-real-ip"], "198.51.100.4");
@@ -222,6 +243,7 @@ mod tests {
             &mut headers,
             "203.0.113.9".parse().unwrap(),
             false,
+            None,
             &trusted,
         );
         assert_eq!(client.to_string(), "198.51.100.4");

@@ -385,40 +385,40 @@ fn gateway_timeout(app: &str) -> Response<Body> {
 /// chunk, an HTTP/2 length that does not match, more than the limit): the
 /// client's fault, not the app's. The app got a cut message it discards.
 fn client_body_failed(err: &(dyn std::error::Error + 'static)) -> Option<Response<Body>> {
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_user())
-        {
-            let mut inner = e.source();
-            while let Some(i) = inner {
-                if i.is::<crate::conn::BodyTimeout>() {
-                    return Some(page(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "Request timeout",
-                        "The request body did not arrive in time.",
-                    ));
-                }
-                if i.is::<http_body_util::LengthLimitError>() {
-                    return Some(page(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "Request too large",
-                        "The request body is larger than this server accepts.",
-                    ));
-                }
-                if i.is::<hyper::Error>() {
-                    return Some(page(
-                        StatusCode::BAD_REQUEST,
-                        "Bad request",
-                        "The request body was not valid.",
-                    ));
-                }
-                inner = i.source();
-            }
-        }
-        cause = e.source();
+    type Cause<'a> = &'a (dyn std::error::Error + 'static);
+    fn chain(e: Cause<'_>) -> impl Iterator<Item = Cause<'_>> {
+        std::iter::successors(Some(e), |e| e.source())
     }
-    None
+    // The client's body failed where hyper reports a user error: its causes say how.
+    let refused = |cause: Cause<'_>| {
+        if cause.is::<crate::conn::BodyTimeout>() {
+            Some(page(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                "The request body did not arrive in time.",
+            ))
+        } else if cause.is::<http_body_util::LengthLimitError>() {
+            Some(page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large",
+                "The request body is larger than this server accepts.",
+            ))
+        } else if cause.is::<hyper::Error>() {
+            Some(page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request body was not valid.",
+            ))
+        } else {
+            None
+        }
+    };
+    chain(err)
+        .filter(|e| {
+            e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_user)
+        })
+        .find_map(|user| chain(user).skip(1).find_map(&refused))
 }
 
 /// Requests and tunnels under way per upstream, so a deploy can wait for
@@ -591,17 +591,9 @@ pub(crate) async fn forward(
         &mut parts.headers,
         info.peer.ip(),
         info.https,
+        info.host_header.as_ref(),
         &limits.trusted_proxies,
     );
-    // The host the client asked for. A trusted proxy's own X-Forwarded-Host
-    // (the host its client asked it for) stands; anyone else's was dropped.
-    let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
-    if let Some(host) = &info.host_header
-        && !(limits.is_trusted_proxy(info.peer.ip())
-            && parts.headers.contains_key(&x_forwarded_host))
-    {
-        parts.headers.insert(x_forwarded_host, host.clone());
-    }
     // Only the dashboard gets the edge's secret: it then believes X-Real-IP.
     match info.dashboard_secret {
         Some(secret) => parts.headers.insert(DASHBOARD_SECRET_HEADER, secret),

@@ -281,13 +281,16 @@ pub(crate) async fn ensure_current(
     }
 }
 
-/// Where a table keeps a sealed value: the nonce and ciphertext columns and
-/// the other columns its associated data is made of.
+/// Where a table keeps a sealed value: the nonce and ciphertext columns, the
+/// other columns its associated data is made of and how it is made of them.
+#[derive(Clone, Copy)]
 struct SealedColumns {
     table: &'static str,
     aad_columns: &'static str,
     nonce: &'static str,
     data: &'static str,
+    /// The associated data of one row, from its `aad_columns`.
+    aad: fn(&sqlx::sqlite::SqliteRow) -> String,
 }
 
 const ENV_VALUES: SealedColumns = SealedColumns {
@@ -295,40 +298,53 @@ const ENV_VALUES: SealedColumns = SealedColumns {
     aad_columns: "owner_kind, owner_id, key",
     nonce: "nonce",
     data: "ciphertext",
+    aad: |row| crate::env::var_aad(row.get("owner_kind"), row.get("owner_id"), row.get("key")),
 };
 const ENV_SNAPSHOTS: SealedColumns = SealedColumns {
     table: "env_history",
     aad_columns: "owner_kind, owner_id, version",
     nonce: "nonce",
     data: "snapshot",
+    aad: |row| {
+        crate::env::snapshot_aad(
+            row.get("owner_kind"),
+            row.get("owner_id"),
+            row.get("version"),
+        )
+    },
 };
 const WEBHOOK_SECRETS: SealedColumns = SealedColumns {
     table: "deploy_settings",
     aad_columns: "app_id",
     nonce: "webhook_nonce",
     data: "webhook_secret",
+    aad: |row| crate::deployments::webhook_aad(row.get("app_id")),
 };
 const DEPLOY_KEYS: SealedColumns = SealedColumns {
     table: "deploy_settings",
     aad_columns: "app_id",
     nonce: "deploy_key_nonce",
     data: "deploy_key_private",
+    aad: |row| crate::deployments::deploy_key_aad(row.get("app_id")),
 };
 const GIT_URLS: SealedColumns = SealedColumns {
     table: "deploy_settings",
     aad_columns: "app_id",
     nonce: "git_url_nonce",
     data: "git_url_sealed",
+    aad: |row| crate::deployments::git_url_aad(row.get("app_id")),
 };
 const STACK_STATES: SealedColumns = SealedColumns {
     table: "stacks",
     aad_columns: "id",
     nonce: "state_nonce",
     data: "state",
+    aad: |row| crate::stacks::state_aad(row.get("id")),
 };
 
 /// Every column pair that holds sealed values: a new one goes here, so a
-/// lost or different key is noticed for it too.
+/// lost or different key is noticed for it too and a rotation re-seals it.
+/// The env values and snapshots come first: [`Rotation`] counts them.
 const SEALED: [SealedColumns; 6] = [
     ENV_VALUES,
     ENV_SNAPSHOTS,
@@ -341,7 +357,7 @@ const SEALED: [SealedColumns; 6] = [
 /// How many sealed values the database holds, in every sealed column.
 async fn sealed_values(pool: &SqlitePool) -> Result<i64, StoreError> {
     let mut total = 0;
-    for cols in SEALED {
+    for cols in &SEALED {
         // Table and column names are constants of this file, never input.
         let count: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM {} WHERE {} IS NOT NULL",
@@ -360,15 +376,15 @@ async fn reseal(
     conn: &mut sqlx::SqliteConnection,
     old: &SecretKey,
     new: &SecretKey,
-    cols: SealedColumns,
-    aad: impl Fn(&sqlx::sqlite::SqliteRow) -> String,
+    cols: &SealedColumns,
 ) -> Result<usize, StoreError> {
     let SealedColumns {
         table,
         aad_columns,
         nonce,
         data,
-    } = cols;
+        aad,
+    } = *cols;
     // Aliased: with an INTEGER PRIMARY KEY, SQLite names a selected `rowid` after that key.
     let rows = sqlx::query(&format!(
         "SELECT rowid AS row_id, {aad_columns}, {nonce}, {data} FROM {table} WHERE {data} IS NOT NULL"
@@ -416,36 +432,11 @@ pub async fn rotate_key(store: &Store) -> Result<Rotation, StoreError> {
 
     let mut tx = store.pool().begin().await?;
     ensure_current(&mut tx, &old).await?;
-    let values = reseal(&mut tx, &old, &new, ENV_VALUES, |row| {
-        crate::env::var_aad(row.get("owner_kind"), row.get("owner_id"), row.get("key"))
-    })
-    .await?;
-    let snapshots = reseal(&mut tx, &old, &new, ENV_SNAPSHOTS, |row| {
-        crate::env::snapshot_aad(
-            row.get("owner_kind"),
-            row.get("owner_id"),
-            row.get("version"),
-        )
-    })
-    .await?;
-    // Deploy webhook secrets, the private halves of SSH deploy keys and git
-    // URLs with credentials (deployments.rs) are sealed with the same key.
-    reseal(&mut tx, &old, &new, WEBHOOK_SECRETS, |row| {
-        crate::deployments::webhook_aad(row.get("app_id"))
-    })
-    .await?;
-    reseal(&mut tx, &old, &new, DEPLOY_KEYS, |row| {
-        crate::deployments::deploy_key_aad(row.get("app_id"))
-    })
-    .await?;
-    reseal(&mut tx, &old, &new, GIT_URLS, |row| {
-        crate::deployments::git_url_aad(row.get("app_id"))
-    })
-    .await?;
-    reseal(&mut tx, &old, &new, STACK_STATES, |row| {
-        crate::stacks::state_aad(row.get("id"))
-    })
-    .await?;
+    let mut resealed = [0; SEALED.len()];
+    for (count, cols) in resealed.iter_mut().zip(&SEALED) {
+        *count = reseal(&mut tx, &old, &new, cols).await?;
+    }
+    let [values, snapshots, ..] = resealed;
     sqlx::query("UPDATE settings SET value = ? WHERE key = 'secret_key_id'")
         .bind(new.id())
         .execute(&mut *tx)

@@ -34,9 +34,8 @@ impl ArtifactKey {
         let ok = !s.is_empty()
             && s.len() <= 512
             && s.split('/').all(|seg| {
+                // No leading '.': no `.`/`..` segment, no hidden file.
                 !seg.is_empty()
-                    && seg != "."
-                    && seg != ".."
                     && !seg.starts_with('.')
                     && seg
                         .bytes()

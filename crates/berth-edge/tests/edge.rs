@@ -265,16 +265,22 @@ async fn a_route_swap_under_load_loses_no_request() {
     let (a, b) = (upstream("a").await, upstream("b").await);
     let edge = TestEdge::start(vec![app("load.test", "a", a.addr)]).await;
     // How many swaps are done: after an odd number the route is b, else a.
+    // `begun` counts a swap before its table is stored, `swaps` after: a
+    // request that saw `swaps` at its start equal to `begun` at its end ran
+    // wholly between two swaps (with one counter, a swap stored but not yet
+    // counted when a busy machine parks the swapping thread would look like
+    // no swap at all).
     let swaps = Arc::new(AtomicUsize::new(0));
+    let begun = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(20);
 
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (url, swaps, done) = (edge.url("/"), swaps.clone(), done.clone());
+        let (url, swaps, begun, done) = (edge.url("/"), swaps.clone(), begun.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let client = client();
-            // (swaps done before the request, after it, who answered or what went wrong)
+            // (swaps done before the request, swaps begun by its end, who answered or what went wrong)
             let mut seen: Vec<(usize, usize, Result<char, String>)> = Vec::new();
             while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let before = swaps.load(Ordering::SeqCst);
@@ -288,7 +294,7 @@ async fn a_route_swap_under_load_loses_no_request() {
                     Ok(r) => Err(format!("status {}", r.status())),
                     Err(err) => Err(format!("request: {err}")),
                 };
-                seen.push((before, swaps.load(Ordering::SeqCst), answer));
+                seen.push((before, begun.load(Ordering::SeqCst), answer));
             }
             seen
         }));
@@ -297,6 +303,7 @@ async fn a_route_swap_under_load_loses_no_request() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..200 {
         let to = if i % 2 == 0 { b.addr } else { a.addr };
+        begun.fetch_add(1, Ordering::SeqCst);
         edge.edge.set_routes(vec![app("load.test", "x", to)]);
         swaps.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -611,8 +611,9 @@ impl Runtime {
 
     /// Image (pulled or built), mounts ready, container created and started,
     /// health check passed. With the `recreate` strategy the serving
-    /// container is stopped (and recorded in `recreating`) just before the
-    /// new one is created, while the edge holds the app's requests.
+    /// container is stopped (and recorded in `recreating`) after the new one
+    /// is created and before it starts, while the edge holds the app's
+    /// requests.
     async fn prepare_and_check(
         &self,
         app: &App,
@@ -685,6 +686,36 @@ impl Runtime {
         if token.is_cancelled() {
             return Err(Stop::Cancelled);
         }
+        // Created before a `recreate` stops the old container: creating
+        // costs a few hundred ms on a busy host, and the edge holds the app's
+        // requests only from the stop to the new version's check.
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: image.clone(),
+            cmd: app.command.as_ref().map(|c| c.args().to_vec()),
+            env,
+            labels,
+            network,
+            network_aliases: vec![app.name.to_string()],
+            // Published only where the host cannot reach Docker's networks.
+            container_port: if self.direct() {
+                0
+            } else {
+                app.container_port.get()
+            },
+            restart: settings.restart_policy,
+            memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
+            nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
+            mounts: mounts.mounts,
+            options: Default::default(),
+        };
+        let id = docker
+            .create_container(&spec)
+            .await
+            .map_err(DeployError::from)?;
+        deployments::set_container(self.store(), dep.id, Some(&id))
+            .await
+            .map_err(DeployError::from)?;
         if strategy == DeployStrategy::Recreate
             && let Some(old) = serving
         {
@@ -733,33 +764,6 @@ impl Runtime {
                 .await
                 .map_err(DeployError::from)?;
         }
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image: image.clone(),
-            cmd: app.command.as_ref().map(|c| c.args().to_vec()),
-            env,
-            labels,
-            network,
-            network_aliases: vec![app.name.to_string()],
-            // Published only where the host cannot reach Docker's networks.
-            container_port: if self.direct() {
-                0
-            } else {
-                app.container_port.get()
-            },
-            restart: settings.restart_policy,
-            memory_bytes: settings.memory_mb.map(|mb| i64::from(mb) * 1024 * 1024),
-            nano_cpus: settings.cpu_millis.map(|m| i64::from(m) * 1_000_000),
-            mounts: mounts.mounts,
-            options: Default::default(),
-        };
-        let id = docker
-            .create_container(&spec)
-            .await
-            .map_err(DeployError::from)?;
-        deployments::set_container(self.store(), dep.id, Some(&id))
-            .await
-            .map_err(DeployError::from)?;
         if let Some(old) = serving
             && !mounts.fresh_targets.is_empty()
         {

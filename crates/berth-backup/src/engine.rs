@@ -381,7 +381,10 @@ impl Engine {
             // images' data dir and user (redis:7, valkey/valkey:8), and the
             // file name the server loads from it by default.
             Self::Redis => {
-                return RestoreMethod::FileIntoVolume(FileIntoVolume::new("/data/dump.rdb", "redis"));
+                return RestoreMethod::FileIntoVolume(FileIntoVolume::new(
+                    "/data/dump.rdb",
+                    "redis",
+                ));
             }
             Self::Valkey => {
                 return RestoreMethod::FileIntoVolume(FileIntoVolume::new(

@@ -35,7 +35,10 @@ async fn record_of(t: &DockerTest, db: &str, tool: &str) -> Vec<String> {
         {
             return lines[start + 1..start + len].to_vec();
         }
-        assert!(std::time::Instant::now() < deadline, "no record of {tool}: {log}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of {tool}: {log}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -49,7 +52,10 @@ fn field<'a>(record: &'a [String], name: &str) -> &'a str {
 }
 
 fn args(record: &[String]) -> Vec<&str> {
-    record.iter().filter_map(|l| l.strip_prefix("arg=")).collect()
+    record
+        .iter()
+        .filter_map(|l| l.strip_prefix("arg="))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,12 +63,8 @@ async fn mongo_stand_in_gets_the_password_over_the_config_fd_and_the_archive_str
     let t = DockerTest::new("mongo", &[IMAGE]).await;
     let db = t.start_database("db", IMAGE, Vec::new(), None).await;
     // Listening, seen without connecting (a connection would be recorded).
-    t.wait_until_ok(
-        &db,
-        &["sh", "-c", "netstat -ltn | grep -q ':27017 '"],
-        &[],
-    )
-    .await;
+    t.wait_until_ok(&db, &["sh", "-c", "netstat -ltn | grep -q ':27017 '"], &[])
+        .await;
 
     let conn = Connection {
         host: db.clone(),

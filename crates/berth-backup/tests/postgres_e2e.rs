@@ -174,7 +174,10 @@ async fn postgres_rows_come_back_after_a_backup_to_local_and_s3_and_a_restore_fr
             Some(decryption),
         )
         .await;
-    assert_eq!(restored.expect("restore streams").restored_bytes, report.dump_bytes);
+    assert_eq!(
+        restored.expect("restore streams").restored_bytes,
+        report.dump_bytes
+    );
     assert_eq!(code, 0, "pg_restore failed");
 
     assert_eq!(psql(&t, &db, "SELECT count(*) FROM items").await, "5000");

@@ -86,16 +86,28 @@ async fn redis_keys_come_back_after_an_rdb_backup_to_local_and_s3_and_a_restore_
     let dump_cmd = Engine::Redis.dump_command(&conn);
     assert!(!dump_cmd.argv.iter().any(|a| a.contains("pass word")));
     let report = t
-        .backup("dump", IMAGE, &dump_cmd, &PipelineOptions::default(), &targets)
+        .backup(
+            "dump",
+            IMAGE,
+            &dump_cmd,
+            &PipelineOptions::default(),
+            &targets,
+        )
         .await;
     assert!(report.fully_succeeded(), "{report:#?}");
     assert_eq!(s3.files("backups"), ["cache/1.rdb.zst"]);
 
     // What was stored is a clean RDB: it ends with the EOF opcode and the
     // checksum, without the transfer's EOF mark redis-cli 7.0 prints after it.
-    let (rdb, _) = restore(&Destination::Local(local), &key, report.sha256, None, Vec::new())
-        .await
-        .unwrap();
+    let (rdb, _) = restore(
+        &Destination::Local(local),
+        &key,
+        report.sha256,
+        None,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert!(rdb.starts_with(b"REDIS"));
     assert_eq!(rdb[rdb.len() - 9], 0xFF, "{:?}", &rdb[rdb.len() - 60..]);
     assert_eq!(rdb.len() as u64, report.dump_bytes);
@@ -126,7 +138,10 @@ async fn redis_keys_come_back_after_an_rdb_backup_to_local_and_s3_and_a_restore_
     assert_eq!(redis_cli(&t, &db, &["dbsize"]).await, "1002");
     assert_eq!(redis_cli(&t, &db, &["get", "key:777"]).await, "value 777");
     assert_eq!(redis_cli(&t, &db, &["hget", "user:1", "name"]).await, "Ada");
-    assert_eq!(redis_cli(&t, &db, &["lrange", "queue", "0", "-1"]).await, "a\nb\nc");
+    assert_eq!(
+        redis_cli(&t, &db, &["lrange", "queue", "0", "-1"]).await,
+        "a\nb\nc"
+    );
     // The restored file is the server's own again (it can replace it), and
     // nothing of the restore is left beside it.
     let listing = t.exec_ok(&db, &["ls", "-ln", "/data"], &[]).await;

@@ -13,19 +13,21 @@ use std::time::{Duration, Instant};
 
 use berth_backup::{
     ArtifactKey, BackupReport, Checksum, DecryptionKey, Destination, DumpSource, ExecCommand,
-    FileIntoVolume, PipelineOptions, RestoreError, RestoreReport, Target, restore, run_backup,
+    FileIntoVolume, PipelineOptions, RestoreError, RestoreReport, Target, restore,
+    run_backup_cancellable,
 };
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptions,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::io::StreamReader;
+use tokio_util::sync::CancellationToken;
 
 /// One test's Docker objects: a network and the containers on it, all
 /// labelled `berth.test=<label>` and removed (with their anonymous volumes)
@@ -222,10 +224,7 @@ impl DockerTest {
     /// SIGKILL, as a crash or an OOM kill would.
     pub async fn kill(&self, container: &str) {
         self.docker
-            .kill_container(
-                container,
-                None::<bollard::query_parameters::KillContainerOptions>,
-            )
+            .kill_container(container, None::<KillContainerOptions>)
             .await
             .unwrap();
     }
@@ -281,6 +280,24 @@ impl DockerTest {
         options: &PipelineOptions,
         targets: &[Target],
     ) -> BackupReport {
+        self.backup_watching(part, image, cmd, options, targets, None)
+            .await
+    }
+
+    /// [`DockerTest::backup`] that also watches the database container, as
+    /// berth's backup runner must: a dump whose server was killed can wait
+    /// forever on its connection (SIGKILL sends the dump no FIN when the
+    /// container's network goes with it), so when `database` stops the run
+    /// is cancelled (every destination aborts) and the sidecar removed.
+    pub async fn backup_watching(
+        &self,
+        part: &str,
+        image: &str,
+        cmd: &ExecCommand,
+        options: &PipelineOptions,
+        targets: &[Target],
+        database: Option<&str>,
+    ) -> BackupReport {
         let id = self
             .sidecar(part, image, cmd, false, SidecarOptions::on_network())
             .await;
@@ -320,13 +337,34 @@ impl DockerTest {
             exit: exit_code(&self.docker, &id),
             marker: cmd.marker.expect("a dump command has a marker"),
         };
-        run_backup(source, options, targets).await
+        let cancel = CancellationToken::new();
+        let watcher = database.map(|database| {
+            let docker = self.docker.clone();
+            let database = database.to_owned();
+            let cancel = cancel.clone();
+            let sidecar = id.clone();
+            tokio::spawn(async move {
+                let _ = exit_code(&docker, &database).await;
+                cancel.cancel();
+                let _ = docker
+                    .kill_container(&sidecar, None::<KillContainerOptions>)
+                    .await;
+            })
+        });
+        let report = run_backup_cancellable(source, options, targets, cancel).await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        report
     }
 
     /// Streams the artifact at `destination`/`key` into the stdin of `cmd`
     /// run in a sidecar; returns what the restore reported and the
     /// sidecar's exit code.
-    #[expect(clippy::too_many_arguments, reason = "a test helper, each argument named at the call")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a test helper, each argument named at the call"
+    )]
     pub async fn restore(
         &self,
         part: &str,
@@ -368,7 +406,10 @@ impl DockerTest {
             .map(|(_input, report)| report);
         // A failed restore may leave stdin open; the sidecar then never ends.
         if result.is_err() {
-            let _ = self.docker.kill_container(&id, None::<bollard::query_parameters::KillContainerOptions>).await;
+            let _ = self
+                .docker
+                .kill_container(&id, None::<KillContainerOptions>)
+                .await;
         }
         let code = tokio::time::timeout(Duration::from_secs(300), exit_code(&self.docker, &id))
             .await
@@ -380,7 +421,10 @@ impl DockerTest {
 
     /// A [`FileIntoVolume`] restore into the volume of `database`, step by
     /// step as its docs say: stop, write, commit (or discard), start.
-    #[expect(clippy::too_many_arguments, reason = "a test helper, each argument named at the call")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a test helper, each argument named at the call"
+    )]
     pub async fn restore_file_into_volume(
         &self,
         part: &str,

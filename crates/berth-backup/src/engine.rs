@@ -558,6 +558,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn redis_and_valkey_restore_a_file_into_the_volume_and_the_others_through_stdin() {
+        for engine in ALL {
+            match engine.restore_method(&conn()) {
+                RestoreMethod::FileIntoVolume(m) => {
+                    assert!(
+                        matches!(engine, Engine::Redis | Engine::Valkey),
+                        "{engine:?}"
+                    );
+                    assert_eq!(m.path, "/data/dump.rdb");
+                    // The commit is a rename within one directory.
+                    assert_eq!(m.partial, "/data/dump.rdb.berth-restore");
+                    assert_eq!(m.write.argv, ["cp", "/dev/stdin", m.partial.as_str()]);
+                    assert_eq!(
+                        m.commit.argv,
+                        ["mv", "-f", m.partial.as_str(), m.path.as_str()]
+                    );
+                    assert_eq!(m.discard.argv, ["rm", "-f", m.partial.as_str()]);
+                    assert!(engine.restore_command(&conn()).is_none());
+                }
+                RestoreMethod::Stdin(cmd) => {
+                    assert!(
+                        !matches!(engine, Engine::Redis | Engine::Valkey),
+                        "{engine:?}"
+                    );
+                    assert_eq!(cmd.marker, None);
+                }
+            }
+        }
+    }
+
     /// No MongoDB tools exist on these machines: a stand-in `mongodump`
     /// script records what it got, to prove the constant wrapper hands the
     /// config over fd 3 intact and keeps the password out of argv.

@@ -89,6 +89,9 @@ if [ ! -d "$datadir/mysql" ]; then
         --loose-innodb-buffer-pool-load-at-startup=0 --loose-innodb-buffer-pool-dump-at-shutdown=0 &
     init_pid=$!
     sql() { mariadb --protocol=socket --socket="$socket" -uroot --batch "$@"; }
+    sql_in_database() {
+        if [ -n "$database" ]; then sql --database="$database"; else sql; fi
+    }
     tries=0
     until sql -e 'SELECT 1' >/dev/null 2>&1; do
         tries=$((tries + 1))
@@ -130,8 +133,8 @@ if [ ! -d "$datadir/mysql" ]; then
         [ -f "$f" ] || continue
         case "$f" in
             *.sh) log "running $f"; MARIADB_DATABASE="$database" sh "$f" ;;
-            *.sql) log "running $f"; sql ${database:+--database="$database"} <"$f" ;;
-            *.sql.gz) log "running $f"; gzip -dc "$f" | sql ${database:+--database="$database"} ;;
+            *.sql) log "running $f"; sql_in_database <"$f" ;;
+            *.sql.gz) log "running $f"; gzip -dc "$f" | sql_in_database ;;
             *) log "ignoring $f" ;;
         esac
     done

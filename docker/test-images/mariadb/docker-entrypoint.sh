@@ -88,7 +88,10 @@ if [ ! -d "$datadir/mysql" ]; then
     "$@" --skip-networking --socket="$socket" --skip-log-bin \
         --loose-innodb-buffer-pool-load-at-startup=0 --loose-innodb-buffer-pool-dump-at-shutdown=0 &
     init_pid=$!
-    sql() { mariadb --protocol=socket --socket="$socket" -uroot --batch "$@"; }
+    # root's password, once set below: this process is OS user mysql, so the
+    # socket does not let it in as root (only OS root).
+    sql_password=""
+    sql() { MYSQL_PWD="$sql_password" mariadb --protocol=socket --socket="$socket" -uroot --batch "$@"; }
     sql_in_database() {
         if [ -n "$database" ]; then sql --database="$database"; else sql; fi
     }
@@ -128,6 +131,7 @@ if [ ! -d "$datadir/mysql" ]; then
         printf '%s\n' "FLUSH PRIVILEGES;"
     } | sql
     unset root_lit user_lit
+    sql_password="$root_password"
 
     for f in /docker-entrypoint-initdb.d/*; do
         [ -f "$f" ] || continue

@@ -118,6 +118,75 @@ impl ExecCommand {
     }
 }
 
+/// How a dump goes back into a database of an engine: what berth-deploy
+/// follows when it wires a restore ([`Engine::restore_method`]).
+#[derive(Debug)]
+pub enum RestoreMethod {
+    /// The server stays up; the dump is streamed into this command's stdin,
+    /// run in a sidecar container from the database's own image on its
+    /// network (pg_restore, mariadb/mysql, mongorestore).
+    Stdin(ExecCommand),
+    /// The server reads the dump only when it starts (Redis/Valkey: an RDB
+    /// file); see [`FileIntoVolume`] for the steps.
+    FileIntoVolume(FileIntoVolume),
+}
+
+/// A restore that puts the dump into the database's data volume as the file
+/// the server loads at start. Every command runs in a sidecar container from
+/// the database's image, with the database container's volumes
+/// (`volumes_from`), as [`FileIntoVolume::user`]; no network is needed. In order:
+///
+/// 1. Stop the database container, and only then write: its own shutdown
+///    may write the file (Redis saves `dump.rdb` on SIGTERM).
+/// 2. [`FileIntoVolume::write`]: the dump streamed into its stdin lands
+///    beside the file, as [`FileIntoVolume::partial`].
+/// 3. If the stream was whole (the restore returned `Ok`: checksum matched)
+///    and `write` exited 0: [`FileIntoVolume::commit`] renames it over
+///    [`FileIntoVolume::path`]. Otherwise [`FileIntoVolume::discard`]
+///    removes it, and the old file is as it was.
+/// 4. Start the database container: it loads the file.
+///
+/// A server with `appendonly yes` loads its AOF instead of the RDB; berth's
+/// managed Redis keeps the official image's default (no AOF).
+#[derive(Debug)]
+pub struct FileIntoVolume {
+    /// The file the server loads at start.
+    pub path: String,
+    /// Where `write` puts the stream, in the same directory (so `commit` is a rename).
+    pub partial: String,
+    /// The image's user that owns the data dir (the server must read and
+    /// later replace the file). A name, not an id: the official Debian and
+    /// Alpine images give it different group ids.
+    pub user: String,
+    /// stdin → `partial`.
+    pub write: ExecCommand,
+    /// `partial` → `path`, atomically.
+    pub commit: ExecCommand,
+    /// Removes `partial`.
+    pub discard: ExecCommand,
+}
+
+impl FileIntoVolume {
+    /// Plain tools without a shell, present in every official image
+    /// (coreutils or busybox): `cp /dev/stdin` copies a pipe to its end.
+    fn new(path: &str, user: &str) -> Self {
+        let partial = format!("{path}.berth-restore");
+        let command = |argv: Vec<String>| ExecCommand {
+            argv,
+            env: Vec::new(),
+            marker: None,
+        };
+        Self {
+            write: command(vec![s("cp"), s("/dev/stdin"), partial.clone()]),
+            commit: command(vec![s("mv"), s("-f"), partial.clone(), path.to_owned()]),
+            discard: command(vec![s("rm"), s("-f"), partial.clone()]),
+            path: path.to_owned(),
+            partial,
+            user: user.to_owned(),
+        }
+    }
+}
+
 /// The constant script for MongoDB tools (see the module docs). `$0` is the
 /// tool, `"$@"` its arguments; only the environment carries values.
 pub const MONGO_WRAPPER: &str =
@@ -195,6 +264,11 @@ impl Engine {
                     "valkey-cli"
                 };
                 // --rdb -: the replica-sync snapshot straight to stdout.
+                // redis-cli 7.0 leaves the 40-byte EOF mark of a diskless
+                // transfer after the RDB on stdout; the pipeline drops it
+                // (RdbEofMarkStrip in pipeline.rs). `--user default` with
+                // REDISCLI_AUTH is `AUTH default <password>`, which a
+                // `--requirepass` server accepts (tested against 7.0).
                 let argv = vec![
                     s(tool),
                     s("-h"),
@@ -252,12 +326,18 @@ impl Engine {
         }
     }
 
-    /// The command that reads a dump on stdin and loads it into `conn.database`.
-    ///
-    /// Redis/Valkey have none: an RDB is loaded by stopping the server,
-    /// putting the file in its volume as `dump.rdb` and starting it again,
-    /// so this returns `None` for them.
+    /// The command that reads a dump on stdin and loads it into
+    /// `conn.database`; `None` for Redis/Valkey, which have none
+    /// ([`Engine::restore_method`] says how they restore).
     pub fn restore_command(self, conn: &Connection) -> Option<ExecCommand> {
+        match self.restore_method(conn) {
+            RestoreMethod::Stdin(cmd) => Some(cmd),
+            RestoreMethod::FileIntoVolume(_) => None,
+        }
+    }
+
+    /// How a dump of this engine is restored into `conn.database`.
+    pub fn restore_method(self, conn: &Connection) -> RestoreMethod {
         let port = conn.port.to_string();
         let (argv, env) = match self {
             // --single-transaction: all or nothing, so a failed restore leaves
@@ -297,7 +377,21 @@ impl Engine {
                     vec![EnvVar::new("MYSQL_PWD", conn.password.expose_secret())],
                 )
             }
-            Self::Redis | Self::Valkey => return None,
+            // An RDB is loaded only when the server starts. The official
+            // images' data dir and user (redis:7, valkey/valkey:8), and the
+            // file name the server loads from it by default.
+            Self::Redis => {
+                return RestoreMethod::FileIntoVolume(FileIntoVolume::new(
+                    "/data/dump.rdb",
+                    "redis",
+                ));
+            }
+            Self::Valkey => {
+                return RestoreMethod::FileIntoVolume(FileIntoVolume::new(
+                    "/data/dump.rdb",
+                    "valkey",
+                ));
+            }
             Self::MongoDb => {
                 let mut argv = vec![
                     s("sh"),
@@ -321,7 +415,7 @@ impl Engine {
                 )
             }
         };
-        Some(ExecCommand {
+        RestoreMethod::Stdin(ExecCommand {
             argv,
             env,
             marker: None,
@@ -461,6 +555,37 @@ mod tests {
         }
         for good in ["app", "shop_2", "my-db", "v1.2"] {
             assert!(DbIdent::parse(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn redis_and_valkey_restore_a_file_into_the_volume_and_the_others_through_stdin() {
+        for engine in ALL {
+            match engine.restore_method(&conn()) {
+                RestoreMethod::FileIntoVolume(m) => {
+                    assert!(
+                        matches!(engine, Engine::Redis | Engine::Valkey),
+                        "{engine:?}"
+                    );
+                    assert_eq!(m.path, "/data/dump.rdb");
+                    // The commit is a rename within one directory.
+                    assert_eq!(m.partial, "/data/dump.rdb.berth-restore");
+                    assert_eq!(m.write.argv, ["cp", "/dev/stdin", m.partial.as_str()]);
+                    assert_eq!(
+                        m.commit.argv,
+                        ["mv", "-f", m.partial.as_str(), m.path.as_str()]
+                    );
+                    assert_eq!(m.discard.argv, ["rm", "-f", m.partial.as_str()]);
+                    assert!(engine.restore_command(&conn()).is_none());
+                }
+                RestoreMethod::Stdin(cmd) => {
+                    assert!(
+                        !matches!(engine, Engine::Redis | Engine::Valkey),
+                        "{engine:?}"
+                    );
+                    assert_eq!(cmd.marker, None);
+                }
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub mod schedule;
 pub use age::secrecy::{ExposeSecret, SecretString};
 pub use checksum::Checksum;
 pub use destination::{ArtifactKey, Destination, DestinationResult, LocalDir, S3Config};
-pub use engine::{Connection, DbIdent, Engine, ExecCommand};
+pub use engine::{Connection, DbIdent, Engine, ExecCommand, FileIntoVolume, RestoreMethod};
 pub use error::{DestinationError, PipelineError, RestoreError, ScheduleError};
 pub use marker::FormatMarker;
 pub use pipeline::{

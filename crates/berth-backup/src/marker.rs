@@ -23,8 +23,8 @@ impl FormatMarker {
     /// How many leading bytes [`FormatMarker::matches`] needs to decide.
     pub const fn needed(self) -> usize {
         match self {
-            // The sandbox line, its newline and the banner.
-            Self::MysqlSql => MARIADB_SANDBOX_LINE.len() + 2 + 16,
+            // The sandbox line, its trailing space and newline, the banner.
+            Self::MysqlSql => MARIADB_SANDBOX_LINE.len() + 3 + 16,
             Self::PgDumpallSql => 64,
             Self::PgCustom | Self::Rdb => 6,
             Self::MongoArchive => 4,
@@ -45,6 +45,9 @@ impl FormatMarker {
             Self::MysqlSql => {
                 let mut rest = head;
                 if let Some(after) = rest.strip_prefix(MARIADB_SANDBOX_LINE) {
+                    // mariadb-dump 10.11.18 (Debian bookworm) writes the line
+                    // as `... */ \n`: a space before the newline.
+                    let after = after.strip_prefix(b" ").unwrap_or(after);
                     rest = after
                         .strip_prefix(b"\r\n")
                         .or(after.strip_prefix(b"\n"))
@@ -81,6 +84,10 @@ mod tests {
         assert!(MysqlSql.matches(b"-- MySQL dump 10.13  Distrib 8.0.36"));
         assert!(
             MysqlSql.matches(b"/*M!999999\\- enable the sandbox mode */\n-- MariaDB dump 10.19")
+        );
+        // As mariadb-dump 10.11.18 really writes it (berth-test/mariadb).
+        assert!(
+            MysqlSql.matches(b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19")
         );
         assert!(!MysqlSql.matches(b"mysqldump: Got error: 1045"));
         assert!(Rdb.matches(b"REDIS0011"));

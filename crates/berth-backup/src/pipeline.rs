@@ -331,7 +331,12 @@ fn encode<R: AsyncRead + Unpin>(
     senders: Senders,
     cancel: &CancellationToken,
 ) -> Result<(Encoded, Senders), PipelineError> {
-    let mut input = SyncIoBridge::new(reader);
+    let bridge = SyncIoBridge::new(reader);
+    let mut input: Box<dyn Read> = if marker == FormatMarker::Rdb {
+        Box::new(RdbEofMarkStrip::new(bridge))
+    } else {
+        Box::new(bridge)
+    };
     let fan = FanOut::new(senders, options.chunk_size.max(4096));
     let sink = match &options.encryption {
         None => Sink::Plain(fan),
@@ -507,5 +512,129 @@ impl Write for FanOut {
         // Chunks go out when full or at finish; a flush from zstd or age
         // must not send small pieces (S3 parts have a minimum size anyway).
         Ok(())
+    }
+}
+
+/// Length of the EOF mark of a diskless Redis/Valkey replication transfer.
+const RDB_EOF_MARK: usize = 40;
+/// An RDB ends with the EOF opcode 0xFF and an 8-byte checksum.
+const RDB_END: usize = 9;
+
+/// `redis-cli --rdb -` of Redis 7.0 (Debian bookworm's) leaves the 40-byte
+/// EOF mark of a diskless transfer, the server's default, at the end of its
+/// stdout: it cuts the mark off with `ftruncate` only when it writes a file.
+/// The RDB is then 40 bytes of hex digits too long. An RDB ends with 0xFF
+/// and its 8-byte checksum, so 40 hex digits right after those can only be
+/// that mark: this holds back the last 49 bytes of the dump and drops the
+/// last 40 at the end when they are. Output that ends otherwise (a disk-based
+/// transfer, a redis-cli that strips the mark) passes unchanged.
+struct RdbEofMarkStrip<R> {
+    inner: R,
+    /// Read, not yet passed on; everything but the last `RDB_END + RDB_EOF_MARK` goes on.
+    held: Vec<u8>,
+    ended: bool,
+}
+
+impl<R: Read> RdbEofMarkStrip<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            held: Vec::new(),
+            ended: false,
+        }
+    }
+}
+
+fn ends_with_rdb_eof_mark(tail: &[u8]) -> bool {
+    let Some(end) = tail.len().checked_sub(RDB_END + RDB_EOF_MARK) else {
+        return false;
+    };
+    tail[end] == 0xFF
+        && tail[tail.len() - RDB_EOF_MARK..]
+            .iter()
+            .all(u8::is_ascii_hexdigit)
+}
+
+impl<R: Read> Read for RdbEofMarkStrip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let keep = if self.ended {
+                0
+            } else {
+                RDB_END + RDB_EOF_MARK
+            };
+            if self.held.len() > keep {
+                let n = (self.held.len() - keep).min(buf.len());
+                buf[..n].copy_from_slice(&self.held[..n]);
+                self.held.drain(..n);
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            let before = self.held.len();
+            self.held.resize(before + buf.len().max(4096), 0);
+            match self.inner.read(&mut self.held[before..]) {
+                Ok(0) => {
+                    self.held.truncate(before);
+                    self.ended = true;
+                    if ends_with_rdb_eof_mark(&self.held) {
+                        self.held.truncate(before - RDB_EOF_MARK);
+                    }
+                }
+                Ok(n) => self.held.truncate(before + n),
+                Err(e) => {
+                    self.held.truncate(before);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(input: &[u8]) -> Vec<u8> {
+        // Small reads, so the held-back tail crosses read boundaries.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(7);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        RdbEofMarkStrip::new(Trickle(input))
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// As Redis 7.0's `redis-cli --rdb -` printed it for a two-key database.
+    fn rdb() -> Vec<u8> {
+        let mut rdb = b"REDIS0010\xfa\x09redis-ver\x067.0.15".to_vec();
+        rdb.extend_from_slice(b"\xfe\x00\xfb\x02\x00\x00\x01b\xc0\x02\x00\x01a\xc0\x01");
+        rdb.extend_from_slice(b"\xff\xbe\xd9\x1c\x20\x8e\x9b\xb6\x7c");
+        rdb
+    }
+
+    #[test]
+    fn the_eof_mark_redis_cli_leaves_after_an_rdb_is_dropped() {
+        let mut with_mark = rdb();
+        with_mark.extend_from_slice(b"d8d9243ba4768e3e06cbc824a135bf7dc4c7d0eb");
+        assert_eq!(strip(&with_mark), rdb());
+    }
+
+    #[test]
+    fn an_rdb_without_the_mark_and_anything_else_pass_unchanged() {
+        assert_eq!(strip(&rdb()), rdb());
+        let text = b"NOAUTH Authentication required. 0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(strip(text), text);
+        assert_eq!(strip(b""), b"");
+        assert_eq!(strip(b"REDIS"), b"REDIS");
     }
 }

@@ -1,8 +1,12 @@
-//! Shared test helpers: a real dump process and a real S3 server (s3s-fs).
+//! Shared test helpers: a real dump process, a real S3 server (s3s-fs) and,
+//! in [`docker`], real database containers with dump and restore sidecars.
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of the helpers"
 )]
+
+/// Database containers and sidecars for the engine tests.
+pub mod docker;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -150,6 +154,15 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The total size of the regular files under `dir`, hidden temp files included.
+pub fn bytes_under(dir: &Path) -> u64 {
+    files_under(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// A port nothing listens on: bound, then released.

@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::channel::{Email, SmtpSecurity};
+use crate::error::SendError;
+use crate::message::{Message, truncate};
+use crate::net::{error_chain, resolve_checked};
+
+/// Builds the mail and sends it over one SMTP session to the checked
+/// address; the certificate is still verified against the host name.
+pub(crate) async fn send(
+    email: &Email,
+    message: &Message,
+    allow_private: bool,
+    timeout: Duration,
+) -> Result<(), SendError> {
+    let host = &email.host.host;
+    let port = email.host.port.unwrap_or(match email.security {
+        SmtpSecurity::ImplicitTls => 465,
+        SmtpSecurity::StartTls => 587,
+        SmtpSecurity::Plain => 25,
+    });
+    let addrs = resolve_checked(host, port, allow_private, timeout).await?;
+
+    let mut builder = lettre::Message::builder()
+        .from(email.from.clone())
+        .subject(truncate(&message.title, 200))
+        .header(ContentType::TEXT_PLAIN);
+    for to in &email.to {
+        builder = builder.to(to.clone());
+    }
+    let text = format!(
+        "{}\n\n-- \nberth · {} · {}\n",
+        truncate(&message.plain_text(), 64 * 1024),
+        message.event.as_str(),
+        message.severity.as_str()
+    );
+    let mail = builder
+        .body(text)
+        .map_err(|e| SendError::BadEmail(e.to_string()))?;
+
+    let tls_params = || {
+        TlsParameters::new(host.clone()).map_err(|e| SendError::Transport {
+            host: host.clone(),
+            reason: error_chain(&e),
+        })
+    };
+    let tls = match email.security {
+        SmtpSecurity::ImplicitTls => Tls::Wrapper(tls_params()?),
+        SmtpSecurity::StartTls => Tls::Required(tls_params()?),
+        SmtpSecurity::Plain => Tls::None,
+    };
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addrs[0].ip().to_string())
+            .port(port)
+            .tls(tls)
+            .timeout(Some(timeout));
+    if let Some((user, password)) = &email.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    let transport = transport.build();
+    match tokio::time::timeout(timeout * 2, transport.send(mail)).await {
+        Err(_) => Err(SendError::TimedOut {
+            host: host.clone(),
+            timeout,
+        }),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_timeout() => Err(SendError::TimedOut {
+            host: host.clone(),
+            timeout,
+        }),
+        Ok(Err(e)) => Err(SendError::Smtp(error_chain(&e))),
+    }
+}

@@ -44,7 +44,7 @@ pub enum SendError {
         host: String,
         timeout: std::time::Duration,
     },
-    #[error("the mail server refused the message: {0}")]
+    #[error("sending the mail failed: {0}")]
     Smtp(String),
     #[error("the e-mail could not be built: {0}")]
     BadEmail(String),

@@ -94,17 +94,26 @@ async fn an_email_arrives_at_a_real_smtp_server_with_its_subject_and_login() {
         server.port
     ))
     .unwrap();
-    local_notifier().send(&channel, &failed_drill()).await.unwrap();
+    local_notifier()
+        .send(&channel, &failed_drill())
+        .await
+        .unwrap();
 
     let mail = server.next_mail().await;
     assert_eq!(mail["from"], "berth@example.com");
-    assert_eq!(mail["to"], serde_json::json!(["ops@example.com", "cto@example.com"]));
+    assert_eq!(
+        mail["to"],
+        serde_json::json!(["ops@example.com", "cto@example.com"])
+    );
     assert_eq!(
         mail["logins"],
         serde_json::json!([{ "login": "berth", "password": "pa:ss@word" }])
     );
     let data = mail["data"].as_str().unwrap();
-    assert!(data.contains("Subject: Restore drill of shop failed\r\n"), "{data}");
+    assert!(
+        data.contains("Subject: Restore drill of shop failed\r\n"),
+        "{data}"
+    );
     assert!(data.contains("the checksum no longer matches"), "{data}");
     assert!(data.contains("database: shop"), "{data}");
     assert!(data.contains("drill.failed"), "{data}");
@@ -137,7 +146,10 @@ async fn starttls_is_required_by_default_so_nothing_goes_out_in_clear() {
     ))
     .unwrap();
     let err = local_notifier().send_test(&channel).await.unwrap_err();
-    assert!(err.to_string().contains("STARTTLS is not supported"), "{err}");
+    assert!(
+        err.to_string().contains("STARTTLS is not supported"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("pa:ss@word"), "{err}");
     server.assert_no_mail().await;
 }

@@ -29,9 +29,15 @@ async fn loopback_targets_are_refused_without_allow_private_and_reached_with_it(
             SendError::PrivateAddress { addr, .. } => assert!(addr.is_loopback(), "{url}: {addr}"),
             other => panic!("{url}: expected PrivateAddress, got {other:?}"),
         }
-        assert!(err.to_string().contains("an admin can allow private targets"));
+        assert!(
+            err.to_string()
+                .contains("an admin can allow private targets")
+        );
     }
-    assert!(receiver.requests().is_empty(), "a refused send reached the server");
+    assert!(
+        receiver.requests().is_empty(),
+        "a refused send reached the server"
+    );
 
     let channel = Channel::parse(&format!("json://127.0.0.1:{}/hook", receiver.port())).unwrap();
     local_notifier().send_test(&channel).await.unwrap();
@@ -48,8 +54,9 @@ async fn the_rule_also_holds_for_vendor_channels_and_email() {
     assert!(receiver.requests().is_empty());
 
     // Nothing listens on this port: the refusal must come before any connection.
-    let mail = Channel::parse("mailto://127.0.0.1:9?to=a@example.com&from=b@example.com&starttls=no")
-        .unwrap();
+    let mail =
+        Channel::parse("mailto://127.0.0.1:9?to=a@example.com&from=b@example.com&starttls=no")
+            .unwrap();
     let err = default_notifier().send_test(&mail).await.unwrap_err();
     assert!(matches!(err, SendError::PrivateAddress { .. }), "{err:?}");
 }

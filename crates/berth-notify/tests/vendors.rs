@@ -39,7 +39,10 @@ async fn discord_gets_one_embed_at_its_execute_webhook_path() {
     let body = request.json();
     let embed = &body["embeds"][0];
     assert_eq!(embed["title"], "Disk over 90 % on server");
-    assert_eq!(embed["description"], "/ is 93 % full <since 10:02> & rising");
+    assert_eq!(
+        embed["description"],
+        "/ is 93 % full <since 10:02> & rising"
+    );
     assert_eq!(embed["color"], 0xE74C3C);
     assert_eq!(embed["fields"][0]["name"], "mount");
     assert_eq!(embed["fields"][1]["value"], "93 %");
@@ -49,14 +52,20 @@ async fn discord_gets_one_embed_at_its_execute_webhook_path() {
 #[tokio::test]
 async fn discords_error_answer_comes_back_without_the_token() {
     let receiver = Receiver::start().await;
-    receiver.answer_with(401, r#"{"message": "Invalid Webhook Token", "code": 50027}"#);
+    receiver.answer_with(
+        401,
+        r#"{"message": "Invalid Webhook Token", "code": 50027}"#,
+    );
     let channel = Channel::parse("discord://123456789/SECRETTOKEN").unwrap();
     let err = local_notifier()
         .with_vendor_base_for_tests(receiver.base())
         .send(&channel, &alert())
         .await
         .unwrap_err();
-    assert!(matches!(err, SendError::Rejected { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, SendError::Rejected { status: 401, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("Invalid Webhook Token"), "{text}");
     assert!(!text.contains("SECRETTOKEN"), "{text}");
@@ -104,7 +113,10 @@ async fn telegram_gets_send_message_with_escaped_html() {
     assert_eq!(body["chat_id"], "-1001234567");
     assert_eq!(body["parse_mode"], "HTML");
     let text = body["text"].as_str().unwrap();
-    assert!(text.starts_with("<b>Disk over 90 % on server</b>\n\n"), "{text}");
+    assert!(
+        text.starts_with("<b>Disk over 90 % on server</b>\n\n"),
+        "{text}"
+    );
     assert!(text.contains("&lt;since 10:02&gt; &amp; rising"), "{text}");
     assert!(text.contains("mount: /"), "{text}");
 }
@@ -154,7 +166,12 @@ async fn ntfy_gets_a_json_publish_with_topic_priority_and_basic_auth() {
     assert_eq!(body["title"], "Disk over 90 % on server");
     assert_eq!(body["priority"], 5);
     assert_eq!(body["tags"][1], "alert.firing");
-    assert!(body["message"].as_str().unwrap().starts_with("/ is 93 % full"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("/ is 93 % full")
+    );
 }
 
 #[tokio::test]

@@ -49,16 +49,32 @@ async fn a_signed_webhook_arrives_and_its_hmac_verifies_with_the_secret() {
     assert_eq!(request.uri, "/hooks/berth");
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("x-berth-event"), Some("backup.failed"));
-    let timestamp = request.header("x-berth-timestamp").expect("timestamp header");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let timestamp = request
+        .header("x-berth-timestamp")
+        .expect("timestamp header");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     assert!(now.abs_diff(timestamp.parse().unwrap()) < 60);
 
-    let signature = request.header("x-berth-signature").expect("signature header");
-    assert_eq!(signature, expected_signature("s3cr=t", timestamp, &request.body));
-    assert_ne!(signature, expected_signature("wrong", timestamp, &request.body));
+    let signature = request
+        .header("x-berth-signature")
+        .expect("signature header");
+    assert_eq!(
+        signature,
+        expected_signature("s3cr=t", timestamp, &request.body)
+    );
+    assert_ne!(
+        signature,
+        expected_signature("wrong", timestamp, &request.body)
+    );
     let mut tampered = request.body.to_vec();
     tampered[10] ^= 1;
-    assert_ne!(signature, expected_signature("s3cr=t", timestamp, &tampered));
+    assert_ne!(
+        signature,
+        expected_signature("s3cr=t", timestamp, &tampered)
+    );
 
     let body = request.json();
     assert_eq!(body["event"], "backup.failed");

@@ -74,7 +74,11 @@ impl Receiver {
 
     pub fn only_request(&self) -> Recorded {
         let requests = self.requests();
-        assert_eq!(requests.len(), 1, "expected exactly one request: {requests:?}");
+        assert_eq!(
+            requests.len(),
+            1,
+            "expected exactly one request: {requests:?}"
+        );
         requests.into_iter().next().unwrap()
     }
 }

@@ -1,3 +1,4 @@
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -54,8 +55,9 @@ pub(crate) async fn send(
         SmtpSecurity::StartTls => Tls::Required(tls_params()?),
         SmtpSecurity::Plain => Tls::None,
     };
+    let ip = first_reachable(host, &addrs, timeout).await?;
     let mut transport =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addrs[0].ip().to_string())
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip.to_string())
             .port(port)
             .tls(tls)
             .timeout(Some(timeout));
@@ -73,6 +75,31 @@ pub(crate) async fn send(
             host: host.clone(),
             timeout,
         }),
-        Ok(Err(e)) => Err(SendError::Smtp(error_chain(&e))),
+        Ok(Err(e)) => Err(SendError::Smtp {
+            answer: error_chain(&e),
+            permanent: e.is_permanent(),
+        }),
     }
+}
+
+/// lettre connects to one address; a name such as `localhost` often
+/// resolves to `::1` and `127.0.0.1` with the server on only one, so take
+/// the first checked address that accepts a connection.
+async fn first_reachable(
+    host: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<IpAddr, SendError> {
+    let mut last = String::new();
+    for addr in addrs {
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_probe)) => return Ok(addr.ip()),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {timeout:?}"),
+        }
+    }
+    Err(SendError::Transport {
+        host: host.to_owned(),
+        reason: last,
+    })
 }

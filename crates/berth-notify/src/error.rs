@@ -36,7 +36,12 @@ pub enum SendError {
     #[error("could not resolve {host}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("the server answered {status}: {body}")]
-    Rejected { status: u16, body: String },
+    Rejected {
+        status: u16,
+        body: String,
+        /// The server's `Retry-After` in seconds, when it sent one (429, 503).
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("connecting to or talking with {host} failed: {reason}")]
     Transport { host: String, reason: String },
     #[error("no answer from {host} within {timeout:?}")]
@@ -44,8 +49,35 @@ pub enum SendError {
         host: String,
         timeout: std::time::Duration,
     },
-    #[error("sending the mail failed: {0}")]
-    Smtp(String),
+    #[error("sending the mail failed: {answer}")]
+    Smtp {
+        answer: String,
+        /// A 5xx answer: the same mail will be refused again.
+        permanent: bool,
+    },
     #[error("the e-mail could not be built: {0}")]
     BadEmail(String),
+}
+
+impl SendError {
+    /// Whether sending the same message again later can succeed, for the
+    /// job runner's retry policy: time-outs, connection failures, 5xx, 408
+    /// and 429 can; a refused address, a 4xx or a permanent SMTP answer
+    /// cannot without the admin changing something.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::PrivateAddress { .. } | Self::BadEmail(_) => false,
+            Self::Resolve { .. } | Self::Transport { .. } | Self::TimedOut { .. } => true,
+            Self::Rejected { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Smtp { permanent, .. } => !permanent,
+        }
+    }
+
+    /// How long the server asked to wait before the next try, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Rejected { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }

@@ -148,6 +148,13 @@ pub(crate) async fn post(
     if status.is_success() {
         return Ok(());
     }
+    // Only the seconds form; an HTTP date is rare from these services.
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let mut answer = Vec::new();
     while answer.len() < ANSWER_CAP {
         match response.chunk().await {
@@ -159,6 +166,7 @@ pub(crate) async fn post(
     Err(SendError::Rejected {
         status: status.as_u16(),
         body: String::from_utf8_lossy(&answer).trim().to_owned(),
+        retry_after,
     })
 }
 

@@ -74,6 +74,12 @@ impl Notifier {
     pub async fn send(&self, channel: &Channel, message: &Message) -> Result<(), SendError> {
         let timeout = self.options.timeout;
         let allow_private = self.options.allow_private;
+        tracing::debug!(
+            channel.service = channel.service(),
+            channel.url = %channel,
+            event = message.event.as_str(),
+            "sending notification"
+        );
         match &channel.kind {
             Kind::Email(email) => crate::email::send(email, message, allow_private, timeout).await,
             _ => {

@@ -128,10 +128,12 @@ async fn a_refused_recipient_is_an_error_with_the_servers_answer() {
     ))
     .unwrap();
     let err = local_notifier().send_test(&channel).await.unwrap_err();
-    let SendError::Smtp(answer) = &err else {
+    let SendError::Smtp { answer, permanent } = &err else {
         panic!("expected an SMTP error, got {err:?}")
     };
     assert!(answer.contains("no such user here"), "{answer}");
+    assert!(*permanent, "a 550 is permanent");
+    assert!(!err.is_retryable());
     server.assert_no_mail().await;
 }
 
@@ -163,7 +165,7 @@ async fn a_wrong_password_is_refused_by_the_server() {
     ))
     .unwrap();
     let err = local_notifier().send_test(&channel).await.unwrap_err();
-    assert!(matches!(err, SendError::Smtp(_)), "{err:?}");
+    assert!(matches!(err, SendError::Smtp { .. }), "{err:?}");
     assert!(err.to_string().contains("535"), "{err}");
     assert!(!err.to_string().contains("wrong"), "{err}");
     server.assert_no_mail().await;

@@ -73,6 +73,24 @@ async fn discords_error_answer_comes_back_without_the_token() {
 }
 
 #[tokio::test]
+async fn a_rate_limited_send_is_retryable_after_the_servers_delay() {
+    let receiver = Receiver::start().await;
+    receiver.answer_with_headers(
+        429,
+        r#"{"message": "You are being rate limited.", "retry_after": 7}"#,
+        &[("retry-after", "7")],
+    );
+    let channel = Channel::parse("discord://123/token").unwrap();
+    let err = local_notifier()
+        .with_vendor_base_for_tests(receiver.base())
+        .send_test(&channel)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
+}
+
+#[tokio::test]
 async fn slack_gets_blocks_with_a_text_fallback_at_its_services_path() {
     // Stand-in for https://hooks.slack.com (POST /services/A/B/C).
     let receiver = Receiver::start().await;

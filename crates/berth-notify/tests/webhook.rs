@@ -114,13 +114,14 @@ async fn a_refused_webhook_reports_the_servers_status_and_answer() {
         .await
         .unwrap_err();
     match &err {
-        SendError::Rejected { status, body } => {
+        SendError::Rejected { status, body, .. } => {
             assert_eq!(*status, 422);
             assert_eq!(body, "{\"error\":\"unknown event\"}");
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert!(!err.to_string().contains("TOPSECRETPATH"), "{err}");
+    assert!(!err.is_retryable(), "a 422 will be refused again");
 }
 
 #[tokio::test]
@@ -129,7 +130,11 @@ async fn a_huge_error_answer_is_cut_to_two_kilobytes() {
     receiver.answer_with(500, &"e".repeat(1_000_000));
     let channel = Channel::parse(&format!("json://127.0.0.1:{}/", receiver.port())).unwrap();
     let err = local_notifier().send_test(&channel).await.unwrap_err();
-    let SendError::Rejected { status: 500, body } = err else {
+    assert!(err.is_retryable(), "a 500 may pass later");
+    let SendError::Rejected {
+        status: 500, body, ..
+    } = err
+    else {
         panic!("expected a 500: {err:?}")
     };
     assert_eq!(body.len(), 2048);
@@ -155,6 +160,7 @@ async fn a_server_that_never_answers_times_out() {
     let started = std::time::Instant::now();
     let err = notifier.send_test(&channel).await.unwrap_err();
     assert!(matches!(err, SendError::TimedOut { .. }), "{err:?}");
+    assert!(err.is_retryable());
     assert!(started.elapsed() < Duration::from_secs(5));
     held.abort();
 }

@@ -34,7 +34,7 @@ impl Recorded {
 #[derive(Default)]
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
-    answer: Mutex<Option<(u16, String)>>,
+    answer: Mutex<Option<(u16, String, Vec<(String, String)>)>>,
 }
 
 pub struct Receiver {
@@ -65,7 +65,15 @@ impl Receiver {
 
     /// Answer every later request with this status and body (default 200 "ok").
     pub fn answer_with(&self, status: u16, body: &str) {
-        *self.shared.answer.lock().unwrap() = Some((status, body.to_owned()));
+        self.answer_with_headers(status, body, &[]);
+    }
+
+    pub fn answer_with_headers(&self, status: u16, body: &str, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        *self.shared.answer.lock().unwrap() = Some((status, body.to_owned(), headers));
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -89,20 +97,24 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> axum::response::Response {
     shared.requests.lock().unwrap().push(Recorded {
         method,
         uri: uri.to_string(),
         headers,
         body,
     });
-    let (status, body) = shared
+    let (status, body, headers) = shared
         .answer
         .lock()
         .unwrap()
         .clone()
-        .unwrap_or((200, "ok".into()));
-    (StatusCode::from_u16(status).unwrap(), body)
+        .unwrap_or((200, "ok".into(), Vec::new()));
+    let mut response = axum::response::Response::builder().status(StatusCode::from_u16(status).unwrap());
+    for (name, value) in headers {
+        response = response.header(name, value);
+    }
+    response.body(axum::body::Body::from(body)).unwrap()
 }
 
 /// A notifier allowed to reach 127.0.0.1, where the test servers are.

@@ -3,29 +3,30 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::channel::{Email, SmtpSecurity};
 use crate::error::SendError;
 use crate::message::{Message, truncate};
 use crate::net::{error_chain, resolve_checked};
+use crate::send::NotifyOptions;
 
 /// Builds the mail and sends it over one SMTP session to the checked
 /// address; the certificate is still verified against the host name.
 pub(crate) async fn send(
     email: &Email,
     message: &Message,
-    allow_private: bool,
-    timeout: Duration,
+    options: &NotifyOptions,
 ) -> Result<(), SendError> {
+    let timeout = options.timeout;
     let host = &email.host.host;
     let port = email.host.port.unwrap_or(match email.security {
         SmtpSecurity::ImplicitTls => 465,
         SmtpSecurity::StartTls => 587,
         SmtpSecurity::Plain => 25,
     });
-    let addrs = resolve_checked(host, port, allow_private, timeout).await?;
+    let addrs = resolve_checked(host, port, options.allow_private, timeout).await?;
 
     let mut builder = lettre::Message::builder()
         .from(email.from.clone())
@@ -45,10 +46,18 @@ pub(crate) async fn send(
         .map_err(|e| SendError::BadEmail(e.to_string()))?;
 
     let tls_params = || {
-        TlsParameters::new(host.clone()).map_err(|e| SendError::Transport {
+        let tls_error = |e: lettre::transport::smtp::Error| SendError::Transport {
             host: host.clone(),
             reason: error_chain(&e),
-        })
+        };
+        // The certificate is checked against the channel's host name even
+        // though the connection goes to the checked IP address.
+        let mut params = TlsParameters::builder(host.clone());
+        if let Some(pem) = &options.extra_ca_pem {
+            params = params
+                .add_root_certificate(Certificate::from_pem(pem.as_bytes()).map_err(tls_error)?);
+        }
+        params.build().map_err(tls_error)
     };
     let tls = match email.security {
         SmtpSecurity::ImplicitTls => Tls::Wrapper(tls_params()?),
@@ -56,11 +65,10 @@ pub(crate) async fn send(
         SmtpSecurity::Plain => Tls::None,
     };
     let ip = first_reachable(host, &addrs, timeout).await?;
-    let mut transport =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip.to_string())
-            .port(port)
-            .tls(tls)
-            .timeout(Some(timeout));
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip.to_string())
+        .port(port)
+        .tls(tls)
+        .timeout(Some(timeout));
     if let Some((user, password)) = &email.credentials {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
     }

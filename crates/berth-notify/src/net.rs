@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::error::SendError;
+use crate::send::NotifyOptions;
 
 /// How much of a server's answer is kept for the error message.
 const ANSWER_CAP: usize = 2048;
@@ -103,16 +104,13 @@ pub(crate) struct HttpPost {
 
 /// Sends `post` to the checked addresses of its host and turns anything but
 /// a 2xx into [`SendError::Rejected`] with the server's (capped) answer.
-pub(crate) async fn post(
-    post: HttpPost,
-    allow_private: bool,
-    timeout: Duration,
-) -> Result<(), SendError> {
+pub(crate) async fn post(post: HttpPost, options: &NotifyOptions) -> Result<(), SendError> {
+    let timeout = options.timeout;
     let host = post.url.host_str().unwrap_or_default().to_owned();
     // Url keeps IPv6 hosts in brackets; resolution wants them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = post.url.port_or_known_default().unwrap_or(443);
-    let addrs = resolve_checked(bare, port, allow_private, timeout).await?;
+    let addrs = resolve_checked(bare, port, options.allow_private, timeout).await?;
     let transport = |e: reqwest::Error| {
         if e.is_timeout() {
             SendError::TimedOut {
@@ -126,7 +124,18 @@ pub(crate) async fn post(
             }
         }
     };
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = &options.extra_ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+            SendError::Transport {
+                host: host.clone(),
+                reason: format!("the extra CA certificates could not be read: {e}"),
+            }
+        })? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let client = builder
         // A redirect could point anywhere, private addresses included.
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

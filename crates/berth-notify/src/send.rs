@@ -34,6 +34,9 @@ pub struct NotifyOptions {
     pub allow_private: bool,
     /// For resolving, connecting and the whole exchange, each.
     pub timeout: Duration,
+    /// PEM certificates of CAs to trust besides the system's, for a mail
+    /// relay or webhook receiver with a private CA.
+    pub extra_ca_pem: Option<String>,
 }
 
 impl Default for NotifyOptions {
@@ -41,6 +44,7 @@ impl Default for NotifyOptions {
         Self {
             allow_private: false,
             timeout: Duration::from_secs(15),
+            extra_ca_pem: None,
         }
     }
 }
@@ -72,8 +76,6 @@ impl Notifier {
 
     /// Delivers `message` once. The error carries the server's answer.
     pub async fn send(&self, channel: &Channel, message: &Message) -> Result<(), SendError> {
-        let timeout = self.options.timeout;
-        let allow_private = self.options.allow_private;
         tracing::debug!(
             channel.service = channel.service(),
             channel.url = %channel,
@@ -81,10 +83,10 @@ impl Notifier {
             "sending notification"
         );
         match &channel.kind {
-            Kind::Email(email) => crate::email::send(email, message, allow_private, timeout).await,
+            Kind::Email(email) => crate::email::send(email, message, &self.options).await,
             _ => {
                 let post = self.prepare_http(channel, message, unix_now())?;
-                net::post(post, allow_private, timeout).await
+                net::post(post, &self.options).await
             }
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use berth_notify::{Channel, EventKind, Message, SendError, Severity};
+use berth_notify::{Channel, EventKind, Message, Notifier, NotifyOptions, SendError, Severity};
 use common::local_notifier;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -38,10 +38,14 @@ fn python() -> String {
 
 impl SmtpServer {
     async fn start() -> Self {
+        Self::start_with(&["plain"]).await
+    }
+
+    async fn start_with(mode: &[&str]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
         let mut child = Command::new(python())
-            // aiosmtpd warns about its own use of a deprecated attribute.
-            .args(["-W", "ignore::DeprecationWarning", script])
+            .arg(script)
+            .args(mode)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -168,5 +172,117 @@ async fn a_wrong_password_is_refused_by_the_server() {
     assert!(matches!(err, SendError::Smtp { .. }), "{err:?}");
     assert!(err.to_string().contains("535"), "{err}");
     assert!(!err.to_string().contains("wrong"), "{err}");
+    server.assert_no_mail().await;
+}
+
+/// A self-signed certificate for `localhost`, written where the Python
+/// server can read it; the PEM is also the CA the notifier is told to trust.
+struct TestCert {
+    dir: tempfile::TempDir,
+    pem: String,
+}
+
+impl TestCert {
+    fn new() -> Self {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pem = key.cert.pem();
+        std::fs::write(dir.path().join("cert.pem"), &pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.signing_key.serialize_pem()).unwrap();
+        TestCert { dir, pem }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    async fn server(&self, mode: &str) -> SmtpServer {
+        SmtpServer::start_with(&[mode, &self.path("cert.pem"), &self.path("key.pem")]).await
+    }
+}
+
+fn notifier_trusting(ca: Option<&str>) -> Notifier {
+    Notifier::new(NotifyOptions {
+        allow_private: true,
+        timeout: Duration::from_secs(10),
+        extra_ca_pem: ca.map(str::to_owned),
+    })
+}
+
+async fn assert_tls_delivery(cert: &TestCert, server: &mut SmtpServer, url: String) {
+    let channel = Channel::parse(&url).unwrap();
+    notifier_trusting(Some(&cert.pem))
+        .send(&channel, &failed_drill())
+        .await
+        .unwrap();
+    let mail = server.next_mail().await;
+    assert_eq!(
+        mail["logins"],
+        serde_json::json!([{ "login": "berth", "password": "pa:ss@word" }])
+    );
+    assert!(
+        mail["data"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: Restore drill of shop failed\r\n")
+    );
+}
+
+#[tokio::test]
+async fn mailtos_delivers_over_implicit_tls_to_a_server_whose_ca_is_trusted() {
+    let cert = TestCert::new();
+    let mut server = cert.server("implicit-tls").await;
+    let url = format!(
+        "mailtos://berth:pa%3Ass%40word@localhost:{}?to=ops@example.com&from=berth@example.com",
+        server.port
+    );
+    assert_tls_delivery(&cert, &mut server, url).await;
+}
+
+#[tokio::test]
+async fn mailto_delivers_after_starttls_to_a_server_whose_ca_is_trusted() {
+    // This server refuses AUTH and MAIL before STARTTLS.
+    let cert = TestCert::new();
+    let mut server = cert.server("starttls").await;
+    let url = format!(
+        "mailto://berth:pa%3Ass%40word@localhost:{}?to=ops@example.com&from=berth@example.com",
+        server.port
+    );
+    assert_tls_delivery(&cert, &mut server, url).await;
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
+    let cert = TestCert::new();
+    let mut server = cert.server("implicit-tls").await;
+    let channel = Channel::parse(&format!(
+        "mailtos://berth:pa%3Ass%40word@localhost:{}?to=ops@example.com&from=berth@example.com",
+        server.port
+    ))
+    .unwrap();
+    let err = notifier_trusting(None)
+        .send_test(&channel)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    server.assert_no_mail().await;
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    // The certificate is for "localhost"; the channel names 127.0.0.1. The
+    // connection goes to the same address either way: only the name differs.
+    let cert = TestCert::new();
+    let mut server = cert.server("implicit-tls").await;
+    let channel = Channel::parse(&format!(
+        "mailtos://berth:pa%3Ass%40word@127.0.0.1:{}?to=ops@example.com&from=berth@example.com",
+        server.port
+    ))
+    .unwrap();
+    let err = notifier_trusting(Some(&cert.pem))
+        .send_test(&channel)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
     server.assert_no_mail().await;
 }

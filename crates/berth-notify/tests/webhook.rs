@@ -155,6 +155,7 @@ async fn a_server_that_never_answers_times_out() {
     let notifier = Notifier::new(NotifyOptions {
         allow_private: true,
         timeout: Duration::from_millis(800),
+        extra_ca_pem: None,
     });
     let channel = Channel::parse(&format!("json://127.0.0.1:{port}/")).unwrap();
     let started = std::time::Instant::now();

@@ -104,13 +104,15 @@ async fn record(
         headers,
         body,
     });
-    let (status, body, headers) = shared
-        .answer
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or((200, "ok".into(), Vec::new()));
-    let mut response = axum::response::Response::builder().status(StatusCode::from_u16(status).unwrap());
+    let (status, body, headers) =
+        shared
+            .answer
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or((200, "ok".into(), Vec::new()));
+    let mut response =
+        axum::response::Response::builder().status(StatusCode::from_u16(status).unwrap());
     for (name, value) in headers {
         response = response.header(name, value);
     }
@@ -122,5 +124,6 @@ pub fn local_notifier() -> Notifier {
     Notifier::new(NotifyOptions {
         allow_private: true,
         timeout: Duration::from_secs(10),
+        extra_ca_pem: None,
     })
 }

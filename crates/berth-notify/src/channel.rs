@@ -52,6 +52,10 @@ pub(crate) struct Webhook {
     pub path: String,
     pub basic_auth: Option<(String, String)>,
     pub secret: Option<String>,
+    /// `+Name=value` options: extra request headers (Apprise's convention).
+    pub headers: Vec<(String, String)>,
+    /// `-name=value` options: query parameters of the target URL.
+    pub params: Vec<(String, String)>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug, Copy)]
@@ -167,8 +171,15 @@ impl<'a> Parts<'a> {
             .filter(|s| !s.is_empty())
             .map(decode)
             .collect();
-        let query = form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        // Percent-decoding only, no '+' for space: '+' starts a header
+        // option and appears in addresses (ops+berth@example.com).
+        let query = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) => (decode(k), decode(v)),
+                None => (decode(pair), String::new()),
+            })
             .collect();
         Ok(Parts {
             scheme,
@@ -312,7 +323,32 @@ impl Channel {
                 const FORM: &str = "json://[user:password@]host[:port]/path[?secret=…]";
                 let host = p.host_port(FORM)?;
                 let secret = p.take("secret").filter(|s| !s.is_empty());
-                p.no_more_query("secret")?;
+                let mut headers = Vec::new();
+                let mut params = Vec::new();
+                for (key, value) in std::mem::take(&mut p.query) {
+                    if let Some(name) = key.strip_prefix('+') {
+                        let reserved = name.eq_ignore_ascii_case("host")
+                            || name.eq_ignore_ascii_case("content-length")
+                            || name.eq_ignore_ascii_case("content-type")
+                            || name.to_ascii_lowercase().starts_with("x-berth-");
+                        if !is_token(name) || reserved {
+                            return Err(p.invalid(format!(
+                                "{name:?} cannot be set as a header (+Name=value; not Host, Content-* or X-Berth-*)"
+                            )));
+                        }
+                        if value.chars().any(|c| c.is_control()) {
+                            return Err(p.invalid(format!(
+                                "the value of header {name:?} has a control character"
+                            )));
+                        }
+                        headers.push((name.to_owned(), value));
+                    } else if let Some(name) = key.strip_prefix('-').filter(|n| !n.is_empty()) {
+                        params.push((name.to_owned(), value));
+                    } else {
+                        p.query.push((key, value));
+                    }
+                }
+                p.no_more_query("secret, +Header=value and -param=value")?;
                 Kind::Webhook(Webhook {
                     tls: p.scheme == "jsons",
                     host,
@@ -323,6 +359,8 @@ impl Channel {
                     },
                     basic_auth: p.basic_auth(),
                     secret,
+                    headers,
+                    params,
                 })
             }
             "mailto" | "mailtos" => {
@@ -599,8 +637,16 @@ impl fmt::Display for Channel {
                     ),
                     w.host
                 )?;
-                if w.secret.is_some() {
-                    f.write_str("?secret=***")?;
+                // Names only: header and parameter values are often tokens.
+                let options = w
+                    .secret
+                    .iter()
+                    .map(|_| "secret=***".to_owned())
+                    .chain(w.headers.iter().map(|(n, _)| format!("+{n}=***")))
+                    .chain(w.params.iter().map(|(n, _)| format!("-{n}=***")))
+                    .collect::<Vec<_>>();
+                if !options.is_empty() {
+                    write!(f, "?{}", options.join("&"))?;
                 }
                 Ok(())
             }
@@ -689,6 +735,11 @@ mod tests {
                 &["SECRETPATH", "SIGNKEY"][..],
             ),
             (
+                "json://n8n.example.com/webhook/x?+Authorization=Bearer%20TOK&-key=APIKEY",
+                "json://n8n.example.com/***?+Authorization=***&-key=***",
+                &["TOK", "APIKEY"][..],
+            ),
+            (
                 "json://bob:PASSWORD@10.0.0.5:8080/",
                 "json://bob:***@10.0.0.5:8080/",
                 &["PASSWORD"][..],
@@ -699,8 +750,8 @@ mod tests {
                 &["PASS", "word"][..],
             ),
             (
-                "mailtos://u:PASSWORD@smtp.example.com?to=a@example.com&from=berth@example.com",
-                "mailtos://u:***@smtp.example.com?to=a@example.com&from=berth@example.com",
+                "mailtos://u:PASSWORD@smtp.example.com?to=ops+berth@example.com&from=berth@example.com",
+                "mailtos://u:***@smtp.example.com?to=ops+berth@example.com&from=berth@example.com",
                 &["PASSWORD"][..],
             ),
             (
@@ -757,6 +808,14 @@ mod tests {
             ("json:///path", "needs a host"),
             ("json://example.com:99999/", "not a port"),
             ("json://example.com/?secrt=x", "unknown option \"secrt\""),
+            (
+                "json://example.com/?+X-Berth-Signature=x",
+                "cannot be set as a header",
+            ),
+            (
+                "json://example.com/?+Bad%20Name=x",
+                "cannot be set as a header",
+            ),
             ("mailto://smtp.example.com", "needs recipients"),
             (
                 "mailto://smtp.example.com?to=nobody",

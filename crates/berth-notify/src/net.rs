@@ -97,7 +97,7 @@ pub(crate) async fn resolve_checked(
 #[derive(Debug)]
 pub(crate) struct HttpPost {
     pub url: reqwest::Url,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub content_type: &'static str,
     pub body: Vec<u8>,
 }

@@ -241,17 +241,25 @@ fn webhook(w: &Webhook, message: &Message, now: u64) -> Result<HttpPost, SendErr
     .to_string()
     .into_bytes();
     let mut headers = vec![
-        (EVENT_HEADER, message.event.as_str().to_owned()),
-        (TIMESTAMP_HEADER, now.to_string()),
+        (EVENT_HEADER.to_owned(), message.event.as_str().to_owned()),
+        (TIMESTAMP_HEADER.to_owned(), now.to_string()),
     ];
     if let Some(secret) = &w.secret {
-        headers.push((SIGNATURE_HEADER, webhook_signature(secret, now, &body)));
+        headers.push((
+            SIGNATURE_HEADER.to_owned(),
+            webhook_signature(secret, now, &body),
+        ));
     }
     if let Some(auth) = basic(&w.basic_auth) {
-        headers.push(("Authorization", auth));
+        headers.push(("Authorization".into(), auth));
+    }
+    headers.extend(w.headers.iter().cloned());
+    let mut target = url(format!("{}{}", base_url(w.tls, &w.host), w.path))?;
+    if !w.params.is_empty() {
+        target.query_pairs_mut().extend_pairs(w.params.iter());
     }
     Ok(HttpPost {
-        url: url(format!("{}{}", base_url(w.tls, &w.host), w.path))?,
+        url: target,
         headers,
         content_type: "application/json",
         body,
@@ -371,9 +379,9 @@ fn ntfy(n: &Ntfy, message: &Message) -> Result<HttpPost, SendError> {
     });
     let mut headers = Vec::new();
     if let Some(token) = &n.token {
-        headers.push(("Authorization", format!("Bearer {token}")));
+        headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
     } else if let Some(auth) = basic(&n.basic_auth) {
-        headers.push(("Authorization", auth));
+        headers.push(("Authorization".to_owned(), auth));
     }
     Ok(HttpPost {
         url: url(format!("{}/", base_url(n.tls, &n.host)))?,
@@ -399,7 +407,7 @@ fn gotify(g: &Gotify, message: &Message) -> Result<HttpPost, SendError> {
     });
     Ok(HttpPost {
         url: url(format!("{}{}/message", base_url(g.tls, &g.host), g.prefix))?,
-        headers: vec![("X-Gotify-Key", g.token.clone())],
+        headers: vec![("X-Gotify-Key".to_owned(), g.token.clone())],
         content_type: "application/json",
         body: body.to_string().into_bytes(),
     })

@@ -101,6 +101,20 @@ async fn a_webhook_without_a_secret_is_sent_unsigned_with_its_basic_auth() {
 }
 
 #[tokio::test]
+async fn extra_headers_and_query_parameters_reach_the_receiver() {
+    let receiver = Receiver::start().await;
+    let channel = Channel::parse(&format!(
+        "json://127.0.0.1:{}/webhook/berth?+Authorization=Bearer%20tok&-key=a%26b",
+        receiver.port()
+    ))
+    .unwrap();
+    local_notifier().send_test(&channel).await.unwrap();
+    let request = receiver.only_request();
+    assert_eq!(request.uri, "/webhook/berth?key=a%26b");
+    assert_eq!(request.header("authorization"), Some("Bearer tok"));
+}
+
+#[tokio::test]
 async fn a_refused_webhook_reports_the_servers_status_and_answer() {
     let receiver = Receiver::start().await;
     receiver.answer_with(422, "{\"error\":\"unknown event\"}");

@@ -31,10 +31,13 @@ impl Recorded {
     }
 }
 
+/// Status, body and headers the server answers with.
+type Answer = (u16, String, Vec<(String, String)>);
+
 #[derive(Default)]
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
-    answer: Mutex<Option<(u16, String, Vec<(String, String)>)>>,
+    answer: Mutex<Option<Answer>>,
 }
 
 pub struct Receiver {

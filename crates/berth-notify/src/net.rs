@@ -111,6 +111,18 @@ pub(crate) async fn post(post: HttpPost, options: &NotifyOptions) -> Result<(), 
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = post.url.port_or_known_default().unwrap_or(443);
     let addrs = resolve_checked(bare, port, options.allow_private, timeout).await?;
+    post_to(post, &addrs, options).await
+}
+
+/// The POST itself, to exactly `addrs`: no second DNS lookup happens.
+async fn post_to(
+    post: HttpPost,
+    addrs: &[SocketAddr],
+    options: &NotifyOptions,
+) -> Result<(), SendError> {
+    let timeout = options.timeout;
+    let host = post.url.host_str().unwrap_or_default().to_owned();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
     let transport = |e: reqwest::Error| {
         if e.is_timeout() {
             SendError::TimedOut {
@@ -142,7 +154,7 @@ pub(crate) async fn post(post: HttpPost, options: &NotifyOptions) -> Result<(), 
         .connect_timeout(timeout)
         .timeout(timeout)
         .user_agent(concat!("berth-notify/", env!("CARGO_PKG_VERSION")))
-        .resolve_to_addrs(bare, &addrs)
+        .resolve_to_addrs(bare, addrs)
         .build()
         .map_err(transport)?;
     let mut request = client
@@ -198,6 +210,47 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn the_request_goes_to_the_checked_address_without_a_second_lookup() {
+        // "rebind.invalid" resolves nowhere (RFC 6761): if the client looked
+        // the name up again instead of using the checked address, this fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let post = HttpPost {
+            url: reqwest::Url::parse(&format!("http://rebind.invalid:{}/hook", addr.port()))
+                .unwrap(),
+            headers: Vec::new(),
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+        };
+        post_to(post, &[addr], &NotifyOptions::default())
+            .await
+            .unwrap();
+        let head = server.await.unwrap();
+        assert!(head.starts_with("POST /hook HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("host: rebind.invalid:{}\r\n", addr.port())),
+            "{head}"
+        );
+    }
 
     #[test]
     fn neighbours_are_private_and_the_internet_is_not() {

@@ -16,6 +16,8 @@ mod images;
 mod networks;
 /// Engine version, counts and disk usage.
 mod system;
+/// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
+mod stats;
 /// Named, labelled volumes that outlive containers; moving data between them.
 mod volumes;
 
@@ -28,5 +30,6 @@ pub use error::DockerError;
 pub use events::ContainerEvent;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
+pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

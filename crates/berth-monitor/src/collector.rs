@@ -117,8 +117,10 @@ struct HostCounters {
     net_tx: u64,
 }
 
-/// What a container's files said, or why they could not be read.
+/// What a container's files said, and when they were read (rates divide
+/// by the time between readings, not between ticks).
 struct Reading {
+    at: Instant,
     sample: CgroupSample,
     net: (u64, u64),
 }
@@ -285,14 +287,15 @@ impl Monitor {
                             Some(p) => p,
                             None => cgroup::paths_of(&proc_root, &cgroup_root, version, pid)?,
                         };
+                        let at = Instant::now();
                         let sample = paths.read()?;
                         let net = cgroup::read_net(&proc_root, pid)?;
-                        Ok((paths, Reading { sample, net }))
+                        Ok((paths, Reading { at, sample, net }))
                     };
                     (id, pid, read())
                 })
                 .collect();
-            (readings, read_host(&host_root))
+            (readings, read_host(&host_root).map(|h| (Instant::now(), h)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -321,10 +324,10 @@ impl Monitor {
                 }
             }
         }
-        let stats: HashMap<String, OneShotStats> = stream::iter(fallback)
+        let stats: HashMap<String, (Instant, OneShotStats)> = stream::iter(fallback)
             .map(|id| async move {
                 let stats = docker.one_shot_stats(&id).await.ok().flatten();
-                (id, stats)
+                (id, stats.map(|s| (Instant::now(), s)))
             })
             .buffer_unordered(STATS_CONCURRENCY)
             .filter_map(|(id, s)| async move { s.map(|s| (id, s)) })
@@ -332,7 +335,7 @@ impl Monitor {
             .await;
 
         let server = match host_reading {
-            Ok(h) => self.server_stats(state, h, now),
+            Ok((read_at, h)) => self.server_stats(state, h, read_at),
             Err(err) => {
                 problems.push(format!("cannot read the server's figures: {err}"));
                 ServerStats::default()
@@ -379,19 +382,19 @@ impl Monitor {
                 c.oom_kills = r.sample.oom_kills;
                 c.pids = r.sample.pids;
                 Some(Counters {
-                    at: now,
+                    at: r.at,
                     cpu_ns: r.sample.cpu_ns,
                     net_rx: r.net.0,
                     net_tx: r.net.1,
                     blk_read: r.sample.blk_read_bytes,
                     blk_write: r.sample.blk_write_bytes,
                 })
-            } else if let Some(st) = stats.get(&s.id) {
+            } else if let Some((read_at, st)) = stats.get(&s.id) {
                 c.source = Source::DockerStats;
                 c.memory_bytes = st.memory_bytes;
                 c.pids = st.pids;
                 Some(Counters {
-                    at: now,
+                    at: *read_at,
                     cpu_ns: st.cpu_ns,
                     net_rx: st.net_rx_bytes,
                     net_tx: st.net_tx_bytes,

@@ -12,6 +12,17 @@ pub const MAX_POINTS: usize = 600;
 pub const WIDTH: f64 = 600.0;
 /// Height of the drawing area.
 pub const HEIGHT: f64 = 140.0;
+/// Room below the drawing area for the time labels.
+const LABELS: f64 = 18.0;
+
+/// A grid line or axis label: where (y for values, x for times) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    /// Position in SVG user units.
+    pub pos: f64,
+    /// The label.
+    pub label: String,
+}
 
 /// A chart ready to draw.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +36,12 @@ pub struct Chart {
     pub band: String,
     /// Buckets drawn.
     pub points: usize,
-    /// Horizontal grid lines: y and label.
-    pub y_ticks: Vec<(f64, String)>,
-    /// Time labels: x and label.
-    pub x_ticks: Vec<(f64, String)>,
+    /// Horizontal grid lines with their values.
+    pub y_ticks: Vec<Tick>,
+    /// Time labels along the bottom.
+    pub x_ticks: Vec<Tick>,
+    /// Where the time labels' baseline is.
+    pub label_y: f64,
     /// The newest average, formatted; empty without data.
     pub latest: String,
     /// The largest maximum in the range, formatted.
@@ -98,12 +111,18 @@ impl Chart {
         }
         let y_ticks = [0.0, 0.5, 1.0]
             .into_iter()
-            .map(|f| (y(top * f), unit.show(top * f)))
+            .map(|f| Tick {
+                pos: y(top * f),
+                label: unit.show(top * f),
+            })
             .collect();
         let x_ticks = (0..=4)
             .map(|i| {
                 let at = series.from + (series.to - series.from) * i / 4;
-                (x(at), time_label(at, series.to - series.from))
+                Tick {
+                    pos: x(at),
+                    label: time_label(at, series.to - series.from),
+                }
             })
             .collect();
         Chart {
@@ -113,6 +132,7 @@ impl Chart {
             points: buckets.len(),
             y_ticks,
             x_ticks,
+            label_y: HEIGHT + LABELS - 4.0,
             latest: buckets.last().map(|b| unit.show(b.avg)).unwrap_or_default(),
             peak: buckets
                 .iter()
@@ -126,7 +146,7 @@ impl Chart {
 
     /// The SVG viewBox.
     pub fn view_box(&self) -> String {
-        format!("0 0 {WIDTH} {HEIGHT}")
+        format!("0 0 {WIDTH} {}", HEIGHT + LABELS)
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use berth_docker::{
-    ContainerRuntime, ContainerState, ContainerSummary, DiskUsage, DockerClient, OneShotStats,
+    ContainerRuntime, ContainerState, DiskUsage, DockerClient, OneShotStats,
     ProcessInfo,
 };
 use berth_store::Store;
@@ -216,21 +216,24 @@ impl Monitor {
             .retain(|id, _| summaries.iter().any(|s| &s.id == id));
 
         // Inspect what is new, changed state or is due.
-        let due: Vec<&ContainerSummary> = summaries
+        // Owned IDs: a stream of borrowed summaries would make this future
+        // not `Send` for axum handlers that collect on demand.
+        let due: Vec<String> = summaries
             .iter()
             .filter(|s| match state.tracked.get(&s.id) {
                 None => true,
                 Some(t) => t.state != s.state || now.duration_since(t.inspected) > REINSPECT_AFTER,
             })
+            .map(|s| s.id.clone())
             .collect();
         let docker = &self.inner.docker;
         let inspected: Vec<(String, Option<ContainerRuntime>)> = stream::iter(due)
-            .map(|s| async move {
-                let runtime = docker.container_runtime(&s.id).await.unwrap_or_else(|err| {
-                    tracing::debug!(container.id = %s.id, error = %err, "inspect failed");
+            .map(|id| async move {
+                let runtime = docker.container_runtime(&id).await.unwrap_or_else(|err| {
+                    tracing::debug!(container.id = %id, error = %err, "inspect failed");
                     None
                 });
-                (s.id.clone(), runtime)
+                (id, runtime)
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .collect()

@@ -14,10 +14,10 @@ mod events;
 mod images;
 /// Per-project bridge networks.
 mod networks;
-/// Engine version, counts and disk usage.
-mod system;
 /// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
 mod stats;
+/// Engine version, counts and disk usage.
+mod system;
 /// Named, labelled volumes that outlive containers; moving data between them.
 mod volumes;
 

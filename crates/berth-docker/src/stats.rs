@@ -251,9 +251,8 @@ impl DockerClient {
             .unwrap_or_default()
             .into_iter()
             .map(|row| {
-                let get = |i: Option<usize>| {
-                    i.and_then(|i| row.get(i)).cloned().unwrap_or_default()
-                };
+                let get =
+                    |i: Option<usize>| i.and_then(|i| row.get(i)).cloned().unwrap_or_default();
                 ProcessInfo {
                     pid: get(pid),
                     user: get(user),

@@ -77,7 +77,11 @@ async fn measure(monitor: &Monitor, ids: &[String]) {
         .filter(|c| ids.contains(&c.id))
         .count();
     assert_eq!(mine, CONTAINERS, "every bench container is seen");
-    let total = first.containers.iter().filter(|c| c.state == "running").count();
+    let total = first
+        .containers
+        .iter()
+        .filter(|c| c.state == "running")
+        .count();
     for (label, store) in [("collect only", false), ("collect + store", true)] {
         let (cpu0, wall0) = (cpu_time(), Instant::now());
         for _ in 0..TICKS {

@@ -64,13 +64,29 @@ async fn run() {
     let store = Store::open(&dir.path().join("data")).await.unwrap();
     let empty = bytes(&store).await;
     let mut series = Vec::new();
-    for m in ["cpu", "load1", "memory", "swap", "net_rx", "net_tx", "disk_used"] {
-        series.push(metrics::series_id(&store, Scope::Server, "", m).await.unwrap());
+    for m in [
+        "cpu",
+        "load1",
+        "memory",
+        "swap",
+        "net_rx",
+        "net_tx",
+        "disk_used",
+    ] {
+        series.push(
+            metrics::series_id(&store, Scope::Server, "", m)
+                .await
+                .unwrap(),
+        );
     }
     for c in 0..CONTAINERS {
         for m in ["cpu", "memory", "net_rx", "net_tx", "blk_read", "blk_write"] {
             let name = format!("shop-api-{c}");
-            series.push(metrics::series_id(&store, Scope::Container, &name, m).await.unwrap());
+            series.push(
+                metrics::series_id(&store, Scope::Container, &name, m)
+                    .await
+                    .unwrap(),
+            );
         }
     }
     let started = std::time::Instant::now();
@@ -108,7 +124,10 @@ async fn run() {
         elapsed.as_secs_f64()
     );
     for (table, rows) in &counts {
-        println!("  {table}: {rows} rows ({:.0} per series)", per_series(*rows));
+        println!(
+            "  {table}: {rows} rows ({:.0} per series)",
+            per_series(*rows)
+        );
     }
     let full = size_without(&store, dir.path(), &[]).await;
     let no_points = size_without(&store, dir.path(), &["metric_points"]).await;

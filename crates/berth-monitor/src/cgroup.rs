@@ -182,7 +182,8 @@ impl CgroupPaths {
                         .unwrap_or((0, 0));
                 Ok(CgroupSample {
                     cpu_ns: flat_key(&cpu_stat, "usage_usec").unwrap_or(0) * 1000,
-                    memory_bytes: usage.saturating_sub(flat_key(&stat, "inactive_file").unwrap_or(0)),
+                    memory_bytes: usage
+                        .saturating_sub(flat_key(&stat, "inactive_file").unwrap_or(0)),
                     memory_limit: std::fs::read_to_string(dir.join("memory.max"))
                         .ok()
                         .and_then(|t| parse_v2_max(&t)),
@@ -365,15 +366,16 @@ Inter-|   Receive                                                |  Transmit
             }
         );
         // Without a memory hierarchy there is nothing to read.
-        assert_eq!(
-            parse_paths("2:cpuacct:/x\n", root, CgroupVersion::V1),
-            None
-        );
+        assert_eq!(parse_paths("2:cpuacct:/x\n", root, CgroupVersion::V1), None);
     }
 
     #[test]
     fn v2_path_is_the_unified_line() {
-        let paths = parse_paths(PROC_CGROUP_V2, Path::new("/sys/fs/cgroup"), CgroupVersion::V2);
+        let paths = parse_paths(
+            PROC_CGROUP_V2,
+            Path::new("/sys/fs/cgroup"),
+            CgroupVersion::V2,
+        );
         assert_eq!(
             paths,
             Some(CgroupPaths::V2(
@@ -433,7 +435,11 @@ Inter-|   Receive                                                |  Transmit
             "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
         )
         .unwrap();
-        std::fs::write(blk.join("blkio.throttle.io_service_bytes_recursive"), BLKIO_V1).unwrap();
+        std::fs::write(
+            blk.join("blkio.throttle.io_service_bytes_recursive"),
+            BLKIO_V1,
+        )
+        .unwrap();
         let paths = CgroupPaths::V1 {
             cpuacct: cpu,
             memory: mem,

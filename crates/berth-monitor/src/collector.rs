@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use berth_docker::{
-    ContainerRuntime, ContainerState, DiskUsage, DockerClient, OneShotStats,
-    ProcessInfo,
+    ContainerRuntime, ContainerState, DiskUsage, DockerClient, OneShotStats, ProcessInfo,
 };
 use berth_store::Store;
 use berth_store::metrics::{self as history, Scope};
@@ -211,9 +210,9 @@ impl Monitor {
                 Vec::new()
             }
         };
-        state
-            .tracked
-            .retain(|id, _| summaries.iter().any(|s| &s.id == id));
+        let present: std::collections::HashSet<&str> =
+            summaries.iter().map(|s| s.id.as_str()).collect();
+        state.tracked.retain(|id, _| present.contains(id.as_str()));
 
         // Inspect what is new, changed state or is due.
         // Owned IDs: a stream of borrowed summaries would make this future
@@ -222,7 +221,13 @@ impl Monitor {
             .iter()
             .filter(|s| match state.tracked.get(&s.id) {
                 None => true,
-                Some(t) => t.state != s.state || now.duration_since(t.inspected) > REINSPECT_AFTER,
+                // A stopped container's restarts and OOM flag cannot change
+                // until its state does.
+                Some(t) => {
+                    t.state != s.state
+                        || (s.state.is_running()
+                            && now.duration_since(t.inspected) > REINSPECT_AFTER)
+                }
             })
             .map(|s| s.id.clone())
             .collect();
@@ -498,7 +503,12 @@ impl Monitor {
         wanted.push((Scope::Server, String::new(), "net_rx", server.net_rx_rate));
         wanted.push((Scope::Server, String::new(), "net_tx", server.net_tx_rate));
         for d in &server.disks {
-            wanted.push((Scope::Server, d.mount.clone(), "disk_used", Some(d.used as f64)));
+            wanted.push((
+                Scope::Server,
+                d.mount.clone(),
+                "disk_used",
+                Some(d.used as f64),
+            ));
         }
         for c in &snap.containers {
             if c.source == Source::None {
@@ -515,7 +525,12 @@ impl Monitor {
             wanted.push((Scope::Container, name.clone(), "net_rx", c.net_rx_rate));
             wanted.push((Scope::Container, name.clone(), "net_tx", c.net_tx_rate));
             wanted.push((Scope::Container, name.clone(), "blk_read", c.blk_read_rate));
-            wanted.push((Scope::Container, name.clone(), "blk_write", c.blk_write_rate));
+            wanted.push((
+                Scope::Container,
+                name.clone(),
+                "blk_write",
+                c.blk_write_rate,
+            ));
         }
         let mut points = Vec::with_capacity(wanted.len());
         for (scope, target, metric, value) in wanted {
@@ -540,8 +555,8 @@ impl Monitor {
             // drop what is past retention.
             history::roll_up_hour(store, last).await?;
             let pruned = history::prune(store, snap.at).await?;
-            if pruned != history::Pruned::default() {
-                // Series ids of pruned series may be gone: look them up again.
+            if pruned.series > 0 {
+                // Some series are gone with their last rows: look ids up again.
                 state.series.clear();
             }
         }
@@ -582,7 +597,11 @@ impl Monitor {
     /// asked at most every five minutes.
     pub async fn docker_disk(&self) -> Option<DiskUsage> {
         {
-            let cached = self.inner.docker_df.lock().unwrap_or_else(|e| e.into_inner());
+            let cached = self
+                .inner
+                .docker_df
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some((at, usage)) = *cached
                 && at.elapsed() < DOCKER_DF_EVERY
             {
@@ -591,8 +610,11 @@ impl Monitor {
         }
         match self.inner.docker.disk_usage().await {
             Ok(usage) => {
-                *self.inner.docker_df.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((Instant::now(), usage));
+                *self
+                    .inner
+                    .docker_df
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), usage));
                 Some(usage)
             }
             Err(err) => {
@@ -608,11 +630,9 @@ impl Monitor {
         let docker = &self.inner.docker;
         stream::iter(ids.iter().cloned())
             .map(|id| async move {
-                let top = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    docker.container_processes(&id),
-                )
-                .await;
+                let top =
+                    tokio::time::timeout(Duration::from_secs(5), docker.container_processes(&id))
+                        .await;
                 (id, top)
             })
             .buffer_unordered(STATS_CONCURRENCY)

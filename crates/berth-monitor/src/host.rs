@@ -173,8 +173,8 @@ impl DiskSpace {
 
 /// Filesystems that hold data on a disk; pseudo and overlay mounts are left out.
 const REAL_FS: &[&str] = &[
-    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3",
-    "jfs", "reiserfs", "bcachefs",
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3", "jfs",
+    "reiserfs", "bcachefs",
 ];
 
 /// Real mounts from `/proc/mounts` (`device mount type options 0 0`), the

@@ -101,10 +101,26 @@ fn server(out: &mut String, snap: &Snapshot) {
     }
     let m = &s.memory;
     for (name, help, v) in [
-        ("node_memory_MemTotal_bytes", "Memory information field MemTotal_bytes.", m.total),
-        ("node_memory_MemAvailable_bytes", "Memory information field MemAvailable_bytes.", m.available),
-        ("node_memory_SwapTotal_bytes", "Memory information field SwapTotal_bytes.", m.swap_total),
-        ("node_memory_SwapFree_bytes", "Memory information field SwapFree_bytes.", m.swap_free),
+        (
+            "node_memory_MemTotal_bytes",
+            "Memory information field MemTotal_bytes.",
+            m.total,
+        ),
+        (
+            "node_memory_MemAvailable_bytes",
+            "Memory information field MemAvailable_bytes.",
+            m.available,
+        ),
+        (
+            "node_memory_SwapTotal_bytes",
+            "Memory information field SwapTotal_bytes.",
+            m.swap_total,
+        ),
+        (
+            "node_memory_SwapFree_bytes",
+            "Memory information field SwapFree_bytes.",
+            m.swap_free,
+        ),
     ] {
         Family::new(out, name, "gauge", help).sample(&[], v as f64);
     }
@@ -181,18 +197,83 @@ fn server(out: &mut String, snap: &Snapshot) {
 fn containers(out: &mut String, snap: &Snapshot) {
     type Pick = fn(&crate::ContainerStats) -> Option<f64>;
     let families: [(&'static str, &str, &str, Pick); 12] = [
-        ("container_cpu_usage_seconds_total", "counter", "Cumulative cpu time consumed in seconds.", |c| Some(c.cpu_seconds)),
-        ("container_memory_working_set_bytes", "gauge", "Current working set in bytes (usage minus inactive file cache, as docker stats shows).", |c| Some(c.memory_bytes as f64)),
-        ("container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.", |c| c.memory_limit.map(|l| l as f64)),
-        ("container_spec_cpu_cores", "gauge", "CPU limit of the container in cores.", |c| c.cpu_limit),
-        ("container_network_receive_bytes_total", "counter", "Cumulative count of bytes received.", |c| Some(c.net_rx_bytes as f64)),
-        ("container_network_transmit_bytes_total", "counter", "Cumulative count of bytes transmitted.", |c| Some(c.net_tx_bytes as f64)),
-        ("container_fs_reads_bytes_total", "counter", "Cumulative count of bytes read.", |c| Some(c.blk_read_bytes as f64)),
-        ("container_fs_writes_bytes_total", "counter", "Cumulative count of bytes written.", |c| Some(c.blk_write_bytes as f64)),
-        ("container_processes", "gauge", "Number of processes running inside the container.", |c| c.pids.map(|p| p as f64)),
-        ("container_oom_events_total", "counter", "Count of out of memory events observed for the container.", |c| c.oom_kills.map(|n| n as f64)),
-        ("container_start_time_seconds", "gauge", "Start time of the container since unix epoch in seconds.", |c| c.started_at.as_deref().and_then(unix_time).map(|t| t as f64)),
-        ("berth_container_restarts_total", "counter", "Restarts of the container by its restart policy.", |c| Some(c.restarts as f64)),
+        (
+            "container_cpu_usage_seconds_total",
+            "counter",
+            "Cumulative cpu time consumed in seconds.",
+            |c| Some(c.cpu_seconds),
+        ),
+        (
+            "container_memory_working_set_bytes",
+            "gauge",
+            "Current working set in bytes (usage minus inactive file cache, as docker stats shows).",
+            |c| Some(c.memory_bytes as f64),
+        ),
+        (
+            "container_spec_memory_limit_bytes",
+            "gauge",
+            "Memory limit for the container.",
+            |c| c.memory_limit.map(|l| l as f64),
+        ),
+        (
+            "container_spec_cpu_cores",
+            "gauge",
+            "CPU limit of the container in cores.",
+            |c| c.cpu_limit,
+        ),
+        (
+            "container_network_receive_bytes_total",
+            "counter",
+            "Cumulative count of bytes received.",
+            |c| Some(c.net_rx_bytes as f64),
+        ),
+        (
+            "container_network_transmit_bytes_total",
+            "counter",
+            "Cumulative count of bytes transmitted.",
+            |c| Some(c.net_tx_bytes as f64),
+        ),
+        (
+            "container_fs_reads_bytes_total",
+            "counter",
+            "Cumulative count of bytes read.",
+            |c| Some(c.blk_read_bytes as f64),
+        ),
+        (
+            "container_fs_writes_bytes_total",
+            "counter",
+            "Cumulative count of bytes written.",
+            |c| Some(c.blk_write_bytes as f64),
+        ),
+        (
+            "container_processes",
+            "gauge",
+            "Number of processes running inside the container.",
+            |c| c.pids.map(|p| p as f64),
+        ),
+        (
+            "container_oom_events_total",
+            "counter",
+            "Count of out of memory events observed for the container.",
+            |c| c.oom_kills.map(|n| n as f64),
+        ),
+        (
+            "container_start_time_seconds",
+            "gauge",
+            "Start time of the container since unix epoch in seconds.",
+            |c| {
+                c.started_at
+                    .as_deref()
+                    .and_then(unix_time)
+                    .map(|t| t as f64)
+            },
+        ),
+        (
+            "berth_container_restarts_total",
+            "counter",
+            "Restarts of the container by its restart policy.",
+            |c| Some(c.restarts as f64),
+        ),
     ];
     for (name, kind, help, pick) in families {
         let mut f = Family::new(out, name, kind, help);

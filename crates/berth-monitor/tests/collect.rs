@@ -15,8 +15,7 @@ use common::{TestEnv, docker_stats_memory, store};
 const BURN: &str = "while :; do :; done";
 /// About 24 MiB in /dev/shm (tmpfs: charged to the container, never
 /// inactive file cache), then sleep.
-const HOLD_MEMORY: &str =
-    "/busybox dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; exec /busybox sleep 3600";
+const HOLD_MEMORY: &str = "/busybox dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; exec /busybox sleep 3600";
 
 #[tokio::test]
 async fn a_container_burning_cpu_shows_cpu_and_rising_counters_from_its_cgroup() {
@@ -26,7 +25,12 @@ async fn a_container_burning_cpu_shows_cpu_and_rising_counters_from_its_cgroup()
     let monitor = Monitor::new(env.docker.clone(), store, MonitorConfig::default());
 
     let first = monitor.tick().await.unwrap();
-    let c0 = first.containers.iter().find(|c| c.id == id).unwrap().clone();
+    let c0 = first
+        .containers
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap()
+        .clone();
     assert_eq!(c0.source, Source::Cgroup, "{:?}", first.problems);
     assert_eq!(c0.name, name);
     assert_eq!(c0.memory_limit, Some(64 << 20));
@@ -50,9 +54,15 @@ async fn a_container_burning_cpu_shows_cpu_and_rising_counters_from_its_cgroup()
     );
     assert!(c1.cpu_of_limit(second.server.cores()).unwrap() > 0.0);
     assert_eq!(c1.pids, Some(1));
-    assert!(second.server.cpu_busy.unwrap() > 0.0, "the server saw the burn too");
+    assert!(
+        second.server.cpu_busy.unwrap() > 0.0,
+        "the server saw the burn too"
+    );
     assert!(second.server.memory.total > 0);
-    assert!(!second.server.disks.is_empty(), "the root mount is a real filesystem");
+    assert!(
+        !second.server.disks.is_empty(),
+        "the root mount is a real filesystem"
+    );
 
     // The rates went into the history, under the container's name.
     let series = monitor
@@ -84,7 +94,12 @@ async fn memory_agrees_with_docker_stats_both_from_cgroup_files_and_from_the_fal
     let mut ours = 0;
     for _ in 0..50 {
         let snap = monitor.collect().await;
-        let now = snap.containers.iter().find(|c| c.id == id).unwrap().memory_bytes;
+        let now = snap
+            .containers
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .memory_bytes;
         if now >= 24 << 20 && now == ours {
             break;
         }
@@ -152,7 +167,11 @@ async fn a_day_of_points_draws_at_most_600_buckets_and_keeps_the_spike() {
         .unwrap();
     let chart = Chart::new("Load", Unit::Plain, &day);
     assert!(chart.points <= MAX_POINTS, "{} points", chart.points);
-    assert!(chart.points > 500, "{} points: the day is covered", chart.points);
+    assert!(
+        chart.points > 500,
+        "{} points: the day is covered",
+        chart.points
+    );
     assert_eq!(chart.peak, "50.00");
     assert_eq!(chart.line.matches('M').count(), 1, "no gaps in a full day");
 }

@@ -152,6 +152,8 @@ pub struct Pruned {
     pub minutes: u64,
     /// 1-hour rollups older than 90 days.
     pub hours: u64,
+    /// Series with nothing left in any tier.
+    pub series: u64,
 }
 
 /// Deletes what is past its tier's retention at `now`, and series with
@@ -171,14 +173,15 @@ pub async fn prune(store: &Store, now: i64) -> Result<Pruned, StoreError> {
         .await?
         .rows_affected();
     }
-    sqlx::query(
+    pruned.series = sqlx::query(
         "DELETE FROM metric_series WHERE
              NOT EXISTS (SELECT 1 FROM metric_points WHERE series_id = metric_series.id)
          AND NOT EXISTS (SELECT 1 FROM metric_rollups_1m WHERE series_id = metric_series.id)
          AND NOT EXISTS (SELECT 1 FROM metric_rollups_1h WHERE series_id = metric_series.id)",
     )
     .execute(store.pool())
-    .await?;
+    .await?
+    .rows_affected();
     Ok(pruned)
 }
 

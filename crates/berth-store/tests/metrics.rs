@@ -105,7 +105,12 @@ async fn each_tier_is_pruned_after_its_retention_and_empty_series_go() {
     metrics::roll_up_hour(&store, T0).await.unwrap();
     let counts = |store: Store| async move {
         let mut out = Vec::new();
-        for table in ["metric_points", "metric_rollups_1m", "metric_rollups_1h", "metric_series"] {
+        for table in [
+            "metric_points",
+            "metric_rollups_1m",
+            "metric_rollups_1h",
+            "metric_series",
+        ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(store.pool())
                 .await
@@ -116,7 +121,9 @@ async fn each_tier_is_pruned_after_its_retention_and_empty_series_go() {
     };
     assert_eq!(counts(store.clone()).await, [1, 1, 1, 1]);
     // Just inside 24 h: everything stays.
-    metrics::prune(&store, T0 + metrics::RAW_KEEP_SECS).await.unwrap();
+    metrics::prune(&store, T0 + metrics::RAW_KEEP_SECS)
+        .await
+        .unwrap();
     assert_eq!(counts(store.clone()).await, [1, 1, 1, 1]);
     let pruned = metrics::prune(&store, T0 + metrics::RAW_KEEP_SECS + 1)
         .await
@@ -127,9 +134,10 @@ async fn each_tier_is_pruned_after_its_retention_and_empty_series_go() {
         .await
         .unwrap();
     assert_eq!(counts(store.clone()).await, [0, 0, 1, 1]);
-    metrics::prune(&store, T0 + metrics::HOUR_KEEP_SECS + 1)
+    let pruned = metrics::prune(&store, T0 + metrics::HOUR_KEEP_SECS + 1)
         .await
         .unwrap();
+    assert_eq!((pruned.hours, pruned.series), (1, 1));
     assert_eq!(counts(store.clone()).await, [0, 0, 0, 0]);
 }
 

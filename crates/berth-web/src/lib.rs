@@ -81,7 +81,9 @@ impl AppState {
     }
 
     pub(crate) fn monitor(&self) -> Result<&berth_monitor::Monitor, WebError> {
-        self.monitor.as_ref().ok_or(WebError::NotFound("monitoring"))
+        self.monitor
+            .as_ref()
+            .ok_or(WebError::NotFound("monitoring"))
     }
 
     pub(crate) fn certs(&self) -> Result<&Arc<berth_edge::acme::CertManager>, WebError> {

@@ -33,7 +33,11 @@ impl Drop for Cleanup {
     }
 }
 
-async fn get(app: &axum::Router, uri: &str, header: Option<(&str, String)>) -> (StatusCode, String, String) {
+async fn get(
+    app: &axum::Router,
+    uri: &str,
+    header: Option<(&str, String)>,
+) -> (StatusCode, String, String) {
     let mut request = Request::builder().uri(uri);
     if let Some((name, value)) = header {
         request = request.header(name, value);
@@ -50,7 +54,11 @@ async fn get(app: &axum::Router, uri: &str, header: Option<(&str, String)>) -> (
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 /// Checks every line against the text format: comments are `# HELP` or
@@ -69,18 +77,24 @@ fn parse_exposition(text: &str) -> Vec<(String, f64)> {
             }
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line: {line}"));
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
         assert!(
             !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in {line}"
         );
         if name_end < series.len() {
             assert!(series.ends_with('}'), "unclosed labels: {line}");
         }
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
         samples.push((series.to_owned(), value));
     }
     samples
@@ -97,7 +111,10 @@ async fn metrics_wants_a_token_and_the_monitoring_pages_show_a_real_container() 
         image: "berth-test/web:latest".to_owned(),
         cmd: Some(vec!["/busybox".into(), "sleep".into(), "3600".into()]),
         labels: BTreeMap::from([
-            ("berth.test".to_owned(), format!("web-monitor-{}", std::process::id())),
+            (
+                "berth.test".to_owned(),
+                format!("web-monitor-{}", std::process::id()),
+            ),
             ("berth.managed".to_owned(), "true".to_owned()),
             ("berth.project".to_owned(), "shop".to_owned()),
             ("berth.resource".to_owned(), "api".to_owned()),
@@ -129,10 +146,17 @@ async fn metrics_wants_a_token_and_the_monitoring_pages_show_a_real_container() 
     let (_, token) = berth_store::api_tokens::create(&store, "prometheus", Default::default())
         .await
         .unwrap();
-    let (status, content_type, text) =
-        get(&app, "/metrics", Some(("authorization", format!("Bearer {token}")))).await;
+    let (status, content_type, text) = get(
+        &app,
+        "/metrics",
+        Some(("authorization", format!("Bearer {token}"))),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let samples = parse_exposition(&text);
     let mine: Vec<&(String, f64)> = samples
         .iter()
@@ -147,9 +171,20 @@ async fn metrics_wants_a_token_and_the_monitoring_pages_show_a_real_container() 
     assert!(find("container_memory_working_set_bytes") > 0.0);
     assert_eq!(find("container_spec_memory_limit_bytes"), (64 << 20) as f64);
     assert!(find("container_cpu_usage_seconds_total") >= 0.0);
-    assert!(mine.iter().all(|(s, _)| s.contains("berth_project=\"shop\"")));
-    assert!(samples.iter().any(|(s, v)| s == "machine_cpu_cores" && *v >= 1.0));
-    assert!(samples.iter().any(|(s, _)| s.starts_with("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}")));
+    assert!(
+        mine.iter()
+            .all(|(s, _)| s.contains("berth_project=\"shop\""))
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(s, v)| s == "machine_cpu_cores" && *v >= 1.0)
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(s, _)| s.starts_with("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}"))
+    );
 
     // The pages, for a logged-in admin.
     let hash = passwords::hash(&Password::parse_new("a long password").unwrap())
@@ -163,19 +198,41 @@ async fn metrics_wants_a_token_and_the_monitoring_pages_show_a_real_container() 
     let (status, _, html) = get(&app, "/monitoring", cookie()).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("id=\"server-cpu\""));
-    assert!(html.contains("<svg class=\"chart\""), "the server's charts are drawn");
-    assert!(html.contains("shop / api"), "grouped by project and resource");
-    let at = html.find(&format!(">{name}</a>")).expect("the container is in the table");
+    assert!(
+        html.contains("<svg class=\"chart\""),
+        "the server's charts are drawn"
+    );
+    assert!(
+        html.contains("shop / api"),
+        "grouped by project and resource"
+    );
+    let at = html
+        .find(&format!(">{name}</a>"))
+        .expect("the container is in the table");
     let row = &html[at..at + html[at..].find("</tr>").unwrap()];
     // busybox is one program for every applet: `docker top` names it.
     assert!(row.contains("busybox"), "its process is named: {row}");
     assert!(row.contains("of 64 MiB"), "its memory limit shows: {row}");
 
-    let (status, _, html) = get(&app, &format!("/monitoring/containers/{name}?range=24h"), cookie()).await;
+    let (status, _, html) = get(
+        &app,
+        &format!("/monitoring/containers/{name}?range=24h"),
+        cookie(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("<strong>busybox</strong>"), "the process table names it");
-    assert!(html.contains("<code>/busybox sleep 3600</code>"), "with its command line");
-    assert!(html.contains("<strong>24h</strong>"), "the range is the one asked for");
+    assert!(
+        html.contains("<strong>busybox</strong>"),
+        "the process table names it"
+    );
+    assert!(
+        html.contains("<code>/busybox sleep 3600</code>"),
+        "with its command line"
+    );
+    assert!(
+        html.contains("<strong>24h</strong>"),
+        "the range is the one asked for"
+    );
     assert_eq!(html.matches("<figure class=\"chart\">").count(), 6);
     let (status, _, _) = get(&app, "/monitoring/containers/no-such-container", cookie()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -47,7 +47,12 @@ impl TestEnv {
         let spec = ContainerSpec {
             name: name.clone(),
             image: IMAGE.to_owned(),
-            cmd: Some(vec!["/busybox".into(), "sh".into(), "-c".into(), script.into()]),
+            cmd: Some(vec![
+                "/busybox".into(),
+                "sh".into(),
+                "-c".into(),
+                script.into(),
+            ]),
             labels: BTreeMap::from([
                 ("berth.test".to_owned(), self.id.clone()),
                 ("berth.project".to_owned(), "monitor-test".to_owned()),
@@ -72,7 +77,10 @@ impl Drop for TestEnv {
                 .unwrap();
             runtime.block_on(async move {
                 let docker = DockerClient::connect(None)?;
-                for c in docker.list_containers(&[("berth.test", id.as_str())]).await? {
+                for c in docker
+                    .list_containers(&[("berth.test", id.as_str())])
+                    .await?
+                {
                     docker.remove_container(&c.id).await?;
                 }
                 Ok::<_, berth_docker::DockerError>(())
@@ -92,7 +100,11 @@ pub fn docker_stats_memory(id: &str) -> u64 {
         .args(["stats", "--no-stream", "--format", "{{.MemUsage}}", id])
         .output()
         .expect("the docker CLI runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let used = text.split('/').next().unwrap().trim();
     parse_size(used).unwrap_or_else(|| panic!("cannot read {used:?}"))

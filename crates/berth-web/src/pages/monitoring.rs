@@ -388,7 +388,8 @@ fn group(
             members.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.name.cmp(&b.name)));
         }
     }
-    let busiest = |members: &Vec<&ContainerStats>| members.iter().map(|c| key(c)).fold(0.0, f64::max);
+    let busiest =
+        |members: &Vec<&ContainerStats>| members.iter().map(|c| key(c)).fold(0.0, f64::max);
     by_group.sort_by(|a, b| {
         // berth's own first; then busiest first (or by name).
         b.1.cmp(&a.1).then_with(|| {
@@ -546,12 +547,25 @@ pub async fn show_container(
         chrome: Chrome::from(&user),
         row: current.map(|c| row(c, Some(&processes), cores, snap.at)),
         managed: current.is_some_and(ContainerStats::managed),
-        project: current.map(|c| c.label("berth.project").to_owned()).unwrap_or_default(),
-        resource: current.map(|c| c.label("berth.resource").to_owned()).unwrap_or_default(),
-        service: current.map(|c| c.label("berth.service").to_owned()).unwrap_or_default(),
+        project: current
+            .map(|c| c.label("berth.project").to_owned())
+            .unwrap_or_default(),
+        resource: current
+            .map(|c| c.label("berth.resource").to_owned())
+            .unwrap_or_default(),
+        service: current
+            .map(|c| c.label("berth.service").to_owned())
+            .unwrap_or_default(),
         processes: processes
             .iter()
-            .map(|p| (p.pid.clone(), p.user.clone(), p.name().to_owned(), p.command.clone()))
+            .map(|p| {
+                (
+                    p.pid.clone(),
+                    p.user.clone(),
+                    p.name().to_owned(),
+                    p.command.clone(),
+                )
+            })
             .collect(),
         ranges: range_links(&format!("/monitoring/containers/{name}"), range, ""),
         charts,

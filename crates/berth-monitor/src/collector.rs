@@ -116,6 +116,9 @@ struct HostCounters {
     net_tx: u64,
 }
 
+/// A container's ID, its pid, and its cgroup paths with what they said.
+type ContainerReading = (String, u32, std::io::Result<(CgroupPaths, Reading)>);
+
 /// What a container's files said, and when they were read (rates divide
 /// by the time between readings, not between ticks).
 struct Reading {
@@ -287,7 +290,7 @@ impl Monitor {
         );
         let host_root = proc_root.clone();
         let (readings, host_reading) = tokio::task::spawn_blocking(move || {
-            let readings: Vec<(String, u32, std::io::Result<(CgroupPaths, Reading)>)> = jobs
+            let readings: Vec<ContainerReading> = jobs
                 .into_iter()
                 .map(|(id, pid, paths)| {
                     let read = || -> std::io::Result<(CgroupPaths, Reading)> {

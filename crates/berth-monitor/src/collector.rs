@@ -91,6 +91,8 @@ struct State {
 struct Tracked {
     runtime: Option<ContainerRuntime>,
     inspected: Instant,
+    /// Its files could not be read with the pid we have: inspect again.
+    stale: bool,
     state: ContainerState,
     paths: Option<(u32, CgroupPaths)>,
     previous: Option<Counters>,
@@ -227,7 +229,8 @@ impl Monitor {
                 // A stopped container's restarts and OOM flag cannot change
                 // until its state does.
                 Some(t) => {
-                    t.state != s.state
+                    t.stale
+                        || t.state != s.state
                         || (s.state.is_running()
                             && now.duration_since(t.inspected) > REINSPECT_AFTER)
                 }
@@ -255,12 +258,14 @@ impl Monitor {
             let entry = state.tracked.entry(id).or_insert_with(|| Tracked {
                 runtime: None,
                 inspected: now,
+                stale: false,
                 state: state_now.clone(),
                 paths: None,
                 previous: None,
             });
             entry.runtime = runtime;
             entry.inspected = now;
+            entry.stale = false;
             entry.state = state_now;
         }
 
@@ -329,7 +334,7 @@ impl Monitor {
                     if let Some(t) = state.tracked.get_mut(&id) {
                         // The pid may be stale (a restart): inspect again next tick.
                         t.paths = None;
-                        t.inspected = now - REINSPECT_AFTER * 2;
+                        t.stale = true;
                     }
                     fallback.push(id);
                 }

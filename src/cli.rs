@@ -165,6 +165,9 @@ pub struct ServeArgs {
     /// A label (KEY=VALUE) put on every container, network, volume and image berth creates, besides its own; tests mark theirs with berth.test=<run> so cleanup finds them.
     #[arg(long, env = "BERTH_OBJECT_LABEL", value_parser = parse_label)]
     pub object_label: Vec<(String, String)>,
+    /// Seconds between two collections of the server's and the containers' figures (5 to 60).
+    #[arg(long, env = "BERTH_METRICS_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(5..=60))]
+    pub metrics_interval: u64,
 }
 
 fn parse_label(input: &str) -> Result<(String, String), String> {

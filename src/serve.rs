@@ -30,7 +30,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
     let docker = DockerClient::connect(args.docker_host.as_deref())
         .context("invalid --docker-host / DOCKER_HOST")?;
-    let runtime = Runtime::new(store.clone(), docker).await?;
+    let runtime = Runtime::new(store.clone(), docker.clone()).await?;
     runtime
         .configure(berth_deploy::Options {
             volumes_root: args.volumes_root.clone(),
@@ -231,6 +231,21 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    // Collects the server's and the containers' figures into the history.
+    let monitor = berth_monitor::Monitor::new(
+        docker,
+        store.clone(),
+        berth_monitor::MonitorConfig {
+            interval: std::time::Duration::from_secs(args.metrics_interval),
+            ..berth_monitor::MonitorConfig::default()
+        },
+    );
+    let collector = tokio::spawn({
+        let monitor = monitor.clone();
+        let stop = stopped(stop_rx.clone());
+        async move { monitor.run(stop).await }
+    });
+
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -239,7 +254,8 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let state = berth_web::AppState::new(runtime.services(), setup_token)
         .with_certificates(certs)
-        .with_edge_secret(edge.dashboard_secret());
+        .with_edge_secret(edge.dashboard_secret())
+        .with_monitor(monitor);
     tracing::info!(listen = %addr, "dashboard listening");
     berth_web::serve(listener, state, stopped(stop_rx))
         .await
@@ -248,6 +264,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let _ = edge_server.await;
     let _ = cert_task.await;
     let _ = janitor.await;
+    let _ = collector.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -14,6 +14,8 @@ mod events;
 mod images;
 /// Per-project bridge networks.
 mod networks;
+/// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
+mod stats;
 /// Engine version, counts and disk usage.
 mod system;
 /// Named, labelled volumes that outlive containers; moving data between them.
@@ -28,5 +30,6 @@ pub use error::DockerError;
 pub use events::ContainerEvent;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
+pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

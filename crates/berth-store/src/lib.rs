@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod domains;
 pub mod env;
 mod error;
+pub mod metrics;
 pub mod migrate;
 pub mod passwords;
 pub mod projects;

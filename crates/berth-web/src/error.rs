@@ -93,6 +93,15 @@ impl From<DockerError> for WebError {
     }
 }
 
+impl From<berth_monitor::MonitorError> for WebError {
+    fn from(err: berth_monitor::MonitorError) -> WebError {
+        match err {
+            berth_monitor::MonitorError::Docker(e) => e.into(),
+            other => WebError::Internal(Box::new(other)),
+        }
+    }
+}
+
 impl From<berth_edge::tls::TlsError> for WebError {
     fn from(err: berth_edge::tls::TlsError) -> WebError {
         use berth_edge::tls::TlsError;

@@ -37,6 +37,9 @@ pub struct AppState {
     /// The secret berth's own edge sends the dashboard (`Edge::dashboard_secret`):
     /// only requests carrying it have their client address from the edge.
     pub(crate) edge_secret: Option<Arc<str>>,
+    /// The collector's latest figures and the history; `None` where berth
+    /// runs without it (the Monitoring page then says so).
+    pub(crate) monitor: Option<berth_monitor::Monitor>,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,6 +57,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::default()),
             certs: None,
             edge_secret: None,
+            monitor: None,
         }
     }
 
@@ -68,6 +72,18 @@ impl AppState {
     pub fn with_certificates(mut self, certs: Arc<berth_edge::acme::CertManager>) -> AppState {
         self.certs = Some(certs);
         self
+    }
+
+    /// Gives the Monitoring page and `/metrics` the collector.
+    pub fn with_monitor(mut self, monitor: berth_monitor::Monitor) -> AppState {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    pub(crate) fn monitor(&self) -> Result<&berth_monitor::Monitor, WebError> {
+        self.monitor
+            .as_ref()
+            .ok_or(WebError::NotFound("monitoring"))
     }
 
     pub(crate) fn certs(&self) -> Result<&Arc<berth_edge::acme::CertManager>, WebError> {

@@ -7,6 +7,7 @@ pub mod deployments;
 pub mod domains;
 pub mod engine;
 pub mod env;
+pub mod metrics;
 pub mod projects;
 pub mod stacks;
 pub mod volumes;
@@ -48,6 +49,7 @@ pub(crate) fn routes(t: &mut Table) {
     deployments::routes(t);
     volumes::routes(t);
     stacks::routes(t);
+    metrics::routes(t);
     // Last: the document describes every API route declared above.
     let json = Bytes::from(
         document(t.take_api_doc())

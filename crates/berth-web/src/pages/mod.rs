@@ -10,6 +10,7 @@ pub mod domains;
 pub mod env;
 pub mod health;
 pub mod login;
+pub mod monitoring;
 pub mod projects;
 pub mod resources;
 pub mod settings;
@@ -45,6 +46,7 @@ pub(crate) fn routes(t: &mut Table) {
     catalogue::routes(t);
     stacks::routes(t);
     tokens::routes(t);
+    monitoring::routes(t);
 }
 
 pub async fn not_found() -> WebError {

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod assets;
 pub mod catalogue;
 pub mod certificates;
+pub mod databases;
 pub mod dashboard;
 pub mod deployments;
 pub mod domains;
@@ -44,6 +45,7 @@ pub(crate) fn routes(t: &mut Table) {
     storage::routes(t);
     catalogue::routes(t);
     stacks::routes(t);
+    databases::routes(t);
     tokens::routes(t);
 }
 

@@ -221,7 +221,8 @@ impl DatabaseEngine {
 
     /// The server's command, where the image's default does not take the
     /// password from the environment. The script is a constant: the password
-    /// reaches it through `$REDIS_PASSWORD`, never spliced into the text.
+    /// reaches it through `$REDIS_PASSWORD`, never spliced into the text. It
+    /// goes through the image's own entrypoint, which drops root as usual.
     pub fn command(self) -> Option<Vec<String>> {
         let server = match self {
             DatabaseEngine::Redis => "redis-server",
@@ -231,7 +232,7 @@ impl DatabaseEngine {
         Some(vec![
             "sh".to_owned(),
             "-c".to_owned(),
-            format!("exec {server} --requirepass \"$REDIS_PASSWORD\" --dir /data"),
+            format!("exec docker-entrypoint.sh {server} --requirepass \"$REDIS_PASSWORD\""),
         ])
     }
 

@@ -346,6 +346,7 @@ async fn bad_input_is_refused_with_a_clear_message_and_nothing_is_created() {
     assert_eq!(response.status(), 422, "an app cannot take a database's name");
     let list = api.get(&app, &dbs).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    wait_ready(&app, &api, &format!("{dbs}/one")).await;
     assert_eq!(
         docker_list(&[
             "volume",

@@ -322,7 +322,7 @@ impl Databases {
         engine.check_image(&image, version).map_err(|e| {
             invalid(
                 "image",
-                format!("{e}. The data is version {version}; nothing was changed."),
+                format!("{e}. The data is version {version}. Nothing was changed."),
             )
         })?;
         if image != db.image && has_data && is_unpinned(&image) {

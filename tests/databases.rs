@@ -453,3 +453,98 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Polls until the container runs again (Docker's or berth's doing).
+async fn wait_running(container: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = docker_out(&["inspect", "-f", "{{.State.Status}}", container]);
+        if state == "running" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{container} stays {state}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn wait_healthy(app: &TestApp, api: &Api, path: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let db = api.get(app, path).await;
+        if db["health"] == "healthy" && db["state"] == "running" {
+            return db;
+        }
+        assert!(Instant::now() < deadline, "never healthy again: {db}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_recreate_brings_the_old_container_back_and_a_stopped_database_is_started_again() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("dbrb").await;
+    let api = Api::new(&app);
+    let path = format!("/api/v1/projects/{project}/databases/keep");
+    let container = format!("berth_{project}_keep");
+    let (status, out) = api
+        .post(
+            &app,
+            &format!("/api/v1/projects/{project}/databases"),
+            json!({"name": "keep", "engine": "postgres", "version": "15", "image": "berth-test/postgres:latest"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{out}");
+    let db = wait_ready(&app, &api, &path).await;
+    let user = db["user"].as_str().unwrap().to_owned();
+    psql(&container, &user, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+
+    // An image that exits at once, under a tag that names the data's version.
+    let broken = format!("berth-test/crash:15-{}", &common::hex_id()[..8]);
+    docker_out(&["tag", "berth-test/crash:latest", &broken]);
+    let (status, body) = api
+        .send(&app, Method::PATCH, &path, Some(json!({"image": broken})))
+        .await;
+    let _ = Command::new("docker").args(["rmi", &broken]).output();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("the previous container runs again"),
+        "{body}"
+    );
+    let db = wait_healthy(&app, &api, &path).await;
+    assert_eq!(db["image"], "berth-test/postgres:latest", "the settings stay");
+    assert!(
+        db["message"].as_str().unwrap_or_default().contains("did not start"),
+        "why is recorded: {db}"
+    );
+    assert_eq!(psql(&container, &user, "SELECT x FROM t"), "1");
+    assert!(
+        docker_list(&["ps", "-aq", "--filter", &format!("name=^{container}_prev$")]).is_empty(),
+        "no container is left over"
+    );
+
+    // Stopped outside berth while it should run: berth starts it again.
+    docker_out(&["stop", &container]);
+    wait_running(&container).await;
+    // And at start, after berth was down meanwhile.
+    let app = app
+        .restart_on_same_data_after(|| {
+            docker_out(&["stop", &container]);
+        })
+        .await;
+    wait_running(&container).await;
+    wait_healthy(&app, &api, &path).await;
+    assert_eq!(psql(&container, &user, "SELECT x FROM t"), "1");
+
+    // Stopped on purpose, it stays stopped.
+    let (status, body) = api.post(&app, &format!("{path}/stop"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        docker_out(&["inspect", "-f", "{{.State.Status}}", &container]),
+        "exited"
+    );
+    let (status, body) = api.post(&app, &format!("{path}/start"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.get(&app, &path).await["health"], "healthy");
+}

@@ -91,10 +91,15 @@ fn app_container_env(project: &str, app: &str) -> Vec<String> {
         &format!("label=berth.app={app}"),
     ]);
     assert_eq!(ids.len(), 1, "one running container of {app}: {ids:?}");
-    docker_out(&["inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", &ids[0]])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    docker_out(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &ids[0],
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn env_value(env: &[String], key: &str) -> Option<String> {
@@ -141,7 +146,12 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
         "no host port by default"
     );
     assert_eq!(
-        docker_out(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", &container]),
+        docker_out(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}}",
+            &container
+        ]),
         "unless-stopped"
     );
     let networks = docker_out(&[
@@ -150,7 +160,11 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
         &container,
     ]);
-    assert_eq!(networks, format!("berth_{project}"), "the project network only");
+    assert_eq!(
+        networks,
+        format!("berth_{project}"),
+        "the project network only"
+    );
     let labels = docker_out(&["inspect", "-f", "{{json .Config.Labels}}", &container]);
     let labels: Value = serde_json::from_str(&labels).unwrap();
     assert_eq!(labels["berth.kind"], "database");
@@ -158,15 +172,25 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
     assert_eq!(labels["berth.service"], "main");
 
     let user = db["user"].as_str().unwrap().to_owned();
-    psql(&container, &user, "CREATE TABLE t (x int); INSERT INTO t VALUES (42)");
+    psql(
+        &container,
+        &user,
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (42)",
+    );
 
     let revealed = api.get(&app, &format!("{path}?reveal=true")).await;
     let password = revealed["password"].as_str().unwrap().to_owned();
     let url = revealed["url"].as_str().unwrap().to_owned();
     assert_eq!(password.len(), 32);
-    assert_eq!(url, format!("postgres://{user}:{password}@main:5432/{user}"));
+    assert_eq!(
+        url,
+        format!("postgres://{user}:{password}@main:5432/{user}")
+    );
     let plain = api.get(&app, &path).await.to_string();
-    assert!(!plain.contains(&password), "masked unless revealed: {plain}");
+    assert!(
+        !plain.contains(&password),
+        "masked unless revealed: {plain}"
+    );
     let page = app
         .get_html(&format!("/projects/{project}/databases/main"))
         .await;
@@ -238,7 +262,10 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
     assert!(editor.contains("${database.main}") && !editor.contains(&password));
     redeploy(&app, &api, &project, "web").await;
     let env = app_container_env(&project, "web");
-    assert_eq!(env_value(&env, "DATABASE_URL").as_deref(), Some(url.as_str()));
+    assert_eq!(
+        env_value(&env, "DATABASE_URL").as_deref(),
+        Some(url.as_str())
+    );
     assert_eq!(
         psql_on_network(&project, &url, "SELECT x FROM t"),
         (0, "42".to_owned()),
@@ -254,11 +281,21 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
     let rotated = api.get(&app, &format!("{path}?reveal=true")).await;
     let new_url = rotated["url"].as_str().unwrap().to_owned();
     assert_ne!(new_url, url);
-    assert_ne!(psql_on_network(&project, &url, "SELECT 1").0, 0, "the old password no longer works");
+    assert_ne!(
+        psql_on_network(&project, &url, "SELECT 1").0,
+        0,
+        "the old password no longer works"
+    );
     redeploy(&app, &api, &project, "web").await;
     let env = app_container_env(&project, "web");
-    assert_eq!(env_value(&env, "DATABASE_URL").as_deref(), Some(new_url.as_str()));
-    assert_eq!(psql_on_network(&project, &new_url, "SELECT x FROM t"), (0, "42".to_owned()));
+    assert_eq!(
+        env_value(&env, "DATABASE_URL").as_deref(),
+        Some(new_url.as_str())
+    );
+    assert_eq!(
+        psql_on_network(&project, &new_url, "SELECT x FROM t"),
+        (0, "42".to_owned())
+    );
 
     // Deleting keeps the volume; it shows on the Storage page as orphaned.
     let (status, body) = api.send(&app, Method::DELETE, &path, None).await;
@@ -292,7 +329,10 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
             json!({"name": "main", "engine": "postgres", "version": "15", "image": "berth-test/postgres:latest"}),
         )
         .await;
-    assert_eq!(status, 409, "the old data is not taken over silently: {body}");
+    assert_eq!(
+        status, 409,
+        "the old data is not taken over silently: {body}"
+    );
     assert!(body.to_string().contains(&volume), "{body}");
 }
 
@@ -304,15 +344,31 @@ async fn bad_input_is_refused_with_a_clear_message_and_nothing_is_created() {
     let api = Api::new(&app);
     let dbs = format!("/api/v1/projects/{project}/databases");
     for (body, field, words) in [
-        (json!({"name": "Bad_Name", "engine": "postgres"}), "name", "lowercase"),
-        (json!({"name": "x", "engine": "oracle"}), "engine", "unknown engine"),
-        (json!({"name": "x", "engine": "postgres", "version": "9"}), "version", "17, 16, 15"),
+        (
+            json!({"name": "Bad_Name", "engine": "postgres"}),
+            "name",
+            "lowercase",
+        ),
+        (
+            json!({"name": "x", "engine": "oracle"}),
+            "engine",
+            "unknown engine",
+        ),
+        (
+            json!({"name": "x", "engine": "postgres", "version": "9"}),
+            "version",
+            "17, 16, 15",
+        ),
         (
             json!({"name": "x", "engine": "postgres", "version": "16", "image": "postgres:17"}),
             "image",
             "names version 17",
         ),
-        (json!({"name": "x", "engine": "redis", "host_port": 0}), "host_port", "between"),
+        (
+            json!({"name": "x", "engine": "redis", "host_port": 0}),
+            "host_port",
+            "between",
+        ),
     ] {
         let (status, out) = api.post(&app, &dbs, body.clone()).await;
         assert_eq!(status, 422, "{body}: {out}");
@@ -342,8 +398,14 @@ async fn bad_input_is_refused_with_a_clear_message_and_nothing_is_created() {
         .post(&app, &dbs, json!({"name": "one", "engine": "redis"}))
         .await;
     assert_eq!(status, 409, "{out}");
-    let response = app.create_app(&project, "one", "berth-test/web", "8080", "").await;
-    assert_eq!(response.status(), 422, "an app cannot take a database's name");
+    let response = app
+        .create_app(&project, "one", "berth-test/web", "8080", "")
+        .await;
+    assert_eq!(
+        response.status(),
+        422,
+        "an app cannot take a database's name"
+    );
     let list = api.get(&app, &dbs).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     wait_ready(&app, &api, &format!("{dbs}/one")).await;
@@ -406,10 +468,17 @@ async fn mariadb_and_redis_databases_start_and_keep_their_data_across_a_restart(
         let path = format!("{dbs}/maria");
         wait_ready(&app, &api, &path).await;
         let db = api.get(&app, &format!("{path}?reveal=true")).await;
-        let (user, pw) = (db["user"].as_str().unwrap(), db["password"].as_str().unwrap());
+        let (user, pw) = (
+            db["user"].as_str().unwrap(),
+            db["password"].as_str().unwrap(),
+        );
         let c = format!("berth_{project}_maria");
         let pw_env = format!("MYSQL_PWD={pw}");
-        let sql = |q: &str| exec(&["-e", &pw_env, &c, "mariadb", "-u", user, "-N", user, "-e", q]);
+        let sql = |q: &str| {
+            exec(&[
+                "-e", &pw_env, &c, "mariadb", "-u", user, "-N", user, "-e", q,
+            ])
+        };
         let (code, out) = sql("CREATE TABLE t (x int); INSERT INTO t VALUES (7)");
         assert_eq!(code, 0, "{out}");
         let (status, out) = api.post(&app, &format!("{path}/restart"), json!({})).await;
@@ -420,7 +489,11 @@ async fn mariadb_and_redis_databases_start_and_keep_their_data_across_a_restart(
     if have("berth-test/redis:latest") {
         ran += 1;
         let (status, out) = api
-            .post(&app, &dbs, json!({"name": "cache", "engine": "redis", "image": "berth-test/redis:latest"}))
+            .post(
+                &app,
+                &dbs,
+                json!({"name": "cache", "engine": "redis", "image": "berth-test/redis:latest"}),
+            )
             .await;
         assert_eq!(status, 201, "{out}");
         let path = format!("{dbs}/cache");
@@ -433,15 +506,32 @@ async fn mariadb_and_redis_databases_start_and_keep_their_data_across_a_restart(
         );
         let c = format!("berth_{project}_cache");
         let auth = format!("REDISCLI_AUTH={pw}");
-        assert_eq!(exec(&[&c, "redis-cli", "set", "k", "v"]).1.contains("NOAUTH"), true, "a password is required");
-        assert_eq!(exec(&["-e", &auth, &c, "redis-cli", "set", "k", "v"]), (0, "OK\n".to_owned()));
+        assert_eq!(
+            exec(&[&c, "redis-cli", "set", "k", "v"])
+                .1
+                .contains("NOAUTH"),
+            true,
+            "a password is required"
+        );
+        assert_eq!(
+            exec(&["-e", &auth, &c, "redis-cli", "set", "k", "v"]),
+            (0, "OK\n".to_owned())
+        );
         // A change recreates it; the data is saved on stop and read at start.
         let (status, out) = api
-            .send(&app, Method::PATCH, &path, Some(json!({"host_port": free_port()})))
+            .send(
+                &app,
+                Method::PATCH,
+                &path,
+                Some(json!({"host_port": free_port()})),
+            )
             .await;
         assert_eq!(status, 200, "{out}");
         wait_ready(&app, &api, &path).await;
-        assert_eq!(exec(&["-e", &auth, &c, "redis-cli", "get", "k"]), (0, "v\n".to_owned()));
+        assert_eq!(
+            exec(&["-e", &auth, &c, "redis-cli", "get", "k"]),
+            (0, "v\n".to_owned())
+        );
     }
     eprintln!("engines exercised besides postgres: {ran}");
 }
@@ -497,7 +587,11 @@ async fn a_failed_recreate_brings_the_old_container_back_and_a_stopped_database_
     assert_eq!(status, 201, "{out}");
     let db = wait_ready(&app, &api, &path).await;
     let user = db["user"].as_str().unwrap().to_owned();
-    psql(&container, &user, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+    psql(
+        &container,
+        &user,
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (1)",
+    );
 
     // An image that exits at once, under a tag that names the data's version.
     let broken = format!("berth-test/crash:15-{}", &common::hex_id()[..8]);
@@ -508,13 +602,20 @@ async fn a_failed_recreate_brings_the_old_container_back_and_a_stopped_database_
     let _ = Command::new("docker").args(["rmi", &broken]).output();
     assert_eq!(status, 409, "{body}");
     assert!(
-        body.to_string().contains("the previous container runs again"),
+        body.to_string()
+            .contains("the previous container runs again"),
         "{body}"
     );
     let db = wait_healthy(&app, &api, &path).await;
-    assert_eq!(db["image"], "berth-test/postgres:latest", "the settings stay");
+    assert_eq!(
+        db["image"], "berth-test/postgres:latest",
+        "the settings stay"
+    );
     assert!(
-        db["message"].as_str().unwrap_or_default().contains("did not start"),
+        db["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not start"),
         "why is recorded: {db}"
     );
     assert_eq!(psql(&container, &user, "SELECT x FROM t"), "1");

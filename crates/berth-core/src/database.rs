@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DatabaseId, DatabaseName, ImageRef, ProjectName};
 
-
 /// An engine berth manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -423,9 +422,14 @@ mod tests {
         let pg = DatabaseEngine::Postgres;
         let img = |s: &str| ImageRef::parse(s).unwrap();
         assert!(pg.check_image(&img("postgres:17"), "16").is_err());
-        assert!(pg.check_image(&img("postgis/postgis:17-3.5"), "16").is_err());
-        pg.check_image(&img("postgis/postgis:16-3.4"), "16").unwrap();
-        pg.check_image(&img("postgres:16.4-bookworm"), "16").unwrap();
+        assert!(
+            pg.check_image(&img("postgis/postgis:17-3.5"), "16")
+                .is_err()
+        );
+        pg.check_image(&img("postgis/postgis:16-3.4"), "16")
+            .unwrap();
+        pg.check_image(&img("postgres:16.4-bookworm"), "16")
+            .unwrap();
         pg.check_image(&img("postgres:latest"), "16").unwrap();
         DatabaseEngine::Mysql
             .check_image(&img("mysql:8"), "8.4")

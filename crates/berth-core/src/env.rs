@@ -249,13 +249,17 @@ pub enum InterpolationError {
         "\"${{\" is not closed: write $${{ for a literal \"${{\", or mark the variable literal"
     )]
     Unclosed,
-    #[error("{0:?} is not a valid reference: use ${{NAME}}, ${{project.NAME}}, ${{global.NAME}} or ${{database.NAME}}")]
+    #[error(
+        "{0:?} is not a valid reference: use ${{NAME}}, ${{project.NAME}}, ${{global.NAME}} or ${{database.NAME}}"
+    )]
     BadReference(String),
     #[error("{0} is not set")]
     Unknown(String),
     #[error("{0} refers back to itself")]
     Cycle(String),
-    #[error("{0} is out of reach here: global variables refer only to global ones, and only an app's own variables to databases")]
+    #[error(
+        "{0} is out of reach here: global variables refer only to global ones, and only an app's own variables to databases"
+    )]
     OutOfScope(String),
     #[error("references nest more than {MAX_DEPTH} deep")]
     TooDeep,
@@ -644,8 +648,14 @@ mod tests {
 
     #[test]
     fn a_database_reference_is_its_url_and_only_apps_reach_it() {
-        let owner = [var("DATABASE_URL", "${database.main-db}"), var("X", "${database.gone}")];
-        let dbs = [("main-db".to_owned(), "postgres://u:p@main-db:5432/u".to_owned())];
+        let owner = [
+            var("DATABASE_URL", "${database.main-db}"),
+            var("X", "${database.gone}"),
+        ];
+        let dbs = [(
+            "main-db".to_owned(),
+            "postgres://u:p@main-db:5432/u".to_owned(),
+        )];
         let scopes = Scopes {
             owner: &owner[..1],
             project: &[],

@@ -342,9 +342,12 @@ impl Databases {
             ..db.clone()
         };
         if let Err(e) = self.recreate(&new).await {
-            let why = format!("the new settings did not start ({e}); the previous container runs again");
+            let why =
+                format!("the new settings did not start ({e}); the previous container runs again");
             databases::set_message(self.store(), db.id, Some(&why)).await?;
-            return Err(DeployError::Conflict(format!("{why}. Nothing was changed.")));
+            return Err(DeployError::Conflict(format!(
+                "{why}. Nothing was changed."
+            )));
         }
         databases::set_settings(
             self.store(),
@@ -361,7 +364,11 @@ impl Databases {
         Ok(databases::find_by_id(self.store(), db.id).await?)
     }
 
-    pub async fn start(&self, project: &ProjectName, name: &DatabaseName) -> Result<(), DeployError> {
+    pub async fn start(
+        &self,
+        project: &ProjectName,
+        name: &DatabaseName,
+    ) -> Result<(), DeployError> {
         let db = databases::find(self.store(), project, name).await?;
         let lock = self.lock_for(ResourceKey::Database(db.id));
         let _one_at_a_time = lock.lock().await;
@@ -377,12 +384,19 @@ impl Databases {
             }
             None => self.launch(&db).await,
         };
-        self.settled(db.id, outcome.as_ref().map(|_| ()).map_err(ToString::to_string))
-            .await;
+        self.settled(
+            db.id,
+            outcome.as_ref().map(|_| ()).map_err(ToString::to_string),
+        )
+        .await;
         outcome
     }
 
-    pub async fn stop(&self, project: &ProjectName, name: &DatabaseName) -> Result<(), DeployError> {
+    pub async fn stop(
+        &self,
+        project: &ProjectName,
+        name: &DatabaseName,
+    ) -> Result<(), DeployError> {
         let db = databases::find(self.store(), project, name).await?;
         let lock = self.lock_for(ResourceKey::Database(db.id));
         let _one_at_a_time = lock.lock().await;
@@ -392,7 +406,9 @@ impl Databases {
             .inspect_container(&database_container_name(project, name))
             .await?
         {
-            self.docker().stop_container(&c.id, STOP_TIMEOUT_SECS).await?;
+            self.docker()
+                .stop_container(&c.id, STOP_TIMEOUT_SECS)
+                .await?;
         }
         databases::set_message(self.store(), db.id, None).await?;
         tracing::info!(project.name = %project, database.name = %name, "database stopped");
@@ -421,8 +437,11 @@ impl Databases {
             }
             None => self.launch(&db).await,
         };
-        self.settled(db.id, outcome.as_ref().map(|_| ()).map_err(ToString::to_string))
-            .await;
+        self.settled(
+            db.id,
+            outcome.as_ref().map(|_| ()).map_err(ToString::to_string),
+        )
+        .await;
         outcome
     }
 
@@ -535,8 +554,11 @@ impl Databases {
         // Redis and Valkey take the password at start; the others only at
         // initialisation, but their containers should say what is true.
         let outcome = self.recreate(&db).await;
-        self.settled(db.id, outcome.as_ref().map(|_| ()).map_err(ToString::to_string))
-            .await;
+        self.settled(
+            db.id,
+            outcome.as_ref().map(|_| ()).map_err(ToString::to_string),
+        )
+        .await;
         outcome
     }
 
@@ -799,12 +821,16 @@ impl Runtime {
             match (&c.state, c.health.as_deref()) {
                 (ContainerState::Running, Some("healthy")) => return Ok(()),
                 (ContainerState::Running | ContainerState::Created, _) => {}
-                (ContainerState::Restarting, _) | (ContainerState::Exited, _) | (ContainerState::Dead, _) => {
+                (ContainerState::Restarting, _)
+                | (ContainerState::Exited, _)
+                | (ContainerState::Dead, _) => {
                     let tail = self.docker().logs_tail(id, 5).await.unwrap_or_default();
                     return Err(DeployError::Tool(format!(
                         "the container stopped ({}): {}",
-                        c.exit_code
-                            .map_or_else(|| c.state.as_str().to_owned(), |code| format!("exit code {code}")),
+                        c.exit_code.map_or_else(
+                            || c.state.as_str().to_owned(),
+                            |code| format!("exit code {code}")
+                        ),
                         tail.join(" / ")
                     )));
                 }
@@ -916,6 +942,9 @@ fn generate_credentials(engine: DatabaseEngine, name: &DatabaseName) -> Credenti
     }
 }
 
+/// Environment variables of an exec (values may be secrets).
+type ExecEnv = Vec<(String, String)>;
+
 /// The engine's password change, run inside its container: the statement
 /// holds only berth's own identifiers and generated password (letters,
 /// digits, `_`), never user input; the old password travels in the env.
@@ -923,7 +952,7 @@ fn password_change(
     engine: DatabaseEngine,
     old: &Credentials,
     new: &Credentials,
-) -> Result<(Vec<String>, Vec<(String, String)>), DeployError> {
+) -> Result<(Vec<String>, ExecEnv), DeployError> {
     let safe = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !safe(&new.user) || !safe(&new.password) {
         return Err(DeployError::Tool(

@@ -28,12 +28,12 @@ use berth_store::Store;
 
 pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
-pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
-pub use error::DeployError;
-pub use git::HostKey;
 pub use databases::{
     DEFAULT_URL_VARIABLE, DatabaseConnection, DatabaseRequest, DatabaseUpdate, DatabaseView,
 };
+pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
+pub use error::DeployError;
+pub use git::HostKey;
 pub use naming::{
     container_name, database_container_name, database_volume_name, deployment_container_name,
     network_name,

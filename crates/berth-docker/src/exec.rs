@@ -43,7 +43,9 @@ impl DockerClient {
             .await
             .map_err(|e| self.err(e))?;
         let mut output = Vec::new();
-        if let StartExecResults::Attached { output: mut out, .. } = docker
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = docker
             .start_exec(&exec.id, None)
             .await
             .map_err(|e| self.err(e))?

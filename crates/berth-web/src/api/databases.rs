@@ -298,7 +298,10 @@ pub async fn update_database(
     let (project, name) = names(&project, &db)?;
     let update = input.parse().map_err(WebError::Invalid)?;
     state.databases.update(&project, &name, update).await?;
-    Ok(Json(out(&state.databases.get(&project, &name).await?, None)))
+    Ok(Json(out(
+        &state.databases.get(&project, &name).await?,
+        None,
+    )))
 }
 
 /// Removes the database's container; its volume stays (orphaned on the
@@ -425,9 +428,6 @@ pub async fn get_database_logs(
 ) -> Result<Json<LogsOut>, ApiError> {
     let (project, name) = names(&project, &db)?;
     Ok(Json(LogsOut {
-        lines: state
-            .databases
-            .logs(&project, &name, query.count())
-            .await?,
+        lines: state.databases.logs(&project, &name, query.count()).await?,
     }))
 }

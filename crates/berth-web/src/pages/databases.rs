@@ -32,7 +32,11 @@ pub fn backups_url(project: &str, db: &str) -> String {
 const LOG_LINES: usize = 100;
 
 pub(crate) fn routes(t: &mut Table) {
-    t.get(Access::Session, "/projects/{project}/databases/new", new_form);
+    t.get(
+        Access::Session,
+        "/projects/{project}/databases/new",
+        new_form,
+    );
     t.post(Access::Session, "/projects/{project}/databases", create);
     t.get(Access::Session, "/projects/{project}/databases/{db}", show);
     t.post(
@@ -45,7 +49,11 @@ pub(crate) fn routes(t: &mut Table) {
         "/projects/{project}/databases/{db}/start",
         start,
     );
-    t.post(Access::Session, "/projects/{project}/databases/{db}/stop", stop);
+    t.post(
+        Access::Session,
+        "/projects/{project}/databases/{db}/stop",
+        stop,
+    );
     t.post(
         Access::Session,
         "/projects/{project}/databases/{db}/restart",
@@ -169,8 +177,9 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok(db) => Ok(Redirect::to(&format!("/projects/{}/databases/{}", project, db.name))
-            .into_response()),
+        Ok(db) => Ok(
+            Redirect::to(&format!("/projects/{}/databases/{}", project, db.name)).into_response(),
+        ),
         Err(err @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
             let status = err.status_code();
             let page = NewDatabasePage {
@@ -418,7 +427,10 @@ pub async fn settings(
             "" => 0,
             p => p.parse::<u16>().map_err(|_| {
                 let mut errors = FieldErrors::default();
-                errors.add("host_port", "must be a number between 1 and 65535, or empty");
+                errors.add(
+                    "host_port",
+                    "must be a number between 1 and 65535, or empty",
+                );
                 WebError::Invalid(errors)
             })?,
         };
@@ -461,9 +473,7 @@ pub async fn use_in_app(
             .ok();
         let variable = match input.variable.trim() {
             "" => None,
-            v => EnvKey::parse(v)
-                .map_err(|e| errors.add("variable", e))
-                .ok(),
+            v => EnvKey::parse(v).map_err(|e| errors.add("variable", e)).ok(),
         };
         let Some(app) = app.filter(|_| errors.is_empty()) else {
             return Err(WebError::Invalid(errors));

@@ -485,6 +485,31 @@ async fn mariadb_and_redis_databases_start_and_keep_their_data_across_a_restart(
         assert_eq!(status, 200, "{out}");
         wait_ready(&app, &api, &path).await;
         assert_eq!(sql("SELECT x FROM t"), (0, "7\n".to_owned()));
+        // The app user is not root; a new password works, the old one not.
+        let (code, out) = sql("SELECT COUNT(*) FROM mysql.user");
+        assert_ne!(code, 0, "the app user cannot read mysql.user: {out}");
+        let (status, out) = api
+            .post(&app, &format!("{path}/rotate-password"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{out}");
+        wait_ready(&app, &api, &path).await;
+        let (code, _) = sql("SELECT x FROM t");
+        assert_ne!(code, 0, "the old password no longer works");
+        let db = api.get(&app, &format!("{path}?reveal=true")).await;
+        let new_pw = format!("MYSQL_PWD={}", db["password"].as_str().unwrap());
+        let (code, out) = exec(&[
+            "-e",
+            &new_pw,
+            &c,
+            "mariadb",
+            "-u",
+            user,
+            "-N",
+            user,
+            "-e",
+            "SELECT x FROM t",
+        ]);
+        assert_eq!((code, out.as_str()), (0, "7\n"));
     }
     if have("berth-test/redis:latest") {
         ran += 1;

@@ -195,13 +195,19 @@ impl DatabaseEngine {
                 ("MYSQL_USER", &c.user),
                 ("MYSQL_PASSWORD", &c.password),
                 ("MYSQL_DATABASE", &c.database),
-                ("MYSQL_ROOT_PASSWORD", &c.password),
+                (
+                    "MYSQL_ROOT_PASSWORD",
+                    c.admin_password.as_ref().unwrap_or(&c.password),
+                ),
             ],
             DatabaseEngine::Mariadb => vec![
                 ("MARIADB_USER", &c.user),
                 ("MARIADB_PASSWORD", &c.password),
                 ("MARIADB_DATABASE", &c.database),
-                ("MARIADB_ROOT_PASSWORD", &c.password),
+                (
+                    "MARIADB_ROOT_PASSWORD",
+                    c.admin_password.as_ref().unwrap_or(&c.password),
+                ),
             ],
             DatabaseEngine::Redis | DatabaseEngine::Valkey => {
                 vec![("REDIS_PASSWORD", &c.password)]
@@ -307,6 +313,10 @@ pub struct Credentials {
     pub password: String,
     /// The database inside the server (for Redis and Valkey: `0`).
     pub database: String,
+    /// MySQL's and MariaDB's root password: not the app user's, so an app
+    /// holding the URL is not the server's administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -315,6 +325,10 @@ impl fmt::Debug for Credentials {
             .field("user", &self.user)
             .field("password", &crate::REDACTED)
             .field("database", &self.database)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| crate::REDACTED),
+            )
             .finish()
     }
 }
@@ -328,6 +342,7 @@ impl Credentials {
             user,
             password,
             database,
+            ..
         } = self;
         match engine {
             DatabaseEngine::Redis | DatabaseEngine::Valkey => {
@@ -451,8 +466,13 @@ mod tests {
             user: "app".into(),
             password: "s3cretPW".into(),
             database: "app".into(),
+            admin_password: Some("r00tPW".into()),
         };
-        assert!(!format!("{c:?}").contains("s3cretPW"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cretPW") && !shown.contains("r00tPW"),
+            "{shown}"
+        );
         assert_eq!(
             c.url(DatabaseEngine::Postgres, "main", 5432),
             "postgres://app:s3cretPW@main:5432/app"

@@ -939,6 +939,8 @@ fn generate_credentials(engine: DatabaseEngine, name: &DatabaseName) -> Credenti
         } else {
             "0".to_owned()
         },
+        admin_password: matches!(engine, DatabaseEngine::Mysql | DatabaseEngine::Mariadb)
+            .then(generate_password),
     }
 }
 
@@ -987,11 +989,14 @@ fn password_change(
                     client,
                     "-uroot",
                     "-e",
-                    &format!(
-                        "ALTER USER '{user}'@'%' IDENTIFIED BY '{pw}'; ALTER USER IF EXISTS 'root'@'%' IDENTIFIED BY '{pw}'; ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '{pw}'"
-                    ),
+                    &format!("ALTER USER '{user}'@'%' IDENTIFIED BY '{pw}'"),
                 ]),
-                vec![("MYSQL_PWD".to_owned(), old.password.clone())],
+                vec![(
+                    "MYSQL_PWD".to_owned(),
+                    old.admin_password
+                        .clone()
+                        .unwrap_or_else(|| old.password.clone()),
+                )],
             )
         }
         DatabaseEngine::Mongodb => {

@@ -17,6 +17,7 @@ fn creds() -> Credentials {
         user: "main".into(),
         password: PASSWORD.into(),
         database: "main".into(),
+        admin_password: None,
     }
 }
 

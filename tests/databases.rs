@@ -199,10 +199,15 @@ async fn a_postgres_database_keeps_its_data_across_recreates_refuses_a_major_upg
     // A change of settings recreates the container on the same volume.
     let old_id = docker_out(&["inspect", "-f", "{{.Id}}", &container]);
     let port = free_port();
+    let recreating = Instant::now();
     let (status, body) = api
         .send(&app, Method::PATCH, &path, Some(json!({"host_port": port})))
         .await;
     assert_eq!(status, 200, "{body}");
+    eprintln!(
+        "recreate (stop, start on the same volume, readiness): {} ms",
+        recreating.elapsed().as_millis()
+    );
     let new_id = docker_out(&["inspect", "-f", "{{.Id}}", &container]);
     assert_ne!(old_id, new_id, "recreated");
     assert_eq!(

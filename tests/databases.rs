@@ -665,6 +665,15 @@ async fn a_failed_recreate_brings_the_old_container_back_and_a_stopped_database_
     wait_running(&container).await;
     wait_healthy(&app, &api, &path).await;
     assert_eq!(psql(&container, &user, "SELECT x FROM t"), "1");
+    // Its container removed while berth was down: berth launches a new
+    // one on the same volume.
+    let app = app
+        .restart_on_same_data_after(|| {
+            docker_out(&["rm", "-f", &container]);
+        })
+        .await;
+    wait_healthy(&app, &api, &path).await;
+    assert_eq!(psql(&container, &user, "SELECT x FROM t"), "1");
 
     // Stopped on purpose, it stays stopped.
     let (status, body) = api.post(&app, &format!("{path}/stop"), json!({})).await;

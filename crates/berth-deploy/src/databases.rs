@@ -847,6 +847,39 @@ impl Runtime {
         }
     }
 
+    /// Reconcile's rule for a database without a container: one that
+    /// should run (a first start berth did not finish before it stopped, a
+    /// container removed outside berth) is launched again on its volume.
+    pub(crate) async fn relaunch_databases(&self, containers: &[ContainerInfo]) {
+        let all = match databases::list_all(self.store()).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list databases to reconcile");
+                return;
+            }
+        };
+        for db in all {
+            let name = database_container_name(&db.project, &db.name);
+            if db.desired != DatabaseState::Running || containers.iter().any(|c| c.name == name) {
+                continue;
+            }
+            let runtime = self.clone();
+            tokio::spawn(async move {
+                let lock = runtime.lock_for(ResourceKey::Database(db.id));
+                let _one_at_a_time = lock.lock().await;
+                // Looked at again under the lock: an action may have made it meanwhile.
+                if let Ok(Some(_)) = runtime.docker().inspect_container(&name).await {
+                    return;
+                }
+                tracing::info!(project.name = %db.project, database.name = %db.name, "launching a database without a container");
+                let outcome = runtime.launch(&db).await;
+                runtime
+                    .settled(db.id, outcome.map_err(|e| format!("could not start: {e}")))
+                    .await;
+            });
+        }
+    }
+
     /// Reconcile's rule for a database container: attribute it to its
     /// record (never remove it), and start it again when it stopped while
     /// the database should run.

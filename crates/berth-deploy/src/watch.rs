@@ -91,6 +91,7 @@ impl Runtime {
                 }
             }
         }
+        self.relaunch_databases(&others).await;
         // Deployments first: leftovers of an interrupted one go, in-flight ones are left alone.
         let skip = self.reconcile_deployments(&containers).await?;
         let containers: Vec<ContainerInfo> = containers

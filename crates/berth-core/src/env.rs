@@ -210,13 +210,18 @@ pub fn diff(old: &[EnvVar], new: &[EnvVar]) -> Vec<EnvChange> {
 }
 
 /// Where a variable lives; references name the scope: `${NAME}` (the same
-/// scope), `${project.NAME}`, `${global.NAME}`.
+/// scope), `${project.NAME}`, `${global.NAME}`. `${database.NAME}` is the
+/// connection URL of the project's managed database NAME, filled in when a
+/// container is created, so the env store keeps the reference and never the
+/// password ("Use in app").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// An app (or, later, a stack): the variables that reach a container.
     Owner,
     Project,
     Global,
+    /// The project's managed databases (only apps' own variables may refer to them).
+    Database,
 }
 
 /// A `${}` reference inside a value.
@@ -231,6 +236,7 @@ impl fmt::Display for Reference {
         match self.scope {
             Some(Scope::Project) => write!(f, "${{project.{}}}", self.name),
             Some(Scope::Global) => write!(f, "${{global.{}}}", self.name),
+            Some(Scope::Database) => write!(f, "${{database.{}}}", self.name),
             _ => write!(f, "${{{}}}", self.name),
         }
     }
@@ -243,13 +249,17 @@ pub enum InterpolationError {
         "\"${{\" is not closed: write $${{ for a literal \"${{\", or mark the variable literal"
     )]
     Unclosed,
-    #[error("{0:?} is not a valid reference: use ${{NAME}}, ${{project.NAME}} or ${{global.NAME}}")]
+    #[error(
+        "{0:?} is not a valid reference: use ${{NAME}}, ${{project.NAME}}, ${{global.NAME}} or ${{database.NAME}}"
+    )]
     BadReference(String),
     #[error("{0} is not set")]
     Unknown(String),
     #[error("{0} refers back to itself")]
     Cycle(String),
-    #[error("global variables can only refer to other global variables ({0})")]
+    #[error(
+        "{0} is out of reach here: global variables refer only to global ones, and only an app's own variables to databases"
+    )]
     OutOfScope(String),
     #[error("references nest more than {MAX_DEPTH} deep")]
     TooDeep,
@@ -299,6 +309,16 @@ fn parse_reference(inner: &str) -> Result<Reference, InterpolationError> {
     let (scope, name) = match inner.split_once('.') {
         Some(("project", name)) => (Some(Scope::Project), name),
         Some(("global", name)) => (Some(Scope::Global), name),
+        Some(("database", name)) => {
+            return crate::DatabaseName::parse(name)
+                .ok()
+                .filter(|n| n.as_str() == name)
+                .map(|_| Reference {
+                    scope: Some(Scope::Database),
+                    name: name.to_owned(),
+                })
+                .ok_or_else(|| InterpolationError::BadReference(format!("${{{inner}}}")));
+        }
         Some(_) => return Err(InterpolationError::BadReference(format!("${{{inner}}}"))),
         None => (None, inner),
     };
@@ -332,6 +352,8 @@ pub struct Scopes<'a> {
     pub owner: &'a [EnvVar],
     pub project: &'a [EnvVar],
     pub global: &'a [EnvVar],
+    /// The project's managed databases: name and connection URL.
+    pub databases: &'a [(String, String)],
 }
 
 /// One variable that cannot be resolved, and why.
@@ -348,6 +370,7 @@ impl fmt::Display for ResolveError {
             Scope::Owner => "",
             Scope::Project => "project.",
             Scope::Global => "global.",
+            Scope::Database => "database.",
         };
         write!(f, "{prefix}{}: {}", self.key, self.error)
     }
@@ -367,6 +390,7 @@ pub fn resolve(
         Scope::Owner => scopes.owner,
         Scope::Project => scopes.project,
         Scope::Global => scopes.global,
+        Scope::Database => &[],
     };
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -447,10 +471,24 @@ impl Resolver<'_> {
         if from == Scope::Global && target != Scope::Global {
             return Err(InterpolationError::OutOfScope(r.to_string()));
         }
+        if target == Scope::Database {
+            if from != Scope::Owner {
+                return Err(InterpolationError::OutOfScope(r.to_string()));
+            }
+            // A URL is taken as it is: it is no template of ours.
+            return self
+                .scopes
+                .databases
+                .iter()
+                .find(|(name, _)| *name == r.name)
+                .map(|(_, url)| url.clone())
+                .ok_or_else(|| InterpolationError::Unknown(r.to_string()));
+        }
         let vars = match target {
             Scope::Owner => self.scopes.owner,
             Scope::Project => self.scopes.project,
             Scope::Global => self.scopes.global,
+            Scope::Database => &[],
         };
         let var = vars
             .iter()
@@ -494,6 +532,7 @@ mod tests {
                 owner: &owner,
                 project: &[],
                 global: &[],
+                databases: &[],
             },
             Scope::Owner,
         )
@@ -518,6 +557,7 @@ mod tests {
                 owner: &chain,
                 project: &[],
                 global: &[],
+                databases: &[],
             },
             Scope::Owner,
         )
@@ -595,6 +635,7 @@ mod tests {
             owner: &owner,
             project: &project,
             global: &global,
+            databases: &[],
         };
         let resolved: Vec<(String, String)> = resolve(scopes, Scope::Owner)
             .unwrap()
@@ -606,6 +647,48 @@ mod tests {
     }
 
     #[test]
+    fn a_database_reference_is_its_url_and_only_apps_reach_it() {
+        let owner = [
+            var("DATABASE_URL", "${database.main-db}"),
+            var("X", "${database.gone}"),
+        ];
+        let dbs = [(
+            "main-db".to_owned(),
+            "postgres://u:p@main-db:5432/u".to_owned(),
+        )];
+        let scopes = Scopes {
+            owner: &owner[..1],
+            project: &[],
+            global: &[],
+            databases: &dbs,
+        };
+        assert_eq!(
+            resolve(scopes, Scope::Owner).unwrap()[0].1,
+            "postgres://u:p@main-db:5432/u"
+        );
+        let scopes = Scopes {
+            owner: &owner,
+            ..scopes
+        };
+        let errors = resolve(scopes, Scope::Owner).unwrap_err();
+        assert_eq!(
+            errors[0].error,
+            InterpolationError::Unknown("${database.gone}".into())
+        );
+        let project = [var("P", "${database.main-db}")];
+        let scopes = Scopes {
+            owner: &[],
+            project: &project,
+            global: &[],
+            databases: &dbs,
+        };
+        assert!(matches!(
+            resolve(scopes, Scope::Project).unwrap_err()[0].error,
+            InterpolationError::OutOfScope(_)
+        ));
+    }
+
+    #[test]
     fn literal_values_are_taken_as_written() {
         let mut v = var("RAW", "${NOPE} $$");
         v.flags.literal = true;
@@ -614,6 +697,7 @@ mod tests {
             owner: &owner,
             project: &[],
             global: &[],
+            databases: &[],
         };
         assert_eq!(resolve(scopes, Scope::Owner).unwrap()[0].1, "${NOPE} $$");
     }
@@ -632,6 +716,7 @@ mod tests {
             owner: &owner,
             project: &[],
             global: &[],
+            databases: &[],
         };
         let errors = resolve(scopes, Scope::Owner).unwrap_err();
         let by_key: HashMap<&str, &InterpolationError> =
@@ -652,6 +737,7 @@ mod tests {
             owner: &[],
             project: &[],
             global: &global,
+            databases: &[],
         };
         assert!(matches!(
             resolve(scopes, Scope::Global).unwrap_err()[0].error,

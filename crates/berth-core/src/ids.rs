@@ -44,6 +44,8 @@ ids! {
     ApiTokenId,
     /// A stack (`stacks.id`).
     StackId,
+    /// A managed database (`databases.id`).
+    DatabaseId,
 }
 
 #[cfg(test)]

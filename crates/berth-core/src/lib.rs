@@ -5,6 +5,7 @@ mod account;
 mod app;
 pub mod certificate;
 mod command;
+pub mod database;
 pub mod deployment;
 mod domain;
 pub mod dotenv;
@@ -24,6 +25,7 @@ pub use account::{
 };
 pub use app::{App, DesiredState, NewApp};
 pub use command::{Command, CommandError};
+pub use database::{Credentials, Database, DatabaseEngine, DatabaseError, DatabaseState};
 pub use deployment::{
     DeploySettings, Deployment, DeploymentStatus, GitSource, HealthCheck, RestartPolicy,
     redact_url_credentials, url_has_masked_credentials,
@@ -31,9 +33,9 @@ pub use deployment::{
 pub use domain::{DomainError, DomainName, PathPrefix, PathPrefixError};
 pub use env::{EnvChange, EnvFlags, EnvKey, EnvKeyError, EnvVar};
 pub use env_set::{EnvSet, HistoryEntry, Owner, Saved};
-pub use ids::{ApiTokenId, AppId, DeploymentId, DomainId, ProjectId, StackId, UserId};
+pub use ids::{ApiTokenId, AppId, DatabaseId, DeploymentId, DomainId, ProjectId, StackId, UserId};
 pub use image::{ImageRef, ImageRefError};
-pub use name::{AppName, NameError, ProjectName, StackName};
+pub use name::{AppName, DatabaseName, NameError, ProjectName, StackName};
 pub use port::{Port, PortError};
 pub use project::{Project, ProjectSummary};
 pub use route::{Domain, DomainTarget, NewDomain, TlsMode};

@@ -96,6 +96,12 @@ dns_label_type!(
     /// `berth_<project>_<stack>_<service>` can never be an app's.
     StackName
 );
+dns_label_type!(
+    /// A managed database inside a project. Apps, stacks and databases of a
+    /// project share one namespace (container names, the project network's
+    /// aliases), so a database's name is never an app's or a stack's.
+    DatabaseName
+);
 
 #[cfg(test)]
 mod tests {

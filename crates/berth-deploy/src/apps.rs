@@ -172,9 +172,17 @@ impl Apps {
         }
         apps::delete(self.store(), app.id).await?;
         self.routes_changed().await;
+        // The project network stays while a database or a stack of the
+        // project is on it (Docker refuses to remove a network in use).
         if apps::list_in_project(self.store(), project)
             .await?
             .is_empty()
+            && berth_store::databases::list(self.store(), project)
+                .await?
+                .is_empty()
+            && berth_store::stacks::list(self.store(), project)
+                .await?
+                .is_empty()
         {
             self.docker().remove_network(&network_name(project)).await?;
         }

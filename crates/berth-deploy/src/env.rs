@@ -70,10 +70,12 @@ impl Env {
         vars: &[EnvVar],
     ) -> Result<(), DeployError> {
         let (shared, global) = self.shared_for(project).await?;
+        let databases = self.database_urls(project).await?;
         let scopes = Scopes {
             owner: vars,
             project: &shared.vars,
             global: &global.vars,
+            databases: &databases,
         };
         resolve(scopes, Scope::Owner)
             .map(drop)
@@ -183,6 +185,7 @@ impl Env {
                 owner: &[],
                 project: &scopes_project,
                 global: &scopes_global,
+                databases: &[],
             },
             which,
         )
@@ -213,6 +216,7 @@ impl Env {
                 continue;
             }
             let (shared, global) = self.shared_for(&app.project).await?;
+            let databases = self.database_urls(&app.project).await?;
             let (project_vars, global_vars) = match scope {
                 SharedScope::Project(_) => (new_vars.to_vec(), global.vars.clone()),
                 SharedScope::Global => (shared.vars.clone(), new_vars.to_vec()),
@@ -221,11 +225,13 @@ impl Env {
                 owner: &own.vars,
                 project: &shared.vars,
                 global: &global.vars,
+                databases: &databases,
             };
             let after = Scopes {
                 owner: &own.vars,
                 project: &project_vars,
                 global: &global_vars,
+                databases: &databases,
             };
             if resolve(before, Scope::Owner).is_ok()
                 && let Err(errors) = resolve(after, Scope::Owner)
@@ -342,10 +348,14 @@ impl Runtime {
     ) -> Result<(i64, Vec<(String, String)>), DeployError> {
         let set = env::load(self.store(), Owner::App(app.id)).await?;
         let (shared, global) = self.shared_for(&app.project).await?;
+        // `${database.NAME}` takes the database's URL of today: a changed
+        // password reaches the app at its next deploy.
+        let databases = self.database_urls(&app.project).await?;
         let scopes = Scopes {
             owner: &set.vars,
             project: &shared.vars,
             global: &global.vars,
+            databases: &databases,
         };
         let resolved =
             resolve(scopes, Scope::Owner).map_err(|e| DeployError::Env(EnvErrors::resolve(e)))?;

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apps;
+mod databases;
 mod deployments;
 mod env;
 mod error;
@@ -27,14 +28,20 @@ use berth_store::Store;
 
 pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
+pub use databases::{
+    DEFAULT_URL_VARIABLE, DatabaseConnection, DatabaseRequest, DatabaseUpdate, DatabaseView,
+};
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use git::HostKey;
-pub use naming::{container_name, deployment_container_name, network_name};
+pub use naming::{
+    container_name, database_container_name, database_volume_name, deployment_container_name,
+    network_name,
+};
 pub use routing::build_routes;
 pub use services::{
-    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Stacks, Storage, System,
-    Webhooks,
+    Accounts, Apps, Databases, Deployments, Domains, Env, Projects, Services, Stacks, Storage,
+    System, Webhooks,
 };
 pub use stacks::{
     PlanPreview, Publish, ServiceState, ServiceView, StackRequest, StackRoute, StackUpdate,
@@ -59,6 +66,7 @@ pub struct Runtime {
 pub(crate) enum ResourceKey {
     App(AppId),
     Stack(berth_core::StackId),
+    Database(berth_core::DatabaseId),
 }
 
 struct Inner {

@@ -1,4 +1,4 @@
-use berth_core::{AppName, ProjectName, StackName};
+use berth_core::{AppName, DatabaseName, ProjectName, StackName};
 
 /// The project's private Docker network.
 pub fn network_name(project: &ProjectName) -> String {
@@ -14,6 +14,18 @@ pub fn container_name(project: &ProjectName, app: &AppName) -> String {
 /// so the new container can start beside the one still serving.
 pub fn deployment_container_name(project: &ProjectName, app: &AppName, number: i64) -> String {
     format!("berth_{project}_{app}_{number}")
+}
+
+/// A managed database's container. A database's name is no app's or
+/// stack's in its project, and `_` is not allowed in names, so this is
+/// never another resource's container.
+pub fn database_container_name(project: &ProjectName, db: &DatabaseName) -> String {
+    format!("berth_{project}_{db}")
+}
+
+/// A managed database's volume (its data).
+pub fn database_volume_name(project: &ProjectName, db: &DatabaseName) -> String {
+    format!("berth_{project}_{db}_data")
 }
 
 /// The name the edge knows a stack service's routes by (its error pages

@@ -62,6 +62,8 @@ services! {
     domains: Domains,
     /// Stacks: compose files and templates installed as sets of services.
     stacks: Stacks,
+    /// Managed databases: one service each, with credentials and a volume.
+    databases: Databases,
     /// Volumes and bind mounts: the Storage page and each app's mounts.
     storage: Storage,
     /// Deploy webhooks.

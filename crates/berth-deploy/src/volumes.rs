@@ -46,11 +46,13 @@ pub struct StorageVolume {
     pub containers: u64,
     /// The stack it belongs to (`<project>/<stack>`), while that stack is installed.
     pub stack: Option<String>,
+    /// The managed database it holds (`<project>/<db>`), while that database exists.
+    pub database: Option<String>,
 }
 
 impl StorageVolume {
     pub fn orphaned(&self) -> bool {
-        self.owner.is_none() && self.stack.is_none()
+        self.owner.is_none() && self.stack.is_none() && self.database.is_none()
     }
 
     pub fn in_use(&self) -> bool {
@@ -171,6 +173,7 @@ impl Storage {
                     size_bytes: None,
                     containers: 0,
                     stack: None,
+                    database: None,
                 }),
             }
         }
@@ -185,8 +188,14 @@ impl Storage {
             .into_iter()
             .map(|s| format!("{}/{}", s.project, s.name))
             .collect();
+        let dbs: Vec<String> = berth_store::databases::list_all(self.store())
+            .await?
+            .into_iter()
+            .map(|d| format!("{}/{}", d.project, d.name))
+            .collect();
         for v in docker_volumes {
             let stack = stack_of(&v.labels).filter(|s| stacks.contains(s));
+            let database = database_of(&v.labels).filter(|d| dbs.contains(d));
             let owner = by_source.remove(&v.name).map(|row| VolumeOwner {
                 project: row.project,
                 app: row.app,
@@ -195,7 +204,8 @@ impl Storage {
             let use_ = usage.get(&v.name);
             out.push(StorageVolume {
                 project: v.labels.get(PROJECT).cloned(),
-                made_for: v.labels.get(APP).cloned(),
+                // A database's volume names its database as the resource.
+                made_for: v.labels.get(APP).or(v.labels.get(RESOURCE)).cloned(),
                 made_as: v.labels.get(VOLUME).cloned(),
                 size_bytes: use_.and_then(|u| u.size_bytes),
                 containers: use_.map(|u| u.containers).unwrap_or(0),
@@ -203,6 +213,7 @@ impl Storage {
                 name: v.name,
                 owner,
                 stack,
+                database,
             });
         }
         out.sort_by(|a, b| {
@@ -242,7 +253,16 @@ impl Storage {
         {
             stack = Some(s);
         }
+        let mut database = None;
+        if let Some(d) = database_of(&volume.labels)
+            && let Some((project, name)) = d.split_once('/')
+            && let Ok(project) = ProjectName::parse(project)
+            && berth_store::databases::exists(self.store(), &project, name).await?
+        {
+            database = Some(d);
+        }
         Ok(StorageVolume {
+            database,
             stack,
             name: name.to_owned(),
             bind: false,
@@ -282,6 +302,14 @@ impl Storage {
                 field: "confirm",
                 message: format!(
                     "{name} belongs to the stack {stack}: uninstall it with \"delete volumes\" instead; nothing was deleted"
+                ),
+            });
+        }
+        if let Some(db) = &volume.database {
+            return Err(DeployError::Invalid {
+                field: "confirm",
+                message: format!(
+                    "{name} holds the data of the database {db}: delete the database with \"delete its volume\" instead; nothing was deleted"
                 ),
             });
         }
@@ -602,6 +630,17 @@ impl Runtime {
 /// `<project>/<stack>` of a volume a stack made.
 fn stack_of(labels: &BTreeMap<String, String>) -> Option<String> {
     if labels.get(KIND).map(String::as_str) != Some("stack") {
+        return None;
+    }
+    Some(format!(
+        "{}/{}",
+        labels.get(PROJECT)?,
+        labels.get(RESOURCE)?
+    ))
+}
+
+fn database_of(labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.get(KIND).map(String::as_str) != Some(ResourceKind::Database.as_str()) {
         return None;
     }
     Some(format!(

@@ -13,6 +13,9 @@ use crate::naming::{APP, INSTANCE, KIND, MANAGED, PROJECT, is_app_kind};
 use crate::{DeployError, Runtime};
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How long after a database container stopped berth looks whether
+/// Docker's restart policy started it again.
+const DATABASE_RESTART_GRACE: Duration = Duration::from_secs(3);
 
 impl Runtime {
     /// Runs until `shutdown` completes. Survives Docker going away and coming back.
@@ -73,6 +76,12 @@ impl Runtime {
                 self.stack_container_moved(c).await;
                 continue;
             }
+            if kind == ResourceKind::Database.as_str() {
+                // Attributed to its record, never removed; started again
+                // when it stopped while it should run.
+                self.database_container_seen(c).await;
+                continue;
+            }
             match ResourceKind::parse(kind) {
                 Some(kind) => {
                     tracing::debug!(container.name = %c.name, berth.kind = %kind, "a container of a kind this version does not reconcile yet; left alone")
@@ -82,6 +91,7 @@ impl Runtime {
                 }
             }
         }
+        self.relaunch_databases(&others).await;
         // Deployments first: leftovers of an interrupted one go, in-flight ones are left alone.
         let skip = self.reconcile_deployments(&containers).await?;
         let containers: Vec<ContainerInfo> = containers
@@ -171,6 +181,23 @@ impl Runtime {
                     self.stack_container_moved(&info).await;
                 }
                 self.routes_changed().await;
+            }
+            return Ok(());
+        }
+        if event.labels.get(KIND).map(String::as_str) == Some(ResourceKind::Database.as_str()) {
+            let action = event.action.split(':').next().unwrap_or_default();
+            if matches!(action, "die" | "stop") {
+                // Docker's restart policy brings a crashed database back by
+                // itself; one that stays down (an OOM kill, a stop outside
+                // berth) is started once Docker has had its turn.
+                let runtime = self.clone();
+                let id = event.container_id.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DATABASE_RESTART_GRACE).await;
+                    if let Ok(Some(info)) = runtime.docker().inspect_container(&id).await {
+                        runtime.database_container_seen(&info).await;
+                    }
+                });
             }
             return Ok(());
         }

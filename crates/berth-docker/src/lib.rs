@@ -10,6 +10,8 @@ mod containers;
 mod error;
 /// Container events, filtered by label.
 mod events;
+/// Short commands run inside a running container.
+mod exec;
 /// Pull, build, inspect and remove images.
 mod images;
 /// Per-project bridge networks.
@@ -28,6 +30,7 @@ pub use containers::{
 };
 pub use error::DockerError;
 pub use events::ContainerEvent;
+pub use exec::ExecOutput;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
 pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};

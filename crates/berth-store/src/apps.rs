@@ -92,6 +92,11 @@ pub async fn create(store: &Store, project: &ProjectName, app: &NewApp) -> Resul
             what: "a stack with that name in this project",
         });
     }
+    if crate::databases::exists(store, project, app.name.as_str()).await? {
+        return Err(StoreError::AlreadyExists {
+            what: "a database with that name in this project",
+        });
+    }
     let ts = now();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO apps (project_id, name, image, container_port, command, dangerous_mounts, status, created_at, updated_at)

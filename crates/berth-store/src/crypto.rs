@@ -342,16 +342,25 @@ const STACK_STATES: SealedColumns = SealedColumns {
     aad: |row| crate::stacks::state_aad(row.get("id")),
 };
 
+const DATABASE_CREDENTIALS: SealedColumns = SealedColumns {
+    table: "databases",
+    aad_columns: "id",
+    nonce: "cred_nonce",
+    data: "credentials",
+    aad: |row| crate::databases::credentials_aad(row.get("id")),
+};
+
 /// Every column pair that holds sealed values: a new one goes here, so a
 /// lost or different key is noticed for it too and a rotation re-seals it.
 /// The env values and snapshots come first: [`Rotation`] counts them.
-const SEALED: [SealedColumns; 6] = [
+const SEALED: [SealedColumns; 7] = [
     ENV_VALUES,
     ENV_SNAPSHOTS,
     WEBHOOK_SECRETS,
     DEPLOY_KEYS,
     GIT_URLS,
     STACK_STATES,
+    DATABASE_CREDENTIALS,
 ];
 
 /// How many sealed values the database holds, in every sealed column.

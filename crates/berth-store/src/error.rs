@@ -12,7 +12,7 @@ pub enum StoreError {
     AlreadyExists { what: &'static str },
     #[error("{what} not found")]
     NotFound { what: &'static str },
-    #[error("the project still has apps or stacks: delete them first")]
+    #[error("the project still has apps, stacks or databases: delete them first")]
     ProjectNotEmpty,
     #[error("the database holds an invalid {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },

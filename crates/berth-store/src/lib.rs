@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod apps;
 pub mod certificates;
 pub mod crypto;
+pub mod databases;
 pub mod deployments;
 pub mod domains;
 pub mod env;

@@ -61,7 +61,8 @@ pub async fn delete_empty(store: &Store, name: &ProjectName) -> Result<(), Store
         .ok_or(StoreError::NotFound { what: "project" })?;
     let apps: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM apps WHERE project_id = ?1)
-              + (SELECT COUNT(*) FROM stacks WHERE project_id = ?1)",
+              + (SELECT COUNT(*) FROM stacks WHERE project_id = ?1)
+              + (SELECT COUNT(*) FROM databases WHERE project_id = ?1)",
     )
     .bind(id)
     .fetch_one(&mut *tx)

@@ -74,6 +74,17 @@ pub async fn create(
             what: "an app with that name",
         });
     }
+    let database: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM databases WHERE project_id = ? AND name = ?")
+            .bind(project_id)
+            .bind(new.name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if database.is_some() {
+        return Err(StoreError::AlreadyExists {
+            what: "a database with that name",
+        });
+    }
     let t = now();
     // The id is in the sealed state's AAD, so insert first, then seal.
     let id: i64 = sqlx::query_scalar(

@@ -293,6 +293,14 @@ impl From<&berth_deploy::StorageVolume> for StorageRow {
             ),
             // A stack's volume: owned by the stack while it is installed.
             None => match &v.stack {
+                None if v.database.is_some() => {
+                    let db = v.database.clone().unwrap_or_default();
+                    let url = match db.split_once('/') {
+                        Some((p, d)) => format!("/projects/{p}/databases/{d}"),
+                        None => String::new(),
+                    };
+                    (format!("database {db}"), url, String::new())
+                }
                 Some(stack) => (
                     format!("stack {stack}"),
                     match stack.split_once('/') {

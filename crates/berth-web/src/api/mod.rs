@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod certificates;
+pub mod databases;
 pub mod deployments;
 pub mod domains;
 pub mod engine;
@@ -50,6 +51,7 @@ pub(crate) fn routes(t: &mut Table) {
     volumes::routes(t);
     stacks::routes(t);
     metrics::routes(t);
+    databases::routes(t);
     // Last: the document describes every API route declared above.
     let json = Bytes::from(
         document(t.take_api_doc())

@@ -37,6 +37,8 @@ pub struct VolumeOut {
     pub target: Option<String>,
     /// The installed stack it belongs to, as `project/stack`.
     pub stack: Option<String>,
+    /// The managed database whose data it holds, as `project/database`.
+    pub database: Option<String>,
     pub orphaned: bool,
     /// The project and app it was made for (from its labels).
     pub project: Option<String>,
@@ -58,6 +60,7 @@ impl From<&berth_deploy::StorageVolume> for VolumeOut {
             owner: v.owner.as_ref().map(|o| format!("{}/{}", o.project, o.app)),
             target: v.owner.as_ref().map(|o| o.volume.target.to_string()),
             stack: v.stack.clone(),
+            database: v.database.clone(),
             orphaned: v.orphaned(),
             project: v.project.clone(),
             made_for: v.made_for.clone(),

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod catalogue;
 pub mod certificates;
 pub mod dashboard;
+pub mod databases;
 pub mod deployments;
 pub mod domains;
 pub mod env;
@@ -45,6 +46,7 @@ pub(crate) fn routes(t: &mut Table) {
     storage::routes(t);
     catalogue::routes(t);
     stacks::routes(t);
+    databases::routes(t);
     tokens::routes(t);
     monitoring::routes(t);
 }

@@ -1,13 +1,13 @@
-//! Every resource of a project (apps and stacks) as one list, each with
+//! Every resource of a project (apps, stacks, databases) as one list, each with
 //! its status and public URL, for the dashboard and the project page.
 
-use berth_core::{App, DomainTarget, ProjectName, Stack};
+use berth_core::{App, Database, DomainTarget, ProjectName, Stack};
 
 use crate::{AppState, WebError};
 
 /// One app or stack in a list.
 pub struct ResourceRow {
-    /// `app` or `stack`.
+    /// `app`, `stack` or `database`.
     pub kind: &'static str,
     pub project: String,
     pub name: String,
@@ -82,19 +82,47 @@ async fn stack_row(state: &AppState, stack: &Stack) -> ResourceRow {
     }
 }
 
+/// A database's row, from the store only (a list never waits on Docker):
+/// `starting` while its first start runs, else what berth keeps it at.
+fn database_row(db: &Database) -> ResourceRow {
+    let status = match db.message.as_deref() {
+        Some("starting") => "starting",
+        _ => db.desired.as_str(),
+    };
+    ResourceRow {
+        kind: "database",
+        project: db.project.to_string(),
+        name: db.name.to_string(),
+        href: format!("/projects/{}/databases/{}", db.project, db.name),
+        status: status.to_owned(),
+        detail: db.message.clone().unwrap_or_default(),
+        url: None,
+        image: db.image.to_string(),
+        pinned: !db.unpinned(),
+    }
+}
+
 /// The resources of one project, or of every project, by project then name.
 pub async fn rows(
     state: &AppState,
     project: Option<&ProjectName>,
 ) -> Result<Vec<ResourceRow>, WebError> {
-    let (apps, stacks) = match project {
+    let (apps, stacks, databases) = match project {
         Some(p) => (
             state.apps.list_apps_in_project(p).await?,
             state.stacks.list(p).await?,
+            state
+                .databases
+                .list_all()
+                .await?
+                .into_iter()
+                .filter(|d| &d.project == p)
+                .collect::<Vec<_>>(),
         ),
         None => (
             state.apps.list_apps().await?,
             state.stacks.list_all().await?,
+            state.databases.list_all().await?,
         ),
     };
     let mut rows = Vec::with_capacity(apps.len() + stacks.len());
@@ -104,6 +132,7 @@ pub async fn rows(
     let stack_rows =
         futures_util::future::join_all(stacks.iter().map(|s| stack_row(state, s))).await;
     rows.extend(stack_rows);
+    rows.extend(databases.iter().map(database_row));
     rows.sort_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
     Ok(rows)
 }

@@ -342,16 +342,41 @@ const STACK_STATES: SealedColumns = SealedColumns {
     aad: |row| crate::stacks::state_aad(row.get("id")),
 };
 
+const DESTINATION_SECRETS: SealedColumns = SealedColumns {
+    table: "backup_destinations",
+    aad_columns: "id",
+    nonce: "secret_nonce",
+    data: "secret",
+    aad: |row| crate::backups::destination_secret_aad(row.get("id")),
+};
+const SCHEDULE_PASSPHRASES: SealedColumns = SealedColumns {
+    table: "backup_schedules",
+    aad_columns: "id",
+    nonce: "passphrase_nonce",
+    data: "passphrase",
+    aad: |row| crate::backups::schedule_passphrase_aad(row.get("id")),
+};
+const BACKUP_PASSPHRASES: SealedColumns = SealedColumns {
+    table: "backups",
+    aad_columns: "id",
+    nonce: "passphrase_nonce",
+    data: "passphrase",
+    aad: |row| crate::backups::backup_passphrase_aad(row.get("id")),
+};
+
 /// Every column pair that holds sealed values: a new one goes here, so a
 /// lost or different key is noticed for it too and a rotation re-seals it.
 /// The env values and snapshots come first: [`Rotation`] counts them.
-const SEALED: [SealedColumns; 6] = [
+const SEALED: [SealedColumns; 9] = [
     ENV_VALUES,
     ENV_SNAPSHOTS,
     WEBHOOK_SECRETS,
     DEPLOY_KEYS,
     GIT_URLS,
     STACK_STATES,
+    DESTINATION_SECRETS,
+    SCHEDULE_PASSPHRASES,
+    BACKUP_PASSPHRASES,
 ];
 
 /// How many sealed values the database holds, in every sealed column.

@@ -3,12 +3,14 @@
 
 pub mod api_tokens;
 pub mod apps;
+pub mod backups;
 pub mod certificates;
 pub mod crypto;
 pub mod deployments;
 pub mod domains;
 pub mod env;
 mod error;
+pub mod jobs;
 pub mod migrate;
 pub mod passwords;
 pub mod projects;

@@ -14,6 +14,8 @@ mod events;
 mod images;
 /// Per-project bridge networks.
 mod networks;
+/// One-shot job containers: a dump or a restore with its stdout and stdin as streams.
+mod sidecar;
 /// Engine version, counts and disk usage.
 mod system;
 /// Named, labelled volumes that outlive containers; moving data between them.
@@ -28,5 +30,6 @@ pub use error::DockerError;
 pub use events::ContainerEvent;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
+pub use sidecar::{Sidecar, SidecarSpec, StderrTail};
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

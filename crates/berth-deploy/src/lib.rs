@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apps;
+mod backups;
 mod deployments;
 mod env;
 mod error;
@@ -27,14 +28,21 @@ use berth_store::Store;
 
 pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
+pub use backups::{
+    BackupNowRequest, BackupProgress, BackupSubject, DestinationRequest, ResolvedSubject,
+    RestoreStatus, ScheduleRequest, ScheduleView, engine_name, engine_of,
+};
+pub use berth_store::backups::{
+    BackupRow, CopyRow, DestinationRow, DestinationTarget, ScheduleRow,
+};
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use git::HostKey;
 pub use naming::{container_name, deployment_container_name, network_name};
 pub use routing::build_routes;
 pub use services::{
-    Accounts, Apps, Deployments, Domains, Env, Projects, Services, Stacks, Storage, System,
-    Webhooks,
+    Accounts, Apps, Backups, Deployments, Domains, Env, Projects, Services, Stacks, Storage,
+    System, Webhooks,
 };
 pub use stacks::{
     PlanPreview, Publish, ServiceState, ServiceView, StackRequest, StackRoute, StackUpdate,
@@ -78,6 +86,8 @@ struct Inner {
     /// Whether the edge reaches containers at their network address (see
     /// [`Runtime::check_network_reach`]); unset: not checked, published ports.
     reach: std::sync::OnceLock<NetworkReach>,
+    /// The job runner and the progress of running backups.
+    backups: backups::BackupState,
 }
 
 /// How the edge reaches apps' containers, and why.
@@ -157,6 +167,7 @@ impl Runtime {
                 deploys: deployments::Active::default(),
                 options: std::sync::OnceLock::new(),
                 reach: std::sync::OnceLock::new(),
+                backups: backups::BackupState::default(),
             }),
         })
     }

@@ -83,7 +83,9 @@ pub struct Sidecar {
 
 impl fmt::Debug for Sidecar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sidecar").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Sidecar")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -934,3 +934,32 @@ pub async fn finish_restore(
     .await?;
     Ok(())
 }
+
+/// A restore's row.
+#[derive(Debug, Clone)]
+pub struct RestoreRow {
+    pub id: i64,
+    pub backup_id: i64,
+    pub safety_backup_id: Option<i64>,
+    pub status: String,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub async fn get_restore(store: &Store, id: i64) -> Result<RestoreRow, StoreError> {
+    let r = sqlx::query("SELECT * FROM backup_restores WHERE id = ?")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "restore" })?;
+    Ok(RestoreRow {
+        id: r.get("id"),
+        backup_id: r.get("backup_id"),
+        safety_backup_id: r.get("safety_backup_id"),
+        status: r.get("status"),
+        error: r.get("error"),
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+    })
+}

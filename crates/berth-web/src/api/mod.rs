@@ -2,6 +2,7 @@
 //! function as its dashboard form. Described by `/api/v1/openapi.json`.
 
 pub mod apps;
+pub mod backups;
 pub mod certificates;
 pub mod deployments;
 pub mod domains;
@@ -48,6 +49,7 @@ pub(crate) fn routes(t: &mut Table) {
     deployments::routes(t);
     volumes::routes(t);
     stacks::routes(t);
+    backups::routes(t);
     // Last: the document describes every API route declared above.
     let json = Bytes::from(
         document(t.take_api_doc())

@@ -886,7 +886,7 @@ impl Runtime {
 
         for (result, dest_id) in report.destinations.iter().zip(&target_ids) {
             let sha = result.sha256.map(|c| c.to_hex());
-            let error = result.error.as_ref().map(ToString::to_string);
+            let error = result.error.as_ref().map(|e| with_causes(e));
             berth_store::backups::add_copy(
                 self.store(),
                 backup_id,
@@ -1397,6 +1397,22 @@ impl Runtime {
             }
         }
     }
+}
+
+/// An error with its causes (`… error sending request: tcp connect error:
+/// Connection refused`): the S3 client's top line alone does not say why.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The runner's handler for backups and restores.

@@ -111,8 +111,18 @@ fn files_under(dir: &Path) -> Vec<String> {
 fn psql(container: &str, sql: &str) -> String {
     let out = Command::new("docker")
         .args([
-            "exec", container, "psql", "-v", "ON_ERROR_STOP=1", "-At", "-U", "app", "-d", "shop",
-            "-c", sql,
+            "exec",
+            container,
+            "psql",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-U",
+            "app",
+            "-d",
+            "shop",
+            "-c",
+            sql,
         ])
         .output()
         .unwrap();
@@ -152,7 +162,15 @@ async fn install_postgres(app: &TestApp, api: &Api, project: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !Command::new("docker")
         .args([
-            "exec", &container, "pg_isready", "-h", "127.0.0.1", "-U", "app", "-d", "shop",
+            "exec",
+            &container,
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "app",
+            "-d",
+            "shop",
         ])
         .stdout(Stdio::null())
         .status()
@@ -237,7 +255,10 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
         )
         .await;
     assert_eq!((status, &test["ok"]), (200, &json!(true)), "{test}");
-    let shown = api.get(&app, "/api/v1/backup-destinations").await.to_string();
+    let shown = api
+        .get(&app, "/api/v1/backup-destinations")
+        .await
+        .to_string();
     assert!(!shown.contains(SECRET_KEY), "the S3 secret is never shown");
     let local_id = local_destination(&app, &api).await;
 
@@ -266,7 +287,12 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
     assert!(!b.to_string().contains(PASSWORD));
     // The job container is gone.
     assert_eq!(
-        common::docker_list(&["ps", "-aq", "--filter", &format!("label=berth.backup={first}")]),
+        common::docker_list(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=berth.backup={first}")
+        ]),
         Vec::<String>::new()
     );
 
@@ -282,7 +308,10 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
         )
         .await;
     assert_eq!(status, 422, "{refused}");
-    assert!(refused["fields"]["confirm"].to_string().contains("db"), "{refused}");
+    assert!(
+        refused["fields"]["confirm"].to_string().contains("db"),
+        "{refused}"
+    );
     let (status, restore) = api
         .post(
             &app,
@@ -303,7 +332,10 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
     };
     assert_eq!(restore["status"], "succeeded", "{restore}");
     assert_eq!(psql(&db, "SELECT count(*) FROM items"), "5000");
-    assert_eq!(psql(&db, "SELECT name FROM items WHERE id = 4321"), "item 4321");
+    assert_eq!(
+        psql(&db, "SELECT name FROM items WHERE id = 4321"),
+        "item 4321"
+    );
     // The safety backup taken before the restore holds the empty table.
     let safety = api
         .get(
@@ -311,11 +343,21 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
             &format!("/api/v1/backups/{}", restore["safety_backup_id"]),
         )
         .await;
-    assert_eq!((&safety["trigger"], &safety["status"]), (&json!("safety"), &json!("succeeded")), "{safety}");
+    assert_eq!(
+        (&safety["trigger"], &safety["status"]),
+        (&json!("safety"), &json!("succeeded")),
+        "{safety}"
+    );
 
     // S3 down (a closed port): the local copy succeeds, the S3 failure is recorded with its error.
     let down = create_destination(&app, &api, s3_destination("s3-down", free_port())).await;
-    let second = back_up(&app, &api, &project, json!({"destinations": [local_id, down]})).await;
+    let second = back_up(
+        &app,
+        &api,
+        &project,
+        json!({"destinations": [local_id, down]}),
+    )
+    .await;
     let b = wait_for_backup(&app, &api, second).await;
     assert_eq!(b["status"], "partial", "{b}");
     assert_eq!(copy(&b, "local")["status"], "ok", "{b}");
@@ -338,11 +380,28 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let third = back_up(&app, &api, &project, json!({"destinations": [local_id, s3_id]})).await;
-    assert_eq!(wait_for_backup(&app, &api, third).await["status"], "succeeded");
+    let third = back_up(
+        &app,
+        &api,
+        &project,
+        json!({"destinations": [local_id, s3_id]}),
+    )
+    .await;
+    assert_eq!(
+        wait_for_backup(&app, &api, third).await["status"],
+        "succeeded"
+    );
     let first_after = api.get(&app, &format!("/api/v1/backups/{first}")).await;
-    assert_eq!(copy(&first_after, "local")["status"], "deleted", "{first_after}");
-    assert_eq!(copy(&first_after, "s3")["status"], "ok", "S3 has no retention set");
+    assert_eq!(
+        copy(&first_after, "local")["status"],
+        "deleted",
+        "{first_after}"
+    );
+    assert_eq!(
+        copy(&first_after, "s3")["status"],
+        "ok",
+        "S3 has no retention set"
+    );
     for (id, want) in [(second, "ok"), (third, "ok")] {
         let b = api.get(&app, &format!("/api/v1/backups/{id}")).await;
         assert_eq!(copy(&b, "local")["status"], want, "{b}");
@@ -381,13 +440,9 @@ async fn kill_9_of_berth_mid_backup_leaves_nothing_behind_and_the_next_backup_wo
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let b = api.get(&app, &format!("/api/v1/backups/{id}")).await;
-        let running = !common::docker_list(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=berth.backup={id}"),
-        ])
-        .is_empty();
+        let running =
+            !common::docker_list(&["ps", "-q", "--filter", &format!("label=berth.backup={id}")])
+                .is_empty();
         if b["status"] == "running" && running {
             break;
         }
@@ -415,12 +470,23 @@ async fn kill_9_of_berth_mid_backup_leaves_nothing_behind_and_the_next_backup_wo
     while !common::docker_list(&["ps", "-aq", "--filter", &format!("label=berth.backup={id}")])
         .is_empty()
     {
-        assert!(Instant::now() < deadline, "the dump's container was left behind");
+        assert!(
+            Instant::now() < deadline,
+            "the dump's container was left behind"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let left = files_under(&app.data_dir.join("backups"));
-    assert_eq!(left, Vec::<String>::new(), "no partial or complete file is left");
-    assert_eq!(s3.files("backups"), Vec::<String>::new(), "no object is left");
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "no partial or complete file is left"
+    );
+    assert_eq!(
+        s3.files("backups"),
+        Vec::<String>::new(),
+        "no object is left"
+    );
 
     let next = back_up(&app, &api, &project, json!({})).await;
     let b = wait_for_backup(&app, &api, next).await;

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod assets;
+pub mod backups;
 pub mod catalogue;
 pub mod certificates;
 pub mod dashboard;
@@ -45,6 +46,7 @@ pub(crate) fn routes(t: &mut Table) {
     catalogue::routes(t);
     stacks::routes(t);
     tokens::routes(t);
+    backups::routes(t);
 }
 
 pub async fn not_found() -> WebError {

@@ -204,6 +204,8 @@ pub struct BackupsSection {
     pub history: Vec<BackupView>,
     pub form: ScheduleForm,
     pub errors: FieldErrors,
+    /// A backup is queued or running: the page follows it.
+    pub any_active: bool,
 }
 
 impl BackupsSection {
@@ -219,7 +221,11 @@ impl BackupsSection {
         let destinations = state.backups.destinations().await?;
         let schedules = state.backups.schedules(subject).await?;
         let history = state.backups.list(subject, 50).await?;
+        let any_active = history
+            .iter()
+            .any(|b| matches!(b.status.as_str(), "queued" | "running"));
         Ok(BackupsSection {
+            any_active,
             name: name.clone(),
             backup_url: base.clone(),
             schedules_url: base.replace("/backups", "/backup-schedules"),

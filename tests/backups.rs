@@ -296,6 +296,20 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
         Vec::<String>::new()
     );
 
+    // The pages: the stack links its database service to its backups,
+    // which show each destination's result and the restore form.
+    let stack_page = app.get_html(&format!("/projects/{project}/stacks/data")).await;
+    let section = format!("/projects/{project}/stacks/data/services/db/backups");
+    assert!(stack_page.contains(&format!("href=\"{section}\"")), "{stack_page}");
+    let page = app.get_html(&section).await;
+    assert!(page.contains(&format!("id=\"backup-{first}\"")), "{page}");
+    assert!(page.contains("data-status=\"succeeded\"") && page.contains("Restore into db"));
+    assert!(page.contains(&sha[..12]) && !page.contains(PASSWORD));
+    let overview = app.get_html("/backups").await;
+    assert!(overview.contains(&format!("id=\"destination-{s3_id}\"")));
+    assert!(overview.contains(&format!("{project}/data/db")), "{overview}");
+    assert!(!overview.contains(SECRET_KEY));
+
     psql(&db, "DELETE FROM items");
     assert_eq!(psql(&db, "SELECT count(*) FROM items"), "0");
 

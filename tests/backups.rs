@@ -280,9 +280,9 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
         assert!(c["size"].as_i64().unwrap() > 0);
     }
     let key = copy(&b, "s3")["key"].as_str().unwrap().to_owned();
-    assert_eq!(s3.files("backups"), [key.clone()]);
+    assert_eq!(s3.files("backups"), std::slice::from_ref(&key));
     let local_files = files_under(&app.data_dir.join("backups"));
-    assert_eq!(local_files, [key.clone()]);
+    assert_eq!(local_files, std::slice::from_ref(&key));
     // The password is in no log line or API answer.
     assert!(!b.to_string().contains(PASSWORD));
     // The job container is gone.
@@ -298,16 +298,24 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
 
     // The pages: the stack links its database service to its backups,
     // which show each destination's result and the restore form.
-    let stack_page = app.get_html(&format!("/projects/{project}/stacks/data")).await;
+    let stack_page = app
+        .get_html(&format!("/projects/{project}/stacks/data"))
+        .await;
     let section = format!("/projects/{project}/stacks/data/services/db/backups");
-    assert!(stack_page.contains(&format!("href=\"{section}\"")), "{stack_page}");
+    assert!(
+        stack_page.contains(&format!("href=\"{section}\"")),
+        "{stack_page}"
+    );
     let page = app.get_html(&section).await;
     assert!(page.contains(&format!("id=\"backup-{first}\"")), "{page}");
     assert!(page.contains("data-status=\"succeeded\"") && page.contains("Restore into db"));
     assert!(page.contains(&sha[..12]) && !page.contains(PASSWORD));
     let overview = app.get_html("/backups").await;
     assert!(overview.contains(&format!("id=\"destination-{s3_id}\"")));
-    assert!(overview.contains(&format!("{project}/data/db")), "{overview}");
+    assert!(
+        overview.contains(&format!("{project}/data/db")),
+        "{overview}"
+    );
     assert!(!overview.contains(SECRET_KEY));
 
     psql(&db, "DELETE FROM items");

@@ -216,7 +216,7 @@ impl DockerClient {
         Ok(Sidecar {
             id,
             stdout: Box::pin(reader),
-            stdin: spec.stdin.then(|| attached.input),
+            stdin: spec.stdin.then_some(attached.input),
             exit,
             stderr,
         })

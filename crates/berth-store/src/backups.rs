@@ -138,22 +138,30 @@ impl std::fmt::Debug for DestinationInput<'_> {
     }
 }
 
-fn target_columns(
-    t: &DestinationTarget,
-) -> (
-    &'static str,
-    Option<&str>,
-    Option<&str>,
-    Option<&str>,
-    Option<&str>,
-    &str,
-    bool,
-    Option<&str>,
-) {
+/// A destination's target as its table's columns.
+struct TargetColumns<'a> {
+    kind: &'static str,
+    path: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    region: Option<&'a str>,
+    bucket: Option<&'a str>,
+    prefix: &'a str,
+    path_style: bool,
+    access_key_id: Option<&'a str>,
+}
+
+fn target_columns(t: &DestinationTarget) -> TargetColumns<'_> {
     match t {
-        DestinationTarget::Local { path } => {
-            ("local", path.as_deref(), None, None, None, "", true, None)
-        }
+        DestinationTarget::Local { path } => TargetColumns {
+            kind: "local",
+            path: path.as_deref(),
+            endpoint: None,
+            region: None,
+            bucket: None,
+            prefix: "",
+            path_style: true,
+            access_key_id: None,
+        },
         DestinationTarget::S3 {
             endpoint,
             region,
@@ -161,16 +169,16 @@ fn target_columns(
             prefix,
             path_style,
             access_key_id,
-        } => (
-            "s3",
-            None,
-            Some(endpoint),
-            Some(region),
-            Some(bucket),
+        } => TargetColumns {
+            kind: "s3",
+            path: None,
+            endpoint: Some(endpoint),
+            region: Some(region),
+            bucket: Some(bucket),
             prefix,
-            *path_style,
-            Some(access_key_id),
-        ),
+            path_style: *path_style,
+            access_key_id: Some(access_key_id),
+        },
     }
 }
 
@@ -179,8 +187,16 @@ pub async fn create_destination(
     input: &DestinationInput<'_>,
 ) -> Result<DestinationRow, StoreError> {
     let key = current_key(store).await?;
-    let (kind, path, endpoint, region, bucket, prefix, path_style, access_key_id) =
-        target_columns(input.target);
+    let TargetColumns {
+        kind,
+        path,
+        endpoint,
+        region,
+        bucket,
+        prefix,
+        path_style,
+        access_key_id,
+    } = target_columns(input.target);
     let t = now();
     let mut tx = store.pool().begin().await?;
     let id: i64 = sqlx::query_scalar(
@@ -225,8 +241,16 @@ pub async fn update_destination(
     input: &DestinationInput<'_>,
 ) -> Result<DestinationRow, StoreError> {
     let key = current_key(store).await?;
-    let (kind, path, endpoint, region, bucket, prefix, path_style, access_key_id) =
-        target_columns(input.target);
+    let TargetColumns {
+        kind,
+        path,
+        endpoint,
+        region,
+        bucket,
+        prefix,
+        path_style,
+        access_key_id,
+    } = target_columns(input.target);
     let mut tx = store.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE backup_destinations SET name = ?, kind = ?, path = ?, endpoint = ?, region = ?,

@@ -444,8 +444,31 @@ async fn rows_come_back_after_a_backup_to_local_and_s3_a_failed_s3_fails_alone_a
     drop(app);
 }
 
+/// Waits until the backup runs and its dump container is up.
+async fn wait_until_dumping(app: &TestApp, api: &Api, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let b = api.get(app, &format!("/api/v1/backups/{id}")).await;
+        let running = !common::docker_list(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=berth.backup={id}"),
+        ])
+        .is_empty();
+        if b["status"] == "running" && running {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && matches!(b["status"].as_str(), Some("queued" | "running")),
+            "the backup should be running: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
-async fn kill_9_of_berth_mid_backup_leaves_nothing_behind_and_the_next_backup_works() {
+async fn a_cancelled_backup_and_kill_9_of_berth_mid_backup_leave_nothing_behind_and_the_next_backup_works() {
     let s3 = S3Server::start("backups");
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
@@ -458,22 +481,24 @@ async fn kill_9_of_berth_mid_backup_leaves_nothing_behind_and_the_next_backup_wo
         &db,
         "CREATE TABLE big (id int, body text); INSERT INTO big SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 400000) g",
     );
+    // Cancel stops the dump for real: its container goes and nothing is kept.
+    let cancelled = back_up(&app, &api, &project, json!({})).await;
+    wait_until_dumping(&app, &api, cancelled).await;
+    let (status, body) = api
+        .post(&app, &format!("/api/v1/backups/{cancelled}/cancel"), json!({}))
+        .await;
+    assert_eq!((status, &body["cancelled"]), (200, &json!(true)), "{body}");
+    let b = wait_for_backup(&app, &api, cancelled).await;
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert_eq!(
+        common::docker_list(&["ps", "-aq", "--filter", &format!("label=berth.backup={cancelled}")]),
+        Vec::<String>::new()
+    );
+    assert_eq!(files_under(&app.data_dir.join("backups")), Vec::<String>::new());
+    assert_eq!(s3.files("backups"), Vec::<String>::new());
+
     let id = back_up(&app, &api, &project, json!({})).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let b = api.get(&app, &format!("/api/v1/backups/{id}")).await;
-        let running =
-            !common::docker_list(&["ps", "-q", "--filter", &format!("label=berth.backup={id}")])
-                .is_empty();
-        if b["status"] == "running" && running {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && matches!(b["status"].as_str(), Some("queued" | "running")),
-            "the backup should be running: {b}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_dumping(&app, &api, id).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let app = app.restart_on_same_data_after(|| {}).await;
     let api = Api::new(&app);

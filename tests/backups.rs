@@ -449,13 +449,9 @@ async fn wait_until_dumping(app: &TestApp, api: &Api, id: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let b = api.get(app, &format!("/api/v1/backups/{id}")).await;
-        let running = !common::docker_list(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=berth.backup={id}"),
-        ])
-        .is_empty();
+        let running =
+            !common::docker_list(&["ps", "-q", "--filter", &format!("label=berth.backup={id}")])
+                .is_empty();
         if b["status"] == "running" && running {
             return;
         }
@@ -468,7 +464,8 @@ async fn wait_until_dumping(app: &TestApp, api: &Api, id: i64) {
 }
 
 #[tokio::test]
-async fn a_cancelled_backup_and_kill_9_of_berth_mid_backup_leave_nothing_behind_and_the_next_backup_works() {
+async fn a_cancelled_backup_and_kill_9_of_berth_mid_backup_leave_nothing_behind_and_the_next_backup_works()
+ {
     let s3 = S3Server::start("backups");
     let mut app = TestApp::spawn().await;
     app.setup_admin().await;
@@ -485,16 +482,28 @@ async fn a_cancelled_backup_and_kill_9_of_berth_mid_backup_leave_nothing_behind_
     let cancelled = back_up(&app, &api, &project, json!({})).await;
     wait_until_dumping(&app, &api, cancelled).await;
     let (status, body) = api
-        .post(&app, &format!("/api/v1/backups/{cancelled}/cancel"), json!({}))
+        .post(
+            &app,
+            &format!("/api/v1/backups/{cancelled}/cancel"),
+            json!({}),
+        )
         .await;
     assert_eq!((status, &body["cancelled"]), (200, &json!(true)), "{body}");
     let b = wait_for_backup(&app, &api, cancelled).await;
     assert_eq!(b["status"], "cancelled", "{b}");
     assert_eq!(
-        common::docker_list(&["ps", "-aq", "--filter", &format!("label=berth.backup={cancelled}")]),
+        common::docker_list(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=berth.backup={cancelled}")
+        ]),
         Vec::<String>::new()
     );
-    assert_eq!(files_under(&app.data_dir.join("backups")), Vec::<String>::new());
+    assert_eq!(
+        files_under(&app.data_dir.join("backups")),
+        Vec::<String>::new()
+    );
     assert_eq!(s3.files("backups"), Vec::<String>::new());
 
     let id = back_up(&app, &api, &project, json!({})).await;

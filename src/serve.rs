@@ -246,6 +246,22 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         async move { monitor.run(stop).await }
     });
 
+    // Backups and restores: jobs interrupted by the last stop are cleaned up
+    // first, then the runner and the backup scheduler start.
+    let jobs_stop = tokio_util::sync::CancellationToken::new();
+    runtime
+        .start_jobs(jobs_stop.clone())
+        .await
+        .context("cannot start the job runner")?;
+    tokio::spawn({
+        let jobs_stop = jobs_stop.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            stop.await;
+            jobs_stop.cancel();
+        }
+    });
+
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apps;
+mod backups;
 mod databases;
 mod deployments;
 mod env;
@@ -28,9 +29,15 @@ use berth_store::Store;
 
 pub use accounts::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS};
 pub use apps::human_bytes;
+pub use backups::{
+    BackupNowRequest, BackupProgress, BackupSubject, DestinationRequest, ResolvedSubject,
+    RestoreStatus, ScheduleRequest, ScheduleView, engine_name, engine_of,
+};
+pub use berth_store::backups::{
+    BackupRow, CopyRow, DestinationRow, DestinationTarget, ScheduleRow,
+};
 pub use databases::{
     DEFAULT_URL_VARIABLE, DatabaseConnection, DatabaseRequest, DatabaseUpdate, DatabaseView,
-};
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use git::HostKey;
@@ -40,7 +47,8 @@ pub use naming::{
 };
 pub use routing::build_routes;
 pub use services::{
-    Accounts, Apps, Databases, Deployments, Domains, Env, Projects, Services, Stacks, Storage,
+    Accounts, Apps, Backups, Databases, Deployments, Domains, Env, Projects, Services, Stacks,
+    Storage,
     System, Webhooks,
 };
 pub use stacks::{
@@ -86,6 +94,8 @@ struct Inner {
     /// Whether the edge reaches containers at their network address (see
     /// [`Runtime::check_network_reach`]); unset: not checked, published ports.
     reach: std::sync::OnceLock<NetworkReach>,
+    /// The job runner and the progress of running backups.
+    backups: backups::BackupState,
 }
 
 /// How the edge reaches apps' containers, and why.
@@ -165,6 +175,7 @@ impl Runtime {
                 deploys: deployments::Active::default(),
                 options: std::sync::OnceLock::new(),
                 reach: std::sync::OnceLock::new(),
+                backups: backups::BackupState::default(),
             }),
         })
     }

@@ -72,4 +72,6 @@ services! {
     accounts: Accounts,
     /// The Docker engine's status, as the dashboard shows it.
     system: System,
+    /// Backups of database services: destinations, schedules, back up now, restore.
+    backups: Backups,
 }

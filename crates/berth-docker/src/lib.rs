@@ -18,6 +18,8 @@ mod images;
 mod networks;
 /// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
 mod stats;
+/// One-shot job containers: a dump or a restore with its stdout and stdin as streams.
+mod sidecar;
 /// Engine version, counts and disk usage.
 mod system;
 /// Named, labelled volumes that outlive containers; moving data between them.
@@ -34,5 +36,6 @@ pub use exec::ExecOutput;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
 pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};
+pub use sidecar::{Sidecar, SidecarSpec, StderrTail};
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

@@ -349,11 +349,32 @@ const DATABASE_CREDENTIALS: SealedColumns = SealedColumns {
     data: "credentials",
     aad: |row| crate::databases::credentials_aad(row.get("id")),
 };
+const DESTINATION_SECRETS: SealedColumns = SealedColumns {
+    table: "backup_destinations",
+    aad_columns: "id",
+    nonce: "secret_nonce",
+    data: "secret",
+    aad: |row| crate::backups::destination_secret_aad(row.get("id")),
+};
+const SCHEDULE_PASSPHRASES: SealedColumns = SealedColumns {
+    table: "backup_schedules",
+    aad_columns: "id",
+    nonce: "passphrase_nonce",
+    data: "passphrase",
+    aad: |row| crate::backups::schedule_passphrase_aad(row.get("id")),
+};
+const BACKUP_PASSPHRASES: SealedColumns = SealedColumns {
+    table: "backups",
+    aad_columns: "id",
+    nonce: "passphrase_nonce",
+    data: "passphrase",
+    aad: |row| crate::backups::backup_passphrase_aad(row.get("id")),
+};
 
 /// Every column pair that holds sealed values: a new one goes here, so a
 /// lost or different key is noticed for it too and a rotation re-seals it.
 /// The env values and snapshots come first: [`Rotation`] counts them.
-const SEALED: [SealedColumns; 7] = [
+const SEALED: [SealedColumns; 10] = [
     ENV_VALUES,
     ENV_SNAPSHOTS,
     WEBHOOK_SECRETS,
@@ -361,6 +382,9 @@ const SEALED: [SealedColumns; 7] = [
     GIT_URLS,
     STACK_STATES,
     DATABASE_CREDENTIALS,
+    DESTINATION_SECRETS,
+    SCHEDULE_PASSPHRASES,
+    BACKUP_PASSPHRASES,
 ];
 
 /// How many sealed values the database holds, in every sealed column.

@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod apps;
+pub mod backups;
 pub mod certificates;
 pub mod crypto;
 pub mod databases;
@@ -11,6 +12,7 @@ pub mod domains;
 pub mod env;
 mod error;
 pub mod metrics;
+pub mod jobs;
 pub mod migrate;
 pub mod passwords;
 pub mod projects;

@@ -131,6 +131,16 @@ pub async fn find(
     from_row(&row)
 }
 
+/// The stack with this id (backups name their subject by id).
+pub async fn find_by_id(store: &Store, id: StackId) -> Result<Stack, StoreError> {
+    let row = sqlx::query(&format!("{SELECT} WHERE s.id = ?"))
+        .bind(id.get())
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound { what: "stack" })?;
+    from_row(&row)
+}
+
 /// Whether the project has a stack of this name (apps refuse it).
 pub async fn exists(store: &Store, project: &ProjectName, name: &str) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar(

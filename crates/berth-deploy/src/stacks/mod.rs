@@ -614,6 +614,29 @@ impl Runtime {
         }
     }
 
+    /// One service of an installed stack as its plan has it (image,
+    /// environment with the stack's values filled in), with the stack's
+    /// network and the service's container name: what a backup of a
+    /// database service needs.
+    pub(crate) async fn stack_service_plan(
+        &self,
+        stack: &Stack,
+        service: &str,
+    ) -> Result<(berth_compose::plan::Service, String, String), DeployError> {
+        let names = Names {
+            project: &stack.project,
+            stack: &stack.name,
+        };
+        let state = self.stack_state(stack.id).await?;
+        let plan = self.plan_state(&names, &state).await?.plan;
+        let found = plan
+            .services
+            .into_iter()
+            .find(|s| s.name == service)
+            .ok_or(DeployError::NotFound { what: "service" })?;
+        Ok((found, names.network(), names.container(service)))
+    }
+
     async fn stack_state(&self, id: StackId) -> Result<StackState, DeployError> {
         let bytes = berth_store::stacks::state(self.store(), id).await?;
         serde_json::from_slice(&bytes).map_err(|e| {

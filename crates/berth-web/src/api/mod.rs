@@ -2,6 +2,7 @@
 //! function as its dashboard form. Described by `/api/v1/openapi.json`.
 
 pub mod apps;
+pub mod backups;
 pub mod certificates;
 pub mod databases;
 pub mod deployments;
@@ -52,6 +53,7 @@ pub(crate) fn routes(t: &mut Table) {
     stacks::routes(t);
     metrics::routes(t);
     databases::routes(t);
+    backups::routes(t);
     // Last: the document describes every API route declared above.
     let json = Bytes::from(
         document(t.take_api_doc())

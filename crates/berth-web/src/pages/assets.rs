@@ -16,6 +16,7 @@ const ENV_CSS: &str = include_str!("../../../../web/static/env.css");
 const ENV_JS: &str = include_str!("../../../../web/static/env.js");
 const DEPLOY_LOG_JS: &str = include_str!("../../../../web/static/deploy-log.js");
 const COMPOSE_FILE_JS: &str = include_str!("../../../../web/static/compose-file.js");
+const BACKUP_PROGRESS_JS: &str = include_str!("../../../../web/static/backup-progress.js");
 
 pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError> {
     let (body, content_type) = match file.as_str() {
@@ -24,6 +25,7 @@ pub async fn static_file(Path(file): Path<String>) -> Result<Response, WebError>
         "env.js" => (ENV_JS, "text/javascript; charset=utf-8"),
         "deploy-log.js" => (DEPLOY_LOG_JS, "text/javascript; charset=utf-8"),
         "compose-file.js" => (COMPOSE_FILE_JS, "text/javascript; charset=utf-8"),
+        "backup-progress.js" => (BACKUP_PROGRESS_JS, "text/javascript; charset=utf-8"),
         _ => return Err(WebError::NotFound("file")),
     };
     Ok((

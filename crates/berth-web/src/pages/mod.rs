@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod assets;
+pub mod backups;
 pub mod catalogue;
 pub mod certificates;
 pub mod dashboard;
@@ -49,6 +50,7 @@ pub(crate) fn routes(t: &mut Table) {
     databases::routes(t);
     tokens::routes(t);
     monitoring::routes(t);
+    backups::routes(t);
 }
 
 pub async fn not_found() -> WebError {

@@ -702,6 +702,8 @@ pub struct ServiceRow {
     pub depends_on: String,
     /// The names of its environment variables (never their values).
     pub env_keys: String,
+    /// Its image is a database engine berth backs up: the row links to its backups.
+    pub database: bool,
 }
 
 #[derive(askama::Template)]
@@ -783,6 +785,7 @@ impl StackPage {
                     published: sv.published.clone(),
                     depends_on: sv.depends_on.join(", "),
                     env_keys: sv.env_keys.join(", "),
+                    database: berth_deploy::engine_of(&sv.image, &BTreeMap::new()).is_some(),
                 })
                 .collect(),
             routes: view.routes.clone(),

@@ -687,3 +687,103 @@ async fn a_failed_recreate_brings_the_old_container_back_and_a_stopped_database_
     assert_eq!(status, 200, "{body}");
     assert_eq!(api.get(&app, &path).await["health"], "healthy");
 }
+
+/// Waits until a backup or a restore at `path` is no longer queued or running.
+async fn wait_ended(app: &TestApp, api: &Api, path: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let v = api.get(app, path).await;
+        if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path} never ended: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_managed_postgres_database_is_backed_up_and_restored_through_its_own_routes_and_page() {
+    let mut app = TestApp::spawn().await;
+    app.setup_admin().await;
+    let project = app.create_project("dbbk").await;
+    let api = Api::new(&app);
+    let path = format!("/api/v1/projects/{project}/databases/main");
+    let container = format!("berth_{project}_main");
+    let (status, created) = api
+        .post(
+            &app,
+            &format!("/api/v1/projects/{project}/databases"),
+            json!({"name": "main", "engine": "postgres", "version": "15", "image": "berth-test/postgres:latest"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let db = wait_ready(&app, &api, &path).await;
+    let user = db["user"].as_str().unwrap().to_owned();
+    psql(
+        &container,
+        &user,
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 3000)",
+    );
+
+    // Back up now through the database's own route, to berth's local destination.
+    let (status, queued) = api.post(&app, &format!("{path}/backups"), json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    let id = queued["id"].as_i64().unwrap();
+    let backup = wait_ended(&app, &api, &format!("/api/v1/backups/{id}")).await;
+    assert_eq!(backup["status"], "succeeded", "{backup}");
+    let listed = api.get(&app, &format!("{path}/backups")).await;
+    assert_eq!(listed[0]["id"], id, "{listed}");
+    let password = api.get(&app, &format!("{path}?reveal=true")).await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!backup.to_string().contains(&password));
+
+    // A schedule on the database, with its next runs.
+    let (status, schedule) = api
+        .post(
+            &app,
+            &format!("{path}/backup-schedules"),
+            json!({"cron": "@daily", "time_zone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{schedule}");
+
+    // The database page links to its backups page, which shows the backup and the schedule.
+    let page = app
+        .get_html(&format!("/projects/{project}/databases/main"))
+        .await;
+    let section = format!("/projects/{project}/databases/main/backups");
+    assert!(page.contains(&format!("href=\"{section}\"")), "{page}");
+    let page = app.get_html(&section).await;
+    assert!(page.contains(&format!("id=\"backup-{id}\"")), "{page}");
+    assert!(page.contains("Restore into main") && page.contains("@daily"));
+    assert!(!page.contains(&password));
+    let overview = app.get_html("/backups").await;
+    assert!(overview.contains(&format!("{project}/main")), "{overview}");
+
+    // Rows gone, restored into the same database with its name typed: back.
+    psql(&container, &user, "DELETE FROM items");
+    let (status, refused) = api
+        .post(
+            &app,
+            &format!("/api/v1/backups/{id}/restore"),
+            json!({"target": "same", "confirm": "other"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, restore) = api
+        .post(
+            &app,
+            &format!("/api/v1/backups/{id}/restore"),
+            json!({"target": "same", "confirm": "main"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{restore}");
+    let restore = wait_ended(&app, &api, restore["url"].as_str().unwrap()).await;
+    assert_eq!(restore["status"], "succeeded", "{restore}");
+    assert_eq!(
+        psql(&container, &user, "SELECT count(*) FROM items"),
+        "3000"
+    );
+}

@@ -55,7 +55,7 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 pub enum BackupSubject {
     /// A database service of an installed stack.
     StackService { stack: StackId, service: String },
-    /// A managed database (its service arrives with the `Databases` service).
+    /// A managed database.
     Database { id: i64 },
 }
 
@@ -147,6 +147,19 @@ impl ResolvedSubject {
                 .map(|d| ident("database", d))
                 .transpose()?,
         })
+    }
+}
+
+/// The dump engine of a managed database's engine.
+fn backup_engine(engine: berth_core::DatabaseEngine) -> Engine {
+    use berth_core::DatabaseEngine as E;
+    match engine {
+        E::Postgres => Engine::Postgres,
+        E::Mysql => Engine::MySql,
+        E::Mariadb => Engine::MariaDb,
+        E::Redis => Engine::Redis,
+        E::Valkey => Engine::Valkey,
+        E::Mongodb => Engine::MongoDb,
     }
 }
 
@@ -383,10 +396,46 @@ impl Runtime {
                 let stack = berth_store::stacks::find_by_id(self.store(), *stack).await?;
                 self.resolve_stack_service(&stack, service).await
             }
-            BackupSubject::Database { .. } => Err(DeployError::NotFound {
-                what: "managed database",
-            }),
+            BackupSubject::Database { id } => {
+                let db = berth_store::databases::find_by_id(
+                    self.store(),
+                    berth_core::DatabaseId::new(*id),
+                )
+                .await?;
+                self.resolve_database(&db).await
+            }
         }
+    }
+
+    /// A managed database: its own credentials, on its project's network.
+    async fn resolve_database(
+        &self,
+        db: &berth_core::Database,
+    ) -> Result<ResolvedSubject, DeployError> {
+        let conn = self.databases().connection(db).await?;
+        let engine = backup_engine(conn.engine);
+        Ok(ResolvedSubject {
+            engine,
+            image: conn.image.to_string(),
+            network: conn.network,
+            container: conn.container,
+            host: conn.host,
+            port: conn.port,
+            user: conn.user,
+            password: conn.password,
+            // Redis and Valkey have one keyspace, not named databases.
+            database: match engine {
+                Engine::Redis | Engine::Valkey => None,
+                _ => Some(conn.database),
+            },
+            name: db.name.to_string(),
+            key_prefix: format!("databases/{}/{}", db.project, db.name),
+            labels: vec![
+                (PROJECT.to_owned(), db.project.to_string()),
+                (RESOURCE.to_owned(), db.name.to_string()),
+                (SERVICE.to_owned(), db.name.to_string()),
+            ],
+        })
     }
 
     async fn resolve_stack_service(
@@ -1504,6 +1553,18 @@ impl Backups {
         Ok((subject, resolved))
     }
 
+    /// A managed database's subject, found by its project and name.
+    pub async fn database_subject(
+        &self,
+        project: &ProjectName,
+        name: &berth_core::DatabaseName,
+    ) -> Result<(BackupSubject, ResolvedSubject), DeployError> {
+        let db = berth_store::databases::find(self.store(), project, name).await?;
+        let subject = BackupSubject::Database { id: db.id.get() };
+        let resolved = self.resolve_database(&db).await?;
+        Ok((subject, resolved))
+    }
+
     /// Whether a stack's service is a database berth can back up (for the stack page).
     pub async fn is_database_service(&self, stack: &Stack, service: &str) -> bool {
         self.resolve_stack_service(stack, service).await.is_ok()
@@ -1551,7 +1612,17 @@ impl Backups {
                     Err(_) => format!("(removed stack)/{service}"),
                 }
             }
-            BackupSubject::Database { id } => format!("database {id}"),
+            BackupSubject::Database { id } => {
+                match berth_store::databases::find_by_id(
+                    self.store(),
+                    berth_core::DatabaseId::new(id),
+                )
+                .await
+                {
+                    Ok(db) => format!("{}/{}", db.project, db.name),
+                    Err(_) => format!("(removed database {id})"),
+                }
+            }
         }
     }
 

@@ -38,6 +38,7 @@ pub use berth_store::backups::{
 };
 pub use databases::{
     DEFAULT_URL_VARIABLE, DatabaseConnection, DatabaseRequest, DatabaseUpdate, DatabaseView,
+};
 pub use env::{EnvErrors, HISTORY_LIMIT, SharedScope, SharedUse};
 pub use error::DeployError;
 pub use git::HostKey;
@@ -48,8 +49,7 @@ pub use naming::{
 pub use routing::build_routes;
 pub use services::{
     Accounts, Apps, Backups, Databases, Deployments, Domains, Env, Projects, Services, Stacks,
-    Storage,
-    System, Webhooks,
+    Storage, System, Webhooks,
 };
 pub use stacks::{
     PlanPreview, Publish, ServiceState, ServiceView, StackRequest, StackRoute, StackUpdate,

@@ -16,10 +16,10 @@ mod exec;
 mod images;
 /// Per-project bridge networks.
 mod networks;
-/// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
-mod stats;
 /// One-shot job containers: a dump or a restore with its stdout and stdin as streams.
 mod sidecar;
+/// Monitoring's questions: container list, runtime facts, one-shot stats, processes.
+mod stats;
 /// Engine version, counts and disk usage.
 mod system;
 /// Named, labelled volumes that outlive containers; moving data between them.
@@ -35,7 +35,7 @@ pub use events::ContainerEvent;
 pub use exec::ExecOutput;
 pub use images::{BuildContext, BuildProgress, BuildSpec, ImageInfo, PullProgress};
 pub use networks::NetworkInfo;
-pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};
 pub use sidecar::{Sidecar, SidecarSpec, StderrTail};
+pub use stats::{ContainerRuntime, ContainerSummary, OneShotStats, ProcessInfo};
 pub use system::{DiskUsage, EngineInfo};
 pub use volumes::{VolumeInfo, VolumeUsage};

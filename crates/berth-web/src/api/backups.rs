@@ -1,7 +1,7 @@
 //! Backups: destinations (`/api/v1/backup-destinations`), schedules and
-//! backups of a stack's database service, one backup, its restore, its
-//! cancel and its live progress (SSE). The same `Backups` functions as the
-//! dashboard's forms.
+//! backups of a stack's database service or of a managed database, one
+//! backup, its restore, its cancel and its live progress (SSE). The same
+//! `Backups` functions as the dashboard's forms.
 
 use std::convert::Infallible;
 
@@ -34,6 +34,10 @@ pub(crate) fn routes(t: &mut Table) {
     t.api(__path_back_up_service, back_up_service);
     t.api(__path_list_service_schedules, list_service_schedules);
     t.api(__path_create_service_schedule, create_service_schedule);
+    t.api(__path_list_database_backups, list_database_backups);
+    t.api(__path_back_up_database, back_up_database);
+    t.api(__path_list_database_schedules, list_database_schedules);
+    t.api(__path_create_database_schedule, create_database_schedule);
     t.api(__path_delete_schedule, delete_schedule);
     t.api(__path_get_backup, get_backup);
     t.api(__path_restore_backup, restore_backup);
@@ -384,6 +388,18 @@ pub(crate) async fn stack_subject(
         .0)
 }
 
+/// The subject of a managed database.
+pub(crate) async fn database_subject(
+    state: &AppState,
+    project: &str,
+    db: &str,
+) -> Result<BackupSubject, ApiError> {
+    let project = project_name(project)?;
+    let db = berth_core::DatabaseName::parse(db)
+        .map_err(|_| ApiError(WebError::NotFound("database")))?;
+    Ok(state.backups.database_subject(&project, &db).await?.0)
+}
+
 #[utoipa::path(get, path = "/api/v1/backup-destinations", tag = "backups",
     responses((status = 200, body = Vec<DestinationOut>)))]
 pub async fn list_destinations(
@@ -474,7 +490,14 @@ pub async fn list_service_backups(
     Path((project, stack, service)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<BackupOut>>, ApiError> {
     let subject = stack_subject(&state, &project, &stack, &service).await?;
-    let list = state.backups.list(&subject, 200).await?;
+    backups_of(&state, &subject).await
+}
+
+async fn backups_of(
+    state: &AppState,
+    subject: &BackupSubject,
+) -> Result<Json<Vec<BackupOut>>, ApiError> {
+    let list = state.backups.list(subject, 200).await?;
     Ok(Json(list.iter().map(BackupOut::from).collect()))
 }
 
@@ -488,11 +511,19 @@ pub async fn back_up_service(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let subject = stack_subject(&state, &project, &stack, &service).await?;
+    back_up(&state, &subject, &body).await
+}
+
+async fn back_up(
+    state: &AppState,
+    subject: &BackupSubject,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     // The body is optional: none backs up to every destination.
     let input: BackupNowIn = if body.iter().all(u8::is_ascii_whitespace) {
         BackupNowIn::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(body).map_err(|e| {
             let mut errors = crate::forms::FieldErrors::default();
             errors.add("body", e.to_string());
             ApiError(WebError::Invalid(errors))
@@ -501,7 +532,7 @@ pub async fn back_up_service(
     let id = state
         .backups
         .back_up_now(
-            &subject,
+            subject,
             &BackupNowRequest {
                 destinations: input.destinations,
                 passphrase: input.passphrase,
@@ -526,7 +557,14 @@ pub async fn list_service_schedules(
     Path((project, stack, service)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<ScheduleOut>>, ApiError> {
     let subject = stack_subject(&state, &project, &stack, &service).await?;
-    let list = state.backups.schedules(&subject).await?;
+    schedules_of(&state, &subject).await
+}
+
+async fn schedules_of(
+    state: &AppState,
+    subject: &BackupSubject,
+) -> Result<Json<Vec<ScheduleOut>>, ApiError> {
+    let list = state.backups.schedules(subject).await?;
     Ok(Json(list.iter().map(ScheduleOut::from).collect()))
 }
 
@@ -539,10 +577,18 @@ pub async fn create_service_schedule(
     ApiJson(input): ApiJson<ScheduleIn>,
 ) -> Result<Response, ApiError> {
     let subject = stack_subject(&state, &project, &stack, &service).await?;
+    schedule(&state, &subject, input).await
+}
+
+async fn schedule(
+    state: &AppState,
+    subject: &BackupSubject,
+    input: ScheduleIn,
+) -> Result<Response, ApiError> {
     let row = state
         .backups
         .create_schedule(
-            &subject,
+            subject,
             &ScheduleRequest {
                 cron: input.cron,
                 time_zone: input.time_zone.unwrap_or_else(|| "UTC".to_owned()),
@@ -554,12 +600,59 @@ pub async fn create_service_schedule(
         .await?;
     let view = state
         .backups
-        .schedules(&subject)
+        .schedules(subject)
         .await?
         .into_iter()
         .find(|s| s.row.id == row.id)
         .ok_or(ApiError(WebError::NotFound("backup schedule")))?;
     Ok((StatusCode::CREATED, Json(ScheduleOut::from(&view))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/databases/{db}/backups", tag = "backups",
+    params(("project" = String, Path), ("db" = String, Path)),
+    responses((status = 200, body = Vec<BackupOut>), (status = 404, body = ErrorBody)))]
+pub async fn list_database_backups(
+    State(state): State<AppState>,
+    Path((project, db)): Path<(String, String)>,
+) -> Result<Json<Vec<BackupOut>>, ApiError> {
+    let subject = database_subject(&state, &project, &db).await?;
+    backups_of(&state, &subject).await
+}
+
+/// Backs the managed database up now: returns the backup's id at once (202).
+#[utoipa::path(post, path = "/api/v1/projects/{project}/databases/{db}/backups", tag = "backups",
+    params(("project" = String, Path), ("db" = String, Path)), request_body = BackupNowIn,
+    responses((status = 202, body = QueuedOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn back_up_database(
+    State(state): State<AppState>,
+    Path((project, db)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let subject = database_subject(&state, &project, &db).await?;
+    back_up(&state, &subject, &body).await
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/databases/{db}/backup-schedules", tag = "backups",
+    params(("project" = String, Path), ("db" = String, Path)),
+    responses((status = 200, body = Vec<ScheduleOut>), (status = 404, body = ErrorBody)))]
+pub async fn list_database_schedules(
+    State(state): State<AppState>,
+    Path((project, db)): Path<(String, String)>,
+) -> Result<Json<Vec<ScheduleOut>>, ApiError> {
+    let subject = database_subject(&state, &project, &db).await?;
+    schedules_of(&state, &subject).await
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/databases/{db}/backup-schedules", tag = "backups",
+    params(("project" = String, Path), ("db" = String, Path)), request_body = ScheduleIn,
+    responses((status = 201, body = ScheduleOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_database_schedule(
+    State(state): State<AppState>,
+    Path((project, db)): Path<(String, String)>,
+    ApiJson(input): ApiJson<ScheduleIn>,
+) -> Result<Response, ApiError> {
+    let subject = database_subject(&state, &project, &db).await?;
+    schedule(&state, &subject, input).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/backup-schedules/{id}", tag = "backups", params(("id" = i64, Path)),

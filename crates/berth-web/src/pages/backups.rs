@@ -1,9 +1,9 @@
 //! `/backups`: destinations (with Test and retention) and the history of
 //! every backup; and a database service's backups section (schedules with
 //! their next runs, "Back up now", history per destination, restore with
-//! the name typed). The section is a template include over
-//! [`BackupsSection`], keyed by subject, so a managed database's page
-//! reuses it.
+//! the name typed), on the page of a stack's database service and of a
+//! managed database alike: a template include over [`BackupsSection`],
+//! keyed by subject.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -53,6 +53,21 @@ pub(crate) fn routes(t: &mut Table) {
         Access::Session,
         "/projects/{project}/stacks/{stack}/services/{service}/backup-schedules",
         create_schedule,
+    );
+    t.get(
+        Access::Session,
+        "/projects/{project}/databases/{db}/backups",
+        database_page,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/databases/{db}/backups",
+        back_up_database_now,
+    );
+    t.post(
+        Access::Session,
+        "/projects/{project}/databases/{db}/backup-schedules",
+        create_database_schedule,
     );
 }
 
@@ -301,16 +316,178 @@ pub struct BackupsPage {
     pub flash_error: bool,
 }
 
+/// The backups page of one subject: a stack's database service or a managed database.
 #[derive(askama::Template)]
-#[template(path = "service_backups.html")]
-pub struct ServiceBackupsPage {
+#[template(path = "subject_backups.html")]
+pub struct SubjectBackupsPage {
     pub chrome: Chrome,
     pub project: String,
-    pub stack: String,
-    pub service: String,
+    /// The stack a service belongs to, with its page, for the crumbs.
+    pub parent: Option<(String, String)>,
+    /// The service's or the database's name, with its page.
+    pub name: String,
+    pub name_url: Option<String>,
     pub section: BackupsSection,
     pub flash: String,
     pub flash_error: bool,
+}
+
+/// Whose backups a page shows, as its URL names it.
+enum Owner {
+    Service {
+        project: String,
+        stack: String,
+        service: String,
+    },
+    Database {
+        project: String,
+        db: String,
+    },
+}
+
+impl Owner {
+    async fn subject(&self, state: &AppState) -> Result<BackupSubject, WebError> {
+        match self {
+            Self::Service {
+                project,
+                stack,
+                service,
+            } => crate::api::backups::stack_subject(state, project, stack, service).await,
+            Self::Database { project, db } => {
+                crate::api::backups::database_subject(state, project, db).await
+            }
+        }
+        .map_err(|e| e.0)
+    }
+
+    /// The page's own URL; "Back up now" posts here too.
+    fn base(&self) -> String {
+        match self {
+            Self::Service {
+                project,
+                stack,
+                service,
+            } => format!("/projects/{project}/stacks/{stack}/services/{service}/backups"),
+            Self::Database { project, db } => format!("/projects/{project}/databases/{db}/backups"),
+        }
+    }
+
+    async fn page(
+        &self,
+        state: &AppState,
+        user: &CurrentUser,
+        form: ScheduleForm,
+        errors: FieldErrors,
+        flash: (String, bool),
+    ) -> Result<SubjectBackupsPage, WebError> {
+        let subject = self.subject(state).await?;
+        let (project, parent, name, name_url) = match self {
+            Self::Service {
+                project,
+                stack,
+                service,
+            } => (
+                project,
+                Some((stack.clone(), format!("/projects/{project}/stacks/{stack}"))),
+                service,
+                None,
+            ),
+            Self::Database { project, db } => (
+                project,
+                None,
+                db,
+                Some(format!("/projects/{project}/databases/{db}")),
+            ),
+        };
+        let section =
+            BackupsSection::load(state, &subject, name.clone(), self.base(), form, errors).await?;
+        Ok(SubjectBackupsPage {
+            chrome: Chrome::from(user),
+            project: project.clone(),
+            parent,
+            name: name.clone(),
+            name_url,
+            section,
+            flash: flash.0,
+            flash_error: flash.1,
+        })
+    }
+
+    async fn back_up_now(
+        &self,
+        state: &AppState,
+        user: &CurrentUser,
+        form: BackUpForm,
+    ) -> Result<Response, WebError> {
+        let subject = self.subject(state).await?;
+        let flash = match state
+            .backups
+            .back_up_now(
+                &subject,
+                &BackupNowRequest {
+                    destinations: Vec::new(),
+                    passphrase: Some(form.passphrase).filter(|p| !p.is_empty()),
+                },
+            )
+            .await
+        {
+            Ok(id) => (format!("Backup {id} started."), false),
+            Err(e) => (WebError::from(e).public_message(), true),
+        };
+        let page = self
+            .page(
+                state,
+                user,
+                ScheduleForm::default(),
+                FieldErrors::default(),
+                flash,
+            )
+            .await?;
+        Ok(render(&page).into_response())
+    }
+
+    async fn create_schedule(
+        &self,
+        state: &AppState,
+        user: &CurrentUser,
+        form: ScheduleForm,
+    ) -> Result<Response, WebError> {
+        let subject = self.subject(state).await?;
+        let made = state
+            .backups
+            .create_schedule(
+                &subject,
+                &ScheduleRequest {
+                    cron: form.cron.clone(),
+                    time_zone: if form.time_zone.trim().is_empty() {
+                        "UTC".to_owned()
+                    } else {
+                        form.time_zone.trim().to_owned()
+                    },
+                    destinations: Vec::new(),
+                    passphrase: Some(form.passphrase.clone()).filter(|p| !p.is_empty()),
+                    enabled: true,
+                },
+            )
+            .await
+            .map_err(WebError::from);
+        match made {
+            Ok(_) => Ok(Redirect::to(&self.base()).into_response()),
+            Err(err @ WebError::Invalid(_)) => {
+                let errors = super::projects::field_errors(err, "cron");
+                // Everything but the passphrase comes back filled in.
+                let form = ScheduleForm {
+                    passphrase: String::new(),
+                    ..form
+                };
+                let page = self
+                    .page(state, user, form, errors, (String::new(), false))
+                    .await?;
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+            }
+            Err(err) => Err(err),
+        }
+    }
 }
 
 async fn backups_page(
@@ -510,54 +687,25 @@ pub async fn delete_schedule(
     Ok(Redirect::to(&back).into_response())
 }
 
-async fn service_subject(
-    state: &AppState,
-    project: &str,
-    stack: &str,
-    service: &str,
-) -> Result<BackupSubject, WebError> {
-    crate::api::backups::stack_subject(state, project, stack, service)
-        .await
-        .map_err(|e| e.0)
-}
-
-async fn service_backups_page(
-    state: &AppState,
-    user: &CurrentUser,
-    (project, stack, service): (&str, &str, &str),
-    form: ScheduleForm,
-    errors: FieldErrors,
-    flash: (String, bool),
-) -> Result<ServiceBackupsPage, WebError> {
-    let subject = service_subject(state, project, stack, service).await?;
-    let base = format!("/projects/{project}/stacks/{stack}/services/{service}/backups");
-    let section =
-        BackupsSection::load(state, &subject, service.to_owned(), base, form, errors).await?;
-    Ok(ServiceBackupsPage {
-        chrome: Chrome::from(user),
-        project: project.to_owned(),
-        stack: stack.to_owned(),
-        service: service.to_owned(),
-        section,
-        flash: flash.0,
-        flash_error: flash.1,
-    })
-}
-
 pub async fn service_page(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((project, stack, service)): Path<(String, String, String)>,
 ) -> Result<Response, WebError> {
-    let page = service_backups_page(
-        &state,
-        &user,
-        (&project, &stack, &service),
-        ScheduleForm::default(),
-        FieldErrors::default(),
-        (String::new(), false),
-    )
-    .await?;
+    let owner = Owner::Service {
+        project,
+        stack,
+        service,
+    };
+    let page = owner
+        .page(
+            &state,
+            &user,
+            ScheduleForm::default(),
+            FieldErrors::default(),
+            (String::new(), false),
+        )
+        .await?;
     Ok(render(&page).into_response())
 }
 
@@ -573,31 +721,12 @@ pub async fn back_up_now(
     Path((project, stack, service)): Path<(String, String, String)>,
     CsrfForm(form): CsrfForm<BackUpForm>,
 ) -> Result<Response, WebError> {
-    let subject = service_subject(&state, &project, &stack, &service).await?;
-    let flash = match state
-        .backups
-        .back_up_now(
-            &subject,
-            &BackupNowRequest {
-                destinations: Vec::new(),
-                passphrase: Some(form.passphrase).filter(|p| !p.is_empty()),
-            },
-        )
-        .await
-    {
-        Ok(id) => (format!("Backup {id} started."), false),
-        Err(e) => (WebError::from(e).public_message(), true),
+    let owner = Owner::Service {
+        project,
+        stack,
+        service,
     };
-    let page = service_backups_page(
-        &state,
-        &user,
-        (&project, &stack, &service),
-        ScheduleForm::default(),
-        FieldErrors::default(),
-        flash,
-    )
-    .await?;
-    Ok(render(&page).into_response())
+    owner.back_up_now(&state, &user, form).await
 }
 
 pub async fn create_schedule(
@@ -606,47 +735,49 @@ pub async fn create_schedule(
     Path((project, stack, service)): Path<(String, String, String)>,
     CsrfForm(form): CsrfForm<ScheduleForm>,
 ) -> Result<Response, WebError> {
-    let subject = service_subject(&state, &project, &stack, &service).await?;
-    let made = state
-        .backups
-        .create_schedule(
-            &subject,
-            &ScheduleRequest {
-                cron: form.cron.clone(),
-                time_zone: if form.time_zone.trim().is_empty() {
-                    "UTC".to_owned()
-                } else {
-                    form.time_zone.trim().to_owned()
-                },
-                destinations: Vec::new(),
-                passphrase: Some(form.passphrase.clone()).filter(|p| !p.is_empty()),
-                enabled: true,
-            },
+    let owner = Owner::Service {
+        project,
+        stack,
+        service,
+    };
+    owner.create_schedule(&state, &user, form).await
+}
+
+pub async fn database_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, db)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let page = Owner::Database { project, db }
+        .page(
+            &state,
+            &user,
+            ScheduleForm::default(),
+            FieldErrors::default(),
+            (String::new(), false),
         )
+        .await?;
+    Ok(render(&page).into_response())
+}
+
+pub async fn back_up_database_now(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, db)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<BackUpForm>,
+) -> Result<Response, WebError> {
+    Owner::Database { project, db }
+        .back_up_now(&state, &user, form)
         .await
-        .map_err(WebError::from);
-    match made {
-        Ok(_) => Ok(Redirect::to(&format!(
-            "/projects/{project}/stacks/{stack}/services/{service}/backups"
-        ))
-        .into_response()),
-        Err(err @ WebError::Invalid(_)) => {
-            let errors = super::projects::field_errors(err, "cron");
-            let form = ScheduleForm {
-                passphrase: String::new(),
-                ..form
-            };
-            let page = service_backups_page(
-                &state,
-                &user,
-                (&project, &stack, &service),
-                form,
-                errors,
-                (String::new(), false),
-            )
-            .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
-        }
-        Err(err) => Err(err),
-    }
+}
+
+pub async fn create_database_schedule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project, db)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<ScheduleForm>,
+) -> Result<Response, WebError> {
+    Owner::Database { project, db }
+        .create_schedule(&state, &user, form)
+        .await
 }

@@ -18,12 +18,7 @@ use crate::routes::{Access, Table};
 use crate::views::{Chrome, render};
 use crate::{AppState, WebError};
 
-/// Whether the database page links to its backups. The backups of a
-/// managed database are wired in separately (issue 11's second half); until
-/// then no dead link ships. Set it when `BACKUPS_URL` answers.
-pub const SHOW_BACKUPS_LINK: bool = false;
-
-/// Where a database's backups will live (see [`SHOW_BACKUPS_LINK`]).
+/// The page of a database's backups (crates/berth-web/src/pages/backups.rs).
 pub fn backups_url(project: &str, db: &str) -> String {
     format!("/projects/{project}/databases/{db}/backups")
 }
@@ -231,7 +226,6 @@ pub struct DatabasePage {
     pub flash: String,
     pub error: bool,
     pub errors: FieldErrors,
-    pub show_backups: bool,
     pub backups_url: String,
 }
 
@@ -297,7 +291,6 @@ async fn page(
         flash: flash.0,
         error: flash.1,
         errors,
-        show_backups: SHOW_BACKUPS_LINK,
         backups_url: backups_url(project.as_str(), name.as_str()),
     })
 }

@@ -33,10 +33,12 @@
 //! Without `--bench` (e.g. `cargo test --benches`) it makes one round of one
 //! second per setup.
 //! `BERTH_BENCH_ONLY=http|https|berth-http|e2e` runs a part (e.g. under a
-//! profiler). `BERTH_BENCH_THREAD_PER_CORE=1` serves the in-process edge
-//! from two one-thread runtimes sharing the sockets instead of berth's one
-//! two-worker runtime, to measure what that design would gain (in CPU per
-//! request, nothing measurable: see docs/edge-performance.md).
+//! profiler); `BERTH_BENCH_ONLY=serve` starts the in-process setups, prints
+//! their URLs and serves until stdin closes, for a load driven from outside.
+//! `BERTH_BENCH_THREAD_PER_CORE=1` serves the in-process edge from two
+//! one-thread runtimes sharing the sockets instead of berth's one two-worker
+//! runtime, to measure what that design would gain (in CPU per request,
+//! nothing measurable: see docs/edge-performance.md).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -138,7 +140,7 @@ fn run(plan: &Plan) -> anyhow::Result<()> {
         plan.rounds,
         plan.duration.as_secs(),
     );
-    // BERTH_BENCH_ONLY=http|https|berth-http|e2e runs a part, e.g. under a profiler.
+    // BERTH_BENCH_ONLY=http|https|berth-http|e2e|serve runs a part, e.g. under a profiler.
     let only = std::env::var("BERTH_BENCH_ONLY").unwrap_or_default();
     if only != "e2e" {
         in_process(plan, &competitors, &tls, tmp.path(), &only)?;
@@ -198,6 +200,15 @@ fn in_process(
             format!("https://localhost:{}/", nginx.https_port),
             cpu,
         ));
+    }
+    if only == "serve" {
+        // For a profiler driven from outside (docs/edge-performance.md):
+        // the addresses, then serve until stdin closes.
+        println!("serve: berth http  http://{edge_http}/");
+        println!("serve: hyper alone http://{bare_hyper}/");
+        println!("serve: upstream    http://{upstream}/");
+        std::io::copy(&mut std::io::stdin(), &mut std::io::sink())?;
+        return Ok(());
     }
     if only == "berth-http" {
         let figures = rounds(plan, &http[..1])?;

@@ -133,7 +133,7 @@ http {{
         let config = format!(
             r#"global
     nbthread 2
-    maxconn 20000
+    maxconn 4096
 defaults
     mode http
     option http-keep-alive
@@ -161,7 +161,7 @@ backend app
         let child = Command::new("haproxy")
             .arg("-f")
             .arg(&conf)
-            .arg("-db")
+            .args(["-db", "-q"])
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start haproxy")?;

@@ -178,7 +178,9 @@ fn in_process(
     let bare_cpu = Cpu::threads_named("bare-hyper");
     let upstream_cpu = Cpu::threads_named("upstream");
 
-    println!("in-process: berth's edge, nginx and hyper alone in front of a hyper upstream in this process");
+    println!(
+        "in-process: berth's edge, nginx and hyper alone in front of a hyper upstream in this process"
+    );
     let setup = |name, url: String, cpu| Setup { name, url, cpu };
     let mut http = vec![
         setup("berth  http ", format!("http://{edge_http}/"), &berth_cpu),
@@ -217,7 +219,11 @@ fn in_process(
     if only.is_empty() {
         let direct = rounds(
             plan,
-            &[setup("upstream", format!("http://{upstream}/"), &upstream_cpu)],
+            &[setup(
+                "upstream",
+                format!("http://{upstream}/"),
+                &upstream_cpu,
+            )],
         )?;
         report("upstream directly", &direct[0]);
     }

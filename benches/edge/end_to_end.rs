@@ -86,7 +86,12 @@ pub fn run(
     let setup = |name, url: String, cpu| Setup { name, url, cpu };
     let names: Vec<(String, String)> = proxies
         .iter()
-        .map(|(p, _)| (format!("{:<7} http ", p.name), format!("{:<7} https", p.name)))
+        .map(|(p, _)| {
+            (
+                format!("{:<7} http ", p.name),
+                format!("{:<7} https", p.name),
+            )
+        })
         .collect();
     let mut http = vec![setup(
         "berth   http ",
@@ -155,7 +160,10 @@ fn goals(scheme: &str, berth: &Figures, others: &[(&str, &Figures)]) {
     for (name, f) in others {
         compare(&format!("berth   {scheme:<5}"), berth, name, f);
     }
-    if let Some((best, f)) = others.iter().min_by(|a, b| a.1.p99_ms.total_cmp(&b.1.p99_ms)) {
+    if let Some((best, f)) = others
+        .iter()
+        .min_by(|a, b| a.1.p99_ms.total_cmp(&b.1.p99_ms))
+    {
         let names: Vec<&str> = others.iter().map(|(n, _)| *n).collect();
         let slowest = others
             .iter()

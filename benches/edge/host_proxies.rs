@@ -124,11 +124,7 @@ http {{
 
     /// HAProxy with two threads, keep-alive to the upstream (connections
     /// reused across clients), setting the same forwarded headers berth does.
-    pub fn haproxy(
-        dir: &Path,
-        upstream: SocketAddr,
-        tls: &CertFiles,
-    ) -> anyhow::Result<HostProxy> {
+    pub fn haproxy(dir: &Path, upstream: SocketAddr, tls: &CertFiles) -> anyhow::Result<HostProxy> {
         let (http_port, https_port) = (free_port()?, free_port()?);
         let config = format!(
             r#"global

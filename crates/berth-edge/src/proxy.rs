@@ -518,7 +518,11 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         // `keep-alive` (the usual token) is removed below anyway.
-        .filter(|name| !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str())))
+        .filter(|name| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        })
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in listed.iter().chain(HOP_BY_HOP.iter()) {

@@ -24,10 +24,10 @@ for setup in "berth http" "hyper alone" "upstream"; do
     name="${setup// /-}"
     url=$(grep "serve: $setup" "$out/serve.txt" | awk '{print $NF}')
     wrk -t1 -c8 -d3s "$url" >/dev/null
-    callgrind_control -i on "$vg" >/dev/null
+    callgrind_control -i on "$vg" >/dev/null 2>&1
     wrk -t1 -c8 -d"${SECS:-10}"s "$url" >"$out/wrk-$name.txt"
-    callgrind_control -i off "$vg" >/dev/null
-    callgrind_control -d "$name" "$vg" >/dev/null
+    callgrind_control -i off "$vg" >/dev/null 2>&1
+    callgrind_control -d "$name" "$vg" >/dev/null 2>&1
     requests=$(awk '/requests in/{print $1}' "$out/wrk-$name.txt")
     dump=$(grep -l "Trigger: dump $name" "$out"/cg.out.* | tail -n1)
     totals=$(awk '/^totals:/{print $2}' "$dump")

@@ -203,7 +203,7 @@ async fn bad_input_is_reported_per_field_and_keeps_what_was_typed() {
     assert!(html.contains("value=\"99999\""));
     let html = app.get_html(&format!("/projects/{project}")).await;
     assert!(
-        html.contains("No apps or stacks in this project yet"),
+        html.contains("No apps, stacks or databases in this project yet"),
         "nothing was created"
     );
 

@@ -1426,12 +1426,14 @@ impl Runtime {
         if job.kind == BACKUP_JOB {
             let _ = berth_store::backups::mark_backup_interrupted(self.store(), backup_id).await;
         }
-        // Safety backups taken by an interrupted restore.
+        // Recovery runs before the runner starts, so a backup still `running`
+        // died with berth; so did a `queued` safety backup (it runs inside its
+        // restore's job). Other `queued` backups still have their job queued
+        // and run once the runner starts: they are left alone.
         if let Ok(list) = berth_store::backups::list_backups(self.store(), None, 50).await {
-            for b in list
-                .iter()
-                .filter(|b| matches!(b.status.as_str(), "queued" | "running"))
-            {
+            for b in list.iter().filter(|b| {
+                b.status == "running" || (b.status == "queued" && b.trigger == "safety")
+            }) {
                 let _ = berth_store::backups::mark_backup_interrupted(self.store(), b.id).await;
                 let bid = b.id.to_string();
                 if let Ok(list) = self

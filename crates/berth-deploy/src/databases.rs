@@ -369,27 +369,7 @@ impl Databases {
         project: &ProjectName,
         name: &DatabaseName,
     ) -> Result<(), DeployError> {
-        let db = databases::find(self.store(), project, name).await?;
-        let lock = self.lock_for(ResourceKey::Database(db.id));
-        let _one_at_a_time = lock.lock().await;
-        databases::set_desired(self.store(), db.id, DatabaseState::Running).await?;
-        let outcome = match self
-            .docker()
-            .inspect_container(&database_container_name(project, name))
-            .await?
-        {
-            Some(c) => {
-                self.docker().start_container(&c.id).await?;
-                self.wait_ready(&c.id).await
-            }
-            None => self.launch(&db).await,
-        };
-        self.settled(
-            db.id,
-            outcome.as_ref().map(|_| ()).map_err(ToString::to_string),
-        )
-        .await;
-        outcome
+        self.run(project, name, false).await
     }
 
     pub async fn stop(
@@ -420,6 +400,17 @@ impl Databases {
         project: &ProjectName,
         name: &DatabaseName,
     ) -> Result<(), DeployError> {
+        self.run(project, name, true).await
+    }
+
+    /// Start or restart: the container if it exists (a restart stops it
+    /// first), else a new one on the volume; then waits until it is ready.
+    async fn run(
+        &self,
+        project: &ProjectName,
+        name: &DatabaseName,
+        restart: bool,
+    ) -> Result<(), DeployError> {
         let db = databases::find(self.store(), project, name).await?;
         let lock = self.lock_for(ResourceKey::Database(db.id));
         let _one_at_a_time = lock.lock().await;
@@ -430,9 +421,13 @@ impl Databases {
             .await?
         {
             Some(c) => {
-                self.docker()
-                    .restart_container(&c.id, STOP_TIMEOUT_SECS)
-                    .await?;
+                if restart {
+                    self.docker()
+                        .restart_container(&c.id, STOP_TIMEOUT_SECS)
+                        .await?;
+                } else {
+                    self.docker().start_container(&c.id).await?;
+                }
                 self.wait_ready(&c.id).await
             }
             None => self.launch(&db).await,

@@ -1969,8 +1969,13 @@ impl Backups {
         request: &ScheduleRequest,
     ) -> Result<ScheduleRow, DeployError> {
         self.resolve_subject(subject).await?;
-        let schedule = Schedule::parse(&request.cron, &request.time_zone)
-            .map_err(|e| invalid("cron", e.to_string()))?;
+        // No zone given (an empty form field, an API body without one): UTC.
+        let zone = match request.time_zone.trim() {
+            "" => "UTC",
+            zone => zone,
+        };
+        let schedule =
+            Schedule::parse(&request.cron, zone).map_err(|e| invalid("cron", e.to_string()))?;
         let destinations: Vec<i64> = self
             .pick_destinations(&request.destinations)
             .await?

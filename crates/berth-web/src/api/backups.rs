@@ -591,7 +591,7 @@ async fn schedule(
             subject,
             &ScheduleRequest {
                 cron: input.cron,
-                time_zone: input.time_zone.unwrap_or_else(|| "UTC".to_owned()),
+                time_zone: input.time_zone.unwrap_or_default(),
                 destinations: input.destinations,
                 passphrase: input.passphrase,
                 enabled: input.enabled,

@@ -413,6 +413,20 @@ impl Owner {
         })
     }
 
+    /// The page as a GET shows it: an empty schedule form, no message.
+    async fn show(&self, state: &AppState, user: &CurrentUser) -> Result<Response, WebError> {
+        let page = self
+            .page(
+                state,
+                user,
+                ScheduleForm::default(),
+                FieldErrors::default(),
+                (String::new(), false),
+            )
+            .await?;
+        Ok(render(&page).into_response())
+    }
+
     async fn back_up_now(
         &self,
         state: &AppState,
@@ -459,11 +473,7 @@ impl Owner {
                 &subject,
                 &ScheduleRequest {
                     cron: form.cron.clone(),
-                    time_zone: if form.time_zone.trim().is_empty() {
-                        "UTC".to_owned()
-                    } else {
-                        form.time_zone.trim().to_owned()
-                    },
+                    time_zone: form.time_zone.clone(),
                     destinations: Vec::new(),
                     passphrase: Some(form.passphrase.clone()).filter(|p| !p.is_empty()),
                     enabled: true,
@@ -692,21 +702,13 @@ pub async fn service_page(
     user: CurrentUser,
     Path((project, stack, service)): Path<(String, String, String)>,
 ) -> Result<Response, WebError> {
-    let owner = Owner::Service {
+    Owner::Service {
         project,
         stack,
         service,
-    };
-    let page = owner
-        .page(
-            &state,
-            &user,
-            ScheduleForm::default(),
-            FieldErrors::default(),
-            (String::new(), false),
-        )
-        .await?;
-    Ok(render(&page).into_response())
+    }
+    .show(&state, &user)
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -721,12 +723,13 @@ pub async fn back_up_now(
     Path((project, stack, service)): Path<(String, String, String)>,
     CsrfForm(form): CsrfForm<BackUpForm>,
 ) -> Result<Response, WebError> {
-    let owner = Owner::Service {
+    Owner::Service {
         project,
         stack,
         service,
-    };
-    owner.back_up_now(&state, &user, form).await
+    }
+    .back_up_now(&state, &user, form)
+    .await
 }
 
 pub async fn create_schedule(
@@ -735,12 +738,13 @@ pub async fn create_schedule(
     Path((project, stack, service)): Path<(String, String, String)>,
     CsrfForm(form): CsrfForm<ScheduleForm>,
 ) -> Result<Response, WebError> {
-    let owner = Owner::Service {
+    Owner::Service {
         project,
         stack,
         service,
-    };
-    owner.create_schedule(&state, &user, form).await
+    }
+    .create_schedule(&state, &user, form)
+    .await
 }
 
 pub async fn database_page(
@@ -748,16 +752,7 @@ pub async fn database_page(
     user: CurrentUser,
     Path((project, db)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let page = Owner::Database { project, db }
-        .page(
-            &state,
-            &user,
-            ScheduleForm::default(),
-            FieldErrors::default(),
-            (String::new(), false),
-        )
-        .await?;
-    Ok(render(&page).into_response())
+    Owner::Database { project, db }.show(&state, &user).await
 }
 
 pub async fn back_up_database_now(
